@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.8
+PEOPLE ?= 10000
+
+.PHONY: demo test lint bench lock clean
+
+# The environment: a venv, uv inside it, then the project and its dev tools at the locked versions.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --editable '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/hub demo --people $(PEOPLE)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run_all.py
+
+# Re-resolve the lock after changing pyproject.toml.
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile --python $(BIN)/python --extra dev pyproject.toml -o constraints.txt --quiet
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Identity resolution: standardisation, the Splink model, clustering, citizen ids, survivorship."""

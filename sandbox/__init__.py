@@ -1,0 +1,1 @@
+"""A synthetic commune with ground truth, and the simulated silos seeded from it."""

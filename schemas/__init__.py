@@ -1,0 +1,1 @@
+"""The canonical contract, quality suites and register of processing. Imports nothing of the project."""

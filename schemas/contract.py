@@ -1,0 +1,308 @@
+"""The canonical contract: every table the hub's own layers hold, as data.
+
+One place says what each column is called, its type and what it means. The warehouse
+creates its tables from here, the staging models must produce exactly these columns, the
+quality gate checks against them and the docs are generated from them.
+
+Logical types are portable: each maps to one DuckDB type, one PostgreSQL type and one
+Arrow type (see ``SQL_TYPES`` / ``arrow_type``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+# Certification (proof) levels of an identity attribute, lowest first.
+CERTIFICATION_LEVELS = {
+    0: "declaratif",  # what the citizen typed
+    1: "justificatif",  # a document checked by an agent
+    2: "franceconnect",  # FranceConnect / an authentic source
+}
+
+ROLES = ("usager", "parent", "enfant", "debiteur", "dirigeant", "contact", "demandeur")
+HOUSEHOLD_ROLES = ("responsable", "conjoint", "enfant")
+INTERACTION_KINDS = (
+    "demande",
+    "facture",
+    "paiement",
+    "inscription",
+    "subvention",
+    "ticket",
+    "rendez-vous",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # one of SQL_TYPES
+    meaning: str
+    nullable: bool = True
+    personal: bool = False  # personal data in the GDPR sense (drives the register and log hygiene)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: str  # warehouse schema (namespace) the table lives in
+    meaning: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+
+# logical type -> (DuckDB, PostgreSQL)
+SQL_TYPES: dict[str, tuple[str, str]] = {
+    "text": ("VARCHAR", "TEXT"),
+    "int": ("INTEGER", "INTEGER"),
+    "bigint": ("BIGINT", "BIGINT"),
+    "double": ("DOUBLE", "DOUBLE PRECISION"),
+    "bool": ("BOOLEAN", "BOOLEAN"),
+    "date": ("DATE", "DATE"),
+    "timestamptz": ("TIMESTAMPTZ", "TIMESTAMPTZ"),
+    "money": ("DECIMAL(14,2)", "NUMERIC(14,2)"),
+    "json": ("VARCHAR", "TEXT"),  # JSON text: portable, and readable by both engines' JSON functions
+}
+
+
+def arrow_type(logical: str) -> pa.DataType:
+    return {
+        "text": pa.string(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "money": pa.decimal128(14, 2),
+        "json": pa.string(),
+    }[logical]
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in table.columns])
+
+
+C = Column
+
+# ---------------------------------------------------------------- canonical (what staging produces)
+
+PERSON_RECORD = Table(
+    "person_record",
+    "core",
+    "One person as one source system knows them.",
+    (
+        C("record_key", "text", "`<source_system>:<source_id>`, unique across the hub", nullable=False),
+        C("source_system", "text", "the silo: finance, family, associations, ...", nullable=False),
+        C("source_id", "text", "the record's id in its silo (entity-prefixed where the silo has several)",
+          nullable=False),
+        C("role", "text", "usager, parent, enfant, debiteur, dirigeant, contact, demandeur", nullable=False),
+        C("given_names", "text", "all prénoms known, in order, space-separated, as the silo wrote them",
+          personal=True),
+        C("birth_name", "text", "nom de naissance, when the silo distinguishes it", personal=True),
+        C("usage_name", "text", "nom d'usage (or the only name the silo has)", personal=True),
+        C("sex", "text", "F or M", personal=True),
+        C("birth_date", "date", "date of birth (first of month/year when only those are known)",
+          personal=True),
+        C("birth_date_precision", "text", "day, month or year"),
+        C("birth_place_code", "text", "INSEE COG code of the commune of birth", personal=True),
+        C("birth_country_code", "text", "ISO 3166 alpha-2 country of birth", personal=True),
+        C("email", "text", "e-mail address as given", personal=True),
+        C("phone", "text", "phone number, E.164 (+33…) when it could be normalised", personal=True),
+        C("address_line", "text", "street line (number, type, name)", personal=True),
+        C("postcode", "text", "postcode", personal=True),
+        C("city", "text", "commune name", personal=True),
+        C("city_code", "text", "INSEE COG code of the commune", personal=True),
+        C("country", "text", "ISO 3166 alpha-2 country of the address"),
+        C("certification_level", "int", "0 declaratif, 1 justificatif checked by an agent, 2 FranceConnect",
+          nullable=False),
+        C("updated_at", "timestamptz", "last change in the silo"),
+        C("deleted_at", "timestamptz", "when the silo deleted the record (null when alive)"),
+    ),
+    key=("record_key",),
+)
+
+HOUSEHOLD_MEMBERSHIP = Table(
+    "household_membership",
+    "core",
+    "A person's place in a household as one silo groups people (family, debtor group).",
+    (
+        C("source_system", "text", "the silo", nullable=False),
+        C("household_id", "text", "`<source_system>:<the silo's grouping id>`", nullable=False),
+        C("record_key", "text", "the member's person_record", nullable=False),
+        C("role", "text", "responsable, conjoint or enfant", nullable=False),
+        C("valid_from", "date", "membership start when known"),
+        C("valid_to", "date", "membership end when known (null: current)"),
+    ),
+    key=("household_id", "record_key"),
+)
+
+INTERACTION = Table(
+    "interaction",
+    "core",
+    "Anything a citizen asked for, did or owes, in any silo.",
+    (
+        C("interaction_key", "text", "`<source_system>:<source_id>`", nullable=False),
+        C("source_system", "text", "the silo", nullable=False),
+        C("source_id", "text", "id in the silo (entity-prefixed)", nullable=False),
+        C("record_key", "text", "the person_record it belongs to", nullable=False),
+        C("kind", "text", "demande, facture, paiement, inscription, subvention, ticket, rendez-vous",
+          nullable=False),
+        C("service", "text", "the service concerned (cantine, eau, vie associative, ...)"),
+        C("title", "text", "short label"),
+        C("status", "text", "the silo's status, lower case"),
+        C("opened_at", "timestamptz", "when it started / was issued", nullable=False),
+        C("closed_at", "timestamptz", "when it ended / was paid / was decided"),
+        C("due_at", "timestamptz", "deadline: payment due date or legal answer deadline"),
+        C("amount", "money", "amount in `currency`"),
+        C("currency", "text", "ISO 4217"),
+        C("channel", "text", "guichet, web, courrier, telephone, ..."),
+        C("details", "json", "anything else the silo says, as a JSON object"),
+    ),
+    key=("interaction_key",),
+)
+
+ORGANISATION = Table(
+    "organisation",
+    "core",
+    "An association or company that people act for.",
+    (
+        C("organisation_key", "text", "`<source_system>:<source_id>`", nullable=False),
+        C("source_system", "text", "the silo", nullable=False),
+        C("source_id", "text", "id in the silo", nullable=False),
+        C("name", "text", "name", nullable=False),
+        C("rna", "text", "RNA number (W + 9 digits)"),
+        C("siren", "text", "SIREN (9 digits)"),
+        C("siret", "text", "SIRET (14 digits)"),
+        C("address_line", "text", "street line"),
+        C("postcode", "text", "postcode"),
+        C("city", "text", "commune"),
+    ),
+    key=("organisation_key",),
+)
+
+ORGANISATION_ROLE = Table(
+    "organisation_role",
+    "core",
+    "A person's role in an organisation (président, trésorier, contact, ...).",
+    (
+        C("organisation_key", "text", "the organisation", nullable=False),
+        C("record_key", "text", "the person_record", nullable=False),
+        C("role", "text", "the function, lower case", nullable=False),
+        C("valid_from", "date", "start when known"),
+        C("valid_to", "date", "end when known"),
+    ),
+    key=("organisation_key", "record_key", "role"),
+)
+
+CANONICAL_TABLES = (PERSON_RECORD, HOUSEHOLD_MEMBERSHIP, INTERACTION, ORGANISATION, ORGANISATION_ROLE)
+
+# ---------------------------------------------------------------- operations
+
+QUARANTINE = Table(
+    "quarantine",
+    "ops",
+    "Source rows not loaded, with the reason; nothing is dropped silently.",
+    (
+        C("run_id", "text", "the pipeline run", nullable=False),
+        C("source_system", "text", "the silo", nullable=False),
+        C("entity", "text", "source entity or canonical table", nullable=False),
+        C("stage", "text", "extract (could not be read) or quality (failed the gate)", nullable=False),
+        C("locator", "text", "where: file:line, page/offset, table:key", nullable=False),
+        C("field", "text", "the offending field, when one"),
+        C("reason_code", "text", "stable machine code, e.g. bad_date, missing_key, wrong_column_count",
+          nullable=False),
+        C("reason", "text", "human explanation (never contains the value itself)", nullable=False),
+        C("payload", "json", "the row as read, so it can be fixed and replayed", personal=True),
+        C("quarantined_at", "timestamptz", "when", nullable=False),
+    ),
+)
+
+SOURCE_RUN = Table(
+    "source_run",
+    "ops",
+    "Per run, per source entity: rows read, loaded and quarantined (read = loaded + quarantined).",
+    (
+        C("run_id", "text", "the pipeline run", nullable=False),
+        C("source_system", "text", "the silo", nullable=False),
+        C("entity", "text", "source entity", nullable=False),
+        C("rows_read", "bigint", "rows the source delivered", nullable=False),
+        C("rows_loaded", "bigint", "rows stored in raw", nullable=False),
+        C("rows_quarantined", "bigint", "rows set aside", nullable=False),
+        C("status", "text", "ok or failed", nullable=False),
+        C("error", "text", "the error when failed (no personal data)"),
+        C("finished_at", "timestamptz", "when", nullable=False),
+    ),
+    key=("run_id", "source_system", "entity"),
+)
+
+# ---------------------------------------------------------------- golden
+
+CITIZEN = Table(
+    "citizen",
+    "golden",
+    "One row per resolved person: the hub's persistent id and surviving attributes.",
+    (
+        C("citizen_id", "text", "persistent id of the person in the hub", nullable=False),
+        C("given_names", "text", "surviving prénoms", personal=True),
+        C("birth_name", "text", "surviving nom de naissance", personal=True),
+        C("usage_name", "text", "surviving nom d'usage", personal=True),
+        C("sex", "text", "F or M", personal=True),
+        C("birth_date", "date", "surviving birth date", personal=True),
+        C("email", "text", "surviving e-mail", personal=True),
+        C("phone", "text", "surviving phone (E.164)", personal=True),
+        C("address_line", "text", "surviving address line", personal=True),
+        C("postcode", "text", "surviving postcode", personal=True),
+        C("city", "text", "surviving commune", personal=True),
+        C("record_count", "int", "number of linked source records", nullable=False),
+        C("source_systems", "text", "comma-separated silos that know the person", nullable=False),
+        C("updated_at", "timestamptz", "when the golden row was last rebuilt", nullable=False),
+    ),
+    key=("citizen_id",),
+)
+
+CITIZEN_LINK = Table(
+    "citizen_link",
+    "golden",
+    "Which citizen each source person_record belongs to, and how sure the hub is.",
+    (
+        C("record_key", "text", "the source record", nullable=False),
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("match_probability", "double", "best pairwise probability tying it into its cluster "
+          "(1.0 for a citizen of one record)", nullable=False),
+        C("model_version", "text", "the Splink model that scored it", nullable=False),
+        C("run_id", "text", "the resolution run", nullable=False),
+    ),
+    key=("record_key",),
+)
+
+RESOLUTION_RUN = Table(
+    "resolution_run",
+    "golden",
+    "One row per resolution run: what it saw and what it produced.",
+    (
+        C("run_id", "text", "the run", nullable=False),
+        C("model_version", "text", "model used", nullable=False),
+        C("records", "bigint", "person records resolved", nullable=False),
+        C("pairs_scored", "bigint", "candidate pairs scored", nullable=False),
+        C("citizens", "bigint", "citizens produced", nullable=False),
+        C("threshold", "double", "match probability threshold used for clustering", nullable=False),
+        C("finished_at", "timestamptz", "when", nullable=False),
+    ),
+    key=("run_id",),
+)
+
+GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN)
+OPS_TABLES = (QUARANTINE, SOURCE_RUN)
+ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES

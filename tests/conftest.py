@@ -1,0 +1,77 @@
+"""Shared fixtures: real engines and servers.
+
+Server tests skip with a reason when the server is absent, except under CI (CI=true), where a
+missing server fails the test: the suite must prove it ran them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MARIADB_HOST = os.environ.get("HUB_TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("HUB_TEST_MARIADB_PORT", "3306"))
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    reason = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; under CI a server test may not be skipped")
+    pytest.skip(reason)
+
+
+def _pg_connect(dbname: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname,
+                           autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    try:
+        admin = _pg_connect()
+    except Exception as e:  # noqa: BLE001 - any failure to connect means "absent"
+        _unavailable("PostgreSQL on 127.0.0.1:5432", e)
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with _pg_connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database, dropped afterwards."""
+    import pymysql
+
+    try:
+        con = pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="",
+                              connect_timeout=3, autocommit=True)
+    except Exception as e:  # noqa: BLE001
+        _unavailable(f"MariaDB on {MARIADB_HOST}:{MARIADB_PORT}", e)
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    with con.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
+    finally:
+        with con.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        con.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_url(request, tmp_path) -> str:
+    """Every warehouse test runs on both engines: an empty DuckDB file, or an empty PG database."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    return request.getfixturevalue("postgres_url")

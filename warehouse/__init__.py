@@ -1,0 +1,1 @@
+"""The warehouse: engine (DuckDB or PostgreSQL from one URL), layered models, golden tables, quarantine."""
