@@ -1,0 +1,256 @@
+"""The warehouse engine: DuckDB (embedded default) or PostgreSQL, chosen by one URL.
+
+``duckdb:///var/hub.duckdb`` or ``postgresql://user@host:5432/db``. SQL given to
+:meth:`Warehouse.execute` / :meth:`Warehouse.arrow` is written once, portable across both
+engines, with ``:name`` bound parameters (never string-built from input).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from schemas.contract import SQL_TYPES, Table, arrow_schema
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "duckdb:///var/hub.duckdb"
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def warehouse_url_from_env() -> str:
+    return os.environ.get("HUB_WAREHOUSE_URL", DEFAULT_URL)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    p = urlparse(url)
+    if p.password:
+        return url.replace(f":{p.password}@", ":***@")
+    return url
+
+
+class Warehouse:
+    """One connection to the warehouse. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, url: str | None = None):
+        self.url = url or warehouse_url_from_env()
+        scheme = urlparse(self.url).scheme.split("+")[0]
+        if scheme == "duckdb":
+            import duckdb
+
+            path = self.url.split("duckdb:///", 1)[1] if "duckdb:///" in self.url else ""
+            if not path:
+                raise ValueError(f"DuckDB warehouse URL needs a file path: {self.url!r}")
+            self.kind = "duckdb"
+            self.path: Path | None = Path(path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(str(self.path))
+            self._con.execute("SET TimeZone = 'UTC'")
+        elif scheme in ("postgresql", "postgres"):
+            import psycopg
+
+            self.kind = "postgres"
+            self.path = None
+            try:
+                self._con = psycopg.connect(_libpq_url(self.url), autocommit=True)
+            except psycopg.OperationalError as e:
+                raise ConnectionError(f"cannot reach the PostgreSQL warehouse at {redact(self.url)}") from e
+            self._con.execute("SET TIME ZONE 'UTC'")
+        else:
+            raise ValueError(f"unsupported warehouse URL scheme {scheme!r} (use duckdb:/// or postgresql://)")
+
+    # ------------------------------------------------------------------ basics
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+    @property
+    def connection(self):
+        """The native connection (duckdb or psycopg), for the few places that need it (dlt, Splink)."""
+        return self._con
+
+    def _sql(self, sql: str) -> str:
+        if self.kind == "duckdb":
+            return _PARAM.sub(r"$\1", sql)
+        return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run one statement (DDL or DML) and discard any result."""
+        if self.kind == "duckdb":
+            self._con.execute(self._sql(sql), dict(params or {})).fetchall()
+        else:
+            self._con.execute(self._sql(sql), dict(params or {}))
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        if self.kind == "duckdb":
+            return self._con.execute(self._sql(sql), dict(params or {})).fetchall()
+        with self._con.cursor() as cur:
+            cur.execute(self._sql(sql), dict(params or {}))
+            return cur.fetchall() if cur.description else []
+
+    def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        r = self.rows(sql, params)
+        return r[0][0] if r else None
+
+    def dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.arrow(sql, params).to_pylist()
+
+    def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """A query's result as an Arrow table."""
+        if self.kind == "duckdb":
+            return self._con.sql(self._sql(sql), params=dict(params or {})).to_arrow_table()
+        with self._con.cursor() as cur:
+            cur.execute(self._sql(sql), dict(params or {}))
+            names = [d.name for d in cur.description]
+            data = cur.fetchall()
+        return pa.table({n: [r[i] for r in data] for i, n in enumerate(names)}) if data else pa.table(
+            {n: pa.array([], pa.null()) for n in names}
+        )
+
+    # ------------------------------------------------------------------ schema
+    def create_schema(self, schema: str) -> None:
+        self.execute(f'CREATE SCHEMA IF NOT EXISTS "{_ident(schema)}"')
+
+    def ensure_table(self, table: Table) -> None:
+        """Create a contract table if it does not exist."""
+        self.create_schema(table.schema)
+        col = 0 if self.kind == "duckdb" else 1
+        cols = ", ".join(
+            f'"{c.name}" {SQL_TYPES[c.type][col]}{"" if c.nullable else " NOT NULL"}' for c in table.columns
+        )
+        key = f', PRIMARY KEY ({", ".join(table.key)})' if table.key else ""
+        self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({cols}{key})")
+
+    def ensure_tables(self, tables: Iterable[Table]) -> None:
+        for t in tables:
+            self.ensure_table(t)
+
+    def table_exists(self, schema: str, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s AND table_name = :n",
+                {"s": schema, "n": name},
+            )
+        )
+
+    def columns_of(self, schema: str, name: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.rows(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = :s AND table_name = :n ORDER BY ordinal_position",
+                {"s": schema, "n": name},
+            )
+        ]
+
+    # ------------------------------------------------------------------ bulk writes
+    def write(self, table: Table, data: pa.Table, *, replace: bool = False,
+              delete_where: tuple[str, Mapping[str, Any]] | None = None) -> int:
+        """Write an Arrow table into a contract table, in one transaction.
+
+        ``replace`` empties the table first; ``delete_where`` (SQL condition, params) deletes the
+        rows a re-run would write again, so a step run twice leaves the same warehouse.
+        """
+        self.ensure_table(table)
+        data = conform(data, table)
+        target = qualified(table)
+        cols = ", ".join(f'"{n}"' for n in table.column_names)
+        self._begin()
+        try:
+            if replace:
+                self.execute(f"DELETE FROM {target}")
+            elif delete_where:
+                self.execute(f"DELETE FROM {target} WHERE {delete_where[0]}", delete_where[1])
+            if data.num_rows:
+                if self.kind == "duckdb":
+                    self._con.register("_hub_incoming", data)
+                    try:
+                        self._con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _hub_incoming")
+                    finally:
+                        self._con.unregister("_hub_incoming")
+                else:
+                    self._copy_into(target, cols, data)
+            self._commit()
+        except Exception:
+            self._rollback()
+            raise
+        return data.num_rows
+
+    def _copy_into(self, target: str, cols: str, data: pa.Table) -> None:
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        copy_sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        with self._con.cursor() as cur, cur.copy(copy_sql) as cp:
+            cp.write(buf.getvalue())
+
+    def _begin(self) -> None:
+        if self.kind == "duckdb":
+            self._con.execute("BEGIN TRANSACTION")
+        else:
+            self._con.execute("BEGIN")
+
+    def _commit(self) -> None:
+        self._con.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        try:
+            self._con.execute("ROLLBACK")
+        except Exception:
+            log.debug("rollback had nothing to undo")
+
+    # ------------------------------------------------------------------ dlt
+    def dlt_destination(self):
+        """The dlt destination writing into this warehouse (raw_<system> datasets land as schemas)."""
+        import dlt
+
+        if self.kind == "duckdb":
+            return dlt.destinations.duckdb(credentials=self._con)
+        return dlt.destinations.postgres(credentials=self.url)
+
+
+def qualified(table: Table) -> str:
+    return f'"{_ident(table.schema)}"."{_ident(table.name)}"'
+
+
+def _ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"not a safe SQL identifier: {name!r}")
+    return name
+
+
+def _libpq_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return "postgresql://" + rest if scheme != "postgresql" else url
+
+
+def conform(data: pa.Table, table: Table) -> pa.Table:
+    """Arrow data with exactly the contract's columns, in order, cast to the contract's types.
+
+    A missing column is an error naming it: staging must produce the whole contract.
+    """
+    schema = arrow_schema(table)
+    missing = [n for n in schema.names if n not in data.column_names]
+    if missing:
+        raise ValueError(f"{table.schema}.{table.name}: missing column(s) {', '.join(missing)}")
+    cols: Sequence[pa.Array] = []
+    for f in schema:
+        col = data.column(f.name)
+        if not col.type.equals(f.type):
+            col = col.cast(f.type) if col.type != pa.null() else pa.nulls(len(col), f.type)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=schema)
