@@ -1,0 +1,212 @@
+"""The `hub` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hub.settings import SettingsError, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _reader() -> str:
+    """Who is reading: the agent's login (HUB_READER overrides, e.g. behind a shared account)."""
+    return os.environ.get("HUB_READER") or getpass.getuser()
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (never personal data).")
+def main(verbose: bool) -> None:
+    """Citizen data hub: silos in, golden citizen records out."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # dlt and Airflow are chatty at INFO; keep the terminal for the hub's own progress.
+    for noisy in ("dlt", "great_expectations", "splink"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# ------------------------------------------------------------------------------------------ progress
+class _Steps:
+    """A live progress display: one line per pipeline step with its outcome."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"),
+                                 TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=console)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Steps:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, step: str, msg: str) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=1, msg=msg)
+        done = msg != "running"
+        self.progress.update(self.tasks[step], msg=msg, completed=1 if done else 0)
+
+
+# ------------------------------------------------------------------------------------------ demo / run
+@main.command()
+@click.option("--people", default=10_000, show_default=True, help="Size of the sandbox commune.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the synthetic population.")
+@click.option("--var", "var_dir", default="var", show_default=True, type=click.Path(path_type=Path),
+              help="Where the sandbox, the warehouse and dlt's state go.")
+def demo(people: int, seed: int, var_dir: Path) -> None:
+    """Generate a commune, start its simulated silos, run the whole job, report what it found."""
+    from hub.demo import demo as run_demo
+    from hub.report import print_demo
+
+    with _Steps() as steps:
+        result = run_demo(var_dir, people, seed, progress=steps,
+                          warehouse_url=os.environ.get("HUB_WAREHOUSE_URL"))
+    print_demo(console, result)
+
+
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path), help="Settings file (default: $HUB_CONFIG, var/hub.toml).")
+def run(config: Path | None) -> None:
+    """Run the pipeline on the configured sources: ingest, canonical layer, resolution, golden."""
+    from hub.pipeline import run as run_pipeline
+    from hub.report import print_run
+
+    settings = _settings(config)
+    with _Steps() as steps:
+        report = run_pipeline(settings, progress=steps)
+    print_run(console, settings, report)
+    if report.failed:
+        sys.exit(1)
+
+
+def _settings(config: Path | None):
+    try:
+        return load_settings(config)
+    except SettingsError as e:
+        err.print(f"[red]settings:[/red] {e}")
+        sys.exit(2)
+
+
+# ------------------------------------------------------------------------------------------ citizen
+@main.group()
+def citizen() -> None:
+    """Find a citizen and see the 360° view (every read is recorded in the access log)."""
+
+
+_purpose = click.option("--purpose", default="accueil usager", show_default=True,
+                        help="Why you are reading: recorded in the access log with your login.")
+_config = click.option("--config", type=click.Path(path_type=Path), help="Settings file.")
+
+
+@citizen.command("search")
+@click.argument("text")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_purpose
+@_config
+def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: Path | None) -> None:
+    """Search citizens by name, birth date (dd/mm/yyyy), e-mail or phone."""
+    from warehouse.citizen_view import search
+
+    from warehouse.engine import Warehouse
+
+    settings = _settings(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        hits = search(wh, text, limit=limit, reader=_reader(), purpose=purpose)
+    if as_json:
+        click.echo(json.dumps(hits, ensure_ascii=False, indent=2, default=str))
+        return
+    if not hits:
+        console.print("No citizen matches.")
+        return
+    t = Table("citizen_id", "prénoms", "nom", "né(e) le", "commune", "silos", box=None)
+    for h in hits:
+        t.add_row(h["citizen_id"], h.get("given_names") or "", _name(h), _date(h.get("birth_date")),
+                  h.get("city") or "", h.get("source_systems") or "")
+    console.print(t)
+
+
+@citizen.command("show")
+@click.argument("citizen_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
+@_purpose
+@_config
+def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | None) -> None:
+    """The 360° view of one citizen: identity, linked records, household, roles, timeline."""
+    from warehouse.citizen_view import show
+
+    from hub.report import print_citizen
+    from warehouse.engine import Warehouse
+
+    settings = _settings(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        view = show(wh, citizen_id, reader=_reader(), purpose=purpose)
+    if view is None:
+        err.print(f"No citizen {citizen_id}.")
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2, default=str))
+        return
+    print_citizen(console, view)
+
+
+def _name(h: dict) -> str:
+    usage, birth = h.get("usage_name"), h.get("birth_name")
+    if birth and usage and birth != usage:
+        return f"{usage} (née {birth})" if h.get("sex") == "F" else f"{usage} (né {birth})"
+    return usage or birth or ""
+
+
+def _date(d: Any) -> str:
+    if not d:
+        return ""
+    s = str(d)[:10]
+    return f"{s[8:10]}/{s[5:7]}/{s[0:4]}" if len(s) == 10 and s[4] == "-" else s
+
+
+# ------------------------------------------------------------------------------------------ sandbox
+@main.group()
+def sandbox() -> None:
+    """The simulated silos used by the demo and the tests."""
+
+
+@sandbox.command("serve")
+@click.option("--port", default=8765, show_default=True)
+@_config
+def sandbox_serve(port: int, config: Path | None) -> None:
+    """Serve the sandbox family portal (so `hub run` can reach it after `hub demo`)."""
+    import time
+
+    from hub.demo import FAMILY_TOKEN_ENV, SANDBOX_TOKEN
+    from sandbox import open_sandbox
+
+    settings = _settings(config)
+    if settings.sandbox_root is None:
+        err.print("these settings are not the sandbox's (no [hub] sandbox_root)")
+        sys.exit(2)
+    sb = open_sandbox(settings.sandbox_root)
+    with sb.family_portal(token=os.environ.get(FAMILY_TOKEN_ENV, SANDBOX_TOKEN), port=port) as portal:
+        console.print(f"family portal at {portal.url} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The pipeline runner: the steps `hub run` calls in-process and the Airflow DAG calls as tasks.
+
+Each step takes its inputs explicitly (settings, run id), is idempotent, and returns a small
+summary of counts — never rows — so it can travel through XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hub.settings import Settings, SettingsError, Source, secret
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]  # (step, message)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: run_<UTC timestamp>_<6 hex>."""
+    now = now or datetime.now(UTC)
+    return f"run_{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
+
+
+def _warehouse(settings: Settings):
+    from warehouse.engine import Warehouse
+
+    return Warehouse(settings.warehouse_url)
+
+
+# ------------------------------------------------------------------------------------------ ingest
+def _connector_params(source: Source, settings: Settings) -> dict[str, Any]:
+    """Translate a source's settings into its connector's keyword arguments (secrets from env)."""
+    p = source.params
+    if source.kind == "finance":
+        return {"source_url": p["url"]}
+    if source.kind == "family":
+        return {"base_url": p["base_url"], "token": secret(p, "token", source.name)}
+    if source.kind == "associations":
+        return {"drop_dir": Path(p["drop_dir"])}
+    raise SettingsError(f"source {source.name!r}: unknown kind {source.kind!r}")
+
+
+def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
+    """Extract one source into raw_<system>, recording counts and quarantined rows.
+
+    A failing source is recorded as failed (with a message naming the source and locator, no
+    personal data) and raised; what earlier runs loaded stays in place.
+    """
+    from connectors.base import SourceError
+    from connectors.registry import SYSTEMS
+
+    from warehouse import ops
+
+    source = settings.source(source_name)
+    module = SYSTEMS[source.kind]
+    started = time.perf_counter()
+    with _warehouse(settings) as wh:
+        try:
+            params = _connector_params(source, settings)
+            result = module.load(wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir, **params)
+        except (SourceError, SettingsError) as e:
+            ops.record_source_runs(wh, run_id, [_failed_count(source.name, str(e))])
+            raise
+        except Exception as e:
+            # Unknown failures: keep the type and the source, not the message (it may quote data).
+            msg = f"{source.name}: unexpected {type(e).__name__} while extracting"
+            ops.record_source_runs(wh, run_id, [_failed_count(source.name, msg)])
+            raise
+        counts = [
+            {
+                "run_id": run_id,
+                "source_system": result.source_system,
+                "entity": c.entity,
+                "rows_read": c.rows_read,
+                "rows_loaded": c.rows_loaded,
+                "rows_quarantined": c.rows_quarantined,
+                "status": "ok",
+                "error": None,
+                "finished_at": datetime.now(UTC),
+            }
+            for c in result.counts
+        ]
+        ops.record_source_runs(wh, run_id, counts)
+        ops.record_quarantine(wh, run_id, result.quarantine, source_system=result.source_system)
+    summary = {
+        "source": source.name,
+        "rows_read": sum(c["rows_read"] for c in counts),
+        "rows_loaded": sum(c["rows_loaded"] for c in counts),
+        "rows_quarantined": sum(c["rows_quarantined"] for c in counts),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("ingested %s: %d read, %d loaded, %d quarantined", source.name,
+             summary["rows_read"], summary["rows_loaded"], summary["rows_quarantined"])
+    return summary
+
+
+def _failed_count(source_name: str, error: str) -> dict[str, Any]:
+    return {
+        "source_system": source_name,
+        "entity": "*",
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_quarantined": 0,
+        "status": "failed",
+        "error": error,
+        "finished_at": datetime.now(UTC),
+    }
+
+
+# ------------------------------------------------------------------------------------------ canonical
+def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Staging models → quality gate → core tables, for every source whose raw data exists."""
+    from connectors.registry import staging_models
+    from warehouse.staging import build_canonical as build
+
+    started = time.perf_counter()
+    with _warehouse(settings) as wh:
+        present = {s.name for s in settings.sources if _has_raw(wh, s.name)}
+        models = {
+            table: [(name, sql) for name, sql in entries if _model_system(name) in present]
+            for table, entries in staging_models().items()
+        }
+        counts = build(wh, models, run_id)
+    staged = sum(c.staged for c in counts)
+    passed = sum(c.passed for c in counts)
+    return {
+        "sources": sorted(present),
+        "staged": staged,
+        "passed": passed,
+        "quarantined": staged - passed,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _model_system(model_name: str) -> str:
+    # stg_<system>__<entity>s
+    return model_name.removeprefix("stg_").split("__", 1)[0]
+
+
+def _has_raw(wh, system: str) -> bool:
+    return bool(
+        wh.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s",
+            {"s": f"raw_{system}"},
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------ resolve
+def resolve(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Person records → Splink links → persistent citizen ids → golden citizens, published."""
+    from matching.identity import assign_citizen_ids
+    from matching.resolve import resolve as link
+    from matching.survivorship import golden
+    from warehouse.golden import core_person_records, previous_links, publish_resolution
+
+    started = time.perf_counter()
+    with _warehouse(settings) as wh:
+        records = core_person_records(wh)
+        previous = previous_links(wh)
+    model_json = _load_model(settings)
+    res = link(records, model_json=model_json)
+    _save_model(settings, res.model_json, res.model_version)
+    links = assign_citizen_ids(res.links, previous)
+    now = datetime.now(UTC)
+    citizens = golden(records, links, now=now)
+    import pyarrow as pa
+
+    n = links.num_rows
+    links = links.append_column("model_version", pa.array([res.model_version] * n, pa.string()))
+    links = links.append_column("run_id", pa.array([run_id] * n, pa.string()))
+    run_row = {
+        "run_id": run_id,
+        "model_version": res.model_version,
+        "records": records.num_rows,
+        "pairs_scored": res.pairs_scored,
+        "citizens": citizens.num_rows,
+        "threshold": res.threshold,
+        "finished_at": now,
+    }
+    with _warehouse(settings) as wh:
+        publish_resolution(wh, run_id, links=links, citizens=citizens, run_row=run_row)
+    summary = {k: v for k, v in run_row.items() if k != "finished_at"}
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def _model_dir(settings: Settings) -> Path:
+    return settings.var_dir / "models"
+
+
+def _load_model(settings: Settings) -> dict | None:
+    """A pinned model file from the settings ([matching] model = path), else train afresh."""
+    path = settings.extra.get("model")
+    if not path:
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _save_model(settings: Settings, model_json: dict, version: str) -> Path:
+    d = _model_dir(settings)
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{version}.json"
+    if not p.exists():
+        p.write_text(json.dumps(model_json, indent=1, sort_keys=True), encoding="utf-8")
+    return p
+
+
+# ------------------------------------------------------------------------------------------ all
+@dataclass
+class RunReport:
+    run_id: str
+    ingested: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    canonical: dict[str, Any] = field(default_factory=dict)
+    resolution: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None) -> RunReport:
+    """The whole job: ingest every source (one failing source does not stop the others), build the
+    canonical layer, resolve identities and publish the golden records."""
+    from connectors.base import SourceError
+
+    say = progress or (lambda step, msg: None)
+    report = RunReport(run_id=run_id or new_run_id())
+    started = time.perf_counter()
+    for source in settings.sources:
+        say(f"ingest {source.name}", "running")
+        try:
+            summary = ingest(settings, source.name, report.run_id)
+        except (SourceError, SettingsError) as e:
+            report.failed.append({"source": source.name, "error": str(e)})
+            say(f"ingest {source.name}", f"failed: {e}")
+            continue
+        report.ingested.append(summary)
+        say(f"ingest {source.name}", f"{summary['rows_loaded']:,} rows loaded in {summary['seconds']} s")
+    say("canonical", "running")
+    report.canonical = build_canonical(settings, report.run_id)
+    say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")
+    say("resolve", "running")
+    report.resolution = resolve(settings, report.run_id)
+    say("resolve", f"{report.resolution['citizens']:,} citizens in {report.resolution['seconds']} s")
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report

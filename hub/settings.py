@@ -1,0 +1,141 @@
+"""Settings: where the warehouse is and which sources to pull, from one TOML file.
+
+The file is found at ``$HUB_CONFIG``, else ``var/hub.toml`` (what ``hub demo`` writes).
+``HUB_WAREHOUSE_URL`` overrides the warehouse URL. Secrets are never written in the file: a
+source names the environment variable that holds its token (``token_env``).
+
+Example::
+
+    [warehouse]
+    url = "duckdb:///var/hub.duckdb"
+
+    [sources.finance]
+    kind = "finance"
+    url = "sqlite:///var/sandbox/finance.sqlite"
+
+    [sources.family]
+    kind = "family"
+    base_url = "http://127.0.0.1:8765"
+    token_env = "HUB_FAMILY_TOKEN"
+
+    [sources.associations]
+    kind = "associations"
+    drop_dir = "var/sandbox/associations"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("var/hub.toml")
+DEFAULT_WAREHOUSE_URL = "duckdb:///var/hub.duckdb"
+
+
+class SettingsError(ValueError):
+    """The configuration is missing or wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # the source_system name in the warehouse (finance, family, associations, ...)
+    kind: str  # the connector package
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse_url: str
+    sources: tuple[Source, ...]
+    var_dir: Path = Path("var")
+    config_path: Path | None = None
+    sandbox_root: Path | None = None  # set when the sources are the sandbox's (demo, tests)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt's working directory (state, load packages), kept beside the warehouse."""
+        return self.var_dir / "dlt"
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise SettingsError(f"no source named {name!r} in {self.config_path or 'the settings'}")
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the settings file (see module docstring)."""
+    p = Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG)
+    if not p.exists():
+        raise SettingsError(
+            f"no settings file at {p}: run `hub demo` to create one for the sandbox, or set HUB_CONFIG"
+        )
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{p}: not valid TOML ({e})") from e
+    return settings_from_dict(data, config_path=p)
+
+
+def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None) -> Settings:
+    where = config_path or "settings"
+    url = os.environ.get("HUB_WAREHOUSE_URL") or data.get("warehouse", {}).get("url") or DEFAULT_WAREHOUSE_URL
+    sources = []
+    for name, spec in (data.get("sources") or {}).items():
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise SettingsError(f"{where}: [sources.{name}] needs a `kind` (finance, family, associations)")
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        sources.append(Source(name=name, kind=spec["kind"], params=params))
+    hub = data.get("hub", {})
+    sandbox = hub.get("sandbox_root")
+    return Settings(
+        warehouse_url=url,
+        sources=tuple(sources),
+        var_dir=Path(hub.get("var_dir", "var")),
+        config_path=config_path,
+        sandbox_root=Path(sandbox) if sandbox else None,
+        extra=dict(data.get("matching", {})),
+    )
+
+
+def secret(params: dict[str, Any], key: str, source: str) -> str:
+    """A source's secret, read from the environment variable its settings name (``<key>_env``)."""
+    env = params.get(f"{key}_env")
+    if not env:
+        raise SettingsError(f"source {source!r}: set `{key}_env` to the environment variable holding its {key}")
+    value = os.environ.get(env)
+    if not value:
+        raise SettingsError(f"source {source!r}: environment variable {env} (its {key}) is not set")
+    return value
+
+
+def render_toml(settings: dict[str, Any]) -> str:
+    """A minimal TOML writer for the flat two-level settings this module reads."""
+    lines: list[str] = []
+
+    def emit(table: str, values: dict[str, Any]) -> None:
+        lines.append(f"[{table}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+
+    for section, values in settings.items():
+        if section == "sources":
+            for name, spec in values.items():
+                emit(f"sources.{name}", spec)
+        else:
+            emit(section, values)
+    return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
