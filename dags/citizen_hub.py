@@ -6,7 +6,7 @@ does not stop the others and each retries on its own), build the canonical layer
 quality gate, resolve identities and publish the golden records, then report.
 
 The tasks call the same library functions as `hub run` (`hub.pipeline`). Settings come from
-`$HUB_CONFIG` (or the `config` param). Only run ids and counts travel through XCom — never rows.
+`$HUB_CONFIG` (or the `config` param). Only the hub's run id (`hub_run`) and counts travel through XCom — never rows.
 On the DuckDB warehouse every writing task takes the single slot of pool `hub_warehouse`
 (DuckDB allows one writer); on PostgreSQL raise the pool's slots.
 """
@@ -50,22 +50,22 @@ def citizen_hub():
         return [s.name for s in _settings(params["config"]).sources]
 
     @task(pool=WRITER_POOL, map_index_template="{{ task.op_kwargs['source'] }}")
-    def ingest(source: str, run_id: str, params=None) -> dict:
+    def ingest(source: str, hub_run: str, params=None) -> dict:
         from hub.pipeline import ingest as run_ingest
 
-        return run_ingest(_settings(params["config"]), source, run_id)
+        return run_ingest(_settings(params["config"]), source, hub_run)
 
     @task(pool=WRITER_POOL, trigger_rule="all_done")
-    def build_canonical(run_id: str, params=None) -> dict:
+    def build_canonical(hub_run: str, params=None) -> dict:
         from hub.pipeline import build_canonical as build
 
-        return build(_settings(params["config"]), run_id)
+        return build(_settings(params["config"]), hub_run)
 
     @task(pool=WRITER_POOL)
-    def resolve(run_id: str, params=None) -> dict:
+    def resolve(hub_run: str, params=None) -> dict:
         from hub.pipeline import resolve as run_resolve
 
-        return run_resolve(_settings(params["config"]), run_id)
+        return run_resolve(_settings(params["config"]), hub_run)
 
     @task
     def report(ingested: list[dict], canonical: dict, resolution: dict) -> dict:
@@ -76,11 +76,11 @@ def citizen_hub():
             "citizens": resolution["citizens"],
         }
 
-    run_id = start_run()
-    ingested = ingest.partial(run_id=run_id).expand(source=list_sources())
-    canonical = build_canonical(run_id)
+    hub_run = start_run()
+    ingested = ingest.partial(hub_run=hub_run).expand(source=list_sources())
+    canonical = build_canonical(hub_run)
     ingested >> canonical
-    resolution = resolve(run_id)
+    resolution = resolve(hub_run)
     canonical >> resolution
     report(ingested, canonical, resolution)
 
