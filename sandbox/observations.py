@@ -1,0 +1,576 @@
+"""How each silo sees the commune: who is in it, and with which errors.
+
+:func:`observe` turns a :class:`~sandbox.population.Population` into the silos' own person
+tables (silo field names, silo-style noise, plus ``person_id``, the ground truth). The renderers
+write those tables out in each silo's format; :func:`person_records` maps them to the canonical
+``person_record`` columns (what the staging layer is meant to produce), for measuring matching
+without going through the connectors.
+
+Noise, as real silos disagree: nom d'usage vs nom de naissance, first prénom only, accents
+dropped, upper case, hyphen vs space in compound names, one-character typos, day/month swaps,
+an old address after a move, missing e-mail/phone, phone formats, e-mail case, duplicates of one
+person inside a silo. Hard negatives come from the population itself: twins, namesakes,
+household members sharing surname, address, landline and sometimes e-mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from sandbox.population import REFERENCE_DATE, Population, ascii_fold, generate_population
+from schemas.contract import PERSON_RECORD, arrow_schema
+
+# Observation noise draws from its own stream, so changing it never reshuffles the population.
+_STREAM = 1
+
+REFERENCE_TIME = datetime(REFERENCE_DATE.year, REFERENCE_DATE.month, REFERENCE_DATE.day, 6, 0, tzinfo=UTC)
+_REF_S = np.datetime64(REFERENCE_TIME.replace(tzinfo=None).isoformat(), "s")
+
+# Per-silo noise rates (probabilities per record).
+FINANCE_HOUSEHOLD_SHARE = 0.40
+FINANCE_DUPLICATE_RATE = 0.02
+TYPO_RATE = {"finance": 0.04, "family": 0.03, "associations": 0.05}
+DATE_SWAP_RATE = 0.01
+DIRIGEANT_SHARE = 0.04
+
+_ABBREVIATIONS = {
+    "rue": ("RUE", "RUE", "R"),
+    "avenue": ("AVENUE", "AV", "AVE"),
+    "boulevard": ("BOULEVARD", "BD", "BLVD"),
+    "impasse": ("IMPASSE", "IMP"),
+    "allée": ("ALLEE", "ALL"),
+    "place": ("PLACE", "PL"),
+    "chemin": ("CHEMIN", "CHE", "CH"),
+}
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@dataclass(frozen=True)
+class Observations:
+    """The silos' person-level tables (silo field names + ``person_id``), before rendering."""
+
+    finance_tiers: pa.Table
+    family_familles: pa.Table
+    family_responsables: pa.Table
+    family_enfants: pa.Table
+    associations: pa.Table
+    dirigeants: pa.Table
+    seed: int
+
+
+# ---------------------------------------------------------------------------- noise primitives
+
+
+def typo(text: str, op: int, where: float, letter: int) -> str:
+    """One-character edit of ``text``: substitute, delete, transpose or double a letter."""
+    if len(text) < 3:
+        return text
+    pos = 1 + int(where * (len(text) - 2))  # never the first letter: people rarely miss that one
+    ch = _LETTERS[letter % 26]
+    if text[pos - 1].isupper() and text[pos].isupper():
+        ch = ch.upper()
+    if op == 0:
+        return text[:pos] + ch + text[pos + 1:]
+    if op == 1:
+        return text[:pos] + text[pos + 1:]
+    if op == 2 and pos + 1 < len(text):
+        return text[:pos] + text[pos + 1] + text[pos] + text[pos + 2:]
+    return text[:pos] + text[pos] + text[pos:]
+
+
+def format_phone(e164: str, style: int) -> str:
+    """Write a +33 number the ways people and forms do."""
+    national = "0" + e164[3:]
+    pairs = " ".join(national[i:i + 2] for i in range(0, 10, 2))
+    if style == 0:
+        return pairs
+    if style == 1:
+        return national
+    if style == 2:
+        return e164
+    if style == 3:
+        return f"+33 {national[1]} " + " ".join(national[i:i + 2] for i in range(2, 10, 2))
+    if style == 4:
+        return national[1:]
+    return pairs.replace(" ", ".")
+
+
+def _apply(values: np.ndarray, mask: np.ndarray, fn) -> None:
+    """values[mask] = fn(value) for non-null values, in place."""
+    for i in np.flatnonzero(mask):
+        v = values[i]
+        if v is not None:
+            values[i] = fn(v)
+
+
+def _noisy_names(rng: np.random.Generator, values: np.ndarray, *, upper: float, fold: float,
+                 swap_sep: float, lower: float = 0.0) -> np.ndarray:
+    """Case, accent and compound-separator noise on a column of names."""
+    out = values.copy()
+    n = len(out)
+    _apply(out, rng.random(n) < fold, ascii_fold)
+    r = rng.random(n)
+    _apply(out, r < swap_sep, lambda s: s.replace("-", " ") if "-" in s else s.replace(" ", "-"))
+    r = rng.random(n)
+    _apply(out, r < upper, str.upper)
+    _apply(out, (r >= upper) & (r < upper + lower), str.lower)
+    return out
+
+
+def _typos(rng: np.random.Generator, given: np.ndarray, surname: np.ndarray, rate: float,
+           eligible: np.ndarray | None = None) -> None:
+    """One typo in either the prénom or the nom of ``rate`` of the (eligible) records, in place."""
+    n = len(given)
+    hit = rng.random(n) < rate
+    if eligible is not None:
+        hit &= eligible
+    on_given = rng.random(n) < 0.5
+    op = rng.integers(0, 4, size=n)
+    where = rng.random(n)
+    letter = rng.integers(0, 26, size=n)
+    for i in np.flatnonzero(hit):
+        target = given if on_given[i] else surname
+        if target[i] is not None:
+            target[i] = typo(target[i], int(op[i]), float(where[i]), int(letter[i]))
+
+
+def _phones(rng: np.random.Generator, e164: np.ndarray, present: float, styles: list[float]) -> np.ndarray:
+    n = len(e164)
+    keep = rng.random(n) < present
+    style = rng.choice(len(styles), size=n, p=np.array(styles) / sum(styles))
+    out = np.full(n, None, dtype=object)
+    for i in np.flatnonzero(keep):
+        if e164[i] is not None:
+            out[i] = format_phone(e164[i], int(style[i]))
+    return out
+
+
+def _emails(rng: np.random.Generator, email: np.ndarray, present: float, recase: float) -> np.ndarray:
+    n = len(email)
+    out = np.where(rng.random(n) < present, email, None)
+    r = rng.random(n)
+    _apply(out, r < recase * 0.5, str.upper)
+    _apply(out, (r >= recase * 0.5) & (r < recase),
+           lambda e: ".".join(p.capitalize() for p in e.split("@")[0].split(".")) + "@" + e.split("@")[1])
+    return out
+
+
+def _swap_day_month(rng: np.random.Generator, dates: np.ndarray, rate: float) -> np.ndarray:
+    """Swap day and month on ``rate`` of the dates where the result is still a valid, different date."""
+    d = dates.astype("datetime64[D]")
+    y = d.astype("datetime64[Y]")
+    m = (d.astype("datetime64[M]") - y).astype(np.int64) + 1
+    day = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
+    swap = (rng.random(len(d)) < rate) & (day <= 12) & (day != m)
+    out = d.copy()
+    out[swap] = (y[swap] + (day[swap] - 1).astype("timedelta64[M]")).astype("datetime64[D]") + (
+        m[swap] - 1
+    ).astype("timedelta64[D]")
+    return out
+
+
+def _first_given(values: np.ndarray) -> np.ndarray:
+    return np.array([v.split(" ", 1)[0] for v in values], dtype=object)
+
+
+def _finance_address(line: str, variant: int) -> str:
+    parts = line.split(" ")
+    k = 2 if len(parts) > 2 and parts[1] == "bis" else 1
+    forms = _ABBREVIATIONS.get(parts[k])
+    if forms:
+        parts[k] = forms[variant % len(forms)]
+    return ascii_fold(" ".join(parts)).upper()
+
+
+def _timestamps(rng: np.random.Generator, n: int, max_days: int) -> np.ndarray:
+    return _REF_S - rng.integers(0, max_days * 86400, size=n).astype("timedelta64[s]")
+
+
+def _col(persons: pa.Table, name: str) -> np.ndarray:
+    return np.array(persons.column(name).to_pylist(), dtype=object)
+
+
+# ---------------------------------------------------------------------------- the silos
+
+
+def observe(pop: Population, seed: int | None = None) -> Observations:
+    """Each silo's view of the population, with silo-style noise (deterministic for a seed)."""
+    seed = pop.seed if seed is None else seed
+    rng = np.random.default_rng([seed, _STREAM])
+    p = pop.persons
+    n = p.num_rows
+    hh = p.column("household_id").to_numpy() - 1
+    n_h = pop.households.num_rows
+    role = _col(p, "household_role")
+    is_adult = role != "enfant"
+    birth = p.column("birth_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    age = (np.datetime64(REFERENCE_DATE.isoformat(), "D") - birth).astype(np.int64) / 365.25
+    given = _col(p, "given_names")
+    birth_name = _col(p, "birth_name")
+    usage_name = _col(p, "usage_name")
+    sex = _col(p, "sex")
+    email = _col(p, "email")
+    phone = _col(p, "phone")
+    line = _col(p, "address_line")
+    postcode = _col(p, "postcode")
+    city = _col(p, "city")
+    city_code = _col(p, "city_code")
+    prev_line = _col(p, "previous_address_line")
+    prev_postcode = _col(p, "previous_postcode")
+    prev_city = _col(p, "previous_city")
+    prev_city_code = _col(p, "previous_city_code")
+    moved = np.array([x is not None for x in prev_line])
+    landline_h = np.array(pop.households.column("landline").to_pylist(), dtype=object)
+
+    # ------------------------------------------------------------ finance: débiteurs
+    fin_h = rng.random(n_h) < FINANCE_HOUSEHOLD_SHARE
+    both = rng.random(n_h) < 0.5
+    pick_second = rng.random(n_h) < 0.35  # sometimes the conjoint is the one invoiced
+    member = np.arange(n) - np.searchsorted(hh, hh)  # position inside the household
+    in_fin = fin_h[hh] & is_adult & (both[hh] | ((member == 1) == pick_second[hh]))
+    # a single adult household with pick_second would select nobody: take the head then
+    single_adult_h = np.bincount(hh, weights=is_adult, minlength=n_h) == 1
+    in_fin |= fin_h[hh] & single_adult_h[hh] & (member == 0)
+    fin_p = np.flatnonzero(in_fin)
+    dup = rng.random(len(fin_p)) < FINANCE_DUPLICATE_RATE
+    fin_p = np.concatenate([fin_p, fin_p[dup]])
+    is_dup = np.concatenate([np.zeros(len(fin_p) - int(dup.sum()), bool), np.ones(int(dup.sum()), bool)])
+    order = rng.permutation(len(fin_p))  # tiers ids follow creation order, not households
+    fin_p, is_dup = fin_p[order], is_dup[order]
+    k = len(fin_p)
+    nom = _noisy_names(rng, usage_name[fin_p], upper=1.0, fold=0.6, swap_sep=0.3)
+    prenom = _noisy_names(rng, _first_given(given[fin_p]), upper=1.0, fold=0.6, swap_sep=0.3)
+    _typos(rng, prenom, nom, TYPO_RATE["finance"])
+    differs = birth_name[fin_p] != usage_name[fin_p]
+    nom_naissance = np.where(differs & (rng.random(k) < 0.35), birth_name[fin_p], None)
+    nom_naissance = _noisy_names(rng, nom_naissance, upper=1.0, fold=0.6, swap_sep=0.2)
+    civ = np.where(sex[fin_p] == "F", "Mme", "M.")
+    civ = np.where(rng.random(k) < 0.85, civ, None)
+    dob = _swap_day_month(rng, birth[fin_p], DATE_SWAP_RATE)
+    has_dob = rng.random(k) < 0.35
+    # After a move, the finance file often still has the old address (and duplicates are often
+    # the same person created again at the new address).
+    old = moved[fin_p] & ((rng.random(k) < 0.5) | is_dup)
+    use_line = np.where(old, prev_line[fin_p], line[fin_p])
+    use_pc = np.where(old, prev_postcode[fin_p], postcode[fin_p])
+    use_city = np.where(old, prev_city[fin_p], city[fin_p])
+    variant = rng.integers(0, 3, size=k)
+    adresse = np.array([_finance_address(a, int(v)) for a, v in zip(use_line, variant, strict=True)],
+                       dtype=object)
+    ville = np.array([ascii_fold(c).upper() for c in use_city], dtype=object)
+    fin_phone_src = np.where(
+        (rng.random(k) < 0.15) & (landline_h[hh[fin_p]] != None), landline_h[hh[fin_p]], phone[fin_p]  # noqa: E711
+    )
+    telephone = _phones(rng, fin_phone_src, 0.75, [0.45, 0.2, 0.15, 0.05, 0.1, 0.05])
+    fin_email = _emails(rng, email[fin_p], 0.4, 0.15)
+    groupe = np.where(rng.random(n_h) < 0.7, np.arange(1, n_h + 1), 0)[hh[fin_p]]
+    supprime = rng.random(k) < 0.01
+    finance_tiers = pa.table(
+        {
+            "id": pa.array(np.arange(1, k + 1, dtype=np.int64)),
+            "civilite": pa.array(civ, type=pa.string()),
+            "nom": pa.array(nom, type=pa.string()),
+            "nom_naissance": pa.array(nom_naissance, type=pa.string()),
+            "prenom": pa.array(prenom, type=pa.string()),
+            "date_naissance": pa.array(dob, type=pa.date32(), mask=~has_dob),
+            "adresse": pa.array(adresse, type=pa.string()),
+            "code_postal": pa.array(use_pc, type=pa.string()),
+            "ville": pa.array(ville, type=pa.string()),
+            "telephone": pa.array(telephone, type=pa.string()),
+            "email": pa.array(fin_email, type=pa.string()),
+            "groupe_id": pa.array(groupe, type=pa.int64(), mask=groupe == 0),
+            "updated_at": pa.array(_timestamps(rng, k, 3 * 365), type=pa.timestamp("s")),
+            "supprime": pa.array(supprime),
+            "person_id": pa.array(fin_p + 1, type=pa.int64()),
+            "household_id": pa.array(hh[fin_p] + 1, type=pa.int64()),
+        }
+    )
+
+    # ------------------------------------------------------------ family portal
+    child_3_17 = ~is_adult & (age >= 3) & (age < 18)
+    fam_h = np.bincount(hh, weights=child_3_17, minlength=n_h) > 0
+    fam_ids = np.cumsum(fam_h)  # famille id per household (valid where fam_h)
+    resp_p = np.flatnonzero(fam_h[hh] & is_adult)
+    enf_p = np.flatnonzero(fam_h[hh] & child_3_17)
+    r_n, e_n = len(resp_p), len(enf_p)
+    certif = rng.choice(["declaratif", "justificatif", "franceconnect"], size=r_n, p=[0.6, 0.3, 0.1])
+    fc = certif == "franceconnect"
+    # FranceConnect identities come from the civil register: full prénoms, accents, no typo.
+    r_prenoms = np.where((rng.random(r_n) < 0.75) | fc, given[resp_p], _first_given(given[resp_p]))
+    r_prenoms = np.where(fc, r_prenoms, _noisy_names(rng, r_prenoms, upper=0.1, fold=0.15, swap_sep=0.1,
+                                                     lower=0.02))
+    r_nom = np.where(fc, usage_name[resp_p], _noisy_names(rng, usage_name[resp_p], upper=0.15, fold=0.15,
+                                                          swap_sep=0.15, lower=0.02))
+    _typos(rng, r_prenoms, r_nom, TYPO_RATE["family"], ~fc)
+    r_differs = birth_name[resp_p] != usage_name[resp_p]
+    r_nom_naissance = np.where(r_differs & ((rng.random(r_n) < 0.7) | fc), birth_name[resp_p], None)
+    r_dob = np.where(fc, birth[resp_p], _swap_day_month(rng, birth[resp_p], DATE_SWAP_RATE))
+    lien = np.where(sex[resp_p] == "F", "mere", "pere")
+    lien = np.where(rng.random(r_n) < 0.02, "tuteur", lien)
+    r_phone_src = np.where(
+        (rng.random(r_n) < 0.1) & (landline_h[hh[resp_p]] != None), landline_h[hh[resp_p]], phone[resp_p]  # noqa: E711
+    )
+    family_responsables = pa.table(
+        {
+            "id": pa.array(np.arange(1, r_n + 1, dtype=np.int64)),
+            "famille_id": pa.array(fam_ids[hh[resp_p]].astype(np.int64)),
+            "lien": pa.array(lien, type=pa.string()),
+            "prenoms": pa.array(r_prenoms, type=pa.string()),
+            "nom": pa.array(r_nom, type=pa.string()),
+            "nom_naissance": pa.array(r_nom_naissance, type=pa.string()),
+            "sexe": pa.array(sex[resp_p], type=pa.string()),
+            "date_naissance": pa.array(r_dob.astype("datetime64[D]"), type=pa.date32()),
+            "email": pa.array(_emails(rng, email[resp_p], 0.92, 0.1), type=pa.string()),
+            "telephone": pa.array(_phones(rng, r_phone_src, 0.9, [0.5, 0.3, 0.1, 0.1, 0, 0]), type=pa.string()),
+            "certification": pa.array(certif, type=pa.string()),
+            "updated_at": pa.array(_timestamps(rng, r_n, 2 * 365), type=pa.timestamp("s")),
+            "deleted": pa.array(rng.random(r_n) < 0.01),
+            "person_id": pa.array(resp_p + 1, type=pa.int64()),
+            "household_id": pa.array(hh[resp_p] + 1, type=pa.int64()),
+        }
+    )
+    e_prenoms = np.where(rng.random(e_n) < 0.6, given[enf_p], _first_given(given[enf_p]))
+    e_prenoms = _noisy_names(rng, e_prenoms, upper=0.08, fold=0.1, swap_sep=0.1)
+    e_nom = _noisy_names(rng, usage_name[enf_p], upper=0.1, fold=0.1, swap_sep=0.15)
+    _typos(rng, e_prenoms, e_nom, TYPO_RATE["family"])
+    school_age = np.floor(age[enf_p]).astype(np.int64)
+    classes = np.array(["PS", "MS", "GS", "CP", "CE1", "CE2", "CM1", "CM2", "6e", "5e", "4e", "3e",
+                        "2nde", "1re", "Tle"], dtype=object)
+    classe = classes[np.clip(school_age - 3, 0, len(classes) - 1)]
+    ecole_kind = np.where(school_age < 6, "École maternelle", np.where(school_age < 11, "École élémentaire",
+                          np.where(school_age < 15, "Collège", "Lycée")))
+    school_names = np.array(["Jules Ferry", "Jean Macé", "Louis Pasteur", "Victor Hugo", "Marie Curie",
+                             "Jean Moulin", "Simone Veil", "Condorcet", "Lamartine", "Les Tilleuls"], dtype=object)
+    ecole = ecole_kind.astype(object) + " " + school_names[(hh[enf_p] * 7 + school_age // 5) % len(school_names)]
+    family_enfants = pa.table(
+        {
+            "id": pa.array(np.arange(1, e_n + 1, dtype=np.int64)),
+            "famille_id": pa.array(fam_ids[hh[enf_p]].astype(np.int64)),
+            "prenoms": pa.array(e_prenoms, type=pa.string()),
+            "nom": pa.array(e_nom, type=pa.string()),
+            "sexe": pa.array(sex[enf_p], type=pa.string()),
+            "date_naissance": pa.array(_swap_day_month(rng, birth[enf_p], DATE_SWAP_RATE), type=pa.date32()),
+            "ecole": pa.array(ecole, type=pa.string()),
+            "classe": pa.array(classe, type=pa.string()),
+            "updated_at": pa.array(_timestamps(rng, e_n, 2 * 365), type=pa.timestamp("s")),
+            "deleted": pa.array(rng.random(e_n) < 0.01),
+            "person_id": pa.array(enf_p + 1, type=pa.int64()),
+            "household_id": pa.array(hh[enf_p] + 1, type=pa.int64()),
+        }
+    )
+    fam_hh = np.flatnonzero(fam_h)
+    head = np.searchsorted(hh, fam_hh)  # first member of each household
+    f_n = len(fam_hh)
+    f_old = moved[head] & (rng.random(f_n) < 0.15)
+    family_familles = pa.table(
+        {
+            "id": pa.array(np.arange(1, f_n + 1, dtype=np.int64)),
+            "nom_famille": pa.array([s.upper() for s in usage_name[head]], type=pa.string()),
+            "ligne": pa.array(np.where(f_old, prev_line[head], line[head]), type=pa.string()),
+            "code_postal": pa.array(np.where(f_old, prev_postcode[head], postcode[head]), type=pa.string()),
+            "commune": pa.array(np.where(f_old, prev_city[head], city[head]), type=pa.string()),
+            "code_insee": pa.array(np.where(f_old, prev_city_code[head], city_code[head]), type=pa.string()),
+            "quotient_familial": pa.array(rng.gamma(3.0, 330.0, size=f_n).astype(np.int64)),
+            "updated_at": pa.array(_timestamps(rng, f_n, 2 * 365), type=pa.timestamp("s")),
+            "household_id": pa.array(fam_hh + 1, type=pa.int64()),
+        }
+    )
+
+    # ------------------------------------------------------------ associations: dirigeants
+    adults = np.flatnonzero(is_adult & (age >= 20))
+    n_dir = max(6, int(len(adults) * DIRIGEANT_SHARE))
+    # Guarantee people known to all three silos: part of the dirigeants are invoiced parents.
+    fin_set = np.zeros(n, dtype=bool)
+    fin_set[fin_p] = True
+    fam_set = np.zeros(n, dtype=bool)
+    fam_set[resp_p] = True
+    everywhere = np.flatnonzero(fin_set & fam_set)
+    n_forced = min(len(everywhere), max(2, n_dir // 6))
+    forced = rng.choice(everywhere, size=n_forced, replace=False) if n_forced else np.array([], np.int64)
+    rest = np.setdiff1d(adults, forced)
+    chosen = np.concatenate([forced, rng.choice(rest, size=n_dir - n_forced, replace=False)])
+    chosen = chosen[rng.permutation(len(chosen))]
+    # A few people run two associations: same person, two dirigeant rows.
+    twice = chosen[rng.random(len(chosen)) < 0.03]
+    dir_p = np.concatenate([chosen, twice])
+    dir_p = dir_p[rng.permutation(len(dir_p))]
+    d_n = len(dir_p)
+    sizes = rng.choice([2, 3], size=d_n, p=[0.4, 0.6])
+    asso_of = np.repeat(np.arange(d_n), sizes)[:d_n]  # 2-3 dirigeants per association, in order
+    a_n = int(asso_of.max()) + 1
+    fonction_cycle = np.array(["Président", "Trésorier", "Secrétaire"], dtype=object)
+    pos = np.arange(d_n) - np.searchsorted(asso_of, asso_of)
+    d_nom = _noisy_names(rng, usage_name[dir_p], upper=0.25, fold=0.3, swap_sep=0.15, lower=0.02)
+    d_prenom = np.where(rng.random(d_n) < 0.85, _first_given(given[dir_p]), given[dir_p])
+    d_prenom = _noisy_names(rng, d_prenom, upper=0.1, fold=0.3, swap_sep=0.15)
+    _typos(rng, d_prenom, d_nom, TYPO_RATE["associations"])
+    d_old = moved[dir_p] & (rng.random(d_n) < 0.3)
+    d_dob = _swap_day_month(rng, birth[dir_p], DATE_SWAP_RATE)
+    d_has_dob = rng.random(d_n) < 0.5
+    dirigeants = pa.table(
+        {
+            "id": pa.array(np.arange(1, d_n + 1, dtype=np.int64)),
+            "association": pa.array(asso_of.astype(np.int64)),
+            "fonction": pa.array(fonction_cycle[pos % 3], type=pa.string()),
+            "civilite": pa.array(np.where(sex[dir_p] == "F", "Mme", "M."), type=pa.string()),
+            "nom": pa.array(d_nom, type=pa.string()),
+            "prenom": pa.array(d_prenom, type=pa.string()),
+            "date_naissance": pa.array(d_dob, type=pa.date32(), mask=~d_has_dob),
+            "email": pa.array(_emails(rng, email[dir_p], 0.8, 0.1), type=pa.string()),
+            "telephone": pa.array(_phones(rng, phone[dir_p], 0.8, [0.4, 0.2, 0.1, 0.1, 0.05, 0.15]),
+                                  type=pa.string()),
+            "adresse": pa.array(np.where(d_old, prev_line[dir_p], line[dir_p]), type=pa.string()),
+            "code_postal": pa.array(np.where(d_old, prev_postcode[dir_p], postcode[dir_p]), type=pa.string()),
+            "commune": pa.array(np.where(d_old, prev_city[dir_p], city[dir_p]), type=pa.string()),
+            "date_maj": pa.array(_timestamps(rng, d_n, 3 * 365).astype("datetime64[D]"), type=pa.date32()),
+            "person_id": pa.array(dir_p + 1, type=pa.int64()),
+        }
+    )
+    associations = _associations(rng, a_n)
+    return Observations(
+        finance_tiers=finance_tiers,
+        family_familles=family_familles,
+        family_responsables=family_responsables,
+        family_enfants=family_enfants,
+        associations=associations,
+        dirigeants=dirigeants,
+        seed=seed,
+    )
+
+
+_ASSO_KINDS = ("Association sportive", "Comité des fêtes", "Amicale", "Club", "Association culturelle",
+               "Association des parents d'élèves", "Les Amis", "Union", "Collectif", "Cercle")
+_ASSO_TOPICS = ("du quartier", "de la Croix-Rousse", "des Brotteaux", "de pétanque", "de judo", "théâtre",
+                "des jardins partagés", "de randonnée", "de l'école Jean Macé", "du patrimoine",
+                "musique et danse", "de basket", "solidarité; entraide", "\"Les Canuts\"", "des aînés")
+
+
+def _associations(rng: np.random.Generator, a_n: int) -> pa.Table:
+    """Associations: RNA, optional SIRET, name, address, creation date."""
+    from sandbox.population import _COMMUNE_NAME, _COMMUNE_POSTCODE, _W_COMMUNE, _addresses
+
+    rna = 100_000_000 + rng.choice(900_000_000, size=a_n, replace=False)
+    siret = 10_000_000_000_000 + rng.integers(0, 90_000_000_000_000, size=a_n)
+    has_siret = rng.random(a_n) < 0.4
+    kinds = np.array(_ASSO_KINDS, dtype=object)[rng.integers(0, len(_ASSO_KINDS), size=a_n)]
+    topics = np.array(_ASSO_TOPICS, dtype=object)[rng.integers(0, len(_ASSO_TOPICS), size=a_n)]
+    line, commune = _addresses(rng, a_n)
+    commune = rng.choice(len(_COMMUNE_NAME), size=a_n, p=_W_COMMUNE)
+    created = np.datetime64("1975-01-01") + rng.integers(0, 50 * 365, size=a_n).astype("timedelta64[D]")
+    return pa.table(
+        {
+            "rna": pa.array([f"W{x:09d}" for x in rna], type=pa.string()),
+            "siret": pa.array([f"{x:014d}" for x in siret], type=pa.string(), mask=~has_siret),
+            "nom": pa.array(kinds + " " + topics, type=pa.string()),
+            "adresse": pa.array(line, type=pa.string()),
+            "code_postal": pa.array(_COMMUNE_POSTCODE[commune], type=pa.string()),
+            "commune": pa.array(_COMMUNE_NAME[commune], type=pa.string()),
+            "date_creation": pa.array(created, type=pa.date32()),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- canonical view
+
+_CERT = {"declaratif": 0, "justificatif": 1, "franceconnect": 2}
+
+
+def _canonical(cols: dict[str, pa.Array | list | np.ndarray], n: int) -> pa.Table:
+    schema = arrow_schema(PERSON_RECORD).append(pa.field("person_id", pa.int64(), nullable=False))
+    arrays = []
+    for f in schema:
+        v = cols.get(f.name)
+        if v is None:
+            arrays.append(pa.nulls(n, type=f.type))
+        elif isinstance(v, pa.Array | pa.ChunkedArray):
+            arrays.append(v.cast(f.type))
+        else:
+            arrays.append(pa.array(v, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _utc(col: pa.ChunkedArray) -> pa.Array:
+    return col.cast(pa.timestamp("s")).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+
+
+def to_person_records(obs: Observations) -> pa.Table:
+    """Canonical ``person_record`` rows (+ ``person_id``) for every person record the silos hold.
+
+    Values stay as the silos wrote them (upper case, phones in the silo's own format): this is
+    the staging view before identity standardisation.
+    """
+    parts = []
+    t = obs.finance_tiers
+    n = t.num_rows
+    ids = [f"tiers/{i}" for i in t.column("id").to_pylist()]
+    upd = _utc(t.column("updated_at"))
+    sup = t.column("supprime").to_numpy(zero_copy_only=False)
+    civ = t.column("civilite").to_pylist()
+    parts.append(_canonical({
+        "record_key": [f"finance:{s}" for s in ids], "source_system": ["finance"] * n, "source_id": ids,
+        "role": ["debiteur"] * n, "given_names": t.column("prenom"), "birth_name": t.column("nom_naissance"),
+        "usage_name": t.column("nom"), "sex": [{"M.": "M", "Mme": "F"}.get(c) for c in civ],
+        "birth_date": t.column("date_naissance"),
+        "birth_date_precision": ["day" if d is not None else None for d in t.column("date_naissance").to_pylist()],
+        "email": t.column("email"), "phone": t.column("telephone"), "address_line": t.column("adresse"),
+        "postcode": t.column("code_postal"), "city": t.column("ville"), "country": ["FR"] * n,
+        "certification_level": [0] * n, "updated_at": upd,
+        "deleted_at": pa.array(np.where(sup, np.array(upd.to_pylist(), dtype=object), None),
+                               type=pa.timestamp("us", tz="UTC")),
+        "person_id": t.column("person_id"),
+    }, n))
+
+    fam = obs.family_familles
+    fam_by_id = {fid: i for i, fid in enumerate(fam.column("id").to_pylist())}
+    for entity, t, role in (("responsable", obs.family_responsables, "parent"),
+                            ("enfant", obs.family_enfants, "enfant")):
+        n = t.num_rows
+        ids = [f"{entity}/{i}" for i in t.column("id").to_pylist()]
+        rows = pa.array([fam_by_id[f] for f in t.column("famille_id").to_pylist()], type=pa.int64())
+        upd = _utc(t.column("updated_at"))
+        deleted = t.column("deleted").to_numpy(zero_copy_only=False)
+        cert = ([_CERT[c] for c in t.column("certification").to_pylist()] if "certification" in t.column_names
+                else [0] * n)
+        parts.append(_canonical({
+            "record_key": [f"family:{s}" for s in ids], "source_system": ["family"] * n, "source_id": ids,
+            "role": [role] * n, "given_names": t.column("prenoms"),
+            "birth_name": t.column("nom_naissance") if "nom_naissance" in t.column_names else None,
+            "usage_name": t.column("nom"), "sex": t.column("sexe"), "birth_date": t.column("date_naissance"),
+            "birth_date_precision": ["day"] * n,
+            "email": t.column("email") if "email" in t.column_names else None,
+            "phone": t.column("telephone") if "telephone" in t.column_names else None,
+            "address_line": fam.column("ligne").take(rows), "postcode": fam.column("code_postal").take(rows),
+            "city": fam.column("commune").take(rows), "city_code": fam.column("code_insee").take(rows),
+            "country": ["FR"] * n, "certification_level": cert, "updated_at": upd,
+            "deleted_at": pa.array(np.where(deleted, np.array(upd.to_pylist(), dtype=object), None),
+                                   type=pa.timestamp("us", tz="UTC")),
+            "person_id": t.column("person_id"),
+        }, n))
+
+    t = obs.dirigeants
+    n = t.num_rows
+    ids = [f"dirigeant/{i}" for i in t.column("id").to_pylist()]
+    maj = t.column("date_maj").cast(pa.timestamp("s"))
+    parts.append(_canonical({
+        "record_key": [f"associations:{s}" for s in ids], "source_system": ["associations"] * n,
+        "source_id": ids, "role": ["dirigeant"] * n, "given_names": t.column("prenom"),
+        "usage_name": t.column("nom"),
+        "sex": [{"M.": "M", "Mme": "F"}.get(c) for c in t.column("civilite").to_pylist()],
+        "birth_date": t.column("date_naissance"),
+        "birth_date_precision": ["day" if d is not None else None for d in t.column("date_naissance").to_pylist()],
+        "email": t.column("email"), "phone": t.column("telephone"), "address_line": t.column("adresse"),
+        "postcode": t.column("code_postal"), "city": t.column("commune"), "country": ["FR"] * n,
+        "certification_level": [0] * n, "updated_at": _utc(maj),
+        "person_id": t.column("person_id"),
+    }, n))
+    return pa.concat_tables(parts)
+
+
+def person_records(people: int, seed: int = 42) -> pa.Table:
+    """Every person record of the three silos for a commune of ``people``: the canonical
+    ``person_record`` columns plus ``person_id`` (ground truth), with silo-style noise."""
+    return to_person_records(observe(generate_population(people, seed), seed))
