@@ -1,0 +1,393 @@
+"""What every connector shares: errors, run results, quarantine, the national-id guard, typed casts.
+
+Nothing here logs or raises a source value: messages name the source, the locator (file:line,
+collection/page, table:key) and the field, never what the field held.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.extract.items_transform import ItemTransform
+
+from schemas.contract import QUARANTINE, arrow_schema
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- errors and results
+class SourceError(Exception):
+    """A source could not be read. The message names where, never the value."""
+
+    def __init__(self, source_system: str, locator: str, message: str, field: str | None = None):
+        self.source_system = source_system
+        self.locator = locator
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.locator}, field {self.field}" if self.field else self.locator
+        return f"{self.source_system}: {where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class EntityCount:
+    """Rows of one source entity in one run (rows_read = rows_loaded + rows_quarantined)."""
+
+    entity: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+
+
+@dataclass
+class ExtractResult:
+    """What a connector's ``load`` did: per-entity counts and the rows it set aside."""
+
+    source_system: str
+    counts: list[EntityCount]
+    quarantine: pa.Table
+
+    def count(self, entity: str) -> EntityCount:
+        for c in self.counts:
+            if c.entity == entity:
+                return c
+        raise KeyError(f"{self.source_system} has no entity {entity!r} in this run")
+
+
+@dataclass
+class Collector:
+    """Counts and quarantined rows gathered while a pipeline extracts (one per run)."""
+
+    run_id: str
+    source_system: str
+    entities: Iterable[str] = ()
+    read: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for e in self.entities:
+            self.read.setdefault(e, 0)
+            self.quarantined.setdefault(e, 0)
+
+    def add_read(self, entity: str, n: int) -> None:
+        self.read[entity] = self.read.get(entity, 0) + n
+        self.quarantined.setdefault(entity, 0)
+
+    def quarantine(self, entity: str, locator: str, field_name: str | None, reason_code: str, reason: str,
+                   payload: Mapping[str, Any] | str | None) -> None:
+        """Set one row aside. The payload is masked for national ids before it is kept."""
+        self.quarantined[entity] = self.quarantined.get(entity, 0) + 1
+        self.read.setdefault(entity, 0)
+        self.rows.append({
+            "run_id": self.run_id,
+            "source_system": self.source_system,
+            "entity": entity,
+            "stage": "extract",
+            "locator": locator,
+            "field": field_name,
+            "reason_code": reason_code,
+            "reason": reason,
+            "payload": payload_json(payload),
+            "quarantined_at": dt.datetime.now(dt.UTC),
+        })
+
+    def result(self) -> ExtractResult:
+        counts = [
+            EntityCount(e, self.read[e], self.read[e] - self.quarantined.get(e, 0), self.quarantined.get(e, 0))
+            for e in self.read
+        ]
+        return ExtractResult(self.source_system, counts, quarantine_table(self.rows))
+
+
+def quarantine_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows shaped as schemas.contract.QUARANTINE, as Arrow."""
+    return pa.Table.from_pylist(rows, schema=arrow_schema(QUARANTINE))
+
+
+def payload_json(payload: Mapping[str, Any] | str | None) -> str | None:
+    """The row as JSON text, national ids masked (so a quarantined row never carries one)."""
+    if payload is None:
+        return None
+    if isinstance(payload, str):
+        return json.dumps({"_raw": mask_national_ids(payload)}, ensure_ascii=False)
+    clean = {k: (mask_national_ids(v) if isinstance(v, str) else v) for k, v in payload.items()
+             if not is_national_id_column(k)}
+    return json.dumps(clean, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (dt.date, dt.datetime, dt.time)):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+# ---------------------------------------------------------------------------- national ids
+# Columns that carry a French NIR or a Belgian national register number by name: never read.
+NATIONAL_ID_COLUMNS = frozenset({
+    "nir", "nir_cle", "insee_nir", "numero_securite_sociale", "num_secu", "no_secu", "numero_secu",
+    "securite_sociale", "numero_ss", "num_ss", "nss", "matricule_secu",
+    "niss", "insz", "rrn", "numero_national", "registre_national", "numero_registre_national",
+    "rijksregisternummer", "numero_niss",
+})
+
+
+def is_national_id_column(name: str) -> bool:
+    return name.strip().lower() in NATIONAL_ID_COLUMNS
+
+
+_NIR = re.compile(
+    r"(?<![0-9A-Za-z+])([1-478])[ .]?(\d{2})[ .]?(0[1-9]|1[0-2]|[2-9]\d)[ .]?(\d{2}|2[ABab])"
+    r"[ .]?(\d{3})[ .]?(\d{3})[ .]?(\d{2})(?!\d)"
+)
+_BE = re.compile(r"(?<![0-9+])(\d{2})[ .]?(\d{2})[ .]?(\d{2})[ .-]?(\d{3})[ .-]?(\d{2})(?!\d)")
+# RE2 (Arrow) has no look-behind: a looser prefilter, confirmed row by row with the checks above.
+_PREFILTER = (
+    r"(^|[^0-9A-Za-z+])[1-478][ .]?\d{2}[ .]?\d{2}[ .]?(\d{2}|2[ABab])[ .]?\d{3}[ .]?\d{3}[ .]?\d{2}($|\D)"
+    r"|(^|[^0-9+])\d{2}[ .]?\d{2}[ .]?\d{2}[ .-]?\d{3}[ .-]?\d{2}($|\D)"
+)
+
+
+def _nir_ok(m: re.Match[str]) -> bool:
+    sex, yy, mm, dep, com, order, key = m.groups()
+    dep_digits = dep.upper().replace("2A", "19").replace("2B", "18")
+    n = int(sex + yy + mm + dep_digits + com + order)
+    return int(key) == 97 - n % 97
+
+
+def _be_ok(m: re.Match[str]) -> bool:
+    yy, mm, dd, order, key = m.groups()
+    month, day = int(mm), int(dd)
+    if not (month <= 12 or 20 <= month <= 32 or 40 <= month <= 52) or day > 31:
+        return False
+    base = int(yy + mm + dd + order)
+    return int(key) in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
+
+
+def national_id_spans(text: str) -> list[tuple[int, int]]:
+    """Positions of French NIRs and Belgian national numbers (check digits verified) in a text."""
+    spans = [m.span() for m in _NIR.finditer(text) if _nir_ok(m)]
+    spans += [m.span() for m in _BE.finditer(text) if _be_ok(m)]
+    return sorted(spans)
+
+
+def contains_national_id(text: str) -> bool:
+    return bool(national_id_spans(text))
+
+
+def mask_national_ids(text: str) -> str:
+    """The text with every national id replaced by a fixed mask."""
+    out, last = [], 0
+    for start, end in national_id_spans(text):
+        if start < last:
+            continue
+        out.append(text[last:start])
+        out.append("[identifiant national masqué]")
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def drop_national_id_columns(table: pa.Table) -> pa.Table:
+    drop = [n for n in table.column_names if is_national_id_column(n)]
+    if drop:
+        log.info("dropping %d national-id column(s) at extraction", len(drop))
+        table = table.drop_columns(drop)
+    return table
+
+
+def national_id_rows(table: pa.Table) -> dict[int, str]:
+    """Row index -> the first string column carrying a national id (vectorised prefilter)."""
+    found: dict[int, str] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        hits = pc.match_substring_regex(col, _PREFILTER)
+        if not pc.any(hits).as_py():
+            continue
+        idx = pc.indices_nonzero(pc.fill_null(hits, False)).to_pylist()
+        values = col.take(pa.array(idx, pa.int64())).to_pylist()
+        for i, v in zip(idx, values, strict=True):
+            if v is not None and i not in found and contains_national_id(v):
+                found[i] = name
+    return found
+
+
+# ---------------------------------------------------------------------------- typed casts
+@dataclass(frozen=True)
+class Cast:
+    """How one text column becomes typed: kind is date_dmy, date_iso, timestamp_iso, decimal_comma,
+    decimal or int; message is the human reason when a value does not convert."""
+
+    kind: str
+    reason_code: str
+    message: str
+
+
+_DEC = r"^-?\d+(\.\d+)?$"
+
+
+def _prepare(arr: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
+    arr = pc.utf8_trim_whitespace(arr)
+    if kind == "date_dmy":
+        ok = pc.match_substring_regex(arr, r"^\d{2}/\d{2}/\d{4}$")
+        iso = pc.replace_substring_regex(arr, r"^(\d{2})/(\d{2})/(\d{4})$", r"\3-\2-\1")
+        return pc.if_else(ok, iso, pa.scalar("bad", pa.string()))
+    if kind == "decimal_comma":
+        arr = pc.replace_substring_regex(arr, "[ \u00a0\u202f]", "")
+        arr = pc.replace_substring(arr, ",", ".")
+    if kind in ("decimal_comma", "decimal"):
+        return pc.if_else(pc.match_substring_regex(arr, _DEC), arr, pa.scalar("bad", pa.string()))
+    return arr
+
+
+_TARGET = {
+    "date_dmy": pa.date32(), "date_iso": pa.date32(), "timestamp_iso": pa.timestamp("us", tz="UTC"),
+    "decimal_comma": pa.decimal128(14, 2), "decimal": pa.decimal128(14, 2), "int": pa.int64(),
+}
+
+
+def _strict_cast(arr: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.ChunkedArray, list[int]]:
+    """Cast, returning the indices that would not convert (Arrow's own messages hold the value)."""
+    try:
+        return arr.cast(target), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out: list[Any] = []
+    bad: list[int] = []
+    for i, v in enumerate(arr.to_pylist()):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(pa.array([v], pa.string()).cast(target)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out.append(None)
+            bad.append(i)
+    return pa.chunked_array([pa.array(out, target)]), bad
+
+
+def cast_columns(table: pa.Table, casts: Mapping[str, Cast]) -> tuple[pa.Table, dict[int, tuple[str, Cast]]]:
+    """Typed columns from text ones. Empty text becomes null; a value that does not convert marks its
+    row bad: row index -> (first bad field, its cast), in column order."""
+    bad: dict[int, tuple[str, Cast]] = {}
+    for name in table.column_names:
+        spec = casts.get(name)
+        if spec is None:
+            continue
+        raw = table.column(name)
+        if not (pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+            raw = raw.cast(pa.string())
+        raw = pc.if_else(pc.equal(pc.utf8_trim_whitespace(raw), ""), pa.scalar(None, pa.string()), raw)
+        typed, failed = _strict_cast(_prepare(raw, spec.kind), _TARGET[spec.kind])
+        for i in failed:
+            bad.setdefault(i, (name, spec))
+        table = table.set_column(table.column_names.index(name), name, typed)
+    return table, bad
+
+
+def take_rows(table: pa.Table, keep: list[int]) -> pa.Table:
+    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+
+
+# ---------------------------------------------------------------------------- the guard step
+class Guard(ItemTransform[Any, dict[str, Any]]):
+    """A dlt pipe step placed after the incremental filter: turns each item into Arrow (via
+    ``prepare``), counts what the source delivered, drops national-id columns and quarantines rows
+    that carry a national id, so such a number never reaches a load package."""
+
+    placement_affinity = 1.5  # after dlt's incremental (1) and limit (1.1): count what really loads
+
+    def __init__(self, collector: Collector, entity: str, locate: Callable[[dict[str, Any]], str],
+                 prepare: Callable[[Any], pa.Table] | None = None, count_read: bool = True) -> None:
+        super().__init__(lambda item: item)
+        self.collector = collector
+        self.entity = entity
+        self.locate = locate
+        self.prepare = prepare
+        self.count_read = count_read
+
+    def __call__(self, item: Any, meta: Any = None) -> Any:
+        if self.prepare is not None:
+            item = self.prepare(item)
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if not isinstance(item, pa.Table):
+            raise TypeError(f"{self.collector.source_system}: {self.entity}: expected Arrow data")
+        if self.count_read:
+            self.collector.add_read(self.entity, item.num_rows)
+        item = drop_national_id_columns(item)
+        hits = national_id_rows(item)
+        if not hits:
+            return item if item.num_rows else None
+        for i, column in sorted(hits.items()):
+            row = item.slice(i, 1).to_pylist()[0]
+            self.collector.quarantine(self.entity, self.locate(row), column, "national_id",
+                                      "a national identification number (NIR / national register) "
+                                      "may not be stored", row)
+        keep = [i for i in range(item.num_rows) if i not in hits]
+        item = take_rows(item, keep)
+        return item if item.num_rows else None
+
+
+# ---------------------------------------------------------------------------- dlt plumbing
+def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
+    """The dlt pipeline of one system: dataset ``raw_<system>``, state kept under pipelines_dir."""
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=f"hub_{system}",
+        destination=destination,
+        dataset_name=f"raw_{system}",
+        pipelines_dir=str(pipelines_dir),
+    )
+
+
+def loader_file_format(destination: Any) -> str:
+    """Arrow's fast path: parquet where the destination takes it (DuckDB), csv otherwise (PostgreSQL)."""
+    formats = destination.capabilities().supported_loader_file_formats
+    for f in ("parquet", "csv"):
+        if f in formats:
+            return f
+    return destination.capabilities().preferred_loader_file_format
+
+
+def exception_chain(e: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        chain.append(cur)
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    # dlt wraps step failures and keeps the original in `.exception`
+    for x in list(chain):
+        inner = getattr(x, "exception", None)
+        if isinstance(inner, BaseException) and id(inner) not in seen:
+            chain.extend(exception_chain(inner))
+    return chain
+
+
+def resource_name_of(e: BaseException) -> str | None:
+    for x in exception_chain(e):
+        name = getattr(x, "resource_name", None)
+        if isinstance(name, str):
+            return name
+    return None
