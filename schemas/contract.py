@@ -247,6 +247,37 @@ SOURCE_RUN = Table(
     key=("run_id", "source_system", "entity"),
 )
 
+STAGE_RUN = Table(
+    "stage_run",
+    "ops",
+    "Per run, per canonical table and silo: rows staged, passed the quality gate, quarantined "
+    "(staged = passed + quarantined).",
+    (
+        C("run_id", "text", "the pipeline run", nullable=False),
+        C("table_name", "text", "the canonical table (person_record, interaction, ...)", nullable=False),
+        C("source_system", "text", "the silo", nullable=False),
+        C("rows_staged", "bigint", "rows the staging models produced", nullable=False),
+        C("rows_passed", "bigint", "rows written to the core table", nullable=False),
+        C("rows_quarantined", "bigint", "rows set aside by the quality gate", nullable=False),
+        C("finished_at", "timestamptz", "when", nullable=False),
+    ),
+    key=("run_id", "table_name", "source_system"),
+)
+
+ACCESS_LOG = Table(
+    "access_log",
+    "ops",
+    "Append-only: who read which citizen, when, for which purpose, through which channel, which fields.",
+    (
+        C("read_at", "timestamptz", "when the citizen was read", nullable=False),
+        C("reader", "text", "who read (agent login, service account)", nullable=False),
+        C("purpose", "text", "why: the processing purpose the reader acted for", nullable=False),
+        C("channel", "text", "cli, desk, api, gdpr-export, ...", nullable=False),
+        C("citizen_id", "text", "the citizen read", nullable=False),
+        C("fields", "json", "JSON array of the fields shown (names, never values)", nullable=False),
+    ),
+)
+
 # ---------------------------------------------------------------- golden
 
 CITIZEN = Table(
@@ -304,5 +335,5 @@ RESOLUTION_RUN = Table(
 )
 
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN)
-OPS_TABLES = (QUARANTINE, SOURCE_RUN)
+OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
 ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES

@@ -11,7 +11,8 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -52,6 +53,7 @@ class Warehouse:
             if not path:
                 raise ValueError(f"DuckDB warehouse URL needs a file path: {self.url!r}")
             self.kind = "duckdb"
+            self._in_tx = False
             self.path: Path | None = Path(path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(str(self.path))
@@ -60,6 +62,7 @@ class Warehouse:
             import psycopg
 
             self.kind = "postgres"
+            self._in_tx = False
             self.path = None
             try:
                 self._con = psycopg.connect(_libpq_url(self.url), autocommit=True)
@@ -166,12 +169,11 @@ class Warehouse:
         ``replace`` empties the table first; ``delete_where`` (SQL condition, params) deletes the
         rows a re-run would write again, so a step run twice leaves the same warehouse.
         """
-        self.ensure_table(table)
         data = conform(data, table)
         target = qualified(table)
         cols = ", ".join(f'"{n}"' for n in table.column_names)
-        self._begin()
-        try:
+        with self.transaction():
+            self.ensure_table(table)
             if replace:
                 self.execute(f"DELETE FROM {target}")
             elif delete_where:
@@ -185,11 +187,28 @@ class Warehouse:
                         self._con.unregister("_hub_incoming")
                 else:
                     self._copy_into(target, cols, data)
-            self._commit()
-        except Exception:
+        return data.num_rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[Warehouse]:
+        """One transaction around the block: committed on success, rolled back on error.
+
+        Nested use joins the outer transaction, so several :meth:`write` calls can be made atomic
+        together (e.g. replacing two golden tables at once).
+        """
+        if self._in_tx:
+            yield self
+            return
+        self._begin()
+        self._in_tx = True
+        try:
+            yield self
+        except BaseException:
+            self._in_tx = False
             self._rollback()
             raise
-        return data.num_rows
+        self._in_tx = False
+        self._commit()
 
     def _copy_into(self, target: str, cols: str, data: pa.Table) -> None:
         buf = io.BytesIO()
@@ -223,6 +242,12 @@ class Warehouse:
         return dlt.destinations.postgres(credentials=self.url)
 
 
+def bind_list(prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
+    """An IN list as ``:p0, :p1, ...`` plus the values to bind: never values spliced into SQL."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{k}" for k in params), params
+
+
 def qualified(table: Table) -> str:
     return f'"{_ident(table.schema)}"."{_ident(table.name)}"'
 
@@ -251,6 +276,12 @@ def conform(data: pa.Table, table: Table) -> pa.Table:
     for f in schema:
         col = data.column(f.name)
         if not col.type.equals(f.type):
-            col = col.cast(f.type) if col.type != pa.null() else pa.nulls(len(col), f.type)
+            try:
+                col = col.cast(f.type) if col.type != pa.null() else pa.nulls(len(col), f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                # Arrow's message quotes the offending value, which may be personal: name the column only.
+                raise ValueError(
+                    f"{table.schema}.{table.name}: column {f.name} ({col.type}) does not convert to {f.type}"
+                ) from None
         cols.append(col)
     return pa.Table.from_arrays(cols, schema=schema)

@@ -1,0 +1,319 @@
+"""The citizen read model: find a citizen, show the 360° view. Every read is logged.
+
+Used by the ``hub`` CLI and the agent desk / API. Both functions take the ``reader`` (who) and
+the ``purpose`` (why) and append one ``ops.access_log`` row per citizen returned: the log holds
+field names, never values, and never the search text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.contract import (
+    ACCESS_LOG,
+    CITIZEN,
+    CITIZEN_LINK,
+    HOUSEHOLD_MEMBERSHIP,
+    INTERACTION,
+    ORGANISATION,
+    ORGANISATION_ROLE,
+    PERSON_RECORD,
+    Table,
+    arrow_schema,
+)
+from warehouse.engine import Warehouse, bind_list, qualified
+
+log = logging.getLogger(__name__)
+
+# Accent folding, identical in Python and SQL (translate() exists in DuckDB and PostgreSQL).
+_FOLD_FROM = "àáâãäåāăąçćčďèéêëēėęěìíîïīįłñńňòóôõöøōőŕřśšşťùúûüūůűųýÿžźż’'-"
+_FOLD_TO = "aaaaaaaaacccdeeeeeeeeiiiiiilnnnoooooooorrssstuuuuuuuuyyzzz   "
+_FOLD_TABLE = str.maketrans(_FOLD_FROM, _FOLD_TO)
+_LIGATURES = (("œ", "oe"), ("æ", "ae"), ("ß", "ss"))
+
+SEARCH_FIELDS = ("citizen_id", "given_names", "birth_name", "usage_name", "birth_date", "city", "source_systems")
+IDENTITY_FIELDS = tuple(c for c in CITIZEN.column_names)
+SHOW_SECTIONS = ("records", "households", "organisations", "interactions")
+
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_EMAIL_TERM = re.compile(r"[^\s@,;]+@[^\s@,;]+")
+_DATE_TERM = re.compile(r"(?<![\d/-])(?:\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2})(?![\d/-])")
+_PHONE_TERM = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d .()-]{4,}\d(?!\w)")
+
+
+def fold(text: str) -> str:
+    """Lower case, accents and ligatures removed, apostrophes and hyphens as spaces."""
+    out = text.lower().translate(_FOLD_TABLE)
+    for lig, plain in _LIGATURES:
+        out = out.replace(lig, plain)
+    return out
+
+
+def _fold_sql(expr: str) -> str:
+    sql = f"translate(lower({expr}), :fold_from, :fold_to)"
+    for lig, plain in _LIGATURES:
+        sql = f"replace({sql}, '{lig}', '{plain}')"
+    return sql
+
+
+def _date(token: str) -> date | None:
+    m = _DMY.match(token)
+    try:
+        if m:
+            return date(int(m[3]), int(m[2]), int(m[1]))
+        m = _ISO.match(token)
+        if m:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return None
+    return None
+
+
+def _phones(token: str) -> list[str]:
+    """E.164 candidates for a typed number (national numbers tried as French and Belgian)."""
+    digits = re.sub(r"\D", "", token)
+    if token.strip().startswith("+"):
+        return [f"+{digits}"]
+    if digits.startswith("00"):
+        return [f"+{digits[2:]}"]
+    if digits.startswith("0"):
+        return [f"+33{digits[1:]}", f"+32{digits[1:]}"]
+    return [f"+{digits}"]
+
+
+def _criteria(text: str) -> tuple[list[str], dict[str, Any]] | None:
+    """Per-record SQL conditions (ANDed) with their parameters; None when the text has nothing usable.
+
+    The conditions refer to columns of an alias ``r`` that has the person columns
+    (given_names, birth_name, usage_name, birth_date, email, phone).
+    """
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    rest = text
+    for n, term in enumerate(_EMAIL_TERM.findall(rest)):
+        conds.append(f"lower(r.email) = :e{n}")
+        params[f"e{n}"] = term.lower()
+    rest = _EMAIL_TERM.sub(" ", rest)
+    for n, term in enumerate(_DATE_TERM.findall(rest)):
+        d = _date(term)
+        if d is None:
+            conds.append("1 = 0")  # an impossible date finds no one
+        else:
+            conds.append(f"r.birth_date = :d{n}")
+            params[f"d{n}"] = d
+    rest = _DATE_TERM.sub(" ", rest)
+    for n, term in enumerate(_PHONE_TERM.findall(rest)):
+        sql, p = bind_list(f"p{n}_", _phones(term))
+        conds.append(f"r.phone IN ({sql})")
+        params.update(p)
+    rest = _PHONE_TERM.sub(" ", rest)
+    names = re.findall(r"[a-z0-9]+", fold(rest))
+    haystack = _fold_sql(
+        "' ' || coalesce(r.given_names, '') || ' ' || coalesce(r.birth_name, '') || ' ' "
+        "|| coalesce(r.usage_name, '') || ' '"
+    )
+    if names:
+        params |= {"fold_from": _FOLD_FROM, "fold_to": _FOLD_TO}
+    for i, name in enumerate(names):
+        conds.append(f"{haystack} LIKE :n{i}")
+        params[f"n{i}"] = f"% {name}%"  # a word starting with the token
+    return (conds, params) if conds else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in row.items()}
+
+
+def _systems(value: str | None) -> list[str]:
+    return [s for s in (value or "").split(",") if s]
+
+
+def _exists(wh: Warehouse, *tables: Table) -> bool:
+    return all(wh.table_exists(t.schema, t.name) for t in tables)
+
+
+def _log_reads(wh: Warehouse, citizen_ids: list[str], fields: list[str], *, reader: str, purpose: str,
+               channel: str) -> None:
+    if not citizen_ids:
+        return
+    now = datetime.now(UTC)
+    shown = json.dumps(fields)
+    rows = [{"read_at": now, "reader": reader, "purpose": purpose, "channel": channel, "citizen_id": c,
+             "fields": shown} for c in citizen_ids]
+    wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+    log.info("access logged: %d citizen read(s) by a reader for purpose %s via %s", len(citizen_ids), purpose,
+             channel)
+
+
+def _check_reader(reader: str, purpose: str) -> None:
+    if not (reader and reader.strip()) or not (purpose and purpose.strip()):
+        raise ValueError("a citizen read needs a reader and a purpose (they go to the access log)")
+
+
+def search(wh: Warehouse, text: str, *, limit: int = 20, reader: str, purpose: str,
+           channel: str = "cli") -> list[dict[str, Any]]:
+    """Citizens matching every term of ``text``, at most ``limit``, ordered by name.
+
+    Terms: a birth date (``dd/mm/yyyy`` or ``yyyy-mm-dd``), an e-mail (exact, case-insensitive),
+    a phone number (typed nationally or +E.164), and name tokens (each must start a word of a
+    given, birth or usage name; accents and case ignored). Terms are matched against every
+    linked source record and the golden record, so a birth name known to one silo finds the
+    citizen. Each result: ``citizen_id``, ``given_names``, ``birth_name``, ``usage_name``,
+    ``birth_date`` (ISO), ``city``, ``source_systems`` (list). One access-log row per result.
+    """
+    _check_reader(reader, purpose)
+    criteria = _criteria(text)
+    if criteria is None or not _exists(wh, CITIZEN):
+        return []
+    conds, params = criteria
+    where = " AND ".join(conds)
+    candidates = f"SELECT r.citizen_id FROM {qualified(CITIZEN)} r WHERE {where}"
+    if _exists(wh, CITIZEN_LINK, PERSON_RECORD):
+        candidates += (
+            f" UNION SELECT l.citizen_id FROM {qualified(CITIZEN_LINK)} l "
+            f"JOIN {qualified(PERSON_RECORD)} r ON r.record_key = l.record_key WHERE {where}"
+        )
+    cols = ", ".join(f"c.{c}" for c in SEARCH_FIELDS)
+    rows = wh.dicts(
+        f"SELECT {cols} FROM {qualified(CITIZEN)} c WHERE c.citizen_id IN ({candidates}) "
+        "ORDER BY c.usage_name, c.given_names, c.citizen_id LIMIT :limit",
+        {**params, "limit": int(limit)},
+    )
+    results = [_clean(r) | {"source_systems": _systems(r["source_systems"])} for r in rows]
+    _log_reads(wh, [r["citizen_id"] for r in results], [f"citizen.{f}" for f in SEARCH_FIELDS],
+               reader=reader, purpose=purpose, channel=channel)
+    return results
+
+
+def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: str = "cli") -> dict | None:
+    """The 360° view of one citizen, or ``None`` when the id is unknown. Logged in ``ops.access_log``.
+
+    Structure (every value JSON-serialisable: dates and timestamps ISO 8601, money as a string)::
+
+        {
+          "citizen": {citizen_id, given_names, birth_name, usage_name, sex, birth_date, email, phone,
+                      address_line, postcode, city, record_count, source_systems: [str], updated_at},
+          "records": [  # every linked source record, by silo then key
+            {record_key, source_system, source_id, role, given_names, birth_name, usage_name, sex,
+             birth_date, birth_date_precision, email, phone,
+             address: {address_line, postcode, city, country}, certification_level,
+             match_probability, deleted_at}],
+          "households": [  # each household one of the records belongs to
+            {household_id, source_system, role,  # role of this citizen in it
+             members: [{record_key, citizen_id (null when unresolved), role}]}],  # the others
+          "organisations": [
+            {organisation_key, name, rna, siren, role, valid_from, valid_to, record_key}],
+          "interactions": [  # across silos, by opened_at
+            {interaction_key, source_system, record_key, kind, service, title, status, opened_at,
+             closed_at, due_at, amount, currency, channel}],
+        }
+    """
+    _check_reader(reader, purpose)
+    if not _exists(wh, CITIZEN):
+        return None
+    found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
+    if not found:
+        return None
+    citizen = _clean(found[0])
+    citizen["source_systems"] = _systems(citizen["source_systems"])
+    has_links = _exists(wh, CITIZEN_LINK)
+    view: dict[str, Any] = {
+        "citizen": citizen,
+        "records": _records(wh, citizen_id) if has_links and _exists(wh, PERSON_RECORD) else [],
+        "households": _households(wh, citizen_id) if has_links and _exists(wh, HOUSEHOLD_MEMBERSHIP) else [],
+        "organisations": _organisations(wh, citizen_id) if has_links and _exists(wh, ORGANISATION_ROLE) else [],
+        "interactions": _interactions(wh, citizen_id) if has_links and _exists(wh, INTERACTION) else [],
+    }
+    _log_reads(wh, [citizen_id], [f"citizen.{f}" for f in IDENTITY_FIELDS] + list(SHOW_SECTIONS),
+               reader=reader, purpose=purpose, channel=channel)
+    return view
+
+
+def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    rows = wh.dicts(
+        "SELECT p.record_key, p.source_system, p.source_id, p.role, p.given_names, p.birth_name, "
+        "p.usage_name, p.sex, p.birth_date, p.birth_date_precision, p.email, p.phone, p.address_line, "
+        "p.postcode, p.city, p.country, p.certification_level, l.match_probability, p.deleted_at "
+        f"FROM {qualified(CITIZEN_LINK)} l JOIN {qualified(PERSON_RECORD)} p ON p.record_key = l.record_key "
+        "WHERE l.citizen_id = :c ORDER BY p.source_system, p.record_key",
+        {"c": citizen_id},
+    )
+    out = []
+    for r in rows:
+        r = _clean(r)
+        address = {k: r.pop(k) for k in ("address_line", "postcode", "city", "country")}
+        out.append(r | {"address": address})
+    return out
+
+
+def _households(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    hm, cl = qualified(HOUSEHOLD_MEMBERSHIP), qualified(CITIZEN_LINK)
+    own = wh.dicts(
+        f"SELECT m.household_id, m.source_system, m.role, m.record_key FROM {hm} m "
+        f"JOIN {cl} l ON l.record_key = m.record_key WHERE l.citizen_id = :c "
+        "ORDER BY m.source_system, m.household_id, m.record_key",
+        {"c": citizen_id},
+    )
+    if not own:
+        return []
+    members = wh.dicts(
+        f"SELECT m.household_id, m.record_key, m.role, l.citizen_id FROM {hm} m "
+        f"LEFT JOIN {cl} l ON l.record_key = m.record_key "
+        f"WHERE m.household_id IN (SELECT m2.household_id FROM {hm} m2 JOIN {cl} l2 "
+        "ON l2.record_key = m2.record_key WHERE l2.citizen_id = :c) ORDER BY m.household_id, m.role, m.record_key",
+        {"c": citizen_id},
+    )
+    own_keys = {r["record_key"] for r in own}
+    households: dict[str, dict[str, Any]] = {}
+    for r in own:
+        households.setdefault(r["household_id"], {
+            "household_id": r["household_id"], "source_system": r["source_system"], "role": r["role"],
+            "members": [],
+        })
+    for m in members:
+        if m["record_key"] in own_keys:
+            continue
+        households[m["household_id"]]["members"].append(
+            {"record_key": m["record_key"], "citizen_id": m["citizen_id"], "role": m["role"]}
+        )
+    return list(households.values())
+
+
+def _organisations(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    org_join = (f"LEFT JOIN {qualified(ORGANISATION)} o ON o.organisation_key = r.organisation_key "
+                if _exists(wh, ORGANISATION) else "")
+    org_cols = "o.name, o.rna, o.siren" if org_join else "NULL AS name, NULL AS rna, NULL AS siren"
+    rows = wh.dicts(
+        f"SELECT r.organisation_key, {org_cols}, r.role, r.valid_from, r.valid_to, r.record_key "
+        f"FROM {qualified(ORGANISATION_ROLE)} r JOIN {qualified(CITIZEN_LINK)} l ON l.record_key = r.record_key "
+        f"{org_join}WHERE l.citizen_id = :c ORDER BY r.organisation_key, r.role",
+        {"c": citizen_id},
+    )
+    return [_clean(r) for r in rows]
+
+
+def _interactions(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    rows = wh.dicts(
+        "SELECT i.interaction_key, i.source_system, i.record_key, i.kind, i.service, i.title, i.status, "
+        "i.opened_at, i.closed_at, i.due_at, i.amount, i.currency, i.channel "
+        f"FROM {qualified(INTERACTION)} i JOIN {qualified(CITIZEN_LINK)} l ON l.record_key = i.record_key "
+        "WHERE l.citizen_id = :c ORDER BY i.opened_at, i.interaction_key",
+        {"c": citizen_id},
+    )
+    return [_clean(r) for r in rows]

@@ -1,0 +1,67 @@
+"""The golden layer's storage: what the matching step computed, published atomically.
+
+The matching engine computes links, citizens and the run summary; this module only stores
+them (``golden.citizen_link``, ``golden.citizen`` replaced as a whole, ``golden.resolution_run``
+appended) and hands back what the next resolution needs (previous links, core person records).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.contract import CITIZEN, CITIZEN_LINK, PERSON_RECORD, RESOLUTION_RUN, arrow_schema
+from warehouse.engine import Warehouse, conform, qualified
+
+log = logging.getLogger(__name__)
+
+
+def publish_resolution(
+    wh: Warehouse, run_id: str, *, links: pa.Table, citizens: pa.Table, run_row: dict[str, Any]
+) -> None:
+    """Replace ``golden.citizen_link`` and ``golden.citizen``, and record the run, in one transaction.
+
+    ``links`` and ``citizens`` carry the columns of ``CITIZEN_LINK`` / ``CITIZEN`` (a missing
+    ``run_id`` in links is filled with ``run_id``); ``run_row`` the columns of ``RESOLUTION_RUN``
+    (``run_id`` is forced to ``run_id``, ``finished_at`` defaults to now). Every link must point
+    at a citizen given, or nothing is written. Publishing the same run twice leaves one run row.
+    Readers never see a half-published state: both engines run the block as one transaction.
+    """
+    if "run_id" not in links.column_names:
+        links = links.append_column("run_id", pa.array([run_id] * links.num_rows, pa.string()))
+    links = conform(links, CITIZEN_LINK)
+    citizens = conform(citizens, CITIZEN)
+    orphans = pc.sum(pc.invert(pc.is_in(links.column("citizen_id"), value_set=citizens.column("citizen_id"))))
+    if orphans.as_py():
+        raise ValueError(f"run {run_id}: {orphans.as_py()} link(s) point at no citizen given; nothing published")
+    row = {"finished_at": datetime.now(UTC), **run_row, "run_id": run_id}
+    run = pa.Table.from_pylist([{c: row.get(c) for c in RESOLUTION_RUN.column_names}],
+                               schema=arrow_schema(RESOLUTION_RUN))
+    with wh.transaction():
+        wh.write(CITIZEN_LINK, links, replace=True)
+        wh.write(CITIZEN, citizens, replace=True)
+        wh.write(RESOLUTION_RUN, run, delete_where=("run_id = :run", {"run": run_id}))
+    log.info("published resolution run %s: %d links, %d citizens", run_id, links.num_rows, citizens.num_rows)
+
+
+def previous_links(wh: Warehouse) -> pa.Table | None:
+    """The published ``(record_key, citizen_id)`` pairs, for carrying ids over; ``None`` before any."""
+    if not wh.table_exists(CITIZEN_LINK.schema, CITIZEN_LINK.name):
+        return None
+    data = wh.arrow(f"SELECT record_key, citizen_id FROM {qualified(CITIZEN_LINK)} ORDER BY record_key")
+    if data.num_rows == 0:
+        return None
+    schema = pa.schema([pa.field("record_key", pa.string()), pa.field("citizen_id", pa.string())])
+    return data.cast(schema)
+
+
+def core_person_records(wh: Warehouse) -> pa.Table:
+    """All of ``core.person_record`` (deleted ones included, ``deleted_at`` says), in contract types."""
+    if not wh.table_exists(PERSON_RECORD.schema, PERSON_RECORD.name):
+        return arrow_schema(PERSON_RECORD).empty_table()
+    cols = ", ".join(f'"{c}"' for c in PERSON_RECORD.column_names)
+    return conform(wh.arrow(f"SELECT {cols} FROM {qualified(PERSON_RECORD)} ORDER BY record_key"), PERSON_RECORD)

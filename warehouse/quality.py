@@ -1,0 +1,188 @@
+"""The quality gate: which staged rows may enter the core tables, and why the others may not.
+
+Three kinds of check, each producing per-row :class:`Failure` records (a row position, the field,
+a stable reason code, a human reason that never contains the value):
+
+- the Great Expectations suite of the table (``schemas.quality``), run on a pandas dataframe
+  through one ephemeral context built once per run; reason code = the expectation type
+  (``expect_column_values_to_be_in_set`` ...);
+- lineage: a row must belong to the silo its staging model is named after (``source_system_mismatch``)
+  and its own key must carry that silo's prefix (``key_prefix_mismatch``) — the core tables are
+  rebuilt per silo, so a row claiming another silo would be deleted by the wrong rebuild;
+- references across tables, which one dataframe cannot express: an interaction's, membership's or
+  organisation role's ``record_key`` must exist in ``core.person_record`` and a role's
+  ``organisation_key`` in ``core.organisation`` (``reference_not_found``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.contract import HOUSEHOLD_MEMBERSHIP, INTERACTION, ORGANISATION, ORGANISATION_ROLE, PERSON_RECORD, Table
+from schemas.quality import expectation_column, suites
+from warehouse.engine import Warehouse, qualified
+
+log = logging.getLogger(__name__)
+
+ROW = "_row"  # positional index given to GE, so duplicated or null keys still point at one row
+
+SOURCE_SYSTEM_MISMATCH = "source_system_mismatch"
+KEY_PREFIX_MISMATCH = "key_prefix_mismatch"
+REFERENCE_NOT_FOUND = "reference_not_found"
+
+# (column, referenced table, referenced column)
+REFERENCES: dict[str, tuple[tuple[str, Table, str], ...]] = {
+    HOUSEHOLD_MEMBERSHIP.name: (("record_key", PERSON_RECORD, "record_key"),),
+    INTERACTION.name: (("record_key", PERSON_RECORD, "record_key"),),
+    ORGANISATION_ROLE.name: (
+        ("record_key", PERSON_RECORD, "record_key"),
+        ("organisation_key", ORGANISATION, "organisation_key"),
+    ),
+}
+
+# The column a table's own key lives in, which must start with `<source_system>:`.
+OWN_KEY = {
+    PERSON_RECORD.name: "record_key",
+    HOUSEHOLD_MEMBERSHIP.name: "household_id",
+    INTERACTION.name: "interaction_key",
+    ORGANISATION.name: "organisation_key",
+    ORGANISATION_ROLE.name: "organisation_key",
+}
+
+
+class QualityGateError(RuntimeError):
+    """The gate itself could not run (not: some rows failed it)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row failing one check."""
+
+    row: int  # position in the staged table
+    field: str | None
+    reason_code: str
+    reason: str
+
+
+def system_of_rows(table: Table, data: pa.Table) -> pa.ChunkedArray:
+    """The silo each row claims: its ``source_system``, or the prefix of its organisation key."""
+    if "source_system" in table.column_names:
+        return data.column("source_system")
+    keys = data.column(OWN_KEY[table.name])
+    return pc.list_element(pc.split_pattern(keys, ":", max_splits=1), 0)
+
+
+class QualityGate:
+    """Great Expectations validation of staged canonical tables. Build once per run, reuse per table."""
+
+    def __init__(self, today: date | None = None):
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        self.today = today or datetime.now(UTC).date()
+        # In-memory, no usage statistics sent anywhere, no progress bars on stderr.
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False),
+        )
+        self._context = gx.get_context(mode="ephemeral", project_config=config)
+        source = self._context.data_sources.add_pandas("staging")
+        self._suites = {}
+        self._batches = {}
+        for name, suite in suites(self.today).items():
+            self._suites[name] = self._context.suites.add(suite)
+            self._batches[name] = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+
+    def expectations(self, table: Table) -> int:
+        return len(self._suites[table.name].expectations)
+
+    def validate(self, table: Table, data: pa.Table) -> list[Failure]:
+        """Failures of the table's GE suite, one per (row, expectation) flagged."""
+        if data.num_rows == 0:
+            return []
+        frame = data.select(table.column_names).append_column(
+            ROW, pa.array(range(data.num_rows), pa.int64())
+        ).to_pandas()
+        batch = self._batches[table.name].get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            self._suites[table.name],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
+        )
+        failures: list[Failure] = []
+        for r in result.results:
+            cfg = r.expectation_config
+            if r.exception_info.get("raised_exception"):
+                # The message may quote data: name the expectation, not the message.
+                raise QualityGateError(
+                    f"{table.name}: expectation {cfg.type} on {expectation_column(cfg.kwargs)} could not run"
+                )
+            if r.success:
+                continue
+            index = r.result.get("unexpected_index_list") or []
+            if len(index) != r.result.get("unexpected_count", len(index)):
+                raise QualityGateError(f"{table.name}: expectation {cfg.type} did not list every failing row")
+            field = expectation_column(cfg.kwargs)
+            reason = (cfg.meta or {}).get("reason", cfg.type)
+            failures.extend(Failure(int(i[ROW]), field, cfg.type, reason) for i in index)
+        return failures
+
+
+def lineage_failures(table: Table, data: pa.Table, model_systems: Sequence[str]) -> list[Failure]:
+    """Rows whose silo or own-key prefix disagrees with the staging model that produced them."""
+    if data.num_rows == 0:
+        return []
+    expected = pa.array(model_systems, pa.string())
+    claimed = system_of_rows(table, data)
+    failures: list[Failure] = []
+    field = "source_system" if "source_system" in table.column_names else OWN_KEY[table.name]
+    bad = pc.fill_null(pc.not_equal(claimed, expected), False)
+    failures.extend(
+        Failure(i, field, SOURCE_SYSTEM_MISMATCH, f"{field} names another silo than the staging model")
+        for i in pc.indices_nonzero(bad).to_pylist()
+    )
+    key = OWN_KEY[table.name]
+    keys = data.column(key).combine_chunks()
+    wrong_prefix = pa.array([False] * data.num_rows)
+    for system in set(model_systems):
+        of_system = pc.equal(expected, system)
+        prefixed = pc.fill_null(pc.starts_with(keys, f"{system}:"), True)  # null keys: the not-null rule
+        wrong_prefix = pc.or_(wrong_prefix, pc.and_(of_system, pc.invert(prefixed)))
+    failures.extend(
+        Failure(i, key, KEY_PREFIX_MISMATCH, f"{key} does not start with the silo of its staging model")
+        for i in pc.indices_nonzero(wrong_prefix).to_pylist()
+    )
+    return failures
+
+
+def _keys_in(wh: Warehouse, table: Table, column: str) -> pa.Array:
+    if not wh.table_exists(table.schema, table.name):
+        return pa.array([], pa.string())
+    got = wh.arrow(f'SELECT DISTINCT "{column}" AS k FROM {qualified(table)}').column("k")
+    return got.combine_chunks().cast(pa.string())
+
+
+def reference_failures(wh: Warehouse, table: Table, data: pa.Table) -> list[Failure]:
+    """Rows pointing at a person or organisation the core tables do not hold."""
+    failures: list[Failure] = []
+    if data.num_rows == 0:
+        return failures
+    for column, target, target_column in REFERENCES.get(table.name, ()):
+        known = _keys_in(wh, target, target_column)
+        values = data.column(column)
+        missing = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=known)))
+        failures.extend(
+            Failure(i, column, REFERENCE_NOT_FOUND, f"{column} is not in {target.schema}.{target.name}")
+            for i in pc.indices_nonzero(missing).to_pylist()
+        )
+    return failures
