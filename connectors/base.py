@@ -234,7 +234,7 @@ def national_id_rows(table: pa.Table) -> dict[int, str]:
 @dataclass(frozen=True)
 class Cast:
     """How one text column becomes typed: kind is date_dmy, date_iso, timestamp_iso, decimal_comma,
-    decimal or int; message is the human reason when a value does not convert."""
+    decimal, int or bool; message is the human reason when a value does not convert."""
 
     kind: str
     reason_code: str
@@ -261,6 +261,7 @@ def _prepare(arr: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
 _TARGET = {
     "date_dmy": pa.date32(), "date_iso": pa.date32(), "timestamp_iso": pa.timestamp("us", tz="UTC"),
     "decimal_comma": pa.decimal128(14, 2), "decimal": pa.decimal128(14, 2), "int": pa.int64(),
+    "bool": pa.bool_(),
 }
 
 

@@ -1,0 +1,217 @@
+"""Family portal silo: its REST API read with dlt's declarative ``rest_api`` source.
+
+Pages follow ``links.next``; bearer auth; incremental on ``updated_at`` through ``updated_since``;
+merged on ``id``. Each page becomes an Arrow table (typed, flattened) before it is written, so
+loads take the parquet (DuckDB) or csv (PostgreSQL) path, never dlt's per-row insert path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pyarrow as pa
+
+from connectors.base import (
+    Cast,
+    Collector,
+    ExtractResult,
+    Guard,
+    SourceError,
+    cast_columns,
+    exception_chain,
+    loader_file_format,
+    make_pipeline,
+    resource_name_of,
+    take_rows,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "family"
+_TS = Cast("timestamp_iso", "bad_timestamp", "not an ISO 8601 timestamp")
+_DATE = Cast("date_iso", "bad_date", "not a date (YYYY-MM-DD expected)")
+_INT = Cast("int", "bad_integer", "not an integer")
+_BOOL = Cast("bool", "bad_boolean", "not a boolean")
+_MONEY = Cast("decimal", "bad_decimal", "not a decimal amount (string with a dot expected)")
+
+# collection -> its columns as loaded (nested objects flattened the way dlt names them: a__b)
+COLLECTIONS: dict[str, dict[str, Cast | None]] = {
+    "familles": {"id": _INT, "nom_famille": None, "adresse__ligne": None, "adresse__code_postal": None,
+                 "adresse__commune": None, "adresse__code_insee": None, "quotient_familial": _INT,
+                 "updated_at": _TS},
+    "responsables": {"id": _INT, "famille_id": _INT, "lien": None, "prenoms": None, "nom": None,
+                     "nom_naissance": None, "sexe": None, "date_naissance": _DATE, "email": None,
+                     "telephone": None, "certification": None, "updated_at": _TS, "deleted": _BOOL},
+    "enfants": {"id": _INT, "famille_id": _INT, "prenoms": None, "nom": None, "sexe": None,
+                "date_naissance": _DATE, "ecole": None, "classe": None, "updated_at": _TS, "deleted": _BOOL},
+    "inscriptions": {"id": _INT, "enfant_id": _INT, "activite": None, "annee_scolaire": None,
+                     "date_debut": _DATE, "date_fin": _DATE, "statut": None, "updated_at": _TS},
+    "factures": {"id": _INT, "famille_id": _INT, "responsable_id": _INT, "periode": None, "montant": _MONEY,
+                 "statut": None, "date_emission": _DATE, "date_echeance": _DATE, "updated_at": _TS},
+}
+
+_STAGING_DIR = Path(__file__).parent / "staging"
+STAGING: dict[str, list[Path]] = {
+    "person_record": [_STAGING_DIR / "stg_family__responsables.sql", _STAGING_DIR / "stg_family__enfants.sql"],
+    "household_membership": [_STAGING_DIR / "stg_family__familles.sql"],
+    "interaction": [_STAGING_DIR / "stg_family__inscriptions.sql", _STAGING_DIR / "stg_family__factures.sql"],
+}
+
+
+def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}__"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def page_to_arrow(collection: str, collector: Collector) -> Callable[[Any], pa.Table]:
+    """A function turning one page (list of JSON objects) into a typed Arrow table; rows whose
+    values do not convert, or without an id, are quarantined with their page and id."""
+    columns = COLLECTIONS[collection]
+    state = {"page": 0}
+
+    def convert(page: Any) -> pa.Table:
+        state["page"] += 1
+        rows = page if isinstance(page, list) else [page]
+        collector.add_read(collection, len(rows))
+        flat = [_flatten(r) if isinstance(r, dict) else {} for r in rows]
+        table = pa.table({c: pa.array([_text(r.get(c)) for r in flat], pa.string()) for c in columns})
+        typed, bad = cast_columns(table, {c: s for c, s in columns.items() if s is not None})
+        keep = []
+        for i, r in enumerate(flat):
+            where = f"{collection} page {state['page']} id={r.get('id')}"
+            if r.get("id") is None:
+                collector.quarantine(collection, f"{collection} page {state['page']} item {i + 1}", "id",
+                                     "missing_key", "the record has no id", r)
+            elif i in bad:
+                name, spec = bad[i]
+                collector.quarantine(collection, where, name, spec.reason_code, spec.message, r)
+            else:
+                keep.append(i)
+        return take_rows(typed, keep)
+
+    return convert
+
+
+def _check_response(collection: str, system: str = SYSTEM) -> Callable[..., Any]:
+    """A response hook: fail at once on auth / not found, and on a page that is not the API's JSON."""
+
+    def check(response: Any, *args: Any, **kwargs: Any) -> Any:
+        u = urlparse(response.url)
+        page = parse_qs(u.query).get("page", ["1"])[0]
+        status = response.status_code
+        if status in (401, 403):
+            raise SourceError(system, f"{collection} {u.path}", f"HTTP {status}: the portal refused the token")
+        if status == 404:
+            raise SourceError(system, f"{collection} {u.path}", "HTTP 404: no such collection")
+        if status >= 400:
+            return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
+            raise SourceError(system, f"{collection} page {page}", f"the portal answered {kind}, not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise SourceError(system, f"{collection} page {page}", "the answer has no 'data' list")
+        return response
+
+    return check
+
+
+def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, token: str,
+         per_page: int = 500, max_attempts: int = 4, backoff_factor: float = 0.5,
+         max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
+    """Extract the five collections into ``raw_family`` (merge on id, incremental via updated_since).
+
+    HTTP 401/403/404, an HTML or malformed page and an unreachable portal raise :class:`SourceError`
+    (never with the token); 5xx / 429 are retried up to ``max_attempts`` with exponential backoff
+    bounded by ``max_retry_delay``, honouring Retry-After. A failed run loads nothing, so what
+    earlier runs loaded stays as it was.
+    """
+    from dlt.sources.helpers.requests import Client
+    from dlt.sources.rest_api import rest_api_source
+
+    collector = Collector(run_id, SYSTEM, COLLECTIONS)
+    session = Client(
+        request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
+        request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
+    ).session
+    config: Any = {
+        "client": {
+            "base_url": base_url.rstrip("/") + "/api/v1/",
+            "auth": {"type": "bearer", "token": token},
+            "paginator": {"type": "json_link", "next_url_path": "links.next"},
+            "session": session,
+        },
+        "resource_defaults": {"primary_key": "id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": c,
+                "endpoint": {
+                    "path": c,
+                    "data_selector": "data",
+                    "params": {"per_page": per_page},
+                    "incremental": {"start_param": "updated_since", "cursor_path": "updated_at",
+                                    "initial_value": "1970-01-01T00:00:00Z"},
+                    "response_actions": [_check_response(c)],
+                },
+            }
+            for c in COLLECTIONS
+        ],
+    }
+    try:
+        source = rest_api_source(config, name=SYSTEM)
+        for c in COLLECTIONS:
+            source.resources[c].add_step(
+                Guard(collector, c, lambda row, c=c: f"{c} id={row.get('id')}",
+                      prepare=page_to_arrow(c, collector), count_read=False))
+        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
+        pipeline.run(source, loader_file_format=loader_file_format(destination))
+    except SourceError:
+        raise
+    except Exception as e:
+        raise _translate(e, base_url) from None
+    result = collector.result()
+    log.info("family run %s: %s", run_id,
+             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
+    return result
+
+
+def _translate(e: Exception, base_url: str) -> SourceError:
+    import requests
+
+    chain = exception_chain(e)
+    for x in chain:
+        if isinstance(x, SourceError):
+            return x
+    u = urlparse(base_url)
+    portal = f"portal {u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}"
+    collection = resource_name_of(e)
+    for x in chain:
+        if isinstance(x, requests.HTTPError) and x.response is not None:
+            path = urlparse(x.response.url).path
+            return SourceError(SYSTEM, f"{collection or 'collection'} {path}",
+                               f"HTTP {x.response.status_code} after retries")
+        if isinstance(x, (requests.ConnectionError, requests.Timeout)):
+            return SourceError(SYSTEM, portal, "cannot reach the family portal")
+    kinds = ", ".join(sorted({type(x).__name__ for x in chain}))
+    return SourceError(SYSTEM, f"{portal} {collection or ''}".strip(), f"extraction or load failed ({kinds})")
