@@ -1,0 +1,173 @@
+"""Associations silo: three CSV exports (cp1252, ``;``, CRLF, dd/mm/yyyy, decimal comma) in a drop folder.
+
+Parsed with pyarrow; each bad row is quarantined with file:line and field, the rest loads
+(merge on each file's key). One bad row never aborts a file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors.base import (
+    Cast,
+    Collector,
+    ExtractResult,
+    Guard,
+    SourceError,
+    cast_columns,
+    exception_chain,
+    loader_file_format,
+    make_pipeline,
+    national_id_rows,
+    take_rows,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "associations"
+_DATE = Cast("date_dmy", "bad_date", "not a date (dd/mm/yyyy expected)")
+_MONEY = Cast("decimal_comma", "bad_decimal", "not a decimal amount (1 234,50 expected)")
+_INT = Cast("int", "bad_integer", "not an integer")
+
+
+class FileSpec:
+    def __init__(self, entity: str, key: str, columns: dict[str, Cast | None]):
+        self.entity = entity
+        self.file = f"{entity}.csv"
+        self.key = key
+        self.columns = columns
+
+
+FILES = (
+    FileSpec("associations", "rna", {"rna": None, "siret": None, "nom": None, "adresse": None,
+                                      "code_postal": None, "commune": None, "date_creation": _DATE}),
+    FileSpec("dirigeants", "id", {"id": _INT, "rna": None, "fonction": None, "civilite": None, "nom": None,
+                                  "prenom": None, "date_naissance": _DATE, "email": None, "telephone": None,
+                                  "adresse": None, "code_postal": None, "commune": None, "date_maj": _DATE}),
+    FileSpec("demandes_subvention", "numero", {"numero": None, "rna": None, "dirigeant_id": _INT, "objet": None,
+                                               "montant_demande": _MONEY, "montant_accorde": _MONEY,
+                                               "date_depot": _DATE, "date_decision": _DATE, "statut": None}),
+)
+
+_STAGING_DIR = Path(__file__).parent / "staging"
+STAGING: dict[str, list[Path]] = {
+    "person_record": [_STAGING_DIR / "stg_associations__dirigeants.sql"],
+    "organisation": [_STAGING_DIR / "stg_associations__associations.sql"],
+    "organisation_role": [_STAGING_DIR / "stg_associations__fonctions.sql"],
+    "interaction": [_STAGING_DIR / "stg_associations__demandes_subventions.sql"],
+}
+
+
+def read_file(path: Path, spec: FileSpec, collector: Collector) -> pa.Table:
+    """One CSV as a typed Arrow table; bad rows go to the collector (rows_read counts them all)."""
+    if not path.is_file():
+        raise SourceError(SYSTEM, spec.file, "file missing from the drop folder")
+    bad_lines: dict[int, str] = {}
+
+    def invalid(row: Any) -> str:
+        bad_lines[row.number] = row.text
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="cp1252", use_threads=False),
+            # empty lines kept as rows so that row numbers stay physical line numbers
+            parse_options=pacsv.ParseOptions(delimiter=";", invalid_row_handler=invalid, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        # Arrow's parse messages quote the offending text: keep only its kind
+        raise SourceError(SYSTEM, spec.file, f"not a readable cp1252 ;-separated file ({type(e).__name__})") from None
+    missing = [c for c in spec.columns if c not in table.column_names]
+    if missing:
+        raise SourceError(SYSTEM, f"{spec.file} line 1", f"header lacks column(s) {', '.join(missing)}")
+    table = table.select(list(spec.columns))  # unknown extra columns are not loaded
+
+    # physical line of each parsed row: every line after the header that was not an invalid row
+    lines = []
+    line = 2
+    while len(lines) < table.num_rows:
+        if line not in bad_lines:
+            lines.append(line)
+        line += 1
+    blank = pc.equal(pc.binary_join_element_wise(*[table.column(c) for c in spec.columns], ""), "")
+    rows_total = table.num_rows - pc.sum(blank).as_py() if table.num_rows else 0
+    collector.add_read(spec.entity, (rows_total or 0) + len(bad_lines))
+    for n, text in sorted(bad_lines.items()):
+        collector.quarantine(spec.entity, f"{spec.file}:{n}", None, "wrong_column_count",
+                             f"expected {len(spec.columns)} fields", text)
+
+    typed, bad = cast_columns(table, {c: s for c, s in spec.columns.items() if s is not None})
+    key = pc.utf8_trim_whitespace(table.column(spec.key)).to_pylist()
+    nid = national_id_rows(table)  # scanned here too so the quarantine names the file line
+    blank_rows = blank.to_pylist()
+    raw_rows = None
+    keep: list[int] = []
+    seen: dict[str, int] = {}
+    for i in range(table.num_rows):
+        if blank_rows[i]:
+            continue
+        reason: tuple[str | None, str, str] | None = None
+        if not key[i]:
+            reason = (spec.key, "missing_key", "the key is empty")
+        elif i in nid:
+            reason = (nid[i], "national_id", "a national identification number (NIR / national register) "
+                      "may not be stored")
+        elif i in bad:
+            name, cast = bad[i]
+            reason = (name, cast.reason_code, cast.message)
+        elif key[i] in seen:
+            # the first occurrence in file order wins, deterministically
+            reason = (spec.key, "duplicate_key", f"same key as line {lines[seen[key[i]]]}")
+        if reason is None:
+            seen[key[i]] = i
+            keep.append(i)
+            continue
+        if raw_rows is None:
+            raw_rows = table.to_pylist()
+        collector.quarantine(spec.entity, f"{spec.file}:{lines[i]}", reason[0], reason[1], reason[2], raw_rows[i])
+    typed = take_rows(typed, keep)
+    # keys trimmed in raw so merges match whatever spacing the export used
+    return typed.set_column(typed.column_names.index(spec.key), spec.key,
+                            pc.utf8_trim_whitespace(typed.column(spec.key))
+                            if pa.types.is_string(typed.column(spec.key).type) else typed.column(spec.key))
+
+
+def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path) -> ExtractResult:
+    """Parse the three CSVs of ``drop_dir`` and merge their good rows into ``raw_associations``.
+
+    A missing file or header raises :class:`SourceError`; bad rows are quarantined, never fatal.
+    """
+    import dlt
+
+    drop_dir = Path(drop_dir)
+    collector = Collector(run_id, SYSTEM, [f.entity for f in FILES])
+    tables = {f.entity: read_file(drop_dir / f.file, f, collector) for f in FILES}
+    resources = []
+    for spec in FILES:
+        r = dlt.resource([tables[spec.entity]], name=spec.entity, primary_key=spec.key, write_disposition="merge")
+        r.add_step(Guard(collector, spec.entity, lambda row, s=spec: f"{s.file}:{s.key}={row.get(s.key)}",
+                         count_read=False))
+        resources.append(r)
+    try:
+        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
+        pipeline.run(resources, loader_file_format=loader_file_format(destination))
+    except Exception as e:
+        for x in exception_chain(e):
+            if isinstance(x, SourceError):
+                raise x from None
+        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
+        raise SourceError(SYSTEM, str(drop_dir.name), f"load failed ({kinds})") from None
+    result = collector.result()
+    log.info("associations run %s: %s", run_id,
+             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
+    return result
