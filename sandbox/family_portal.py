@@ -236,7 +236,9 @@ class FamilyPortal:
         Handler.portal = portal
         self._server = ThreadingHTTPServer((self._host, self._port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="family-portal", daemon=True)
+        # A short poll interval makes stop() quick (tests start and stop many servers).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="family-portal",
+                                        daemon=True)
         self._thread.start()
         log.info("family portal serving on %s", self.url)
         return self
@@ -363,6 +365,7 @@ class FamilyPortal:
 class _Handler(BaseHTTPRequestHandler):
     portal: FamilyPortal
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines carry no personal data, but keep them at debug level only.

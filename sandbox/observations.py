@@ -71,14 +71,16 @@ def typo(text: str, op: int, where: float, letter: int) -> str:
         return text
     pos = 1 + int(where * (len(text) - 2))  # never the first letter: people rarely miss that one
     ch = _LETTERS[letter % 26]
+    if ch == text[pos].lower():  # a substitution must change something
+        ch = _LETTERS[(letter + 1) % 26]
     if text[pos - 1].isupper() and text[pos].isupper():
         ch = ch.upper()
     if op == 0:
         return text[:pos] + ch + text[pos + 1:]
-    if op == 1:
-        return text[:pos] + text[pos + 1:]
-    if op == 2 and pos + 1 < len(text):
+    if op == 2 and pos + 1 < len(text) and text[pos] != text[pos + 1]:
         return text[:pos] + text[pos + 1] + text[pos] + text[pos + 2:]
+    if op in (1, 2):  # delete (also when a transposition would change nothing)
+        return text[:pos] + text[pos + 1:]
     return text[:pos] + text[pos] + text[pos:]
 
 
@@ -458,6 +460,7 @@ def _associations(rng: np.random.Generator, a_n: int) -> pa.Table:
     has_siret = rng.random(a_n) < 0.4
     kinds = np.array(_ASSO_KINDS, dtype=object)[rng.integers(0, len(_ASSO_KINDS), size=a_n)]
     topics = np.array(_ASSO_TOPICS, dtype=object)[rng.integers(0, len(_ASSO_TOPICS), size=a_n)]
+    topics[0] = "solidarité; entraide"  # every export holds at least one value that needs quoting
     line, commune = _addresses(rng, a_n)
     commune = rng.choice(len(_COMMUNE_NAME), size=a_n, p=_W_COMMUNE)
     created = np.datetime64("1975-01-01") + rng.integers(0, 50 * 365, size=a_n).astype("timedelta64[D]")
