@@ -72,7 +72,7 @@ def main() -> None:
     ]
     width = max(len(k) for k, _ in out)
     for k, v in out:
-        print(f"{k:<{width}}  {v}")  # noqa: T201  (a bench prints)
+        print(f"{k:<{width}}  {v}")
     if args.errors:
         _print_errors(records, ids, res, args.errors)
 
@@ -84,19 +84,19 @@ def _print_errors(records, ids, res, n: int) -> None:
     from matching.resolve import prepare
 
     con = duckdb.connect()
-    std = prepare(records)  # noqa: F841  (queried by name below)
+    std = prepare(records)
     con.register("std", std)
     con.register("ids", ids)
     con.register("pairs", res.pairs)
     cols = ("record_key, person_id, first_name_std, given_names_std, surnames_std, birth_date_std, "
             "email_std, phone_std, address_std, postcode_std, sex_std")
-    print("--- false positives (same citizen, different person)")  # noqa: T201
+    print("--- false positives (same citizen, different person)")
     print(con.sql(f"""
         WITH c AS (SELECT i.citizen_id FROM ids i JOIN std s USING (record_key)
                    GROUP BY 1 HAVING count(DISTINCT s.person_id) > 1 LIMIT {int(n)})
         SELECT i.citizen_id, {cols} FROM ids i JOIN std s USING (record_key)
         WHERE citizen_id IN (SELECT citizen_id FROM c) ORDER BY 1, 2""").df().to_string())
-    print("--- false negatives (same person, different citizens), with the pair's score")  # noqa: T201
+    print("--- false negatives (same person, different citizens), with the pair's score")
     print(con.sql(f"""
         WITH p AS (SELECT s.person_id FROM ids i JOIN std s USING (record_key)
                    GROUP BY 1 HAVING count(DISTINCT i.citizen_id) > 1 LIMIT {int(n)})

@@ -28,6 +28,19 @@ U_MAX_PAIRS = 2_000_000
 # The m probability of "first names disagree" among true matches: fixed, never trained, so a
 # different prénom always weighs about -20 bits whatever the household shares.
 FIRST_NAME_DISAGREE_M = 1e-6
+# Other disagreement levels get a fixed m from domain knowledge rather than EM, which, on a
+# population of households, either drives them to 0 (a veto: one different e-mail would
+# separate a person from themself) or inflates them (parent and child namesakes look like
+# "the same person with another birth date").
+DISAGREE_M = {
+    "surname": 0.03,  # a married name known to one silo, the birth name to the other
+    "birth_date": 0.02,  # keying errors beyond one digit or a swap
+    "email": 0.15,  # people give different addresses to different services
+    "phone": 0.1,  # two different mobiles: a change of number
+    "sex": 0.01,  # keying error
+}
+# After EM, no level's m or u goes below this (a level unseen in training is not a veto).
+PROBABILITY_FLOOR = 1e-3
 
 # Columns the model reads (from matching.standardise) and carries into predictions.
 MODEL_COLUMNS = (
@@ -69,14 +82,15 @@ def comparisons() -> list[dict[str, Any]]:
                    tf_adjustment_column="first_name_std", tf_adjustment_weight=1.0),
             _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.92', "jw >= 0.92"),
             _level(
-                # JEAN vs JEANPIERRE (compound cut), MARIE ANNE vs ANNE MARIE (order of prénoms)
+                # JEAN vs JEANPIERRE: a compound prénom cut, or written with a space by one silo
                 'starts_with("first_name_std_l", "first_name_std_r") '
-                'OR starts_with("first_name_std_r", "first_name_std_l") '
-                "OR list_has_any(string_split(\"given_names_std_l\", ' '), "
-                "string_split(\"given_names_std_r\", ' '))",
-                "compound or other prénom shared",
+                'OR starts_with("first_name_std_r", "first_name_std_l")',
+                "compound cut",
             ),
             _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.85', "jw >= 0.85"),
+            # MARIE ANNE vs ANNE MARIE; weak: siblings and twins share middle prénoms too
+            _level("list_has_any(string_split(\"given_names_std_l\", ' '), "
+                   "string_split(\"given_names_std_r\", ' '))", "another prénom shared"),
             _level("ELSE", "different",
                    m_probability=FIRST_NAME_DISAGREE_M, fix_m_probability=True),
         ],
@@ -91,7 +105,7 @@ def comparisons() -> list[dict[str, Any]]:
             _level('list_has_any("surnames_std_l", "surnames_std_r")', "birth / usage name shared"),
             _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.92', "jw >= 0.92"),
             _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.8', "jw >= 0.8"),
-            _level("ELSE", "different"),
+            _level("ELSE", "different", m_probability=DISAGREE_M["surname"], fix_m_probability=True),
         ],
     }
     dob = {
@@ -115,7 +129,7 @@ def comparisons() -> list[dict[str, Any]]:
                 '"birth_year_l" = "birth_year_r" AND ("birth_month_l" IS NULL OR "birth_month_r" IS NULL)',
                 "same year, day-month unknown",
             ),
-            _level("ELSE", "different"),
+            _level("ELSE", "different", m_probability=DISAGREE_M["birth_date"], fix_m_probability=True),
         ],
     }
     email = {
@@ -125,7 +139,7 @@ def comparisons() -> list[dict[str, Any]]:
             _level('"email_std_l" = "email_std_r"', "exact"),
             _level("split_part(\"email_std_l\", '@', 1) = split_part(\"email_std_r\", '@', 1)",
                    "same local part"),
-            _level("ELSE", "different"),
+            _level("ELSE", "different", m_probability=DISAGREE_M["email"], fix_m_probability=True),
         ],
     }
     phone = {
@@ -133,7 +147,10 @@ def comparisons() -> list[dict[str, Any]]:
         "comparison_levels": [
             _null("phone_std"),
             _level('"phone_std_l" = "phone_std_r"', "exact"),
-            _level("ELSE", "different"),
+            # a landline here and a mobile there is no disagreement: people have both
+            _level("NOT (regexp_matches(\"phone_std_l\", '^\\+33[67]') "
+                   "AND regexp_matches(\"phone_std_r\", '^\\+33[67]'))", "not two mobiles"),
+            _level("ELSE", "two different mobiles", m_probability=DISAGREE_M["phone"], fix_m_probability=True),
         ],
     }
     address = {
@@ -157,7 +174,7 @@ def comparisons() -> list[dict[str, Any]]:
         "comparison_levels": [
             _null("sex_std"),
             _level('"sex_std_l" = "sex_std_r"', "exact"),
-            _level("ELSE", "different"),
+            _level("ELSE", "different", m_probability=DISAGREE_M["sex"], fix_m_probability=True),
         ],
     }
     return [first_name, surname, dob, email, phone, address, sex]
@@ -171,6 +188,9 @@ def blocking_rules() -> list[dict[str, Any]]:
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_std" = r."first_name_std"'},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'},
         {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."postcode_std" = r."postcode_std"'},
+        # typo in the prénom: same name at the same postcode (a household-sized block)
+        {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."postcode_std" = r."postcode_std"',
+         "arrays_to_explode": ["surnames_std"]},
         {"blocking_rule": 'l."phone_std" = r."phone_std"'},
         {"blocking_rule": 'l."email_std" = r."email_std"'},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."postcode_std" = r."postcode_std"'},
@@ -242,9 +262,31 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
     finally:
         con.close()
     model.pop("linker_uid", None)
+    _floor_probabilities(model)
     log.info("trained the matching model on %d records (version %s)", standardised.num_rows,
              model_version(model))
     return model
+
+
+def _floor_probabilities(model: dict[str, Any]) -> None:
+    """Raise m / u probabilities below :data:`PROBABILITY_FLOOR` (or missing) to it, in place.
+
+    Fixed m probabilities are left alone; the others of the comparison are rescaled so that
+    the m (u) probabilities still sum to 1.
+    """
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for key, fixed_key in (("m_probability", "fix_m_probability"), ("u_probability", "fix_u_probability")):
+            fixed = [lv for lv in levels if lv.get(fixed_key)]
+            free = [lv for lv in levels if not lv.get(fixed_key)]
+            for lv in free:
+                if lv.get(key) is None or lv[key] < PROBABILITY_FLOOR:
+                    lv[key] = PROBABILITY_FLOOR
+            budget = 1.0 - sum(lv[key] for lv in fixed)
+            total = sum(lv[key] for lv in free)
+            if total > 0 and budget > 0:
+                for lv in free:
+                    lv[key] = lv[key] * budget / total
 
 
 def model_version(model_json: dict[str, Any]) -> str:

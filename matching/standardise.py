@@ -63,7 +63,7 @@ STANDARD_COLUMNS = (
 
 # Street-type and common abbreviations in French / Belgian address lines (whole words only).
 ADDRESS_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "BOULEVARD": ("BD", "BLD", "BVD", "BOUL", "BOULV"),
+    "BOULEVARD": ("BD", "BLD", "BLVD", "BVD", "BOUL", "BOULV"),
     "AVENUE": ("AV", "AVE", "AVN", "AVEN"),
     "RUE": ("R",),
     "CHEMIN": ("CH", "CHE", "CHEM", "CHM"),
