@@ -12,16 +12,18 @@ The formats are documented in docs/silos.md.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox.associations_export import association_tables, write_associations
-from sandbox.family_portal import DEFAULT_TOKEN, FamilyPortal, family_collections, serve_family_portal, write_family
+from sandbox.family_portal import DEFAULT_TOKEN, FamilyPortal, family_collections, write_family
 from sandbox.finance_db import finance_tables, write_finance
 from sandbox.observations import Observations, observe, person_records, to_person_records
 from sandbox.population import Population, generate_population
@@ -38,6 +40,7 @@ __all__ = [
     "generate_population",
     "load_truth",
     "observe",
+    "open_sandbox",
     "person_records",
     "serve_family_portal",
     "to_person_records",
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 TRUTH_FILE = "truth.parquet"
+MANIFEST_FILE = "sandbox.json"
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,15 @@ class Sandbox:
     # rows per silo table / collection / file, e.g. "finance.tiers", "family.enfants", "associations.dirigeants.csv"
     rows: dict[str, int] = field(default_factory=dict)
 
-    def family_portal(self, token: str = DEFAULT_TOKEN) -> FamilyPortal:
-        """A started family portal serving this sandbox's data (stop it, or use ``with``)."""
-        return serve_family_portal(self.family_dir, token=token)
+    @property
+    def counts(self) -> dict[str, int]:
+        """People in the commune and person records per silo (for reports)."""
+        return {"people": self.people, **self.person_records}
+
+    def family_portal(self, token: str = DEFAULT_TOKEN, port: int = 0) -> FamilyPortal:
+        """A started family portal serving this sandbox's data on 127.0.0.1 (``port`` 0: any free
+        port); stop it, or use it in a ``with`` block."""
+        return FamilyPortal(self.family_dir, token=token, port=port).start()
 
 
 def truth_table(obs: Observations) -> pa.Table:
@@ -108,10 +118,39 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
         "family": obs.family_responsables.num_rows + obs.family_enfants.num_rows,
         "associations": obs.dirigeants.num_rows,
     }
+    sb = Sandbox(root=root, people=people, seed=seed, finance_url=url, family_dir=family_dir,
+                 associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows)
+    _write_manifest(sb)
     log.info("sandbox: %d people, %d person records built in %.1f s", people, truth.num_rows,
              time.perf_counter() - started)
-    return Sandbox(root=root, people=people, seed=seed, finance_url=url, family_dir=family_dir,
-                   associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows)
+    return sb
+
+
+def _write_manifest(sb: Sandbox) -> None:
+    # The finance URL is kept so open_sandbox() can point at the database again; a password in it
+    # is not written to disk (open_sandbox then needs finance_url passed again).
+    url = sb.finance_url
+    parsed = urlsplit(url)
+    if parsed.password:
+        url = url.replace(f":{parsed.password}@", ":***@", 1)
+    manifest = {"people": sb.people, "seed": sb.seed, "finance_url": url,
+                "person_records": sb.person_records, "rows": sb.rows}
+    (sb.root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def open_sandbox(root: Path, finance_url: str | None = None) -> Sandbox:
+    """The :class:`Sandbox` that :func:`build_sandbox` wrote under ``root`` (without rebuilding it)."""
+    root = Path(root)
+    manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return Sandbox(root=root, people=manifest["people"], seed=manifest["seed"],
+                   finance_url=finance_url or manifest["finance_url"], family_dir=root / "family",
+                   associations_dir=root / "associations", truth_path=root / TRUTH_FILE,
+                   person_records=manifest["person_records"], rows=manifest["rows"])
+
+
+def serve_family_portal(root: Path, token: str = DEFAULT_TOKEN, port: int = 0) -> FamilyPortal:
+    """A started family portal over the sandbox built under ``root``."""
+    return FamilyPortal(Path(root) / "family", token=token, port=port).start()
 
 
 def load_truth(root: Path) -> pa.Table:

@@ -456,7 +456,3 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the socket was reset on purpose
             pass
 
-
-def serve_family_portal(data_dir: Path, token: str = DEFAULT_TOKEN) -> FamilyPortal:
-    """A started :class:`FamilyPortal` over ``data_dir`` (call ``stop()`` or use ``with``)."""
-    return FamilyPortal(data_dir, token=token).start()

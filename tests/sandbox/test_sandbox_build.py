@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sandbox import Sandbox, build_sandbox, load_truth
+from sandbox import Sandbox, build_sandbox, load_truth, open_sandbox, serve_family_portal
 from sandbox.finance_db import read_finance
 
 
@@ -73,3 +73,12 @@ def test_finance_can_go_to_another_database(tmp_path: Path, postgres_url: str):
     sb = build_sandbox(tmp_path, people=300, seed=5, finance_url=url)
     assert not (tmp_path / "finance.sqlite").exists()
     assert read_finance(url)["tiers"].num_rows == sb.person_records["finance"]
+
+
+def test_open_sandbox_finds_a_built_one_again(built: Sandbox):
+    again = open_sandbox(built.root)
+    assert again == built
+    assert again.counts == {"people": 1_500, **built.person_records}
+    with serve_family_portal(built.root, token="k", port=0) as portal:
+        r = requests.get(f"{portal.api_url}/enfants", headers={"Authorization": "Bearer k"}, timeout=5)
+        assert r.json()["meta"]["total"] == built.rows["family.enfants"]
