@@ -22,8 +22,10 @@ def drop(tmp_path: Path) -> Path:
         "W751000002;;Club Sportif;1 place de la Mairie;75011;Paris;01/09/2005",
     ])
     write_csv(d / "dirigeants.csv", DIR_HEADER, [
-        "1;W751000001;Président;M.;LEFÈVRE;Jérôme;02/03/1961;j@example.org;0612345678;3 rue Zola;75011;Paris;05/01/2026",  # 2
-        "2;W751000001;Trésorier;Mme;DURAND;Anaïs;31/02/2020;a@example.org;;1 rue X;75011;Paris;05/01/2026",  # 3 bad date
+        # line 2: good
+        "1;W751000001;Président;M.;LEFÈVRE;Jérôme;02/03/1961;j@example.org;0612345678;3 r Zola;75011;Paris;05/01/2026",
+        # line 3: bad date
+        "2;W751000001;Trésorier;Mme;DURAND;Anaïs;31/02/2020;a@example.org;;1 rue X;75011;Paris;05/01/2026",
         "3;W751000002;Secrétaire;Mme;MARTIN;Zoé;10/10/1990;z@example.org",  # 4 wrong count
         ";W751000002;Secrétaire;M.;PETIT;Léo;10/10/1991;;;;;;05/01/2026",  # 5 missing key
         "1;W751000002;Président;M.;AUTRE;Paul;10/10/1992;;;;;;05/01/2026",  # 6 duplicate of line 2
@@ -62,8 +64,8 @@ def test_good_rows_load_and_bad_rows_are_quarantined(warehouse, destination, tmp
         "SELECT montant_accorde FROM raw_associations.demandes_subvention WHERE numero = 'S2026-001'")) == "1000.00"
     payloads = " ".join(r["payload"] or "" for r in result.quarantine.to_pylist())
     assert NIR not in payloads and NIR.replace(" ", "") not in payloads
-    assert json.loads([r for r in result.quarantine.to_pylist() if r["reason_code"] == "bad_date"][0]["payload"])[
-        "nom"] == "DURAND"
+    bad_date = next(r for r in result.quarantine.to_pylist() if r["reason_code"] == "bad_date")
+    assert json.loads(bad_date["payload"])["nom"] == "DURAND"
 
 
 def test_reload_merges_on_keys(warehouse, destination, tmp_path: Path):

@@ -1,0 +1,25 @@
+"""The source systems the hub knows, for the runner to iterate over, and their staging SQL."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from connectors import associations, family, finance
+
+# system name -> its connector package (each has ``load(destination, run_id, *, pipelines_dir, ...)``
+# returning an ExtractResult, and ``STAGING``: canonical table -> SQL files)
+SYSTEMS: dict[str, ModuleType] = {
+    "finance": finance,
+    "family": family,
+    "associations": associations,
+}
+
+
+def staging_models() -> dict[str, list[tuple[str, str]]]:
+    """Canonical table name -> [(model_name, select_sql)], model_name being the file stem
+    (``stg_<system>__<entity>s``), for the warehouse's staging builder."""
+    models: dict[str, list[tuple[str, str]]] = {}
+    for module in SYSTEMS.values():
+        for table, paths in module.STAGING.items():
+            models.setdefault(table, []).extend((p.stem, p.read_text(encoding="utf-8")) for p in paths)
+    return models
