@@ -1,0 +1,55 @@
+"""The national-id guard and SourceError wording."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from connectors.base import SourceError, contains_national_id, mask_national_ids, national_id_rows
+
+
+def nir(body: str) -> str:
+    digits = body.upper().replace("2A", "19").replace("2B", "18")
+    return f"{body}{97 - int(digits) % 97:02d}"
+
+
+def be(body: str, born_2000: bool = False) -> str:
+    n = int(("2" if born_2000 else "") + body)
+    return f"{body}{97 - n % 97:02d}"
+
+
+@pytest.mark.parametrize("text", [
+    nir("1850578006084"),
+    " ".join(["1", "85", "05", "78", "006", "084", nir("1850578006084")[-2:]]),
+    nir("269092A123456"),
+    nir("171022B045123"),
+    be("850730033"),
+    be("050730033", born_2000=True),
+    "tel 85.07.30-033." + be("850730033")[-2:],
+], ids=["nir_plain", "nir_spaced", "nir_corse_2A", "nir_corse_2B", "be_plain", "be_born_2000", "be_dotted"])
+def test_national_ids_are_found_and_masked(text):
+    assert contains_national_id(text)
+    masked = mask_national_ids(f"x {text} y")
+    assert text not in masked and masked.startswith("x ") and masked.endswith(" y")
+
+
+@pytest.mark.parametrize("text", [
+    nir("1850578006084")[:-2] + f"{(int(nir('1850578006084')[-2:]) + 1) % 97:02d}",
+    "06 12 34 56 78", "+33612345678", "+32471234567", "12345678900011", "F2026-000123", "W751000001",
+    "2026-01-05T09:00:00Z",
+], ids=["nir_wrong_key", "phone_fr", "phone_e164_fr", "phone_e164_be", "siret", "invoice", "rna", "timestamp"])
+def test_lookalikes_are_not_national_ids(text):
+    assert not contains_national_id(text)
+
+
+def test_rows_carrying_one_are_located_by_column():
+    t = pa.table({"id": [1, 2, 3], "a": ["ok", None, "x"], "b": ["y", f"n {nir('1850578006084')}", "z"]})
+    assert national_id_rows(t) == {1: "b"}
+
+
+def test_source_error_reads_where_not_what():
+    e = SourceError("associations", "dirigeants.csv line 17", "not a date (dd/mm/yyyy expected)",
+                    field="date_naissance")
+    assert str(e) == ("associations: dirigeants.csv line 17, field date_naissance: "
+                      "not a date (dd/mm/yyyy expected)")
+    assert (e.source_system, e.locator, e.field) == ("associations", "dirigeants.csv line 17", "date_naissance")
