@@ -317,12 +317,11 @@ def generate_population(people: int, seed: int) -> Population:
     locals_ = [_email_local(given[i], usage_name[i], int(pattern[i]), int(byear[i])) for i in idx]
     # Distinct people never share a mailbox by accident: number the repeats.
     seen: dict[str, int] = {}
-    for j, (i, loc) in enumerate(zip(idx, locals_, strict=True)):
+    for i, loc in zip(idx, locals_, strict=True):
         addr = f"{loc}@{domain[i]}"
         n_seen = seen.get(addr, 0)
         seen[addr] = n_seen + 1
         email[i] = addr if n_seen == 0 else f"{loc}{n_seen + 1}@{domain[i]}"
-        locals_[j] = ""
     # Some couples share one family mailbox.
     share = couple_h & (spouse_idx >= 0) & (rng.random(n_h) < 0.10)
     share &= np.array([email[h] is not None for h in head_idx])
