@@ -89,7 +89,7 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
             for c in result.counts
         ]
         ops.record_source_runs(wh, run_id, counts)
-        ops.record_quarantine(wh, run_id, result.quarantine, source_system=result.source_system)
+        ops.record_quarantine(wh, run_id, result.quarantine, source_systems=[result.source_system])
     summary = {
         "source": source.name,
         "rows_read": sum(c["rows_read"] for c in counts),
