@@ -207,13 +207,19 @@ def family_raw(wh: Warehouse) -> Warehouse:
 
 
 @pytest.fixture
-def family_hub(family_raw: Warehouse, gate: QualityGate) -> Warehouse:
-    """Raw silos staged into core, and the family's golden records published."""
-    from warehouse.golden import publish_resolution
-    from warehouse.staging import build_canonical
+def family_hub(family_raw: Warehouse) -> Warehouse:
+    """Raw silos mapped into core and the family's golden records published.
 
-    counts = build_canonical(family_raw, family_models(), "run-1", gate=gate)
-    assert all(c.quarantined == 0 for c in counts), counts
+    The staging SELECTs are loaded straight into core (the gate is tested elsewhere and costs
+    ~0.5 s per table), then the hand-made resolution is published.
+    """
+    from schemas.contract import CANONICAL_TABLES
+    from warehouse.golden import publish_resolution
+
+    tables = {t.name: t for t in CANONICAL_TABLES}
+    for name, entries in family_models().items():
+        for i, (_, sql) in enumerate(entries):
+            family_raw.write(tables[name], family_raw.arrow(sql), replace=i == 0)
     links, citizens = family_golden()
     publish_resolution(family_raw, "res-1", links=links, citizens=citizens,
                        run_row={"model_version": "test-model-1", "records": links.num_rows, "pairs_scored": 12,
