@@ -14,9 +14,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hub.report import fr_date
 from hub.settings import SettingsError, load_settings
 
-console = Console()
+# Piped output (CI logs, `| less`) gets a wide page rather than rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -121,7 +123,6 @@ _config = click.option("--config", type=click.Path(path_type=Path), help="Settin
 def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: Path | None) -> None:
     """Search citizens by name, birth date (dd/mm/yyyy), e-mail or phone."""
     from warehouse.citizen_view import search
-
     from warehouse.engine import Warehouse
 
     settings = _settings(config)
@@ -135,8 +136,8 @@ def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: P
         return
     t = Table("citizen_id", "prénoms", "nom", "né(e) le", "commune", "silos", box=None)
     for h in hits:
-        t.add_row(h["citizen_id"], h.get("given_names") or "", _name(h), _date(h.get("birth_date")),
-                  h.get("city") or "", h.get("source_systems") or "")
+        t.add_row(h["citizen_id"], h.get("given_names") or "", _name(h), fr_date(h.get("birth_date")),
+                  h.get("city") or "", ", ".join(h.get("source_systems") or []))
     console.print(t)
 
 
@@ -147,9 +148,8 @@ def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: P
 @_config
 def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | None) -> None:
     """The 360° view of one citizen: identity, linked records, household, roles, timeline."""
-    from warehouse.citizen_view import show
-
     from hub.report import print_citizen
+    from warehouse.citizen_view import show
     from warehouse.engine import Warehouse
 
     settings = _settings(config)
@@ -167,15 +167,8 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
 def _name(h: dict) -> str:
     usage, birth = h.get("usage_name"), h.get("birth_name")
     if birth and usage and birth != usage:
-        return f"{usage} (née {birth})" if h.get("sex") == "F" else f"{usage} (né {birth})"
+        return f"{usage} (naissance : {birth})"
     return usage or birth or ""
-
-
-def _date(d: Any) -> str:
-    if not d:
-        return ""
-    s = str(d)[:10]
-    return f"{s[8:10]}/{s[5:7]}/{s[0:4]}" if len(s) == 10 and s[4] == "-" else s
 
 
 # ------------------------------------------------------------------------------------------ sandbox

@@ -56,7 +56,6 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     """
     from connectors.base import SourceError
     from connectors.registry import SYSTEMS
-
     from warehouse import ops
 
     source = settings.source(source_name)

@@ -13,9 +13,8 @@ from hub.settings import Settings
 
 def print_run(console: Console, settings: Settings, report: RunReport) -> None:
     """Rows per source (read = loaded + quarantined), quarantine reasons, canonical and golden counts."""
-    from warehouse.ops import quarantine_summary, reconciliation
-
     from warehouse.engine import Warehouse, redact
+    from warehouse.ops import quarantine_summary, reconciliation
 
     with Warehouse(settings.warehouse_url) as wh:
         recon = reconciliation(wh, report.run_id)
@@ -83,16 +82,25 @@ def print_demo(console: Console, result) -> None:
         console.print(f"\nA parent known to all three silos: [bold]hub citizen show {example}[/bold]")
 
 
+def fr_date(value: Any) -> str:
+    """ISO date or timestamp → dd/mm/yyyy (what French agents read); empty for null."""
+    if not value:
+        return ""
+    s = str(value)[:10]
+    return f"{s[8:10]}/{s[5:7]}/{s[0:4]}" if len(s) == 10 and s[4] == "-" else s
+
+
 def print_citizen(console: Console, view: dict[str, Any]) -> None:
     """The 360° view, readable in a terminal."""
-    ident = view["identity"]
+    ident = view["citizen"]
     console.print(f"[bold]{ident['citizen_id']}[/bold]  {ident.get('given_names') or ''} "
                   f"{ident.get('usage_name') or ''}"
                   + (f" (naissance : {ident['birth_name']})" if ident.get("birth_name") and
                      ident.get("birth_name") != ident.get("usage_name") else ""))
     for label, key in (("né(e) le", "birth_date"), ("sexe", "sex"), ("e-mail", "email"), ("téléphone", "phone")):
         if ident.get(key):
-            console.print(f"  {label:<10} {ident[key]}")
+            value = fr_date(ident[key]) if key == "birth_date" else ident[key]
+            console.print(f"  {label:<10} {value}")
     addr = " ".join(str(ident[k]) for k in ("address_line", "postcode", "city") if ident.get(k))
     if addr:
         console.print(f"  {'adresse':<10} {addr}")
@@ -101,12 +109,12 @@ def print_citizen(console: Console, view: dict[str, Any]) -> None:
     for r in view.get("records", []):
         t.add_row(r["record_key"], r["source_system"], r.get("role") or "",
                   f"{r.get('given_names') or ''} {r.get('usage_name') or r.get('birth_name') or ''}",
-                  str(r.get("birth_date") or ""), f"{r.get('match_probability', 1):.3f}")
+                  fr_date(r.get("birth_date")), f"{r.get('match_probability', 1):.3f}")
     console.print(t)
 
     for h in view.get("households", []):
         members = ", ".join(f"{m.get('citizen_id')} ({m.get('role')})" for m in h.get("members", []))
-        console.print(f"Foyer {h['household_id']} [{h['source_system']}] rôle {h['role']}: {members}")
+        console.print(f"Foyer {h['household_id']} ({h['source_system']}), rôle {h['role']}; autres membres : {members}")
     for o in view.get("organisations", []):
         console.print(f"Organisation: {o.get('name')} (RNA {o.get('rna') or '—'}), {o.get('role')}")
 
@@ -114,7 +122,7 @@ def print_citizen(console: Console, view: dict[str, Any]) -> None:
                title="Timeline", box=None)
     for i in view.get("interactions", []):
         amount = f"{i['amount']} {i.get('currency') or ''}" if i.get("amount") is not None else ""
-        tl.add_row(str(i.get("opened_at") or "")[:10], i.get("source_system") or "", i.get("kind") or "",
+        tl.add_row(fr_date(i.get("opened_at")), i.get("source_system") or "", i.get("kind") or "",
                    i.get("service") or "", i.get("title") or "", i.get("status") or "",
-                   str(i.get("due_at") or "")[:10], amount)
+                   fr_date(i.get("due_at")), amount)
     console.print(tl)
