@@ -137,8 +137,6 @@ def comparisons() -> list[dict[str, Any]]:
         "comparison_levels": [
             _null("email_std"),
             _level('"email_std_l" = "email_std_r"', "exact"),
-            _level("split_part(\"email_std_l\", '@', 1) = split_part(\"email_std_r\", '@', 1)",
-                   "same local part"),
             _level("ELSE", "different", m_probability=DISAGREE_M["email"], fix_m_probability=True),
         ],
     }
@@ -187,9 +185,10 @@ def blocking_rules() -> list[dict[str, Any]]:
          "arrays_to_explode": ["surnames_std"]},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_std" = r."first_name_std"'},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'},
-        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."postcode_std" = r."postcode_std"'},
-        # typo in the prénom: same name at the same postcode (a household-sized block)
-        {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."postcode_std" = r."postcode_std"',
+        # a surname change (marriage) with no birth date: same prénom at the same street line
+        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."address_std" = r."address_std"'},
+        # a typo in the prénom with no birth date: same name at the same street line
+        {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."address_std" = r."address_std"',
          "arrays_to_explode": ["surnames_std"]},
         {"blocking_rule": 'l."phone_std" = r."phone_std"'},
         {"blocking_rule": 'l."email_std" = r."email_std"'},

@@ -32,7 +32,7 @@ from matching.standardise import standardise
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = 0.6
 # Pairs below this probability are not returned (a review queue reads the band between).
 PAIR_FLOOR = 0.01
 # A phone / e-mail seen with more distinct surnames than this is an organisation's.
