@@ -60,6 +60,8 @@ def record_quarantine(
     ``source_systems`` — name a silo there to clear its rows when a re-run quarantines nothing.
     """
     n = quarantine.num_rows
+    if n == 0:
+        quarantine = arrow_schema(QUARANTINE).empty_table()
     for name, value in (("run_id", run_id), ("stage", stage)):
         if name in quarantine.column_names:
             quarantine = quarantine.drop_columns([name])
@@ -68,7 +70,7 @@ def record_quarantine(
         quarantine = quarantine.append_column(
             "quarantined_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))
         )
-    systems = sorted(set(source_systems) | set(quarantine.column("source_system").to_pylist()) - {None})
+    systems = sorted((set(source_systems) | set(quarantine.column("source_system").to_pylist())) - {None})
     if not systems:
         return 0
     in_systems, params = bind_list("s", systems)
