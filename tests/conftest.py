@@ -12,6 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# As in hub.pipeline: connectors get secrets as arguments, so dlt need not search Airflow Variables
+# for every config key (~10 s per process when Airflow is installed).
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+
 PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MARIADB_HOST = os.environ.get("HUB_TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("HUB_TEST_MARIADB_PORT", "3306"))

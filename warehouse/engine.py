@@ -239,7 +239,13 @@ class Warehouse:
 
         if self.kind == "duckdb":
             return dlt.destinations.duckdb(credentials=self._con)
-        return dlt.destinations.postgres(credentials=self.url)
+        from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+        # dlt insists on a password; trust / peer / .pgpass setups have none in the URL.
+        credentials = PostgresCredentials(_libpq_url(self.url))
+        if credentials.password is None:
+            credentials.password = ""
+        return dlt.destinations.postgres(credentials=credentials)
 
 
 def bind_list(prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:

@@ -6,7 +6,9 @@ Parsed with pyarrow; each bad row is quarantined with file:line and field, the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,19 +144,38 @@ def read_file(path: Path, spec: FileSpec, collector: Collector) -> pa.Table:
                             if pa.types.is_string(typed.column(spec.key).type) else typed.column(spec.key))
 
 
+def _file_rows(path: Path, spec: FileSpec, collector: Collector) -> Iterator[pa.Table]:
+    """The file's good rows, unless the very same file was loaded before (its SHA-256 is kept in
+    the resource's dlt state, committed with the load): an unchanged export loads 0 rows."""
+    import dlt
+
+    state = dlt.current.resource_state()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if state.get("sha256") == digest:
+        log.info("associations: %s unchanged since the last load, skipped", spec.file)
+        return
+    table = read_file(path, spec, collector)
+    state["sha256"] = digest
+    yield table
+
+
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path) -> ExtractResult:
     """Parse the three CSVs of ``drop_dir`` and merge their good rows into ``raw_associations``.
 
     A missing file or header raises :class:`SourceError`; bad rows are quarantined, never fatal.
+    A file identical to the one loaded last time is skipped (0 rows read).
     """
     import dlt
 
     drop_dir = Path(drop_dir)
     collector = Collector(run_id, SYSTEM, [f.entity for f in FILES])
-    tables = {f.entity: read_file(drop_dir / f.file, f, collector) for f in FILES}
+    for spec in FILES:  # fail before extracting anything when the drop is incomplete
+        if not (drop_dir / spec.file).is_file():
+            raise SourceError(SYSTEM, spec.file, "file missing from the drop folder")
     resources = []
     for spec in FILES:
-        r = dlt.resource([tables[spec.entity]], name=spec.entity, primary_key=spec.key, write_disposition="merge")
+        r = dlt.resource(_file_rows(drop_dir / spec.file, spec, collector), name=spec.entity,
+                         primary_key=spec.key, write_disposition="merge")
         r.add_step(Guard(collector, spec.entity, lambda row, s=spec: f"{s.file}:{s.key}={row.get(s.key)}",
                          count_read=False))
         resources.append(r)

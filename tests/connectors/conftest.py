@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,10 +19,6 @@ import sqlalchemy as sa
 
 from warehouse.engine import Warehouse
 
-# Outside an Airflow task dlt would still import Airflow and look every config key up in its
-# Variables (seconds per run): the connectors get their settings as arguments here.
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
-
 # ------------------------------------------------------------------ warehouse side
 
 
@@ -36,21 +31,9 @@ def warehouse(warehouse_url: str) -> Iterator[Warehouse]:
         wh.close()
 
 
-def destination_of(wh: Warehouse) -> Any:
-    """wh.dlt_destination(); for a password-less PostgreSQL URL dlt insists on a password field, so
-    an empty one is spelled out (engine.py needs the same fix: see docs/connectors.md)."""
-    import dlt
-
-    if wh.kind == "postgres" and "@" in wh.url and ":" not in wh.url.split("://", 1)[1].split("@", 1)[0]:
-        scheme, rest = wh.url.split("://", 1)
-        user, host = rest.split("@", 1)
-        return dlt.destinations.postgres(credentials=f"{scheme}://{user}:@{host}")
-    return wh.dlt_destination()
-
-
 @pytest.fixture
 def destination(warehouse: Warehouse) -> Any:
-    return destination_of(warehouse)
+    return warehouse.dlt_destination()
 
 
 # ------------------------------------------------------------------ finance database

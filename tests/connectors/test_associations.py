@@ -68,11 +68,23 @@ def test_good_rows_load_and_bad_rows_are_quarantined(warehouse, destination, tmp
     assert json.loads(bad_date["payload"])["nom"] == "DURAND"
 
 
-def test_reload_merges_on_keys(warehouse, destination, tmp_path: Path):
+def test_unchanged_files_load_nothing_and_a_changed_file_merges_on_keys(warehouse, destination, tmp_path: Path):
     d = drop(tmp_path)
     associations.load(destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d)
-    associations.load(destination, "run-2", pipelines_dir=tmp_path / "p", drop_dir=d)
+    again = associations.load(destination, "run-2", pipelines_dir=tmp_path / "p", drop_dir=d)
+    assert [(c.entity, c.rows_read, c.rows_loaded) for c in again.counts] == [
+        ("associations", 0, 0), ("dirigeants", 0, 0), ("demandes_subvention", 0, 0)]
+    # a new export of one file: that file is read again and merged on its key, the others skipped
+    write_csv(d / "associations.csv", ASSOC_HEADER, [
+        "W751000001;12345678900011;Les Amis du Quartier (nouveau nom);3 rue Émile Zola;75011;Paris;14/07/1998",
+        "W751000002;;Club Sportif;1 place de la Mairie;75011;Paris;01/09/2005",
+    ])
+    changed = associations.load(destination, "run-3", pipelines_dir=tmp_path / "p", drop_dir=d)
+    assert [(c.entity, c.rows_loaded) for c in changed.counts] == [
+        ("associations", 2), ("dirigeants", 0), ("demandes_subvention", 0)]
     assert warehouse.scalar("SELECT count(*) FROM raw_associations.associations") == 2
+    assert warehouse.scalar("SELECT nom FROM raw_associations.associations WHERE rna = 'W751000001'") == \
+        "Les Amis du Quartier (nouveau nom)"
     assert warehouse.scalar("SELECT count(*) FROM raw_associations.demandes_subvention") == 2
 
 
