@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute
 
 from matching import model as mdl
 from matching.standardise import standardise
@@ -102,7 +103,9 @@ def prepare(person_records: pa.Table) -> pa.Table:
     live = person_records
     if "deleted_at" in live.column_names:
         live = live.filter(live["deleted_at"].is_null())
-    return null_shared_contacts(standardise(live))
+    std = null_shared_contacts(standardise(live))
+    # a fixed row order: seeded sampling (u estimation) picks rows by position
+    return std.take(pa.compute.sort_indices(std["record_key"]))
 
 
 def resolve(

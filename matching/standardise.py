@@ -267,17 +267,17 @@ dates AS (
     FROM final
 )
 SELECT
-    {", ".join(f'"{c}"' for c in columns)},
+    {", ".join(f'"{c}"' for c in columns if c != "__pos")},
     CASE WHEN _given IS NULL OR _first IS NULL OR NOT {name_ok.format(x='_first')} THEN NULL
          ELSE replace(_first, ' ', '') END AS first_name_std,
     _given AS given_names_std,
     birth_name_std,
     usage_name_std,
     coalesce({_compact('usage_name_std')}, {_compact('birth_name_std')}) AS surname_std,
-    nullif(list_distinct(list_filter([
+    nullif(list_sort(list_distinct(list_filter([
         {_compact('birth_name_std')}, {_core('birth_name_std')},
         {_compact('usage_name_std')}, {_core('usage_name_std')}
-    ], lambda x: x IS NOT NULL)), []) AS surnames_std,
+    ], lambda x: x IS NOT NULL))), []) AS surnames_std,
     CASE WHEN upper(trim(sex)) IN ('F', 'FEMME', 'FEMININ', '2', 'MME', 'MLLE') THEN 'F'
          WHEN upper(trim(sex)) IN ('M', 'H', 'HOMME', 'MASCULIN', '1', 'M.') THEN 'M' END AS sex_std,
     CASE WHEN _mm IS NOT NULL AND coalesce(birth_date_precision, 'day') = 'day' AND _d BETWEEN 1 AND 31
@@ -293,6 +293,7 @@ SELECT
     address_std,
     CASE WHEN list_contains($postcodes, _postcode) THEN NULL ELSE _postcode END AS postcode_std
 FROM dates
+ORDER BY __pos
 """
 
 
@@ -322,6 +323,8 @@ def standardise(
     default lists of ``placeholders.json`` (see :func:`load_placeholders`).
     """
     table = _complete(person_records)
+    # the hash joins DuckDB plans for the placeholder lists do not keep row order: restore it
+    table = table.append_column("__pos", pa.array(range(table.num_rows), pa.int64()))
     ph = load_placeholders() if placeholders is None else placeholders
     params = {
         key: [str(v) for v in ph.get(key, [])]

@@ -1,0 +1,100 @@
+"""Resolution on the sandbox population (accuracy) and on hand-made households (guards)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from matching.evaluate import pairwise_scores
+from matching.model import load_model, model_version, save_model, train
+from matching.resolve import prepare, resolve
+from sandbox.observations import person_records
+from tests.matching.conftest import make_records
+
+PEOPLE = 2_000
+
+
+@pytest.fixture(scope="module")
+def sandbox_records() -> pa.Table:
+    return person_records(PEOPLE, seed=42)
+
+
+@pytest.fixture(scope="module")
+def resolution(sandbox_records):
+    return resolve(sandbox_records)
+
+
+def test_accuracy_on_the_sandbox(sandbox_records, resolution):
+    truth = sandbox_records.filter(pc.is_null(sandbox_records["deleted_at"]))
+    scores = pairwise_scores(resolution.links, truth.select(["record_key", "person_id"]))
+    assert scores["tp"] > 100  # the sample holds enough duplicates to mean something
+    assert scores["precision"] >= 0.99
+    assert scores["recall"] >= 0.95
+
+
+def test_deleted_records_are_not_resolved(sandbox_records, resolution):
+    deleted = set(sandbox_records.filter(pc.is_valid(sandbox_records["deleted_at"]))["record_key"].to_pylist())
+    assert deleted
+    assert not deleted & set(resolution.links["record_key"].to_pylist())
+    assert resolution.links.num_rows == sandbox_records.num_rows - len(deleted)
+
+
+def test_links_carry_the_best_probability_and_singletons_one(resolution):
+    links = resolution.links
+    sizes = pc.value_counts(links["cluster_id"])
+    single = {s["values"] for s in sizes.to_pylist() if s["counts"] == 1}
+    for row in links.to_pylist():
+        if row["cluster_id"] in single:
+            assert row["match_probability"] == 1.0
+        else:
+            assert resolution.threshold <= row["match_probability"] <= 1.0
+
+
+def test_training_is_reproducible_and_the_version_is_a_content_hash(sandbox_records, resolution, tmp_path):
+    again = train(prepare(sandbox_records))
+    assert model_version(again) == resolution.model_version
+    path = save_model(again, tmp_path / "model.json")
+    assert model_version(load_model(path)) == resolution.model_version
+    changed = {**again, "probability_two_random_records_match": 0.5}
+    assert model_version(changed) != resolution.model_version
+
+
+def test_a_given_model_is_used_as_is(sandbox_records, resolution):
+    again = resolve(sandbox_records, model_json=resolution.model_json)
+    assert again.model_version == resolution.model_version
+    assert again.links.equals(resolution.links)
+
+
+def _household() -> pa.Table:
+    shared = {"usage_name": "Lefebvre", "address_line": "95 impasse de Créqui", "postcode": "69003",
+              "phone": "04 78 00 11 22", "email": "famille.lefebvre@free.fr",
+              "updated_at": datetime(2026, 1, 1, tzinfo=UTC)}
+    return make_records(
+        # twins: same birth date, same everything but the prénom
+        {**shared, "source_system": "family", "source_id": "e1", "role": "enfant",
+         "given_names": "Nathalie Marie", "birth_date": date(2017, 2, 13), "sex": "F"},
+        {**shared, "source_system": "family", "source_id": "e2", "role": "enfant",
+         "given_names": "Catherine Marie", "birth_date": date(2017, 2, 13), "sex": "F"},
+        # the mother, known to finance without birth date or prénom beyond the first
+        {**shared, "source_system": "family", "source_id": "r1", "role": "parent",
+         "given_names": "Nathalie", "birth_date": date(1984, 5, 2), "sex": "F"},
+        {**shared, "source_system": "finance", "source_id": "t1", "role": "debiteur",
+         "given_names": "NATHALIE", "usage_name": "LEFEBVRE"},
+        # a household record with no prénom: only shared evidence
+        {**shared, "source_system": "finance", "source_id": "t2", "role": "debiteur",
+         "given_names": None},
+    )
+
+
+def test_household_members_are_not_merged(resolution):
+    links = resolve(_household(), model_json=resolution.model_json).links
+    cluster = dict(zip(links["record_key"].to_pylist(), links["cluster_id"].to_pylist(), strict=True))
+    # twins apart, though birth date, surname, address, phone and e-mail agree
+    assert cluster["family:e1"] != cluster["family:e2"]
+    # the mother's finance record joins the mother, not her namesake daughter (a minor)
+    assert cluster["finance:t1"] == cluster["family:r1"] != cluster["family:e1"]
+    # shared evidence alone links nobody
+    assert sum(v == cluster["finance:t2"] for v in cluster.values()) == 1
