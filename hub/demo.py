@@ -46,9 +46,19 @@ def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str
     return settings_from_dict(data, config_path=path)
 
 
+@dataclass
+class SandboxRun:
+    """A built sandbox with its family portal running, and the hub settings that point at it."""
+
+    settings: Settings
+    sandbox: Any  # sandbox.Sandbox
+    portal: Any  # sandbox.family_portal.FamilyPortal (inject faults, touch records)
+    generate_seconds: float
+
+
 @contextmanager
 def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str | None = None,
-                    finance_url: str | None = None, fresh: bool = True) -> Iterator[tuple[Settings, Any, float]]:
+                    finance_url: str | None = None, fresh: bool = True) -> Iterator[SandboxRun]:
     """Build the sandbox under var_dir/sandbox, start its family portal, yield settings for it."""
     from sandbox import build_sandbox
 
@@ -66,13 +76,12 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
     os.environ.setdefault(FAMILY_TOKEN_ENV, SANDBOX_TOKEN)
     with sb.family_portal(token=os.environ[FAMILY_TOKEN_ENV]) as portal:
         settings = sandbox_settings(var_dir, sb, portal.url, warehouse_url)
-        yield settings, sb, generate_seconds
+        yield SandboxRun(settings, sb, portal, generate_seconds)
 
 
 def accuracy(settings: Settings, sandbox_root: Path) -> dict[str, Any]:
     """Pairwise precision / recall of the published citizen links against the sandbox's truth."""
     from matching.evaluate import pairwise_scores
-
     from sandbox import load_truth
     from warehouse.engine import Warehouse
 
@@ -87,9 +96,9 @@ def demo(var_dir: Path, people: int, seed: int = 42, *, warehouse_url: str | Non
     """Generate a commune, run its silos, run the whole job on them and score it."""
     say = progress or (lambda step, msg: None)
     say("sandbox", f"generating {people:,} people and their silos")
-    with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url) as (settings, sb, gen_s):
-        say("sandbox", f"built in {gen_s:.1f} s; family portal at {settings.source('family').params['base_url']}")
-        report = run(settings, progress=progress)
-    scores = accuracy(settings, sb.root)
-    return DemoResult(settings=settings, report=report, generate_seconds=gen_s, accuracy=scores,
-                      sandbox_counts=dict(sb.counts))
+    with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url) as sr:
+        say("sandbox", f"built in {sr.generate_seconds:.1f} s; family portal at {sr.portal.url}")
+        report = run(sr.settings, progress=progress)
+    scores = accuracy(sr.settings, sr.sandbox.root)
+    return DemoResult(settings=sr.settings, report=report, generate_seconds=sr.generate_seconds, accuracy=scores,
+                      sandbox_counts=dict(sr.sandbox.counts))

@@ -29,7 +29,8 @@ run = dag.test(run_conf={"config": sys.argv[2]})
 print(json.dumps({"state": str(run.state),
                   "tasks": sorted({(ti.task_id, str(ti.state)) for ti in run.get_task_instances()})}))
 """
-    with running_sandbox(tmp_path / "var", people=300, seed=7, warehouse_url=warehouse_url) as (settings, _sb, _):
+    with running_sandbox(tmp_path / "var", people=300, seed=7, warehouse_url=warehouse_url) as sr:
+        settings = sr.settings
         env["HUB_FAMILY_TOKEN"] = os.environ["HUB_FAMILY_TOKEN"]
         proc = subprocess.run([sys.executable, "-c", code, str(REPO / "dags"), str(settings.config_path)],
                               env=env, capture_output=True, text=True, timeout=600)

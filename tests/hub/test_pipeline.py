@@ -29,7 +29,8 @@ def _golden(url: str) -> tuple[list[tuple], list[tuple]]:
 
 
 def test_pipeline_end_to_end_is_complete_reconciled_and_idempotent(tmp_path, warehouse_url):
-    with running_sandbox(tmp_path / "var", people=600, seed=11, warehouse_url=warehouse_url) as (settings, sb, _):
+    with running_sandbox(tmp_path / "var", people=600, seed=11, warehouse_url=warehouse_url) as sr:
+        settings, sb = sr.settings, sr.sandbox
         first = run(settings)
         golden_1 = _golden(settings.warehouse_url)
         second = run(settings)
@@ -65,7 +66,8 @@ def sb_truth_keys(root: Path) -> list[str]:
 
 def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
     url = f"duckdb:///{tmp_path / 'var' / 'hub.duckdb'}"
-    with running_sandbox(tmp_path / "var", people=600, seed=5, warehouse_url=url) as (settings, _sb, _):
+    with running_sandbox(tmp_path / "var", people=600, seed=5, warehouse_url=url) as sr:
+        settings = sr.settings
         run(settings)
     with Warehouse(url) as wh:
         parent = wh.scalar(
@@ -96,3 +98,35 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
                           check=True).stdout
     for silo in ("finance", "family", "associations"):
         assert silo in text
+
+
+def test_a_failing_source_is_reported_by_name_and_loses_nothing(tmp_path):
+    """An HTML error page (status 200) from the family portal, then the portal unreachable: each run
+    names the source and the page, the other silos still load, and what was loaded before stays."""
+    url = f"duckdb:///{tmp_path / 'var' / 'hub.duckdb'}"
+    with running_sandbox(tmp_path / "var", people=300, seed=3, warehouse_url=url) as sr:
+        first = run(sr.settings)
+        with Warehouse(url) as wh:
+            before = wh.scalar("SELECT count(*) FROM raw_family.responsables")
+            citizens_before = wh.scalar("SELECT count(*) FROM golden.citizen")
+        sr.portal.touch("responsables", 1, email="nouvelle.adresse@example.org")
+        sr.portal.inject("html", collection="responsables")
+        broken = run(sr.settings)
+    assert first.failed == []
+    assert [f["source"] for f in broken.failed] == ["family"]
+    message = broken.failed[0]["error"]
+    assert message.startswith("family: ") and "responsables page 1" in message
+    assert "nouvelle.adresse" not in message
+    assert {s["source"] for s in broken.ingested} == {"finance", "associations"}
+
+    with Warehouse(url) as wh:
+        assert wh.scalar("SELECT count(*) FROM raw_family.responsables") == before
+        assert wh.scalar("SELECT count(*) FROM golden.citizen") == citizens_before
+        failed = wh.rows("SELECT source_system, status, error FROM ops.source_run WHERE run_id = :r AND status <> 'ok'",
+                         {"r": broken.run_id})
+    assert [(s, st) for s, st, _ in failed] == [("family", "failed")]
+
+    # the portal is gone altogether (server stopped): a clear error naming the source, no traceback
+    down = run(sr.settings)
+    assert [f["source"] for f in down.failed] == ["family"]
+    assert down.failed[0]["error"].startswith("family: ")
