@@ -6,8 +6,11 @@ from types import ModuleType
 
 from connectors import associations, family, finance
 
-# system name -> its connector package (each has ``load(destination, run_id, *, pipelines_dir, ...)``
-# returning an ExtractResult, and ``STAGING``: canonical table -> SQL files)
+# system name -> its connector package. Each has
+#   ``configure(params, secret) -> kwargs``: its settings ([sources.<name>] in hub.toml) as load() arguments,
+#       ``secret(key)`` reading the environment variable named by ``<key>_env``;
+#   ``load(destination, run_id, *, pipelines_dir, **kwargs) -> ExtractResult``;
+#   ``STAGING``: canonical table -> SQL files named stg_<system>__<entity>s.sql.
 SYSTEMS: dict[str, ModuleType] = {
     "finance": finance,
     "family": family,

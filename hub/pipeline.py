@@ -41,16 +41,12 @@ def _warehouse(settings: Settings):
 
 
 # ------------------------------------------------------------------------------------------ ingest
-def _connector_params(source: Source, settings: Settings) -> dict[str, Any]:
-    """Translate a source's settings into its connector's keyword arguments (secrets from env)."""
-    p = source.params
-    if source.kind == "finance":
-        return {"source_url": p["url"]}
-    if source.kind == "family":
-        return {"base_url": p["base_url"], "token": secret(p, "token", source.name)}
-    if source.kind == "associations":
-        return {"drop_dir": Path(p["drop_dir"])}
-    raise SettingsError(f"source {source.name!r}: unknown kind {source.kind!r}")
+def _connector_params(source: Source, module: Any) -> dict[str, Any]:
+    """The connector's keyword arguments from the source's settings (secrets from the environment)."""
+    try:
+        return module.configure(source.params, lambda key: secret(source.params, key, source.name))
+    except KeyError as e:
+        raise SettingsError(f"source {source.name!r} ({source.kind}): missing setting {e.args[0]!r}") from None
 
 
 def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
@@ -64,11 +60,13 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     from warehouse import ops
 
     source = settings.source(source_name)
-    module = SYSTEMS[source.kind]
+    module = SYSTEMS.get(source.kind)
+    if module is None:
+        raise SettingsError(f"source {source.name!r}: unknown kind {source.kind!r} (one of {', '.join(SYSTEMS)})")
     started = time.perf_counter()
     with _warehouse(settings) as wh:
         try:
-            params = _connector_params(source, settings)
+            params = _connector_params(source, module)
             result = module.load(wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir, **params)
         except (SourceError, SettingsError) as e:
             ops.record_source_runs(wh, run_id, [_failed_count(source.name, str(e))])

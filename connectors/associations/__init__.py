@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,11 @@ def _file_rows(path: Path, spec: FileSpec, collector: Collector) -> Iterator[pa.
     table = read_file(path, spec, collector)
     state["sha256"] = digest
     yield table
+
+
+def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
+    """``load`` keyword arguments from the source's settings: ``drop_dir``."""
+    return {"drop_dir": Path(params["drop_dir"])}
 
 
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path) -> ExtractResult:

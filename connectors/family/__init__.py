@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -135,6 +135,11 @@ def _check_response(collection: str, system: str = SYSTEM) -> Callable[..., Any]
         return response
 
     return check
+
+
+def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
+    """``load`` keyword arguments from the source's settings: ``base_url``, ``token_env``."""
+    return {"base_url": params["base_url"], "token": secret("token")}
 
 
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, token: str,

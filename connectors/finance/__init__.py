@@ -7,6 +7,7 @@ deletes (``supprime``) are kept as the source has them; staging turns them into 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ def _drop_national_id_columns(table: Any) -> None:
     for col in list(table._columns):
         if is_national_id_column(col.name):
             table._columns.remove(col)
+
+
+def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
+    """``load`` keyword arguments from the source's settings (``url``: a SQLAlchemy URL).
+
+    A password may be kept out of the settings file: ``password_env`` names its variable."""
+    url = params["url"]
+    if params.get("password_env"):
+        from sqlalchemy.engine import make_url
+
+        url = make_url(url).set(password=secret("password")).render_as_string(hide_password=False)
+    return {"source_url": url}
 
 
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, source_url: str,
