@@ -42,6 +42,10 @@ DISAGREE_M = {
 # After EM, no level's m or u goes below this (a level unseen in training is not a veto).
 PROBABILITY_FLOOR = 1e-3
 
+# A prénom + name combination carried by at most this many records is blocked on without a
+# postcode or a birth year (see model_input).
+RARE_NAME_MAX = 40
+
 # Columns the model reads (from matching.standardise) and carries into predictions.
 MODEL_COLUMNS = (
     "record_key",
@@ -181,7 +185,14 @@ def comparisons() -> list[dict[str, Any]]:
 def blocking_rules() -> list[dict[str, Any]]:
     """Blocking rules for predictions (recall measured in bench/resolution.py)."""
     return [
-        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."surnames_std" = r."surnames_std"',
+        {"blocking_rule": 'l."rare_name_key" = r."rare_name_key"'},
+        # Same prénom and name alone makes blocks that grow with the square of the population
+        # (thousands of MARIE MARTIN in a métropole): always add a postcode or a birth year.
+        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."surnames_std" = r."surnames_std" '
+                          'AND l."postcode_std" = r."postcode_std"',
+         "arrays_to_explode": ["surnames_std"]},
+        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."surnames_std" = r."surnames_std" '
+                          'AND l."birth_year" = r."birth_year"',
          "arrays_to_explode": ["surnames_std"]},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_std" = r."first_name_std"'},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'},
@@ -229,8 +240,25 @@ def settings() -> dict[str, Any]:
 
 
 def model_input(standardised: pa.Table) -> pa.Table:
-    """The columns the model reads, from a :func:`matching.standardise.standardise` output."""
-    return standardised.select(list(MODEL_COLUMNS))
+    """The columns the model reads, from a :func:`matching.standardise.standardise` output.
+
+    Adds ``rare_name_key`` (prénom|name when at most :data:`RARE_NAME_MAX` records carry that
+    combination, else null): a blocking key that compares every record of an uncommon name
+    while common names are blocked with a postcode or a birth year.
+    """
+    con = duckdb.connect()
+    try:
+        con.register("std_in", standardised.select(list(MODEL_COLUMNS)))
+        return con.sql(
+            """
+            SELECT *, CASE WHEN count(*) OVER (PARTITION BY first_name_std, surname_std) <= $n
+                           THEN first_name_std || '|' || surname_std END AS rare_name_key
+            FROM std_in ORDER BY record_key
+            """,
+            params={"n": RARE_NAME_MAX},
+        ).to_arrow_table()
+    finally:
+        con.close()
 
 
 def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any]) -> Any:

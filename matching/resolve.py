@@ -127,6 +127,17 @@ def resolve(
     std = prepare(person_records)
     timings["standardise"] = time.perf_counter() - t0
 
+    if std.num_rows == 0:
+        # nothing to resolve (a first run before any load): no training possible, nothing to link
+        model = model_json if model_json is not None else mdl.settings()
+        empty = pa.table({"record_key": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string()),
+                          "match_probability": pa.array([], pa.float64())})
+        no_pairs = pa.table({"record_key_l": pa.array([], pa.string()), "record_key_r": pa.array([], pa.string()),
+                             "match_probability": pa.array([], pa.float64()),
+                             "match_weight": pa.array([], pa.float64())})
+        return Resolution(links=empty, pairs=no_pairs, model_json=model, model_version=mdl.model_version(model),
+                          threshold=threshold, pairs_scored=0, timings=timings)
+
     t0 = time.perf_counter()
     model = model_json if model_json is not None else mdl.train(std)
     version = mdl.model_version(model)
@@ -177,7 +188,7 @@ def resolve(
         con.close()
     log.info(
         "resolved %d records into %d clusters (%d pairs scored, %d chained clusters rebuilt, model %s)",
-        links.num_rows, len(set(links["cluster_id"].to_pylist())), pairs_scored, rebuilt, version,
+        links.num_rows, pa.compute.count_distinct(links["cluster_id"]).as_py(), pairs_scored, rebuilt, version,
     )
     return Resolution(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,

@@ -98,3 +98,9 @@ def test_household_members_are_not_merged(resolution):
     assert cluster["finance:t1"] == cluster["family:r1"] != cluster["family:e1"]
     # shared evidence alone links nobody
     assert sum(v == cluster["finance:t2"] for v in cluster.values()) == 1
+
+
+def test_nothing_to_resolve_gives_empty_links():
+    res = resolve(make_records().slice(0, 0))
+    assert (res.links.num_rows, res.pairs.num_rows, res.pairs_scored) == (0, 0, 0)
+    assert res.links.column_names == ["record_key", "cluster_id", "match_probability"]
