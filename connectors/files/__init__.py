@@ -1,0 +1,173 @@
+"""File drops without code: a CSV / XLSX source described by a TOML mapping file.
+
+A data engineer writes ``sources/<name>.toml`` (see docs/connectors.md and ``examples/``); this
+connector reads the files its globs match in a drop folder, types and checks them column-wise
+(quarantining bad rows with file:line and field), and merges the good rows into
+``raw_<system>.<entity>`` on the mapping's key. Its staging SQL is generated from the same mapping
+(:func:`staging_models`).
+
+- A file identical to one already loaded (same name, same SHA-256, kept in dlt's resource state)
+  is skipped: an unchanged drop loads 0 rows.
+- Files are applied in name order: within a file the first line of a key wins, across the files of
+  one run the later file wins (older rows with that key are quarantined as ``duplicate_key``).
+- A file that cannot be read whole (encoding, missing or new column under a frozen contract, an
+  unclosed quote) raises :class:`~connectors.base.SourceError`; the run then loads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from collections.abc import Mapping as AnyMapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import (
+    Collector,
+    ExtractResult,
+    SourceError,
+    exception_chain,
+    loader_file_format,
+    make_pipeline,
+)
+from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
+from connectors.files.read import read_file
+from connectors.files.screen import Screened, arrow_type, screen
+from connectors.files.staging import staging_models as _staging_models
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "files"  # the connector kind; each mapping names its own source system
+EXAMPLES = Path(__file__).parent / "examples"
+# The SQL depends on the mapping: use staging_models(mapping) (registry.staging_models cannot know it).
+STAGING: dict[str, list[Path]] = {}
+
+__all__ = ["EXAMPLES", "SYSTEM", "Mapping", "MappingError", "configure", "load", "load_mapping",
+           "staging_models"]
+
+
+def staging_models(mapping: Mapping | Path | str) -> dict[str, list[tuple[str, str]]]:
+    """Canonical table -> [(model_name, select_sql)] generated from the mapping."""
+    return _staging_models(mapping if isinstance(mapping, Mapping) else load_mapping(mapping))
+
+
+def configure(params: AnyMapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
+    """``load`` keyword arguments from the source's settings: ``mapping`` (path of the TOML file)
+    and ``drop_dir``."""
+    return {"mapping": Path(params["mapping"]), "drop_dir": Path(params["drop_dir"])}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _supersede(system: str, entity: EntitySpec, files: list[Screened]) -> None:
+    """Across the files of one run the later file wins a key: earlier rows become duplicate_key."""
+    if len(files) < 2:
+        return
+    keys = entity.key_names
+    parts = [f.good.select(keys).append_column("_rank", pa.array(np.full(f.good.num_rows, r, np.int64)))
+             .append_column("_i", pa.array(np.arange(f.good.num_rows, dtype=np.int64)))
+             for r, f in enumerate(files)]
+    allk = pa.concat_tables(parts)
+    latest = allk.group_by(keys, use_threads=False).aggregate([("_rank", "max")])
+    joined = allk.join(latest, keys, use_threads=False)
+    old = joined.filter(pc.less(joined["_rank"], joined["_rank_max"]))
+    if not old.num_rows:
+        return
+    for r, f in enumerate(files):
+        mine = old.filter(pc.equal(old["_rank"], r))
+        if not mine.num_rows:
+            continue
+        idx = mine["_i"].to_numpy()
+        winners = mine["_rank_max"].to_numpy()
+        rows = f.good.take(pa.array(idx))
+        labels = [entity.columns[h].label if h in {c.name for c in entity.columns.values()} else h
+                  for h in rows.column_names]
+        for payload, w in zip(rows.rename_columns(labels).to_pylist(), winners, strict=True):
+            line = payload.pop("_source_line")
+            payload.pop("_source_file")
+            f.bad.append({"locator": f"{f.name}:{line}", "field": entity.key[0], "reason_code": "duplicate_key",
+                          "reason": f"same key in the later file {files[int(w)].name} (the later one is kept)",
+                          "payload": payload})
+        keep = np.ones(f.good.num_rows, bool)
+        keep[idx] = False
+        f.good = f.good.filter(pa.array(keep))
+    log.info("%s: %s: %d row(s) superseded by a later file of the same drop", system, entity.name, old.num_rows)
+
+
+def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]], collector: Collector):
+    """The entity's good rows from its changed files, as one Arrow table per run."""
+    import dlt
+
+    state = dlt.current.resource_state()
+    seen: dict[str, str] = state.setdefault("files", {})
+    screened: list[Screened] = []
+    digests: dict[str, str] = {}
+    for name, path in paths:
+        digest = _sha256(path)
+        if seen.get(name) == digest:
+            log.info("%s: %s unchanged since it was loaded, skipped", system, name)
+            continue
+        screened.append(screen(read_file(system, path, name, entity), entity))
+        digests[name] = digest
+    _supersede(system, entity, screened)
+    for s in screened:
+        collector.add_read(entity.name, s.rows_read)
+        for b in s.bad:
+            collector.quarantine(entity.name, b["locator"], b["field"], b["reason_code"], b["reason"], b["payload"])
+    seen.update(digests)
+    if screened:
+        yield pa.concat_tables([s.good for s in screened])
+    elif not paths:
+        yield _empty(entity)  # so that the raw table exists for the staging SQL
+
+
+def _empty(entity: EntitySpec) -> pa.Table:
+    cols = {c.name: pa.array([], arrow_type(c)) for c in entity.columns.values()}
+    return pa.table({**cols, "_source_file": pa.array([], pa.string()), "_source_line": pa.array([], pa.int64())})
+
+
+def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping | Path | str,
+         drop_dir: Path | str) -> ExtractResult:
+    """Read the files the mapping's globs match in ``drop_dir`` and merge their good rows into
+    ``raw_<system>.<entity>``. Bad rows are quarantined (file:line, field); a file that cannot be
+    read whole raises :class:`SourceError` and the run loads nothing.
+    """
+    import dlt
+
+    m = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+    drop = Path(drop_dir)
+    if not drop.is_dir():
+        raise SourceError(m.system, drop.name or str(drop), "the drop folder does not exist")
+    collector = Collector(run_id, m.system, list(m.entities))
+    resources = []
+    for entity in m.entities.values():
+        paths = sorted((p.relative_to(drop).as_posix(), p) for p in drop.glob(entity.files) if p.is_file())
+        if not paths:
+            log.warning("%s: no file in the drop matches %s (entity %s)", m.system, entity.files, entity.name)
+        r = dlt.resource(_entity_rows(m.system, entity, paths, collector), name=entity.name,
+                         primary_key=entity.key_names, write_disposition="merge")
+        resources.append(r)
+    try:
+        pipeline = make_pipeline(m.system, destination, pipelines_dir)
+        pipeline.run(resources, loader_file_format=loader_file_format(destination))
+    except Exception as e:
+        for x in exception_chain(e):
+            if isinstance(x, SourceError):
+                raise x from None
+        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
+        raise SourceError(m.system, drop.name, f"load failed ({kinds})") from None
+    result = collector.result()
+    log.info("%s run %s: %s", m.system, run_id,
+             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
+    return result

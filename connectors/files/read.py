@@ -1,0 +1,300 @@
+"""Reading one dropped file into an all-text Arrow table, with each row's physical line number.
+
+CSV goes through pyarrow.csv (one pass in C); XLSX through openpyxl in read-only mode, turned
+into Arrow chunk by chunk. Nothing here looks at values beyond decoding and splitting them:
+typing and checks are in ``connectors.files.screen``. Errors name the file, line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors.base import SourceError, is_national_id_column
+from connectors.files.mapping import EntitySpec
+
+log = logging.getLogger(__name__)
+
+BOM = b"\xef\xbb\xbf"
+XLSX_CHUNK = 50_000
+
+
+@dataclass
+class RawFile:
+    """A file's rows as text, named by raw column names, blank rows already removed."""
+
+    name: str  # the file's path relative to the drop folder (what locators say)
+    table: pa.Table  # one string column per mapped column present in the header
+    lines: np.ndarray  # physical line (CSV) or sheet row (XLSX) of each row, int64
+    invalid: list[tuple[int, str, int]]  # (line, raw text, number of fields) of rows that could not be split
+    width: int = 0  # fields in the header
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
+def resolve_encoding(data: bytes, declared: str) -> str:
+    """``auto``: a BOM means utf-8-sig, valid UTF-8 means utf-8, anything else cp1252."""
+    if declared != "auto":
+        return declared
+    if data.startswith(BOM):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def _column_at(data: bytes, offset: int, delimiter: str, header: list[str] | None) -> str | None:
+    """The header label of the column an offset falls in (quotes ignored: a best effort)."""
+    start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
+    index = data[start:offset].count(delimiter.encode("ascii"))
+    if header and index < len(header):
+        return header[index]
+    return f"column {index + 1}"
+
+
+def _utf8(system: str, name: str, data: bytes, entity: EntitySpec) -> tuple[bytes, str]:
+    """The file as UTF-8 bytes without BOM, and the encoding it was read as."""
+    encoding = resolve_encoding(data, entity.encoding)
+    if encoding.startswith("utf-8"):
+        body = data[len(BOM):] if data.startswith(BOM) else data  # a BOM is never part of the header
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            offset = e.start + (len(data) - len(body))
+            raise SourceError(system, f"{name}:{_line_of(data, offset)}", "bytes that are not valid UTF-8 "
+                              "(wrong encoding in the mapping?)",
+                              field=_column_at(data, offset, entity.delimiter, None)) from None
+        return body, encoding
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise SourceError(system, f"{name}:{_line_of(data, e.start)}", f"bytes that are not valid {encoding}",
+                          field=_column_at(data, e.start, entity.delimiter, None)) from None
+    return text.encode("utf-8"), encoding
+
+
+def _header(system: str, name: str, body: bytes, entity: EntitySpec) -> list[str]:
+    first = body[: 1 << 16].decode("utf-8", errors="ignore")
+    try:
+        row = next(csv.reader(io.StringIO(first, newline=""), delimiter=entity.delimiter,
+                              quotechar=entity.quote))
+    except StopIteration:
+        row = []
+    if not row or all(not c.strip() for c in row):
+        raise SourceError(system, f"{name}:1", "no header line (empty file)")
+    return [c.strip() for c in row]
+
+
+def check_header(system: str, name: str, header: list[str], entity: EntitySpec) -> list[str]:
+    """The mapped labels present in the header; SourceError for a missing or unknown column."""
+    seen: set[str] = set()
+    for i, label in enumerate(header):
+        if label in seen:
+            raise SourceError(system, f"{name}:1", "column appears twice in the header", field=label)
+        seen.add(label)
+        if not label and entity.on_new_column == "error":
+            raise SourceError(system, f"{name}:1", f"header cell {i + 1} is empty (merged or missing label)",
+                              field=f"column {i + 1}")
+    missing = [c.label for c in entity.columns.values() if c.label not in seen and not c.absent_ok]
+    new = [h for h in header if h and h not in entity.columns and not is_national_id_column(h)]
+    if missing:
+        detail = f"; also new column(s) {', '.join(new)}" if new and entity.on_new_column == "error" else ""
+        raise SourceError(system, f"{name}:1", f"mapped column missing from the header{detail}", field=missing[0])
+    if new and entity.on_new_column == "error":
+        raise SourceError(system, f"{name}:1", "new column not in the mapping: the contract is frozen "
+                          "(add it to the mapping, or set on_new_column = \"ignore\")", field=new[0])
+    if new:
+        log.info("%s: %s: %d column(s) not in the mapping, not loaded", system, name, len(new))
+    dropped = [h for h in header if is_national_id_column(h)]
+    if dropped:
+        log.info("%s: %s: %d national-id column(s) never read", system, name, len(dropped))
+    return [h for h in header if h in entity.columns]
+
+
+def _newlines(arr: pa.ChunkedArray) -> np.ndarray:
+    """Line breaks inside each value (CRLF, LF or CR each count once)."""
+    def count(p: str) -> np.ndarray:
+        return pc.fill_null(pc.count_substring(arr, p), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return count("\n") + count("\r") - count("\r\n")
+
+
+def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
+    """One CSV file as text columns (mapped ones only), physical line numbers, unsplittable rows."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise SourceError(system, f"{name}:1", "no header line (empty file)")
+    body, _ = _utf8(system, name, data, entity)
+    header = _header(system, name, body, entity)
+    present = check_header(system, name, header, entity)
+    if body.count(entity.quote.encode()) % 2:
+        _check_quotes(system, name, body, entity)
+    invalid: list[tuple[int, str, int]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((row.number, row.text, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            # single-threaded so that invalid rows carry their record number
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=entity.delimiter, quote_char=entity.quote,
+                                             newlines_in_values=True, invalid_row_handler=on_invalid,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=present, column_types={h: pa.string() for h in present},
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid:
+        # Arrow's parse messages quote the offending text: keep only where
+        raise SourceError(system, name, f"not a readable CSV with delimiter {entity.delimiter!r}") from None
+    # Physical lines: records are numbered from 1 (the header); a record spans 1 + its embedded breaks.
+    n = table.num_rows
+    records = n + len(invalid)
+    extra = np.zeros(records + 1, np.int64)  # index = record number - 1
+    is_invalid = np.zeros(records + 1, bool)
+    for number, text, _ in invalid:
+        if 1 <= number - 1 <= records:
+            is_invalid[number - 1] = True
+            extra[number - 1] = text.count("\n") + text.count("\r") - text.count("\r\n")
+    parsed_slots = np.flatnonzero(~is_invalid[1:]) + 1
+    if table.num_columns and (pc.any(pc.match_substring_regex(
+            pc.binary_join_element_wise(*table.columns, ""), "[\r\n]")).as_py() or False):
+        extra[parsed_slots[:n]] = sum(_newlines(c) for c in table.columns)
+    start = 1 + np.concatenate([[0], np.cumsum(extra + 1)])[:-1]  # first line of each record
+    lines = start[parsed_slots[:n]]
+    bad = [(int(start[number - 1]) if number - 1 <= records else number, text, k) for number, text, k in invalid]
+    return _finish(name, table, lines, bad, entity, len(header))
+
+
+def _check_quotes(system: str, name: str, body: bytes, entity: EntitySpec) -> None:
+    """An odd number of quote characters may mean a quoted field runs to the end (truncated file)."""
+    reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=entity.delimiter,
+                        quotechar=entity.quote, strict=True)
+    try:
+        for _ in reader:
+            pass
+    except csv.Error:
+        raise SourceError(system, f"{name}:{reader.line_num}", "a quoted field is never closed "
+                          "(truncated file?)") from None
+
+
+def _finish(name: str, table: pa.Table, lines: np.ndarray, invalid: list[tuple[int, str, int]],
+            entity: EntitySpec, width: int) -> RawFile:
+    """Rename to raw names, drop blank rows (all values empty: not a row)."""
+    table = table.rename_columns([entity.columns[h].name for h in table.column_names])
+    if table.num_rows and table.num_columns:
+        blank = pc.equal(pc.utf8_trim_whitespace(pc.binary_join_element_wise(*table.columns, "")), "")
+        if pc.any(blank).as_py():
+            keep = pc.invert(blank)
+            table = table.filter(keep)
+            lines = lines[keep.to_numpy(zero_copy_only=False)]
+    return RawFile(name, table, lines, invalid, width)
+
+
+# ---------------------------------------------------------------------------- XLSX
+def _cell_text(v: Any, decimal_mark: str) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        return v.date().isoformat() if v.time() == dt.time(0) else v.isoformat()
+    if isinstance(v, (dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, float):
+        s = repr(v)
+        s = s[:-2] if s.endswith(".0") else s
+        return s.replace(".", decimal_mark)
+    if isinstance(v, int):
+        return str(v)
+    return str(v)
+
+
+def read_xlsx(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
+    """One XLSX sheet as text columns: dates as ISO, numbers with the mapping's decimal mark, and
+    formulas as the value Excel last computed (a formula never computed reads as empty)."""
+    import zipfile
+
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
+        raise SourceError(system, name, "not a readable XLSX workbook") from None
+    try:
+        if entity.sheet is not None and entity.sheet not in wb.sheetnames:
+            raise SourceError(system, name, "the mapping's sheet is not in the workbook", field=entity.sheet)
+        ws = wb[entity.sheet] if entity.sheet is not None else wb.worksheets[0]
+        rows = ws.iter_rows(min_row=entity.header_row, values_only=True)
+        first = next(rows, None)
+        if first is None or all(v is None for v in first):
+            raise SourceError(system, f"{name}:{entity.header_row}", "no header row (empty sheet)")
+        header = [_cell_text(v, ".").strip() for v in first]
+        while header and not header[-1]:
+            header.pop()
+        present = check_header(system, f"{name}", header, entity)
+        index = {h: i for i, h in enumerate(header)}
+        width = len(header)
+        chunks: list[pa.Table] = []
+        line_chunks: list[np.ndarray] = []
+        invalid: list[tuple[int, str, int]] = []
+        buf: list[list[str]] = [[] for _ in present]
+        buf_lines: list[int] = []
+        line = entity.header_row
+        mark = entity.decimal_mark
+
+        def flush() -> None:
+            if buf_lines:
+                chunks.append(pa.table({h: pa.array(buf[i], pa.string()) for i, h in enumerate(present)}))
+                line_chunks.append(np.array(buf_lines, np.int64))
+                for b in buf:
+                    b.clear()
+                buf_lines.clear()
+
+        for row in rows:
+            line += 1
+            if any(v is not None and v != "" for v in row[width:]):
+                cells = [_cell_text(v, mark) for v in row]
+                while cells and not cells[-1]:
+                    cells.pop()
+                invalid.append((line, entity.delimiter.join(cells), len(cells)))
+                continue
+            for i, h in enumerate(present):
+                j = index[h]
+                buf[i].append(_cell_text(row[j], mark) if j < len(row) else "")
+            buf_lines.append(line)
+            if len(buf_lines) >= XLSX_CHUNK:
+                flush()
+        flush()
+    finally:
+        wb.close()
+    table = (pa.concat_tables(chunks) if chunks
+             else pa.table({h: pa.array([], pa.string()) for h in present}))
+    lines = np.concatenate(line_chunks) if line_chunks else np.zeros(0, np.int64)
+    return _finish(name, table, lines, invalid, entity, width)
+
+
+def read_file(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
+    """One dropped file, by the entity's format."""
+    if entity.format == "xlsx":
+        return read_xlsx(system, path, name, entity)
+    return read_csv(system, path, name, entity)

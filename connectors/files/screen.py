@@ -1,0 +1,313 @@
+"""Typing and checking a file's rows, column-wise: masks, never a loop over rows.
+
+Every check yields a boolean mask; a row takes the first reason that applies (in the order
+below), and only the rows set aside are turned into Python objects (their quarantine payload).
+
+Order: missing key, national id, required value, type (date, decimal, ...), pattern / enum /
+length / range / identifier check, one-of-required, then duplicate key (first line wins).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from connectors.base import national_id_rows
+from connectors.files.mapping import ColumnSpec, EntitySpec
+from connectors.files.read import RawFile
+from connectors.identifiers import CHECKS
+
+SPACES = "[ \u00a0\u202f]"
+NATIONAL_ID_REASON = "a national identification number (NIR / national register) may not be stored"
+
+
+@dataclass
+class Screened:
+    """One file after screening: its good rows typed, and what was set aside."""
+
+    name: str
+    good: pa.Table  # typed, raw names, plus _source_file / _source_line
+    rows_read: int
+    bad: list[dict[str, Any]] = field(default_factory=list)  # locator, field, reason_code, reason, payload
+
+
+def arrow_type(c: ColumnSpec) -> pa.DataType:
+    return {"text": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
+            "decimal": pa.decimal128(18, c.scale), "int": pa.int64(), "bool": pa.bool_()}[c.type]
+
+
+def _np(mask: Any) -> np.ndarray:
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+# ---------------------------------------------------------------------------- typed casts
+def _date_regex(fmt: str) -> str:
+    out, i = [], 0
+    while i < len(fmt):
+        for token, group in (("yyyy", r"(?P<y>\d{4})"), ("dd", r"(?P<d>\d{1,2})"), ("mm", r"(?P<m>\d{1,2})")):
+            if fmt.startswith(token, i):
+                out.append(group)
+                i += len(token)
+                break
+        else:
+            out.append(re.escape(fmt[i]))
+            i += 1
+    return "^" + "".join(out) + "$"
+
+
+def cast_date(values: pa.Array, formats: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
+    """Dates in any of the formats (dd / mm / yyyy tokens); bad = present but not a real date
+    (31/02/2020 and 2020-13-01 are bad, not shifted)."""
+    n = len(values)
+    y = np.zeros(n, np.int64)
+    m = np.zeros(n, np.int64)
+    d = np.zeros(n, np.int64)
+    matched = np.zeros(n, bool)
+    for fmt in formats:
+        rx = _date_regex(fmt)
+        hit = _np(pc.match_substring_regex(values, rx)) & ~matched
+        if not hit.any():
+            continue
+        parts = pc.extract_regex(values.filter(pa.array(hit)), rx)
+        for arr, key in ((y, "y"), (m, "m"), (d, "d")):
+            arr[hit] = pc.cast(pc.struct_field(parts, key), pa.int64()).to_numpy(zero_copy_only=False)
+        matched |= hit
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    dim = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)[np.clip(m, 0, 12)]
+    dim = dim + ((m == 2) & leap)
+    ok = matched & (m >= 1) & (m <= 12) & (d >= 1) & (d <= dim) & (y >= 1)
+    days = np.zeros(n, "datetime64[D]")
+    if ok.any():
+        iso = np.char.add(np.char.add(np.char.zfill(y[ok].astype(str), 4), "-"),
+                          np.char.add(np.char.add(np.char.zfill(m[ok].astype(str), 2), "-"),
+                                      np.char.zfill(d[ok].astype(str), 2)))
+        days[ok] = iso.astype("datetime64[D]")
+    present = ~_np(pc.is_null(values))
+    typed = pa.array(days, pa.date32(), mask=~ok)
+    return typed, present & ~ok
+
+
+_TS = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+def cast_timestamp(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """ISO 8601 timestamps; without an offset they are taken as UTC."""
+    n = len(values)
+    shaped = _np(pc.match_substring_regex(values, _TS))
+    out: list[Any] = [None] * n
+    ok = np.zeros(n, bool)
+    import datetime as dt
+
+    idx = np.flatnonzero(shaped)
+    for i, v in zip(idx, values.filter(pa.array(shaped)).to_pylist(), strict=True):
+        try:
+            t = dt.datetime.fromisoformat(v.replace(" ", "T", 1) if len(v) > 10 else v)
+        except ValueError:
+            continue
+        out[i] = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+        ok[i] = True
+    present = ~_np(pc.is_null(values))
+    return pa.array(out, pa.timestamp("us", tz="UTC")), present & ~ok
+
+
+def _number_text(values: pa.Array, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
+    """Numbers as plain ``-1234.5`` text; shaped = written in the mapping's convention (grouping
+    with the thousands separator, decimal mark; optionally (1 234,50) for a negative amount)."""
+    v = values
+    neg = np.zeros(len(v), bool)
+    if entity.negative_parentheses:
+        neg = _np(pc.match_substring_regex(v, r"^\(.*\)$"))
+        v = pc.replace_substring_regex(v, r"^\((.*)\)$", r"\1")
+    sep = {"": None, " ": SPACES, ".": r"\.", "'": "['’]", ",": ","}[entity.thousands]
+    mark = re.escape(entity.decimal_mark)
+    grouped = rf"\d{{1,3}}({sep}\d{{3}})+" if sep else None
+    plain = r"\d+"
+    integer = f"({grouped}|{plain})" if grouped else plain
+    shaped = _np(pc.match_substring_regex(v, rf"^[+-]?{integer}({mark}\d+)?$"))
+    if sep:
+        v = pc.replace_substring_regex(v, sep, "")
+    if entity.decimal_mark != ".":
+        v = pc.replace_substring(v, entity.decimal_mark, ".")
+    shaped &= ~(neg & _np(pc.starts_with(v, "-")))  # (-5) is not a convention
+    v = pc.if_else(pa.array(neg), pc.binary_join_element_wise("-", v, ""), v)
+    return v, shaped
+
+
+def cast_decimal(values: pa.Array, c: ColumnSpec, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
+    """Decimals at the column's scale: more decimal places than the scale is bad, never rounded."""
+    v, shaped = _number_text(values, entity)
+    digits = 18 - c.scale
+    shaped &= _np(pc.match_substring_regex(v, rf"^[+-]?0*\d{{1,{digits}}}(\.\d{{1,{c.scale}}})?$"))
+    return _cast_where(v, shaped, pa.decimal128(18, c.scale), values)
+
+
+def cast_int(values: pa.Array, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
+    v, shaped = _number_text(values, entity)
+    shaped &= _np(pc.match_substring_regex(v, r"^[+-]?\d{1,18}$"))
+    return _cast_where(v, shaped, pa.int64(), values)
+
+
+def _cast_where(v: pa.Array, shaped: np.ndarray, target: pa.DataType, original: pa.Array
+                ) -> tuple[pa.Array, np.ndarray]:
+    clean = pc.if_else(pa.array(shaped), v, pa.scalar(None, pa.string()))
+    typed = clean.cast(target)
+    present = ~_np(pc.is_null(original))
+    return typed, present & ~shaped
+
+
+def cast_bool(values: pa.Array, c: ColumnSpec) -> tuple[pa.Array, np.ndarray]:
+    low = pc.utf8_lower(values)
+    t = _np(pc.is_in(low, pa.array([x.lower() for x in c.true_values])))
+    f = _np(pc.is_in(low, pa.array([x.lower() for x in c.false_values])))
+    present = ~_np(pc.is_null(values))
+    typed = pa.array(np.where(t, True, False), pa.bool_(), mask=~(t | f))
+    return typed, present & ~(t | f)
+
+
+# ---------------------------------------------------------------------------- screening
+@dataclass
+class _Reasons:
+    n: int
+    assigned: np.ndarray = field(init=False)
+    code: list[tuple[str, str]] = field(default_factory=list)  # (reason_code, reason) table
+    which: np.ndarray = field(init=False)  # index into code, per row
+    field_of: np.ndarray = field(init=False)  # field label per row (object array)
+
+    def __post_init__(self) -> None:
+        self.assigned = np.zeros(self.n, bool)
+        self.which = np.full(self.n, -1, np.int64)
+        self.field_of = np.empty(self.n, object)
+
+    def add(self, mask: np.ndarray, field_label: str | None, reason_code: str, reason: str) -> None:
+        new = mask & ~self.assigned
+        if not new.any():
+            return
+        self.code.append((reason_code, reason))
+        self.which[new] = len(self.code) - 1
+        self.field_of[new] = field_label
+        self.assigned |= new
+
+
+def screen(raw: RawFile, entity: EntitySpec) -> Screened:
+    """Type and check one file's rows; quarantine entries name file:line and the field."""
+    table = raw.table
+    n = table.num_rows
+    labels = {c.name: c.label for c in entity.columns.values()}
+    # '' (after trimming) is no value
+    text: dict[str, pa.Array] = {}
+    trimmed: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks() if n else pa.array([], pa.string())
+        t = pc.utf8_trim_whitespace(col)
+        empty = pc.equal(t, "")
+        text[name] = pc.if_else(empty, pa.scalar(None, pa.string()), col)
+        trimmed[name] = pc.if_else(empty, pa.scalar(None, pa.string()), t)
+    for c in entity.columns.values():  # columns the header may lack: read as empty
+        if c.name not in text:
+            text[c.name] = trimmed[c.name] = pa.nulls(n, pa.string())
+    r = _Reasons(n)
+    for label in entity.key:
+        r.add(_np(pc.is_null(trimmed[entity.columns[label].name])), label, "missing_key", "the key is empty")
+    nid = national_id_rows(pa.table({name: text[name] for name in table.column_names})) if n else {}
+    if nid:
+        # group the rows by the column the id was found in, keeping the masks vectorised
+        by_col: dict[str, list[int]] = {}
+        for i, col in nid.items():
+            by_col.setdefault(col, []).append(i)
+        for col, idx in by_col.items():
+            mask = np.zeros(n, bool)
+            mask[idx] = True
+            r.add(mask, labels.get(col, col), "national_id", NATIONAL_ID_REASON)
+    for c in entity.columns.values():
+        if c.required:
+            r.add(_np(pc.is_null(trimmed[c.name])), c.label, "required", "a value is required")
+    typed: dict[str, pa.Array] = {}
+    for c in entity.columns.values():
+        v = trimmed[c.name]
+        if c.type == "text":
+            # key columns are stored trimmed so merges match whatever padding an export used
+            typed[c.name] = trimmed[c.name] if c.label in entity.key else text[c.name]
+            continue
+        if c.type == "date":
+            out, bad = cast_date(v, entity.date_formats + (("yyyy-mm-dd",) if entity.format == "xlsx" else ()))
+            r.add(bad, c.label, "bad_date", f"not a date ({' or '.join(entity.date_formats)} expected)")
+        elif c.type == "timestamp":
+            out, bad = cast_timestamp(v)
+            r.add(bad, c.label, "bad_timestamp", "not an ISO 8601 timestamp")
+        elif c.type == "decimal":
+            out, bad = cast_decimal(v, c, entity)
+            r.add(bad, c.label, "bad_decimal", f"not a decimal number (mark {entity.decimal_mark!r}, "
+                  f"at most {c.scale} decimal places)")
+        elif c.type == "int":
+            out, bad = cast_int(v, entity)
+            r.add(bad, c.label, "bad_integer", "not an integer")
+        else:
+            out, bad = cast_bool(v, c)
+            r.add(bad, c.label, "bad_boolean", f"not one of {', '.join(c.true_values + c.false_values)}")
+        typed[c.name] = out
+    for c in entity.columns.values():
+        v = trimmed[c.name]
+        if c.pattern:
+            r.add(~_np(pc.match_substring_regex(v, f"^(?:{c.pattern})$")) & ~_np(pc.is_null(v)), c.label,
+                  "pattern", "does not match the expected pattern")
+        if c.enum is not None:
+            r.add(~_np(pc.is_in(v, pa.array(list(c.enum)))) & ~_np(pc.is_null(v)), c.label, "enum",
+                  "not one of the allowed values")
+        if c.max_length is not None:
+            r.add(_np(pc.greater(pc.utf8_length(v), c.max_length)), c.label, "too_long",
+                  f"longer than {c.max_length} characters")
+        if (c.minimum is not None or c.maximum is not None) and c.type in ("decimal", "int"):
+            num = pc.cast(typed[c.name], pa.float64())
+            if c.minimum is not None:
+                r.add(_np(pc.less(num, float(c.minimum))), c.label, "out_of_range", f"below {c.minimum}")
+            if c.maximum is not None:
+                r.add(_np(pc.greater(num, float(c.maximum))), c.label, "out_of_range", f"above {c.maximum}")
+        if c.check:
+            fn, code, message = CHECKS[c.check]
+            r.add(~_np(fn(v)) & ~_np(pc.is_null(v)), c.label, code, message)
+    for group in entity.one_of_required:
+        none = np.ones(n, bool)
+        for label in group:
+            none &= _np(pc.is_null(trimmed[entity.columns[label].name]))
+        r.add(none, group[0], "one_of_required", f"one of {', '.join(group)} is required")
+    # duplicate keys among the rows still good: the first line wins, deterministically
+    good_idx = np.flatnonzero(~r.assigned)
+    if len(good_idx) > 1:
+        keys = pa.table({**{f"k{i}": trimmed[nm].take(pa.array(good_idx)) for i, nm in enumerate(entity.key_names)},
+                         "_i": pa.array(good_idx, pa.int64())})
+        key_cols = [f"k{i}" for i in range(len(entity.key))]
+        firsts = keys.group_by(key_cols, use_threads=False).aggregate([("_i", "min")])
+        if firsts.num_rows < keys.num_rows:
+            joined = keys.join(firsts, key_cols, use_threads=False)
+            dup = joined.filter(pc.not_equal(joined["_i"], joined["_i_min"]))
+            first_line = raw.lines[dup["_i_min"].to_numpy()]
+            for i, line in zip(dup["_i"].to_numpy(), first_line, strict=True):
+                mask = np.zeros(n, bool)
+                mask[i] = True
+                r.add(mask, entity.key[0], "duplicate_key", f"same key as line {int(line)} (the first one is kept)")
+    bad_rows: list[dict[str, Any]] = []
+    bad_idx = np.flatnonzero(r.assigned)
+    if len(bad_idx):
+        payloads = table.take(pa.array(bad_idx)).rename_columns(
+            [labels.get(nm, nm) for nm in table.column_names]).to_pylist()
+        for i, payload in zip(bad_idx, payloads, strict=True):
+            code, reason = r.code[r.which[i]]
+            bad_rows.append({"locator": f"{raw.name}:{int(raw.lines[i])}", "field": r.field_of[i],
+                             "reason_code": code, "reason": reason, "payload": payload})
+    for line, text_row, k in raw.invalid:
+        bad_rows.append({"locator": f"{raw.name}:{line}", "field": None, "reason_code": "wrong_column_count",
+                         "reason": f"{k} fields where the header has {raw.width}", "payload": text_row})
+    keep = pa.array(~r.assigned)
+    good = pa.table({c.name: typed[c.name].filter(keep) for c in entity.columns.values()})
+    lines = raw.lines[~r.assigned]
+    good = good.append_column("_source_file", pa.array([raw.name], pa.string()).take(
+        pa.array(np.zeros(len(lines), np.int64))))
+    good = good.append_column("_source_line", pa.array(lines, pa.int64()))
+    return Screened(raw.name, good, n + len(raw.invalid), bad_rows)

@@ -1,0 +1,134 @@
+"""Staging SQL generated from a mapping: one SELECT per (entity, canonical table it feeds).
+
+The SQL keeps to what DuckDB and PostgreSQL both run (CAST, COALESCE, NULLIF, TRIM, UPPER,
+LOWER, CONCAT_WS, REPLACE, CHR, ``||``, ROW_NUMBER) and produces exactly the canonical table's
+columns, in contract order, every NULL typed. Keys follow the hub's convention:
+``<system>:<entity>/<key>``.
+"""
+
+from __future__ import annotations
+
+from connectors.files.mapping import CANONICAL, KEY_FIELDS, EntitySpec, FieldSpec, Mapping
+from schemas.contract import Table
+
+SQL_TYPE = {"text": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE PRECISION",
+            "bool": "BOOLEAN", "date": "DATE", "timestamptz": "TIMESTAMPTZ", "money": "DECIMAL(14,2)",
+            "json": "VARCHAR"}
+_OWN_KEY = {"person_record": "record_key", "interaction": "interaction_key", "organisation": "organisation_key"}
+
+
+def _lit(value: object) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _col(entity: EntitySpec, label: str) -> str:
+    return f't."{entity.columns[label].name}"'
+
+
+def _text(entity: EntitySpec, label: str) -> str:
+    return f"NULLIF(TRIM(CAST({_col(entity, label)} AS VARCHAR)), '')"
+
+
+def _key_text(entity: EntitySpec, labels: tuple[str, ...]) -> str:
+    return " || '|' || ".join(f"TRIM(CAST({_col(entity, k)} AS VARCHAR))" for k in labels)
+
+
+def _json_string(expr: str) -> str:
+    escaped = expr
+    for src, dst in (("'\\'", "'\\\\'"), ("'\"'", "'\\\"'"), ("CHR(10)", "'\\n'"), ("CHR(13)", "'\\r'"),
+                     ("CHR(9)", "'\\t'")):
+        escaped = f"REPLACE({escaped}, {src}, {dst})"
+    return f"COALESCE('\"' || {escaped} || '\"', 'null')"
+
+
+def _expr(system: str, entity: EntitySpec, fname: str, f: FieldSpec, logical: str) -> str:
+    target = SQL_TYPE[logical]
+    if f.kind == "const":
+        e = _lit(f.value)
+    elif f.kind == "column":
+        label = f.columns[0]
+        e = _text(entity, label) if logical in ("text", "json") else _col(entity, label)
+    elif f.kind == "concat":
+        parts = ", ".join(_text(entity, c) for c in f.columns)
+        e = f"NULLIF(CONCAT_WS({_lit(f.sep)}, {parts}), '')"
+    elif f.kind == "coalesce":
+        parts = ", ".join(_text(entity, c) if logical in ("text", "json") else _col(entity, c) for c in f.columns)
+        e = f"COALESCE({parts})"
+    elif f.kind == "ref":
+        e = f"'{system}:{f.ref}/' || {_key_text(entity, f.columns)}"
+    else:  # json object of columns, built portably (both engines read it with their JSON functions)
+        members = " || ', ' || ".join(
+            f"'\"{c}\": ' || {_json_string(_text(entity, c))}" for c in f.columns)
+        e = f"'{{' || {members} || '}}'"
+    for t in f.transforms:
+        e = f"{t.upper()}({e})"
+    if f.prefix:
+        e = f"{_lit(f.prefix)} || {e}"
+    if fname in KEY_FIELDS and f.kind in ("column", "concat", "coalesce"):
+        e = f"'{system}:' || {e}"
+    return f"CAST({e} AS {target})"
+
+
+def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
+    """The SELECT turning ``raw_<system>.<entity>`` into the canonical table ``table_name``."""
+    feed = next(f for f in entity.feeds if f.table == table_name)
+    contract: Table = CANONICAL[table_name]
+    system = mapping.system
+    fields = feed.fields
+    source_id = (_expr(system, entity, "source_id", fields["source_id"], "text") if "source_id" in fields
+                 else f"CAST('{entity.name}/' || {_key_text(entity, entity.key)} AS VARCHAR)")
+    exprs: list[tuple[str, str]] = []
+    for c in contract.columns:
+        if c.name in fields and c.name != "source_id":
+            e = _expr(system, entity, c.name, fields[c.name], c.type)
+        elif c.name == "source_id":
+            e = source_id
+        elif c.name == "source_system":
+            e = f"CAST('{system}' AS VARCHAR)"
+        elif c.name == _OWN_KEY.get(table_name):
+            e = f"CAST('{system}:' || {source_id} AS VARCHAR)"
+        elif c.name == "certification_level":
+            e = "CAST(0 AS INTEGER)"
+        elif c.name == "birth_date_precision" and "birth_date" in fields:
+            birth = _expr(system, entity, "birth_date", fields["birth_date"], "date")
+            e = f"CAST(CASE WHEN {birth} IS NOT NULL THEN 'day' END AS VARCHAR)"
+        elif c.name == "currency" and "amount" in fields:
+            e = "CAST('EUR' AS VARCHAR)"
+        else:
+            e = f"CAST(NULL AS {SQL_TYPE[c.type]})"
+        exprs.append((c.name, e))
+    source = f"raw_{system}.{entity.name}"
+    head = f"-- generated from {mapping.path.name}: {system}.{entity.name} -> {table_name}\n"
+    select = ",\n    ".join(f"{e} AS {name}" for name, e in exprs)
+    if not feed.one_per_key:
+        return f"{head}SELECT\n    {select}\nFROM {source} AS t"
+    # several rows per canonical key (one organisation, many grants): keep one, the same every run
+    order = [f't."{entity.columns[k].name}" AS _o{i}' for i, k in enumerate(entity.key)]
+    partition = ", ".join(contract.key)
+    names = ", ".join(c.name for c in contract.columns)
+    ranks = ", ".join(f"_o{i}" for i in range(len(order)))
+    inner = ",\n    ".join([select, *order])
+    return (f"{head}SELECT {names}\nFROM (\n  SELECT s.*, ROW_NUMBER() OVER (PARTITION BY {partition} "
+            f"ORDER BY {ranks}) AS _rn\n  FROM (\n  SELECT\n    {inner}\n  FROM {source} AS t) AS s\n) AS r\n"
+            "WHERE _rn = 1")
+
+
+def model_name(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
+    """``stg_<system>__<entity>s`` (suffixed by the canonical table when the entity feeds several)."""
+    base = f"stg_{mapping.system}__{entity.name}{'' if entity.name.endswith('s') else 's'}"
+    return base if len(entity.feeds) == 1 else f"{base}_{table_name}"
+
+
+def staging_models(mapping: Mapping) -> dict[str, list[tuple[str, str]]]:
+    """Canonical table -> [(model_name, select_sql)] for every feed of the mapping, the shape
+    ``connectors.registry.staging_models()`` returns."""
+    models: dict[str, list[tuple[str, str]]] = {}
+    for entity in mapping.entities.values():
+        for feed in entity.feeds:
+            models.setdefault(feed.table, []).append(
+                (model_name(mapping, entity, feed.table), feed_sql(mapping, entity, feed.table)))
+    return models
