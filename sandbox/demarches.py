@@ -436,6 +436,7 @@ class GraphQLError(Exception):
                  path: list[str | int] | None = None):
         super().__init__(message)
         self.message, self.code, self.line, self.column, self.path = message, code, line, column, path
+        self.extensions: dict[str, Any] = {}
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"message": self.message}
@@ -443,7 +444,7 @@ class GraphQLError(Exception):
             out["locations"] = [{"line": self.line, "column": self.column}]
         if self.path is not None:
             out["path"] = self.path
-        out["extensions"] = {"code": self.code}
+        out["extensions"] = {"code": self.code, **self.extensions}
         return out
 
 
@@ -737,8 +738,10 @@ def _validate(doc: _Document, op: _Operation) -> None:
                 continue
             fdef = SCHEMA[parent].get(s.name)
             if fdef is None:
-                raise GraphQLError(f"Field '{s.name}' doesn't exist on type '{parent}'", "undefinedField",
+                err = GraphQLError(f"Field '{s.name}' doesn't exist on type '{parent}'", "undefinedField",
                                    s.line, s.column, here)
+                err.extensions = {"typeName": parent, "fieldName": s.name}
+                raise err
             ftype, accepted = fdef
             for arg, node in s.args.items():
                 if arg not in accepted:
