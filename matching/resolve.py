@@ -198,7 +198,8 @@ def resolve(
 
 # Two records that cannot be one person: firmly different prénoms or birth dates (mirroring the
 # "different" levels of matching.model.comparisons), or a minor at the time an adult-only role
-# was recorded (a débiteur, an association's dirigeant, a parent) — the namesake child.
+# was recorded (a débiteur, an association's dirigeant, a parent, a CRM contact) — the namesake
+# child.
 _CONFLICT_SQL = """
 (a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
     coalesce(a.first_name_std = b.first_name_std, false)
@@ -216,10 +217,10 @@ OR (a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL AND NOT (
     OR coalesce(a.birth_year = b.birth_year AND a.birth_month = b.birth_month, false)
     OR coalesce(a.birth_year = b.birth_year AND (a.birth_month IS NULL OR b.birth_month IS NULL), false)
 ))
-OR (a.role IN ('debiteur', 'dirigeant', 'parent') AND b.birth_year IS NOT NULL
+OR (a.role IN ('debiteur', 'dirigeant', 'parent', 'contact', 'demandeur') AND b.birth_year IS NOT NULL
     AND date_diff('year', coalesce(b.birth_date_std, make_date(b.birth_year, 12, 31)),
                   CAST(a.updated_at AS DATE)) < 18)
-OR (b.role IN ('debiteur', 'dirigeant', 'parent') AND a.birth_year IS NOT NULL
+OR (b.role IN ('debiteur', 'dirigeant', 'parent', 'contact', 'demandeur') AND a.birth_year IS NOT NULL
     AND date_diff('year', coalesce(a.birth_date_std, make_date(a.birth_year, 12, 31)),
                   CAST(b.updated_at AS DATE)) < 18)
 """
