@@ -5,6 +5,10 @@
 - ``finance.sqlite`` (or the database at ``finance_url``): tables tiers, factures, paiements;
 - ``family/<collection>.json``: the family portal's data, served by ``Sandbox.family_portal()``;
 - ``associations/*.csv``: the office-tool export;
+- ``salesforce/<Object>.json``: the Salesforce org's Account, Contact, Case, served by
+  ``Sandbox.salesforce()``;
+- ``servicenow/<table>.json``: the ServiceNow instance's sys_user, incident, sys_audit_delete,
+  served by ``Sandbox.servicenow()``;
 - ``truth.parquet``: record_key → person_id (and household_id) for every person record emitted.
 
 The formats are documented in docs/silos.md.
@@ -17,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -27,6 +32,8 @@ from sandbox.family_portal import DEFAULT_TOKEN, FamilyPortal, family_collection
 from sandbox.finance_db import finance_tables, write_finance
 from sandbox.observations import Observations, observe, person_records, to_person_records
 from sandbox.population import Population, generate_population
+from sandbox.salesforce import SalesforceOrg, salesforce_objects, write_salesforce
+from sandbox.servicenow import ServiceNowInstance, servicenow_tables, write_servicenow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,9 @@ __all__ = [
     "FamilyPortal",
     "Observations",
     "Population",
+    "SalesforceOrg",
     "Sandbox",
+    "ServiceNowInstance",
     "build_sandbox",
     "generate_population",
     "load_truth",
@@ -43,6 +52,8 @@ __all__ = [
     "open_sandbox",
     "person_records",
     "serve_family_portal",
+    "serve_salesforce",
+    "serve_servicenow",
     "to_person_records",
     "truth_table",
 ]
@@ -62,7 +73,7 @@ class Sandbox:
     family_dir: Path
     associations_dir: Path
     truth_path: Path
-    # person records per silo: finance, family, associations
+    # person records per silo: finance, family, associations, salesforce, servicenow
     person_records: dict[str, int] = field(default_factory=dict)
     # rows per silo table / collection / file, e.g. "finance.tiers", "family.enfants", "associations.dirigeants.csv"
     rows: dict[str, int] = field(default_factory=dict)
@@ -76,6 +87,24 @@ class Sandbox:
         """A started family portal serving this sandbox's data on 127.0.0.1 (``port`` 0: any free
         port); stop it, or use it in a ``with`` block."""
         return FamilyPortal(self.family_dir, token=token, port=port).start()
+
+    @property
+    def salesforce_dir(self) -> Path:
+        return self.root / "salesforce"
+
+    @property
+    def servicenow_dir(self) -> Path:
+        return self.root / "servicenow"
+
+    def salesforce(self, port: int = 0, **kwargs: Any) -> SalesforceOrg:
+        """A started Salesforce org serving this sandbox's Contacts, Accounts and Cases on 127.0.0.1
+        (``kwargs``: client_id, client_secret, username, password, batch_size)."""
+        return SalesforceOrg(self.salesforce_dir, port=port, **kwargs).start()
+
+    def servicenow(self, port: int = 0, **kwargs: Any) -> ServiceNowInstance:
+        """A started ServiceNow instance serving this sandbox's users and incidents on 127.0.0.1
+        (``kwargs``: username, password, client_id, client_secret)."""
+        return ServiceNowInstance(self.servicenow_dir, port=port, **kwargs).start()
 
 
 def truth_table(obs: Observations) -> pa.Table:
@@ -93,11 +122,16 @@ def truth_table(obs: Observations) -> pa.Table:
         "person_id": d.column("person_id"),
         "household_id": pa.array([None] * d.num_rows, type=pa.int64()),
     }))
+    for prefix, t, key in (("salesforce:contact/", obs.salesforce_contacts, "Id"),
+                           ("servicenow:sys_user/", obs.servicenow_users, "sys_id")):
+        if t is not None:
+            parts.append(pa.table({"record_key": [prefix + i for i in t.column(key).to_pylist()],
+                                   "person_id": t.column("person_id"), "household_id": t.column("household_id")}))
     return pa.concat_tables(parts)
 
 
 def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | None = None) -> Sandbox:
-    """Generate the commune and write the three silos and the truth under ``root``."""
+    """Generate the commune and write the five silos and the truth under ``root``."""
     started = time.perf_counter()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -110,6 +144,10 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
     rows.update({f"family.{k}": v for k, v in write_family(family_dir, family_collections(obs)).items()})
     assoc_dir = root / "associations"
     rows.update({f"associations.{k}": v for k, v in write_associations(assoc_dir, association_tables(obs)).items()})
+    sf = write_salesforce(root / "salesforce", salesforce_objects(obs))
+    rows.update({f"salesforce.{k}": v for k, v in sf.items()})
+    sn = write_servicenow(root / "servicenow", servicenow_tables(obs))
+    rows.update({f"servicenow.{k}": v for k, v in sn.items()})
     truth = truth_table(obs)
     truth_path = root / TRUTH_FILE
     pq.write_table(truth, truth_path)
@@ -117,6 +155,8 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
         "finance": obs.finance_tiers.num_rows,
         "family": obs.family_responsables.num_rows + obs.family_enfants.num_rows,
         "associations": obs.dirigeants.num_rows,
+        "salesforce": obs.salesforce_contacts.num_rows if obs.salesforce_contacts is not None else 0,
+        "servicenow": obs.servicenow_users.num_rows if obs.servicenow_users is not None else 0,
     }
     sb = Sandbox(root=root, people=people, seed=seed, finance_url=url, family_dir=family_dir,
                  associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows)
@@ -146,6 +186,16 @@ def open_sandbox(root: Path, finance_url: str | None = None) -> Sandbox:
                    finance_url=finance_url or manifest["finance_url"], family_dir=root / "family",
                    associations_dir=root / "associations", truth_path=root / TRUTH_FILE,
                    person_records=manifest["person_records"], rows=manifest["rows"])
+
+
+def serve_salesforce(root: Path, port: int = 0, **kwargs: Any) -> SalesforceOrg:
+    """A started Salesforce org over the sandbox built under ``root``."""
+    return SalesforceOrg(Path(root) / "salesforce", port=port, **kwargs).start()
+
+
+def serve_servicenow(root: Path, port: int = 0, **kwargs: Any) -> ServiceNowInstance:
+    """A started ServiceNow instance over the sandbox built under ``root``."""
+    return ServiceNowInstance(Path(root) / "servicenow", port=port, **kwargs).start()
 
 
 def serve_family_portal(root: Path, token: str = DEFAULT_TOKEN, port: int = 0) -> FamilyPortal:

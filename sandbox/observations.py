@@ -33,9 +33,17 @@ _REF_S = np.datetime64(REFERENCE_TIME.replace(tzinfo=None).isoformat(), "s")
 # Per-silo noise rates (probabilities per record).
 FINANCE_HOUSEHOLD_SHARE = 0.40
 FINANCE_DUPLICATE_RATE = 0.02
-TYPO_RATE = {"finance": 0.04, "family": 0.03, "associations": 0.05}
+TYPO_RATE = {"finance": 0.04, "family": 0.03, "associations": 0.05, "salesforce": 0.03, "servicenow": 0.03}
 DATE_SWAP_RATE = 0.01
 DIRIGEANT_SHARE = 0.04
+# CRM silos: share of adults who contacted the authority, and duplicates (web forms create them)
+SALESFORCE_SHARE = 0.25
+SALESFORCE_DUPLICATE_RATE = 0.03
+SERVICENOW_SHARE = 0.15
+SERVICENOW_DUPLICATE_RATE = 0.02
+# Each CRM silo draws from its own stream: adding them left the other silos' data unchanged.
+_SALESFORCE_STREAM = 5
+_SERVICENOW_STREAM = 6
 
 _ABBREVIATIONS = {
     "rue": ("RUE", "RUE", "R"),
@@ -60,6 +68,9 @@ class Observations:
     associations: pa.Table
     dirigeants: pa.Table
     seed: int
+    # Salesforce Contacts (+ AccountId of their household account) and ServiceNow sys_user rows
+    salesforce_contacts: pa.Table | None = None
+    servicenow_users: pa.Table | None = None
 
 
 # ---------------------------------------------------------------------------- noise primitives
@@ -433,6 +444,10 @@ def observe(pop: Population, seed: int | None = None) -> Observations:
         }
     )
     associations = _associations(rng, a_n)
+    crm = _CrmInput(is_adult=is_adult & (age >= 18), hh=hh, given=given, birth_name=birth_name,
+                    usage_name=usage_name, sex=sex, birth=birth, email=email, phone=phone, line=line,
+                    postcode=postcode, city=city, prev_line=prev_line, prev_postcode=prev_postcode,
+                    prev_city=prev_city, moved=moved, landline_h=landline_h)
     return Observations(
         finance_tiers=finance_tiers,
         family_familles=family_familles,
@@ -441,7 +456,163 @@ def observe(pop: Population, seed: int | None = None) -> Observations:
         associations=associations,
         dirigeants=dirigeants,
         seed=seed,
+        salesforce_contacts=_salesforce_contacts(np.random.default_rng([seed, _SALESFORCE_STREAM]), crm),
+        servicenow_users=_servicenow_users(np.random.default_rng([seed, _SERVICENOW_STREAM]), crm),
     )
+
+
+@dataclass(frozen=True)
+class _CrmInput:
+    """The population columns the CRM silos draw from (numpy object arrays, one row per person)."""
+
+    is_adult: np.ndarray
+    hh: np.ndarray
+    given: np.ndarray
+    birth_name: np.ndarray
+    usage_name: np.ndarray
+    sex: np.ndarray
+    birth: np.ndarray
+    email: np.ndarray
+    phone: np.ndarray
+    line: np.ndarray
+    postcode: np.ndarray
+    city: np.ndarray
+    prev_line: np.ndarray
+    prev_postcode: np.ndarray
+    prev_city: np.ndarray
+    moved: np.ndarray
+    landline_h: np.ndarray
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def salesforce_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id: 3-char key prefix (003 Contact, 001 Account, 500 Case), a pod
+    part, the number in base 62, and the real case-safe checksum suffix."""
+    digits = ""
+    for _ in range(6):
+        number, r = divmod(number, 62)
+        digits = _BASE62[r] + digits
+    base = f"{prefix}5g0000{digits}"
+    suffix = ""
+    for chunk in range(3):
+        flags = sum(1 << i for i, ch in enumerate(base[chunk * 5:chunk * 5 + 5]) if ch.isupper())
+        suffix += _SF_SUFFIX[flags]
+    return base + suffix
+
+
+def _sys_ids(rng: np.random.Generator, n: int) -> list[str]:
+    """ServiceNow sys_ids: 32 lower-case hex characters, distinct."""
+    raw = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
+    ids = [f"{a:016x}{b:016x}" for a, b in raw.tolist()]
+    if len(set(ids)) != n:  # 128 random bits: never in practice, but ids must be unique
+        raise ValueError("sys_id collision")
+    return ids
+
+
+def _crm_people(rng: np.random.Generator, c: _CrmInput, share: float, dup_rate: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Which adults a CRM knows (in record-creation order) and which rows are duplicates."""
+    adults = np.flatnonzero(c.is_adult)
+    chosen = adults[rng.random(len(adults)) < share]
+    dup = chosen[rng.random(len(chosen)) < dup_rate]
+    people = np.concatenate([chosen, dup])
+    is_dup = np.concatenate([np.zeros(len(chosen), bool), np.ones(len(dup), bool)])
+    order = rng.permutation(len(people))
+    return people[order], is_dup[order]
+
+
+def _proper(values: np.ndarray) -> np.ndarray:
+    """Names as web forms keep them: the case people typed, mostly capitalised."""
+    return np.array([v if v is None else v[:1].upper() + v[1:] for v in values], dtype=object)
+
+
+def _salesforce_contacts(rng: np.random.Generator, c: _CrmInput) -> pa.Table:
+    """Contacts of a citizen-relations Salesforce org: first prénom, usage name, e-mail for nearly all,
+    mobile and sometimes the household landline, birth date for about half, the mailing address
+    (old after a move for some), duplicates created by web forms."""
+    p, is_dup = _crm_people(rng, c, SALESFORCE_SHARE, SALESFORCE_DUPLICATE_RATE)
+    k = len(p)
+    first = np.where(rng.random(k) < 0.9, _first_given(c.given[p]), c.given[p])
+    first = _noisy_names(rng, first, upper=0.03, fold=0.2, swap_sep=0.1, lower=0.03)
+    last = _noisy_names(rng, c.usage_name[p], upper=0.25, fold=0.2, swap_sep=0.1, lower=0.02)
+    _typos(rng, first, last, TYPO_RATE["salesforce"])
+    dob = _swap_day_month(rng, c.birth[p], DATE_SWAP_RATE)
+    has_dob = rng.random(k) < 0.45
+    mail = _emails(rng, c.email[p], 0.85, 0.1)
+    # a duplicate is often the same person writing in again from another address
+    mail = np.where(is_dup & (rng.random(k) < 0.5), None, mail)
+    mobile = _phones(rng, c.phone[p], 0.7, [0.4, 0.3, 0.2, 0.1, 0, 0])
+    landline = c.landline_h[c.hh[p]]
+    home = _phones(rng, landline, 0.3, [0.6, 0.3, 0.1, 0, 0, 0])
+    old = c.moved[p] & ((rng.random(k) < 0.15) | is_dup)
+    no_addr = rng.random(k) < 0.1
+    street = np.where(no_addr, None, np.where(old, c.prev_line[p], c.line[p]))
+    pc = np.where(no_addr, None, np.where(old, c.prev_postcode[p], c.postcode[p]))
+    city = np.where(no_addr, None, np.where(old, c.prev_city[p], c.city[p]))
+    created = _timestamps(rng, k, 4 * 365)
+    modstamp = created + (rng.random(k) * (_REF_S - created).astype(np.int64)).astype("timedelta64[s]")
+    return pa.table({
+        "Id": pa.array([salesforce_id("003", i + 1) for i in range(k)], type=pa.string()),
+        "FirstName": pa.array(first, type=pa.string()),
+        "LastName": pa.array(_proper(last), type=pa.string()),
+        "Birthdate": pa.array(dob, type=pa.date32(), mask=~has_dob),
+        "Email": pa.array(mail, type=pa.string()),
+        "Phone": pa.array(home, type=pa.string()),
+        "MobilePhone": pa.array(mobile, type=pa.string()),
+        "MailingStreet": pa.array(street, type=pa.string()),
+        "MailingPostalCode": pa.array(pc, type=pa.string()),
+        "MailingCity": pa.array(city, type=pa.string()),
+        "IsDeleted": pa.array(rng.random(k) < 0.01),
+        "CreatedDate": pa.array(created, type=pa.timestamp("s")),
+        "SystemModstamp": pa.array(modstamp, type=pa.timestamp("s")),
+        "person_id": pa.array(p + 1, type=pa.int64()),
+        "household_id": pa.array(c.hh[p] + 1, type=pa.int64()),
+    })
+
+
+def _servicenow_users(rng: np.random.Generator, c: _CrmInput) -> pa.Table:
+    """sys_user rows of a service desk open to citizens: first prénom, no birth date, e-mail for
+    most, a phone and/or a mobile, the street address (sometimes missing), a few duplicates."""
+    p, is_dup = _crm_people(rng, c, SERVICENOW_SHARE, SERVICENOW_DUPLICATE_RATE)
+    k = len(p)
+    first = _noisy_names(rng, _first_given(c.given[p]), upper=0.05, fold=0.3, swap_sep=0.1, lower=0.05)
+    last = _noisy_names(rng, c.usage_name[p], upper=0.3, fold=0.3, swap_sep=0.1, lower=0.03)
+    _typos(rng, first, last, TYPO_RATE["servicenow"])
+    mail = _emails(rng, c.email[p], 0.9, 0.15)
+    mail = np.where(is_dup & (rng.random(k) < 0.4), None, mail)
+    landline = c.landline_h[c.hh[p]]
+    phone = _phones(rng, np.where(rng.random(k) < 0.5, landline, c.phone[p]), 0.45,
+                    [0.3, 0.2, 0.3, 0.1, 0.05, 0.05])
+    mobile = _phones(rng, c.phone[p], 0.6, [0.2, 0.2, 0.5, 0.1, 0, 0])
+    old = c.moved[p] & ((rng.random(k) < 0.2) | is_dup)
+    no_addr = rng.random(k) < 0.2
+    street = np.where(no_addr, None, np.where(old, c.prev_line[p], c.line[p]))
+    zip_ = np.where(no_addr, None, np.where(old, c.prev_postcode[p], c.postcode[p]))
+    city = np.where(no_addr, None, np.where(old, c.prev_city[p], c.city[p]))
+    city = _noisy_names(rng, city, upper=0.4, fold=0.3, swap_sep=0.0)
+    created = _timestamps(rng, k, 5 * 365)
+    updated = created + (rng.random(k) * (_REF_S - created).astype(np.int64)).astype("timedelta64[s]")
+    return pa.table({
+        "sys_id": pa.array(_sys_ids(rng, k), type=pa.string()),
+        "user_name": pa.array([f"{ascii_fold(f or 'x').lower().replace(' ', '')}.{ascii_fold(n or 'x').lower()}"
+                               .replace(" ", "-") for f, n in zip(first, last, strict=True)], type=pa.string()),
+        "first_name": pa.array(first, type=pa.string()),
+        "last_name": pa.array(last, type=pa.string()),
+        "email": pa.array(mail, type=pa.string()),
+        "phone": pa.array(phone, type=pa.string()),
+        "mobile_phone": pa.array(mobile, type=pa.string()),
+        "street": pa.array(street, type=pa.string()),
+        "zip": pa.array(zip_, type=pa.string()),
+        "city": pa.array(city, type=pa.string()),
+        "active": pa.array(rng.random(k) >= 0.03),
+        "sys_created_on": pa.array(created, type=pa.timestamp("s")),
+        "sys_updated_on": pa.array(updated, type=pa.timestamp("s")),
+        "person_id": pa.array(p + 1, type=pa.int64()),
+        "household_id": pa.array(c.hh[p] + 1, type=pa.int64()),
+    })
 
 
 _ASSO_KINDS = ("Association sportive", "Comité des fêtes", "Amicale", "Club", "Association culturelle",
@@ -570,10 +741,53 @@ def to_person_records(obs: Observations) -> pa.Table:
         "certification_level": [0] * n, "updated_at": _utc(maj),
         "person_id": t.column("person_id"),
     }, n))
+    if obs.salesforce_contacts is not None:
+        parts.append(_salesforce_records(obs.salesforce_contacts))
+    if obs.servicenow_users is not None:
+        parts.append(_servicenow_records(obs.servicenow_users))
     return pa.concat_tables(parts)
 
 
+def _first_present(a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow.compute as pc
+
+    return pc.coalesce(a, b)
+
+
+def _salesforce_records(t: pa.Table) -> pa.Table:
+    n = t.num_rows
+    ids = [f"contact/{i}" for i in t.column("Id").to_pylist()]
+    upd = _utc(t.column("SystemModstamp"))
+    deleted = t.column("IsDeleted").to_numpy(zero_copy_only=False)
+    return _canonical({
+        "record_key": [f"salesforce:{s}" for s in ids], "source_system": ["salesforce"] * n, "source_id": ids,
+        "role": ["contact"] * n, "given_names": t.column("FirstName"), "usage_name": t.column("LastName"),
+        "birth_date": t.column("Birthdate"),
+        "birth_date_precision": ["day" if d is not None else None for d in t.column("Birthdate").to_pylist()],
+        "email": t.column("Email"), "phone": _first_present(t.column("MobilePhone"), t.column("Phone")),
+        "address_line": t.column("MailingStreet"), "postcode": t.column("MailingPostalCode"),
+        "city": t.column("MailingCity"), "country": ["FR"] * n, "certification_level": [0] * n,
+        "updated_at": upd,
+        "deleted_at": pa.array(np.where(deleted, np.array(upd.to_pylist(), dtype=object), None),
+                               type=pa.timestamp("us", tz="UTC")),
+        "person_id": t.column("person_id"),
+    }, n)
+
+
+def _servicenow_records(t: pa.Table) -> pa.Table:
+    n = t.num_rows
+    ids = [f"sys_user/{i}" for i in t.column("sys_id").to_pylist()]
+    return _canonical({
+        "record_key": [f"servicenow:{s}" for s in ids], "source_system": ["servicenow"] * n, "source_id": ids,
+        "role": ["usager"] * n, "given_names": t.column("first_name"), "usage_name": t.column("last_name"),
+        "email": t.column("email"), "phone": _first_present(t.column("mobile_phone"), t.column("phone")),
+        "address_line": t.column("street"), "postcode": t.column("zip"), "city": t.column("city"),
+        "country": ["FR"] * n, "certification_level": [0] * n, "updated_at": _utc(t.column("sys_updated_on")),
+        "person_id": t.column("person_id"),
+    }, n)
+
+
 def person_records(people: int, seed: int = 42) -> pa.Table:
-    """Every person record of the three silos for a commune of ``people``: the canonical
+    """Every person record of the five silos for a commune of ``people``: the canonical
     ``person_record`` columns plus ``person_id`` (ground truth), with silo-style noise."""
     return to_person_records(observe(generate_population(people, seed), seed))
