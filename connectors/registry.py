@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from connectors import associations, family, finance
+from connectors import associations, family, finance, salesforce, servicenow
 
 # system name -> its connector package. Each has
 #   ``configure(params, secret) -> kwargs``: its settings ([sources.<name>] in hub.toml) as load() arguments,
@@ -15,6 +15,8 @@ SYSTEMS: dict[str, ModuleType] = {
     "finance": finance,
     "family": family,
     "associations": associations,
+    "salesforce": salesforce,
+    "servicenow": servicenow,
 }
 
 

@@ -1,0 +1,261 @@
+"""ServiceNow silo: users and incidents read through the Table API with dlt's declarative ``rest_api``.
+
+Basic auth; ``sysparm_limit`` / ``sysparm_offset`` pages followed through the ``Link`` header
+(``rel="next"``); incremental on ``sys_updated_on`` (the cursor goes into ``sysparm_query``, ordered
+by ``sys_updated_on``); merged on ``sys_id``; reference fields (``caller_id``) read as their
+``value``. The Table API never lists deleted records: deletions come from ``sys_audit_delete``
+(incremental too), which staging turns into ``deleted_at``. Each page becomes a typed Arrow table
+before it is written (parquet / csv load path).
+
+Every Table API value is a string (``""`` when empty); datetimes are ``YYYY-MM-DD HH:MM:SS`` in
+UTC — the integration user's time zone must be UTC, as ServiceNow recommends for integrations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pyarrow as pa
+
+from connectors.base import (
+    Cast,
+    Collector,
+    ExtractResult,
+    Guard,
+    SourceError,
+    cast_columns,
+    exception_chain,
+    loader_file_format,
+    make_pipeline,
+    resource_name_of,
+    take_rows,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "servicenow"
+_TS = Cast("timestamp_iso", "bad_timestamp", "not a ServiceNow datetime (YYYY-MM-DD HH:MM:SS)")
+_BOOL = Cast("bool", "bad_boolean", "not a boolean")
+
+# table -> {field: cast or None}; the query asks for exactly these fields (sysparm_fields).
+TABLES: dict[str, dict[str, Cast | None]] = {
+    "sys_user": {"sys_id": None, "user_name": None, "first_name": None, "last_name": None, "email": None,
+                 "phone": None, "mobile_phone": None, "street": None, "zip": None, "city": None, "active": _BOOL,
+                 "sys_created_on": _TS, "sys_updated_on": _TS},
+    "incident": {"sys_id": None, "number": None, "caller_id": None, "short_description": None, "category": None,
+                 "contact_type": None, "state": None, "opened_at": _TS, "resolved_at": _TS, "closed_at": _TS,
+                 "sys_created_on": _TS, "sys_updated_on": _TS},
+    "sys_audit_delete": {"sys_id": None, "tablename": None, "documentkey": None, "sys_created_on": _TS,
+                         "sys_updated_on": _TS},
+}
+_DATETIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+
+_STAGING_DIR = Path(__file__).parent / "staging"
+STAGING: dict[str, list[Path]] = {
+    "person_record": [_STAGING_DIR / "stg_servicenow__users.sql"],
+    "interaction": [_STAGING_DIR / "stg_servicenow__incidents.sql"],
+}
+
+
+def encoded_query(table: str, tables: list[str]) -> str:
+    """The incremental ``sysparm_query`` of one table, with dlt's placeholder for the cursor's start.
+    ``>=``: records updated in the same second as the last load still arrive; dlt drops the ones it
+    already has."""
+    cond = "sys_updated_on>={incremental.start_value}^ORDERBYsys_updated_on^ORDERBYsys_id"
+    if table == "sys_audit_delete":
+        return f"tablenameIN{','.join(tables)}^{cond}"
+    return cond
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, dict):  # a reference field: {"link", "value"}
+        v = v.get("value")
+        return None if v in (None, "") else str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return json.dumps(v, ensure_ascii=False)
+    text = str(v)
+    return text[:10] + "T" + text[11:] + "Z" if _DATETIME.match(text) else text
+
+
+def page_to_arrow(table_name: str, collector: Collector) -> Callable[[Any], pa.Table]:
+    """A function turning one page (list of records) into a typed Arrow table (reference fields as
+    their sys_id, datetimes as UTC timestamps); rows without a sys_id, or whose values do not
+    convert, are quarantined with their page and sys_id."""
+    fields = TABLES[table_name]
+    state = {"page": 0}
+
+    def convert(page: Any) -> pa.Table:
+        state["page"] += 1
+        rows = page if isinstance(page, list) else [page]
+        collector.add_read(table_name, len(rows))
+        rows = [r if isinstance(r, dict) else {} for r in rows]
+        table = pa.table({f: pa.array([_text(r.get(f)) for r in rows], pa.string()) for f in fields})
+        typed, bad = cast_columns(table, {f: s for f, s in fields.items() if s is not None})
+        keep = []
+        for i, r in enumerate(rows):
+            if not r.get("sys_id"):
+                collector.quarantine(table_name, f"{table_name} page {state['page']} record {i + 1}", "sys_id",
+                                     "missing_key", "the record has no sys_id", r)
+            elif i in bad:
+                name, spec = bad[i]
+                collector.quarantine(table_name, f"{table_name} page {state['page']} sys_id={r['sys_id']}", name,
+                                     spec.reason_code, spec.message, r)
+            else:
+                keep.append(i)
+        return take_rows(typed, keep)
+
+    return convert
+
+
+def _check_response(table: str) -> Callable[..., Any]:
+    """A response hook: fail at once on auth / not found / a refused query, and on a page that is
+    not the Table API's JSON."""
+
+    def check(response: Any, *args: Any, **kwargs: Any) -> Any:
+        u = urlparse(response.url)
+        q = parse_qs(u.query)
+        try:
+            page = int(q.get("sysparm_offset", ["0"])[0]) // int(q.get("sysparm_limit", ["1"])[0]) + 1
+        except ValueError:
+            page = 0
+        status = response.status_code
+        if status in (401, 403):
+            raise SourceError(SYSTEM, f"{table} {u.path}", f"HTTP {status}: the instance refused the credentials")
+        if status in (400, 404):
+            raise SourceError(SYSTEM, f"{table} {u.path}", f"HTTP {status}: the instance refused the request "
+                                                           "(unknown table, field or query)")
+        if status >= 400:
+            return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
+            raise SourceError(SYSTEM, f"{table} page {page}", f"the instance answered {kind}, not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
+            raise SourceError(SYSTEM, f"{table} page {page}", "the answer has no 'result' list")
+        return response
+
+    return check
+
+
+def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
+    """``load`` keyword arguments from the source's settings: ``instance_url``, ``username``,
+    ``password_env``; optional ``page_size`` and ``track_deletes``."""
+    kwargs: dict[str, Any] = {"instance_url": params["instance_url"], "username": params["username"],
+                              "password": secret("password")}
+    if "page_size" in params:
+        kwargs["page_size"] = int(params["page_size"])
+    if "track_deletes" in params:
+        kwargs["track_deletes"] = bool(params["track_deletes"])
+    return kwargs
+
+
+def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: str, username: str, password: str,
+         page_size: int = 1000, track_deletes: bool = True, max_attempts: int = 4, backoff_factor: float = 0.5,
+         max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
+    """Extract ``sys_user`` and ``incident`` (and, with ``track_deletes``, their ``sys_audit_delete``
+    rows) into ``raw_servicenow`` (merge on sys_id, incremental on sys_updated_on).
+
+    HTTP 400/401/403/404, an HTML or malformed page and an unreachable instance raise
+    :class:`SourceError` (never with the password); 5xx / 429 are retried up to ``max_attempts`` with
+    exponential backoff bounded by ``max_retry_delay``, honouring Retry-After. A failed run loads
+    nothing, so what earlier runs loaded stays as it was.
+    """
+    from dlt.sources.helpers.requests import Client
+    from dlt.sources.rest_api import rest_api_source
+
+    tables = [t for t in TABLES if track_deletes or t != "sys_audit_delete"]
+    data_tables = [t for t in tables if t != "sys_audit_delete"]
+    collector = Collector(run_id, SYSTEM, tables)
+    session = Client(
+        request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
+        request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
+    ).session
+    config: Any = {
+        "client": {
+            "base_url": instance_url.rstrip("/") + "/api/now/table/",
+            "auth": {"type": "http_basic", "username": username, "password": password},
+            "paginator": {"type": "header_link"},
+            "session": session,
+        },
+        "resource_defaults": {"primary_key": "sys_id", "write_disposition": "merge"},
+        "resources": [
+            {
+                "name": t,
+                "endpoint": {
+                    "path": t,
+                    "data_selector": "result",
+                    "params": {
+                        "sysparm_query": encoded_query(t, data_tables),
+                        "sysparm_fields": ",".join(TABLES[t]),
+                        "sysparm_display_value": "false",
+                        "sysparm_limit": page_size,
+                        "sysparm_offset": 0,
+                    },
+                    "incremental": {"cursor_path": "sys_updated_on", "initial_value": "1970-01-01 00:00:00"},
+                    "response_actions": [_check_response(t)],
+                },
+            }
+            for t in tables
+        ],
+    }
+    try:
+        source = rest_api_source(config, name=SYSTEM)
+        for t in tables:
+            source.resources[t].add_step(
+                Guard(collector, t, lambda row, t=t: f"{t} sys_id={row.get('sys_id')}",
+                      prepare=page_to_arrow(t, collector), count_read=False))
+        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
+        pipeline.run(source, loader_file_format=loader_file_format(destination))
+        _ensure_audit_table(pipeline)
+    except SourceError:
+        raise
+    except Exception as e:
+        raise _translate(e, instance_url) from None
+    result = collector.result()
+    log.info("servicenow run %s: %s", run_id,
+             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
+    return result
+
+
+def _ensure_audit_table(pipeline: Any) -> None:
+    """Create an empty ``sys_audit_delete`` when no deletion was ever loaded (dlt creates a table only
+    with its first rows), so staging can always join it. Same columns and types dlt gives it."""
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name("sys_audit_delete")
+        client.execute_sql(
+            f"CREATE TABLE IF NOT EXISTS {name} (sys_id VARCHAR NOT NULL, tablename VARCHAR, documentkey VARCHAR, "
+            "sys_created_on TIMESTAMP WITH TIME ZONE, sys_updated_on TIMESTAMP WITH TIME ZONE)")
+
+
+def _origin(url: str) -> str:
+    u = urlparse(url)
+    return f"instance {u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}"
+
+
+def _translate(e: Exception, instance_url: str) -> SourceError:
+    import requests
+
+    chain = exception_chain(e)
+    for x in chain:
+        if isinstance(x, SourceError):
+            return x
+    table = resource_name_of(e)
+    for x in chain:
+        if isinstance(x, requests.HTTPError) and x.response is not None:
+            path = urlparse(x.response.url).path
+            return SourceError(SYSTEM, f"{table or 'table'} {path}", f"HTTP {x.response.status_code} after retries")
+        if isinstance(x, (requests.ConnectionError, requests.Timeout)):
+            return SourceError(SYSTEM, _origin(instance_url), "cannot reach the ServiceNow instance")
+    kinds = ", ".join(sorted({type(x).__name__ for x in chain}))
+    return SourceError(SYSTEM, f"{_origin(instance_url)} {table or ''}".strip(), f"extraction or load failed ({kinds})")
