@@ -1,6 +1,7 @@
 """`hub demo`: a sandbox commune, its simulated silos running, the whole job, and what it found.
 
-The sandbox's family portal is a real HTTP server; it runs for the duration of the demo.
+Five silos: finance (a SQL database), associations (a CSV drop) and three real HTTP servers that
+run for the duration of the demo: the family portal, a Salesforce org and a ServiceNow instance.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from hub.settings import Settings, render_toml, settings_from_dict
 
 FAMILY_TOKEN_ENV = "HUB_FAMILY_TOKEN"
 SANDBOX_TOKEN = "sandbox-family-token"  # the simulator's own token: not a secret of any real system
+SALESFORCE_SECRET_ENV = "HUB_SALESFORCE_CLIENT_SECRET"
+SERVICENOW_PASSWORD_ENV = "HUB_SERVICENOW_PASSWORD"
 
 
 @dataclass
@@ -30,16 +33,28 @@ class DemoResult:
     sandbox_counts: dict[str, Any]
 
 
-def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str | None = None) -> Settings:
-    """Settings pointing at a built sandbox (and written to var_dir/hub.toml for later commands)."""
+def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str | None = None, *,
+                     salesforce_url: str | None = None, servicenow_url: str | None = None) -> Settings:
+    """Settings pointing at a built sandbox (and written to var_dir/hub.toml for later commands).
+    The Salesforce and ServiceNow sources are included when their simulators' URLs are given."""
+    from sandbox.salesforce import DEFAULT_CLIENT_ID
+    from sandbox.servicenow import DEFAULT_USER
+
+    sources: dict[str, Any] = {
+        "finance": {"kind": "finance", "url": sandbox.finance_url},
+        "family": {"kind": "family", "base_url": family_url, "token_env": FAMILY_TOKEN_ENV},
+        "associations": {"kind": "associations", "drop_dir": str(sandbox.associations_dir)},
+    }
+    if salesforce_url:
+        sources["salesforce"] = {"kind": "salesforce", "login_url": salesforce_url, "client_id": DEFAULT_CLIENT_ID,
+                                 "client_secret_env": SALESFORCE_SECRET_ENV}
+    if servicenow_url:
+        sources["servicenow"] = {"kind": "servicenow", "instance_url": servicenow_url, "username": DEFAULT_USER,
+                                 "password_env": SERVICENOW_PASSWORD_ENV}
     data = {
         "hub": {"var_dir": str(var_dir), "sandbox_root": str(sandbox.root)},
         "warehouse": {"url": warehouse_url or f"duckdb:///{var_dir / 'hub.duckdb'}"},
-        "sources": {
-            "finance": {"kind": "finance", "url": sandbox.finance_url},
-            "family": {"kind": "family", "base_url": family_url, "token_env": FAMILY_TOKEN_ENV},
-            "associations": {"kind": "associations", "drop_dir": str(sandbox.associations_dir)},
-        },
+        "sources": sources,
     }
     path = var_dir / "hub.toml"
     path.write_text(render_toml(data), encoding="utf-8")
@@ -48,19 +63,24 @@ def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str
 
 @dataclass
 class SandboxRun:
-    """A built sandbox with its family portal running, and the hub settings that point at it."""
+    """A built sandbox with its simulators running, and the hub settings that point at them."""
 
     settings: Settings
     sandbox: Any  # sandbox.Sandbox
     portal: Any  # sandbox.family_portal.FamilyPortal (inject faults, touch records)
     generate_seconds: float
+    salesforce: Any = None  # sandbox.salesforce.SalesforceOrg
+    servicenow: Any = None  # sandbox.servicenow.ServiceNowInstance
 
 
 @contextmanager
 def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str | None = None,
                     finance_url: str | None = None, fresh: bool = True) -> Iterator[SandboxRun]:
-    """Build the sandbox under var_dir/sandbox, start its family portal, yield settings for it."""
+    """Build the sandbox under var_dir/sandbox, start its simulators (family portal, Salesforce,
+    ServiceNow), yield settings for them."""
     from sandbox import build_sandbox
+    from sandbox.salesforce import DEFAULT_CLIENT_SECRET
+    from sandbox.servicenow import DEFAULT_PASSWORD
 
     var_dir.mkdir(parents=True, exist_ok=True)
     if fresh:
@@ -74,9 +94,14 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
     sb = build_sandbox(var_dir / "sandbox", people=people, seed=seed, finance_url=finance_url)
     generate_seconds = time.perf_counter() - started
     os.environ.setdefault(FAMILY_TOKEN_ENV, SANDBOX_TOKEN)
-    with sb.family_portal(token=os.environ[FAMILY_TOKEN_ENV]) as portal:
-        settings = sandbox_settings(var_dir, sb, portal.url, warehouse_url)
-        yield SandboxRun(settings, sb, portal, generate_seconds)
+    os.environ.setdefault(SALESFORCE_SECRET_ENV, DEFAULT_CLIENT_SECRET)
+    os.environ.setdefault(SERVICENOW_PASSWORD_ENV, DEFAULT_PASSWORD)
+    with sb.family_portal(token=os.environ[FAMILY_TOKEN_ENV]) as portal, \
+            sb.salesforce(client_secret=os.environ[SALESFORCE_SECRET_ENV]) as org, \
+            sb.servicenow(password=os.environ[SERVICENOW_PASSWORD_ENV]) as desk:
+        settings = sandbox_settings(var_dir, sb, portal.url, warehouse_url, salesforce_url=org.url,
+                                    servicenow_url=desk.url)
+        yield SandboxRun(settings, sb, portal, generate_seconds, salesforce=org, servicenow=desk)
 
 
 def accuracy(settings: Settings, sandbox_root: Path) -> dict[str, Any]:
@@ -97,7 +122,8 @@ def demo(var_dir: Path, people: int, seed: int = 42, *, warehouse_url: str | Non
     say = progress or (lambda step, msg: None)
     say("sandbox", f"generating {people:,} people and their silos")
     with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url) as sr:
-        say("sandbox", f"built in {sr.generate_seconds:.1f} s; family portal at {sr.portal.url}")
+        say("sandbox", f"built in {sr.generate_seconds:.1f} s; family portal at {sr.portal.url}, "
+                       f"Salesforce at {sr.salesforce.url}, ServiceNow at {sr.servicenow.url}")
         report = run(sr.settings, progress=progress)
     scores = accuracy(sr.settings, sr.sandbox.root)
     return DemoResult(settings=sr.settings, report=report, generate_seconds=sr.generate_seconds, accuracy=scores,
