@@ -75,11 +75,13 @@ def print_demo(console: Console, result) -> None:
     with Warehouse(result.settings.warehouse_url) as wh:
         example = wh.scalar(
             "SELECT l.citizen_id FROM golden.citizen_link l JOIN core.person_record p USING (record_key) "
+            "WHERE p.source_system IN ('finance', 'family', 'associations') "
             "GROUP BY l.citizen_id HAVING count(DISTINCT p.source_system) = 3 "
             "AND sum(CASE WHEN p.role = 'parent' THEN 1 ELSE 0 END) > 0 ORDER BY l.citizen_id LIMIT 1"
         )
     if example:
-        console.print(f"\nA parent known to all three silos: [bold]hub citizen show {example}[/bold]")
+        console.print(f"\nA parent known to finance, the family portal and an association: "
+                      f"[bold]hub citizen show {example}[/bold]")
 
 
 def fr_date(value: Any) -> str:

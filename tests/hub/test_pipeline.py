@@ -72,6 +72,7 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
     with Warehouse(url) as wh:
         parent = wh.scalar(
             "SELECT l.citizen_id FROM golden.citizen_link l JOIN core.person_record p USING (record_key) "
+            "WHERE p.source_system IN ('finance', 'family', 'associations') "
             "GROUP BY l.citizen_id HAVING count(DISTINCT p.source_system) = 3 "
             "AND sum(CASE WHEN p.role = 'parent' THEN 1 ELSE 0 END) > 0 ORDER BY 1 LIMIT 1"
         )
@@ -81,7 +82,7 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     view = json.loads(out)
     assert view["citizen"]["citizen_id"] == parent
-    assert {r["source_system"] for r in view["records"]} == {"finance", "family", "associations"}
+    assert {r["source_system"] for r in view["records"]} >= {"finance", "family", "associations"}
     kinds = {(i["source_system"], i["kind"]) for i in view["interactions"]}
     assert ("finance", "facture") in kinds
     assert any(h["source_system"] == "family" and h["members"] for h in view["households"])
