@@ -97,7 +97,11 @@ def parse_iso(text: str) -> datetime:
 
 
 def _epoch(text: str | None) -> float:
-    return parse_iso(text).timestamp() if text else 0.0
+    """Sort key of a stored time; a malformed one (tests serve bad data on purpose) sorts first."""
+    try:
+        return parse_iso(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 # ---------------------------------------------------------------------------- data

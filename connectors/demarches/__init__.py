@@ -118,8 +118,9 @@ DELETED_QUERY = """query getDeletedDossiers($demarcheNumber: Int!, $first: Int, 
   }
 }"""
 
-_CONNECTION = {"dossiers": ("dossiers", DOSSIERS_QUERY, "updatedSince"),
-               "deleted_dossiers": ("deletedDossiers", DELETED_QUERY, "deletedSince")}
+# entity -> (GraphQL connection field, operation name, its "since" argument)
+_CONNECTION = {"dossiers": ("dossiers", "getDossiers", "updatedSince"),
+               "deleted_dossiers": ("deletedDossiers", "getDeletedDossiers", "deletedSince")}
 
 
 # ---------------------------------------------------------------------------- pages -> Arrow
@@ -251,8 +252,8 @@ class _Api:
 
     def pages(self, demarche: int, entity: str, since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """(locator, nodes) for each page of one connection, following endCursor while hasNextPage."""
-        field, query, since_arg = _CONNECTION[entity]
-        operation = "getDossiers" if entity == "dossiers" else "getDeletedDossiers"
+        field, operation, since_arg = _CONNECTION[entity]
+        query = DOSSIERS_QUERY if entity == "dossiers" else DELETED_QUERY
         after: str | None = None
         page = 1
         while True:
@@ -301,19 +302,24 @@ def _connection_resource(api: _Api, demarche: int, entity: str, collector: Colle
 
     flat = _flat_dossier if entity == "dossiers" else _flat_deleted
     cursor = CURSOR[entity]
+    page_of: dict[Any, str] = {}  # number -> its page, so the guard's quarantine names the page too
 
     # dlt binds the incremental through the default argument (its documented idiom)
     def rows(changed: Any = dlt.sources.incremental(cursor, initial_value=None)) -> Iterator[pa.Table]:  # noqa: B008
         # inclusive on the API side; dlt drops the rows it already loaded at the boundary
         for where, nodes in api.pages(demarche, entity, _iso(changed.last_value)):
             table = page_to_arrow(entity, [flat(n, demarche) for n in nodes], where, collector)
+            page_of.update(dict.fromkeys(table.column("number").to_pylist(), where))
             if table.num_rows:
                 yield table
 
+    def locate(row: dict[str, Any]) -> str:
+        number = row.get("number")
+        return f"{page_of.get(number, f'demarche {demarche} {_CONNECTION[entity][0]}')} number={number}"
+
     resource = dlt.resource(rows, name=f"{entity}_{demarche}", table_name=entity, primary_key="number",
                             write_disposition="merge")
-    resource.add_step(Guard(collector, entity, lambda row, d=demarche: f"demarche {d} {entity} number="
-                                                                       f"{row.get('number')}"))
+    resource.add_step(Guard(collector, entity, locate))
     return resource
 
 
