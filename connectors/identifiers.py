@@ -46,15 +46,16 @@ def _digit_matrix(values: pa.Array, width: int) -> np.ndarray:
     return data.reshape(-1, width) - ord("0")
 
 
+_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], np.uint8)  # 2d, minus 9 above 9
+
+
 def _luhn_ok(digits: np.ndarray) -> np.ndarray:
     """Luhn over each row: from the right, every second digit doubled (minus 9 above 9)."""
-    d = digits.astype(np.int64)
-    width = d.shape[1]
+    width = digits.shape[1]
     doubled = np.zeros(width, bool)
     doubled[width - 2::-2] = True  # second from the right, then every other one
-    d[:, doubled] *= 2
-    d[d > 9] -= 9
-    return d.sum(axis=1) % 10 == 0
+    total = _DOUBLED[digits[:, doubled]].sum(axis=1, dtype=np.int64) + digits[:, ~doubled].sum(axis=1, dtype=np.int64)
+    return total % 10 == 0
 
 
 def _fixed_digits_valid(values: Strings, width: int, la_poste: bool) -> pa.Array:
@@ -65,7 +66,7 @@ def _fixed_digits_valid(values: Strings, width: int, la_poste: bool) -> pa.Array
     ok = _luhn_ok(digits)
     if la_poste and len(candidates):
         poste = pc.starts_with(candidates, LA_POSTE_SIREN).to_numpy(zero_copy_only=False)
-        ok = np.where(poste, digits.astype(np.int64).sum(axis=1) % 5 == 0, ok)
+        ok = np.where(poste, digits.sum(axis=1, dtype=np.int64) % 5 == 0, ok)
     out = np.zeros(len(arr), bool)
     out[np.flatnonzero(shaped.to_numpy(zero_copy_only=False))] = ok
     return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.bool_()), pa.array(out))

@@ -153,7 +153,7 @@ def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
         table = pacsv.read_csv(
             io.BytesIO(body),
             # single-threaded so that invalid rows carry their record number
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 22),
             parse_options=pacsv.ParseOptions(delimiter=entity.delimiter, quote_char=entity.quote,
                                              newlines_in_values=True, invalid_row_handler=on_invalid,
                                              ignore_empty_lines=False),
@@ -174,8 +174,8 @@ def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
             is_invalid[number - 1] = True
             extra[number - 1] = text.count("\n") + text.count("\r") - text.count("\r\n")
     parsed_slots = np.flatnonzero(~is_invalid[1:]) + 1
-    if table.num_columns and (pc.any(pc.match_substring_regex(
-            pc.binary_join_element_wise(*table.columns, ""), "[\r\n]")).as_py() or False):
+    if table.num_columns and entity.quote.encode() in body and any(
+            pc.any(pc.match_substring(c, p)).as_py() for c in table.columns for p in ("\n", "\r")):
         extra[parsed_slots[:n]] = sum(_newlines(c) for c in table.columns)
     start = 1 + np.concatenate([[0], np.cumsum(extra + 1)])[:-1]  # first line of each record
     lines = start[parsed_slots[:n]]
@@ -200,7 +200,9 @@ def _finish(name: str, table: pa.Table, lines: np.ndarray, invalid: list[tuple[i
     """Rename to raw names, drop blank rows (all values empty: not a row)."""
     table = table.rename_columns([entity.columns[h].name for h in table.column_names])
     if table.num_rows and table.num_columns:
-        blank = pc.equal(pc.utf8_trim_whitespace(pc.binary_join_element_wise(*table.columns, "")), "")
+        blank = pc.equal(table.column(0), "")
+        for c in table.columns[1:]:
+            blank = pc.and_(blank, pc.equal(c, ""))
         if pc.any(blank).as_py():
             keep = pc.invert(blank)
             table = table.filter(keep)

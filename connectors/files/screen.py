@@ -48,10 +48,11 @@ def _np(mask: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- typed casts
-def _date_regex(fmt: str) -> str:
+def _date_regex(fmt: str, strict: bool) -> str:
     out, i = [], 0
+    day_month = r"\d{2}" if strict else r"\d{1,2}"
     while i < len(fmt):
-        for token, group in (("yyyy", r"(?P<y>\d{4})"), ("dd", r"(?P<d>\d{1,2})"), ("mm", r"(?P<m>\d{1,2})")):
+        for token, group in (("yyyy", r"(?P<y>\d{4})"), ("dd", rf"(?P<d>{day_month})"), ("mm", rf"(?P<m>{day_month})")):
             if fmt.startswith(token, i):
                 out.append(group)
                 i += len(token)
@@ -62,34 +63,52 @@ def _date_regex(fmt: str) -> str:
     return "^" + "".join(out) + "$"
 
 
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm), vectorised."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = (m + 9) % 12
+    doy = (153 * mp + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def cast_date(values: pa.Array, formats: tuple[str, ...]) -> tuple[pa.Array, np.ndarray]:
     """Dates in any of the formats (dd / mm / yyyy tokens); bad = present but not a real date
-    (31/02/2020 and 2020-13-01 are bad, not shifted)."""
+    (31/02/2020 and 2020-13-01 are bad, not shifted). Day and month may have one digit."""
     n = len(values)
     y = np.zeros(n, np.int64)
     m = np.zeros(n, np.int64)
     d = np.zeros(n, np.int64)
     matched = np.zeros(n, bool)
+    present = ~_np(pc.is_null(values))
     for fmt in formats:
-        rx = _date_regex(fmt)
-        hit = _np(pc.match_substring_regex(values, rx)) & ~matched
-        if not hit.any():
-            continue
-        parts = pc.extract_regex(values.filter(pa.array(hit)), rx)
-        for arr, key in ((y, "y"), (m, "m"), (d, "d")):
-            arr[hit] = pc.cast(pc.struct_field(parts, key), pa.int64()).to_numpy(zero_copy_only=False)
-        matched |= hit
+        if not (present & ~matched).any():
+            break
+        # fixed width first: fields sliced by position (fast); then 1-digit days / months by regex
+        hit = _np(pc.match_substring_regex(values, _date_regex(fmt, strict=True))) & ~matched
+        if hit.any():
+            sel = values.filter(pa.array(hit))
+            for arr, token in ((y, "yyyy"), (m, "mm"), (d, "dd")):
+                start = fmt.index(token)
+                part = pc.utf8_slice_codeunits(sel, start, start + len(token))
+                arr[hit] = pc.cast(part, pa.int64()).to_numpy(zero_copy_only=False)
+            matched |= hit
+        rx = _date_regex(fmt, strict=False)
+        loose = np.zeros(n, bool)
+        if (present & ~matched).any():
+            loose = _np(pc.match_substring_regex(values, rx)) & ~matched
+        if loose.any():
+            parts = pc.extract_regex(values.filter(pa.array(loose)), rx)
+            for arr, key in ((y, "y"), (m, "m"), (d, "d")):
+                arr[loose] = pc.cast(pc.struct_field(parts, key), pa.int64()).to_numpy(zero_copy_only=False)
+            matched |= loose
     leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
     dim = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)[np.clip(m, 0, 12)]
     dim = dim + ((m == 2) & leap)
     ok = matched & (m >= 1) & (m <= 12) & (d >= 1) & (d <= dim) & (y >= 1)
-    days = np.zeros(n, "datetime64[D]")
-    if ok.any():
-        iso = np.char.add(np.char.add(np.char.zfill(y[ok].astype(str), 4), "-"),
-                          np.char.add(np.char.add(np.char.zfill(m[ok].astype(str), 2), "-"),
-                                      np.char.zfill(d[ok].astype(str), 2)))
-        days[ok] = iso.astype("datetime64[D]")
-    present = ~_np(pc.is_null(values))
+    days = np.where(ok, _days_from_civil(y, m, d), 0).astype(np.int32)
     typed = pa.array(days, pa.date32(), mask=~ok)
     return typed, present & ~ok
 
@@ -117,40 +136,49 @@ def cast_timestamp(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pa.array(out, pa.timestamp("us", tz="UTC")), present & ~ok
 
 
-def _number_text(values: pa.Array, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
+def _number_text(values: pa.Array, entity: EntitySpec, scale: int | None) -> tuple[pa.Array, np.ndarray]:
     """Numbers as plain ``-1234.5`` text; shaped = written in the mapping's convention (grouping
-    with the thousands separator, decimal mark; optionally (1 234,50) for a negative amount)."""
+    with the thousands separator, decimal mark with at most ``scale`` places (None: an integer);
+    optionally (1 234,50) for a negative amount)."""
     v = values
     neg = np.zeros(len(v), bool)
     if entity.negative_parentheses:
         neg = _np(pc.match_substring_regex(v, r"^\(.*\)$"))
-        v = pc.replace_substring_regex(v, r"^\((.*)\)$", r"\1")
+        if neg.any():
+            v = pc.replace_substring_regex(v, r"^\((.*)\)$", r"\1")
     sep = {"": None, " ": SPACES, ".": r"\.", "'": "['’]", ",": ","}[entity.thousands]
     mark = re.escape(entity.decimal_mark)
-    grouped = rf"\d{{1,3}}({sep}\d{{3}})+" if sep else None
-    plain = r"\d+"
-    integer = f"({grouped}|{plain})" if grouped else plain
-    shaped = _np(pc.match_substring_regex(v, rf"^[+-]?{integer}({mark}\d+)?$"))
+    integer = rf"(\d{{1,3}}({sep}\d{{3}})+|\d+)" if sep else r"\d+"
+    fraction = "" if scale is None else rf"({mark}\d{{1,{scale}}})?"
+    sign = "" if entity.negative_parentheses and neg.any() else "[+-]?"
+    shaped = _np(pc.match_substring_regex(v, rf"^{sign}{integer}{fraction}$"))
+    if entity.negative_parentheses and neg.any():
+        shaped |= neg & _np(pc.match_substring_regex(v, rf"^{integer}{fraction}$"))
+        shaped &= ~(neg & _np(pc.starts_with(v, "-")))  # (-5) is not a convention
+        shaped |= ~neg & _np(pc.match_substring_regex(v, rf"^[+-]?{integer}{fraction}$"))
     if sep:
-        v = pc.replace_substring_regex(v, sep, "")
+        for ch in {" ": (" ", "\u00a0", "\u202f"), "'": ("'", "’")}.get(entity.thousands, (entity.thousands,)):
+            if pc.any(pc.match_substring(v, ch)).as_py():
+                v = pc.replace_substring(v, ch, "")
     if entity.decimal_mark != ".":
         v = pc.replace_substring(v, entity.decimal_mark, ".")
-    shaped &= ~(neg & _np(pc.starts_with(v, "-")))  # (-5) is not a convention
-    v = pc.if_else(pa.array(neg), pc.binary_join_element_wise("-", v, ""), v)
+    if neg.any():
+        v = pc.if_else(pa.array(neg), pc.binary_join_element_wise("-", v, ""), v)
+    shaped &= _np(pc.less_equal(pc.utf8_length(v), 19))  # 18 digits, a sign and a point at most
     return v, shaped
 
 
 def cast_decimal(values: pa.Array, c: ColumnSpec, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
     """Decimals at the column's scale: more decimal places than the scale is bad, never rounded."""
-    v, shaped = _number_text(values, entity)
-    digits = 18 - c.scale
-    shaped &= _np(pc.match_substring_regex(v, rf"^[+-]?0*\d{{1,{digits}}}(\.\d{{1,{c.scale}}})?$"))
+    v, shaped = _number_text(values, entity, c.scale)
+    point = pc.find_substring(v, ".")
+    whole = pc.if_else(pc.less(point, 0), pc.utf8_length(v), point)  # sign included: one digit spare
+    shaped &= _np(pc.less_equal(whole, 18 - c.scale))
     return _cast_where(v, shaped, pa.decimal128(18, c.scale), values)
 
 
 def cast_int(values: pa.Array, entity: EntitySpec) -> tuple[pa.Array, np.ndarray]:
-    v, shaped = _number_text(values, entity)
-    shaped &= _np(pc.match_substring_regex(v, r"^[+-]?\d{1,18}$"))
+    v, shaped = _number_text(values, entity, None)
     return _cast_where(v, shaped, pa.int64(), values)
 
 
@@ -200,22 +228,34 @@ def screen(raw: RawFile, entity: EntitySpec) -> Screened:
     table = raw.table
     n = table.num_rows
     labels = {c.name: c.label for c in entity.columns.values()}
-    # '' (after trimming) is no value
+    # '' is no value; columns that are typed, keyed or checked are compared trimmed (plain text
+    # columns keep the source's spacing: staging trims)
+    checked = {entity.columns[k].name for k in entity.key} | {
+        c.name for c in entity.columns.values()
+        if c.type != "text" or c.required or c.pattern or c.enum is not None or c.max_length is not None
+        or c.check} | {entity.columns[k].name for g in entity.one_of_required for k in g}
     text: dict[str, pa.Array] = {}
     trimmed: dict[str, pa.Array] = {}
+    null = pa.scalar(None, pa.string())
     for name in table.column_names:
         col = table.column(name).combine_chunks() if n else pa.array([], pa.string())
-        t = pc.utf8_trim_whitespace(col)
-        empty = pc.equal(t, "")
-        text[name] = pc.if_else(empty, pa.scalar(None, pa.string()), col)
-        trimmed[name] = pc.if_else(empty, pa.scalar(None, pa.string()), t)
+        if name in checked:
+            t = pc.utf8_trim_whitespace(col)
+            empty = pc.equal(t, "")
+            text[name] = pc.if_else(empty, null, col)
+            trimmed[name] = pc.if_else(empty, null, t)
+        else:
+            text[name] = trimmed[name] = pc.if_else(pc.equal(col, ""), null, col)
     for c in entity.columns.values():  # columns the header may lack: read as empty
         if c.name not in text:
             text[c.name] = trimmed[c.name] = pa.nulls(n, pa.string())
     r = _Reasons(n)
     for label in entity.key:
         r.add(_np(pc.is_null(trimmed[entity.columns[label].name])), label, "missing_key", "the key is empty")
-    nid = national_id_rows(pa.table({name: text[name] for name in table.column_names})) if n else {}
+    # a value that parses as a date or a boolean cannot hold a national id: scan the others
+    scan = [c.name for c in entity.columns.values()
+            if c.type in ("text", "decimal", "int") and c.name in table.column_names]
+    nid = national_id_rows(pa.table({name: text[name] for name in scan})) if n and scan else {}
     if nid:
         # group the rows by the column the id was found in, keeping the masks vectorised
         by_col: dict[str, list[int]] = {}
@@ -283,8 +323,11 @@ def screen(raw: RawFile, entity: EntitySpec) -> Screened:
         keys = pa.table({**{f"k{i}": trimmed[nm].take(pa.array(good_idx)) for i, nm in enumerate(entity.key_names)},
                          "_i": pa.array(good_idx, pa.int64())})
         key_cols = [f"k{i}" for i in range(len(entity.key))]
-        firsts = keys.group_by(key_cols, use_threads=False).aggregate([("_i", "min")])
-        if firsts.num_rows < keys.num_rows:
+        joined_key = keys["k0"] if len(key_cols) == 1 else pc.binary_join_element_wise(
+            *[keys[k] for k in key_cols], "\x1f")
+        distinct = pc.count_distinct(joined_key).as_py() == keys.num_rows
+        firsts = keys if distinct else keys.group_by(key_cols, use_threads=False).aggregate([("_i", "min")])
+        if not distinct:
             joined = keys.join(firsts, key_cols, use_threads=False)
             dup = joined.filter(pc.not_equal(joined["_i"], joined["_i_min"]))
             first_line = raw.lines[dup["_i_min"].to_numpy()]
@@ -305,7 +348,8 @@ def screen(raw: RawFile, entity: EntitySpec) -> Screened:
         bad_rows.append({"locator": f"{raw.name}:{line}", "field": None, "reason_code": "wrong_column_count",
                          "reason": f"{k} fields where the header has {raw.width}", "payload": text_row})
     keep = pa.array(~r.assigned)
-    good = pa.table({c.name: typed[c.name].filter(keep) for c in entity.columns.values()})
+    good = pa.table({c.name: typed[c.name].filter(keep) if len(bad_idx) else typed[c.name]
+                     for c in entity.columns.values()})
     lines = raw.lines[~r.assigned]
     good = good.append_column("_source_file", pa.array([raw.name], pa.string()).take(
         pa.array(np.zeros(len(lines), np.int64))))
