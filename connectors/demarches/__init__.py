@@ -250,27 +250,43 @@ class _Api:
     def demarche(self, number: int) -> dict[str, Any]:
         return self.post(DEMARCHE_QUERY, "getDemarche", {"demarcheNumber": number}, f"demarche {number}")
 
-    def pages(self, demarche: int, entity: str, since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """(locator, nodes) for each page of one connection, following endCursor while hasNextPage."""
+    def _page(self, demarche: int, entity: str, since: str | None, after: str | None, page: int
+              ) -> tuple[str, list[dict[str, Any]], str | None]:
+        """One page of a connection: (locator, nodes, the cursor of the next page or None)."""
         field, operation, since_arg = _CONNECTION[entity]
         query = DOSSIERS_QUERY if entity == "dossiers" else DELETED_QUERY
-        after: str | None = None
-        page = 1
-        while True:
-            where = f"demarche {demarche} {field} page {page}"
-            variables = {"demarcheNumber": demarche, "first": self.page_size, "after": after, since_arg: since}
-            conn = self.post(query, operation, variables, where).get(field)
-            nodes = conn.get("nodes") if isinstance(conn, dict) else None
-            info = conn.get("pageInfo") if isinstance(conn, dict) else None
-            if not isinstance(nodes, list) or not isinstance(info, dict):
-                raise SourceError(SYSTEM, where, f"the answer has no {field} nodes / pageInfo")
-            yield where, [n if isinstance(n, dict) else {} for n in nodes]
-            if not info.get("hasNextPage"):
-                return
-            cursor = info.get("endCursor")
-            if not cursor or cursor == after:
-                raise SourceError(SYSTEM, where, "hasNextPage without a new endCursor")
-            after, page = cursor, page + 1
+        where = f"demarche {demarche} {field} page {page}"
+        variables = {"demarcheNumber": demarche, "first": self.page_size, "after": after, since_arg: since}
+        conn = self.post(query, operation, variables, where).get(field)
+        nodes = conn.get("nodes") if isinstance(conn, dict) else None
+        info = conn.get("pageInfo") if isinstance(conn, dict) else None
+        if not isinstance(nodes, list) or not isinstance(info, dict):
+            raise SourceError(SYSTEM, where, f"the answer has no {field} nodes / pageInfo")
+        cursor = info.get("endCursor") if info.get("hasNextPage") else None
+        if info.get("hasNextPage") and (not cursor or cursor == after):
+            raise SourceError(SYSTEM, where, "hasNextPage without a new endCursor")
+        return where, [n if isinstance(n, dict) else {} for n in nodes], cursor
+
+    def pages(self, demarche: int, entity: str, since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(locator, nodes) for each page of one connection, following endCursor while hasNextPage.
+
+        The next page is fetched while the caller handles the current one, so the hub's work hides
+        behind the network; still one request in flight at a time, as a polite client of the API."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demarches-fetch") as pool:
+            pending = pool.submit(self._page, demarche, entity, since, None, 1)
+            page = 1
+            while pending is not None:
+                where, nodes, cursor = pending.result()
+                page += 1
+                pending = pool.submit(self._page, demarche, entity, since, cursor, page) if cursor else None
+                try:
+                    yield where, nodes
+                except GeneratorExit:
+                    if pending is not None:
+                        pending.cancel()
+                    raise
 
 
 def _describe(errors: Any) -> str:
