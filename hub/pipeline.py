@@ -158,62 +158,36 @@ def _has_raw(wh, system: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ resolve
 def resolve(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Person records → Splink links → persistent citizen ids → golden citizens, published."""
-    from matching.identity import assign_citizen_ids
-    from matching.resolve import resolve as link
-    from matching.survivorship import golden
-    from warehouse.golden import core_person_records, previous_links, publish_resolution
+    """Person records → links with persistent citizen ids → golden citizens, published atomically."""
+    from warehouse.golden import build_golden, publish_resolution
+    from warehouse.resolution import compute_links
 
     started = time.perf_counter()
     with _warehouse(settings) as wh:
-        records = core_person_records(wh)
-        previous = previous_links(wh)
-    model_json = _load_model(settings)
-    res = link(records, model_json=model_json)
-    _save_model(settings, res.model_json, res.model_version)
-    links = assign_citizen_ids(res.links, previous)
-    now = datetime.now(UTC)
-    citizens = golden(records, links, now=now)
-    import pyarrow as pa
-
-    n = links.num_rows
-    links = links.append_column("model_version", pa.array([res.model_version] * n, pa.string()))
-    links = links.append_column("run_id", pa.array([run_id] * n, pa.string()))
-    run_row = {
-        "run_id": run_id,
-        "model_version": res.model_version,
-        "records": records.num_rows,
-        "pairs_scored": res.pairs_scored,
-        "citizens": citizens.num_rows,
-        "threshold": res.threshold,
-        "finished_at": now,
-    }
-    with _warehouse(settings) as wh:
-        publish_resolution(wh, run_id, links=links, citizens=citizens, run_row=run_row)
+        ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings))
+        now = datetime.now(UTC)
+        citizens = build_golden(ident.records, ident.links, now=now)
+        run_row = {
+            "run_id": run_id,
+            "model_version": ident.model_version,
+            "records": ident.records.num_rows,
+            "pairs_scored": ident.pairs_scored,
+            "citizens": citizens.num_rows,
+            "threshold": ident.threshold,
+            "finished_at": now,
+        }
+        publish_resolution(wh, run_id, links=ident.links, citizens=citizens, run_row=run_row)
     summary = {k: v for k, v in run_row.items() if k != "finished_at"}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
 
-def _model_dir(settings: Settings) -> Path:
-    return settings.var_dir / "models"
-
-
-def _load_model(settings: Settings) -> dict | None:
-    """A pinned model file from the settings ([matching] model = path), else train afresh."""
+def _pinned_model(settings: Settings) -> dict | None:
+    """A pinned model file from the settings ([matching] model = path), else None: train afresh."""
     path = settings.extra.get("model")
     if not path:
         return None
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def _save_model(settings: Settings, model_json: dict, version: str) -> Path:
-    d = _model_dir(settings)
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / f"{version}.json"
-    if not p.exists():
-        p.write_text(json.dumps(model_json, indent=1, sort_keys=True), encoding="utf-8")
-    return p
 
 
 # ------------------------------------------------------------------------------------------ all

@@ -17,6 +17,8 @@ _EXPORTS = {
     "publish_resolution": "warehouse.golden",
     "previous_links": "warehouse.golden",
     "core_person_records": "warehouse.golden",
+    "build_golden": "warehouse.golden",
+    "compute_links": "warehouse.resolution",
     "search": "warehouse.citizen_view",
     "show": "warehouse.citizen_view",
     "record_source_runs": "warehouse.ops",

@@ -59,6 +59,13 @@ def previous_links(wh: Warehouse) -> pa.Table | None:
     return data.cast(schema)
 
 
+def build_golden(records: pa.Table, links: pa.Table, *, now: datetime) -> pa.Table:
+    """The golden citizens (``CITIZEN`` columns) of resolved records, by survivorship."""
+    from matching.survivorship import golden
+
+    return golden(records, links, now=now)
+
+
 def core_person_records(wh: Warehouse) -> pa.Table:
     """All of ``core.person_record`` (deleted ones included, ``deleted_at`` says), in contract types."""
     if not wh.table_exists(PERSON_RECORD.schema, PERSON_RECORD.name):
