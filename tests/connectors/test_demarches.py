@@ -214,6 +214,9 @@ def test_transient_faults_are_retried(api, duck, tmp_path):
     result = _load(api, duck.dlt_destination(), tmp_path / "p", timeout=0.5)
     elapsed = time.perf_counter() - started
     assert _loaded(result) == {"demarches": 2, "dossiers": 7, "deleted_dossiers": 1}
+    deadline = time.perf_counter() + 3  # the delayed request is logged once its handler wakes up
+    while len([1 for *t, _ in api.request_log if tuple(t) == faults["delay"]]) < 2 and time.perf_counter() < deadline:
+        time.sleep(0.05)
     for kind, target in faults.items():
         tries = [s for *t, s in api.request_log if tuple(t) == target]
         assert len(tries) == 2 and tries[-1] == 200, kind
