@@ -1,0 +1,87 @@
+"""Fixtures of the mapping-file connector tests: the corpus, a one-engine warehouse for the corpus,
+and a portal serving fixed pages (for the JSON-family cases)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# pytest (importlib mode) imports tests/connectors as the package `connectors`, so this folder is
+# found as a namespace `connectors.files` before the real package: load the real one under its name.
+_REAL = Path(__file__).resolve().parents[3] / "connectors" / "files"
+if getattr(sys.modules.get("connectors.files"), "__file__", None) != str(_REAL / "__init__.py"):
+    for _name in [m for m in sys.modules if m == "connectors.files" or m.startswith("connectors.files.")]:
+        del sys.modules[_name]
+    _spec = importlib.util.spec_from_file_location("connectors.files", _REAL / "__init__.py",
+                                                   submodule_search_locations=[str(_REAL)])
+    assert _spec is not None and _spec.loader is not None
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["connectors.files"] = _module
+    _spec.loader.exec_module(_module)
+
+from warehouse.engine import Warehouse  # noqa: E402
+
+CASES = Path(__file__).resolve().parents[2] / "cases" / "malformed"
+MANIFEST = tomllib.loads((CASES / "manifest.toml").read_text(encoding="utf-8"))["case"]
+NIR = "1 85 05 78 006 084 91"
+BE = "85.07.30-033.28"
+
+
+@pytest.fixture
+def duck(tmp_path: Path) -> Iterator[Warehouse]:
+    """A fresh DuckDB warehouse (the corpus runs here; engine-specific paths are tested on both)."""
+    wh = Warehouse(f"duckdb:///{tmp_path / 'corpus.duckdb'}")
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+class PageServer:
+    """Serves ``body`` as page 1 of one collection of the family portal API, empty pages elsewhere."""
+
+    def __init__(self) -> None:
+        self.collection = "responsables"
+        self.body = b""
+        self.content_type = "application/json"
+        self.base_url = ""
+
+
+def _handler(srv: PageServer) -> type[BaseHTTPRequestHandler]:
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            collection = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+            body = srv.body if collection == srv.collection else b'{"data": [], "links": {"next": null}}'
+            ctype = "text/html" if body.lstrip().startswith(b"<") else "application/json"
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return H
+
+
+@pytest.fixture
+def page_server() -> Iterator[PageServer]:
+    srv = PageServer()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(srv))
+    srv.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        server.shutdown()
+        server.server_close()
