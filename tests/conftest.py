@@ -16,7 +16,8 @@ import pytest
 # for every config key (~10 s per process when Airflow is installed).
 os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
-PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
 MARIADB_HOST = os.environ.get("HUB_TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("HUB_TEST_MARIADB_PORT", "3306"))
 
@@ -31,7 +32,7 @@ def _unavailable(what: str, error: Exception) -> None:
 def _pg_connect(dbname: str = "postgres"):
     import psycopg
 
-    return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname,
+    return psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=dbname,
                            autocommit=True, connect_timeout=3)
 
 
@@ -41,12 +42,12 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = _pg_connect()
     except Exception as e:
-        _unavailable("PostgreSQL on 127.0.0.1:5432", e)
+        _unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}", e)
     name = f"hub_test_{uuid.uuid4().hex[:10]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
     finally:
         with _pg_connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
