@@ -334,6 +334,85 @@ RESOLUTION_RUN = Table(
     key=("run_id",),
 )
 
-GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN)
+CITIZEN_ATTRIBUTE = Table(
+    "citizen_attribute",
+    "golden",
+    "Provenance of every golden attribute: the source record it came from and the rule that chose it.",
+    (
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("attribute", "text", "the golden column (given_names, birth_name, ..., address_line, postcode, city)",
+          nullable=False),
+        C("value", "text", "the surviving value as text (dates ISO 8601)", personal=True),
+        C("record_key", "text", "the source person_record the value was taken from", nullable=False),
+        C("source_system", "text", "that record's silo", nullable=False),
+        C("certification_level", "int", "that record's proof level: 0 declaratif, 1 justificatif, 2 franceconnect",
+          nullable=False),
+        C("observed_at", "timestamptz", "when the silo last changed that record"),
+        C("rule", "text", "the criterion that decided: unanimous, certification, source_priority, recency, "
+          "frequency, tie_break, or fallback (e.g. usage name standing for an unknown birth name)",
+          nullable=False),
+        C("conflict", "bool", "linked records hold different usable values for this attribute", nullable=False),
+        C("candidates", "int", "distinct usable values among the citizen's records", nullable=False),
+    ),
+    key=("citizen_id", "attribute"),
+)
+
+DISCREPANCY = Table(
+    "discrepancy",
+    "golden",
+    "Worklists: source records whose value differs from the golden one, so each silo is fixed once.",
+    (
+        C("source_system", "text", "the silo holding the differing record", nullable=False),
+        C("record_key", "text", "the record to fix", nullable=False),
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("attribute", "text", "usage_name, birth_name, birth_date, email, phone or address", nullable=False),
+        C("silo_value", "text", "what the silo holds", personal=True),
+        C("golden_value", "text", "what the hub believes", personal=True),
+        C("golden_record_key", "text", "the record the golden value came from", nullable=False),
+        C("golden_source_system", "text", "that record's silo", nullable=False),
+        C("golden_certification_level", "int", "proof level of the golden value", nullable=False),
+    ),
+    key=("record_key", "attribute"),
+)
+
+HOUSEHOLD = Table(
+    "household",
+    "golden",
+    "A foyer as the hub resolves it: the silos' groupings of the same people merged into one.",
+    (
+        C("household_id", "text", "the hub's foyer id (`foyer:<smallest silo grouping or citizen id>`)",
+          nullable=False),
+        C("address_line", "text", "golden address of the foyer's responsable", personal=True),
+        C("postcode", "text", "postcode", personal=True),
+        C("city", "text", "commune", personal=True),
+        C("members", "int", "current members", nullable=False),
+        C("minors", "int", "current members under 18 (from the golden birth date)", nullable=False),
+        C("source_households", "text", "comma-separated silo groupings merged (empty: from shared address)",
+          nullable=False),
+        C("evidence", "text", "silo_grouping or shared_address", nullable=False),
+        C("updated_at", "timestamptz", "when the foyer was rebuilt", nullable=False),
+    ),
+    key=("household_id",),
+)
+
+HOUSEHOLD_MEMBER = Table(
+    "household_member",
+    "golden",
+    "A citizen's dated place in a foyer, with the role the hub assigns.",
+    (
+        C("household_id", "text", "the foyer", nullable=False),
+        C("citizen_id", "text", "the member", nullable=False),
+        C("role", "text", "responsable, conjoint or enfant", nullable=False),
+        C("valid_from", "date", "earliest start any silo gives"),
+        C("valid_to", "date", "end (null: current)"),
+        C("is_minor", "bool", "under 18 at the build date (null when the birth date is unknown)"),
+        C("source_households", "text", "comma-separated silo groupings that put the citizen there",
+          nullable=False),
+    ),
+    key=("household_id", "citizen_id"),
+)
+
+GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
+                 HOUSEHOLD_MEMBER)
 OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
 ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES
