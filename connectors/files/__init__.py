@@ -91,8 +91,8 @@ def _supersede(system: str, entity: EntitySpec, files: list[Screened]) -> None:
         idx = mine["_i"].to_numpy()
         winners = mine["_rank_max"].to_numpy()
         rows = f.good.take(pa.array(idx))
-        labels = [entity.columns[h].label if h in {c.name for c in entity.columns.values()} else h
-                  for h in rows.column_names]
+        by_name = {c.name: c.label for c in entity.columns.values()}
+        labels = [by_name.get(h, h) for h in rows.column_names]
         for payload, w in zip(rows.rename_columns(labels).to_pylist(), winners, strict=True):
             line = payload.pop("_source_line")
             payload.pop("_source_file")

@@ -271,7 +271,7 @@ def _field(spec: Any, entity: EntitySpec, at: str) -> FieldSpec:
     transforms = tuple(spec.get("transforms") or ())
     for t in transforms:
         _choice(t, TRANSFORMS, f"{at}.transforms")
-    kinds = [k for k in ("column", "const", "concat", "coalesce", "ref", "json") if k in spec]
+    kinds = ["ref"] if "ref" in spec else [k for k in ("column", "const", "concat", "coalesce", "json") if k in spec]
     if len(kinds) != 1:
         raise MappingError(f"{at}: give exactly one of column, const, concat, coalesce, ref, json")
     kind = kinds[0]

@@ -67,9 +67,16 @@ def _column_at(data: bytes, offset: int, delimiter: str, header: list[str] | Non
     return f"column {index + 1}"
 
 
+def _rough_header(data: bytes, entity: EntitySpec) -> list[str]:
+    end = min(i for i in (data.find(b"\n"), data.find(b"\r"), len(data)) if i >= 0)
+    line = data[:end].removeprefix(BOM).decode("utf-8", errors="replace")
+    return [c.strip().strip(entity.quote) for c in line.split(entity.delimiter)]
+
+
 def _utf8(system: str, name: str, data: bytes, entity: EntitySpec) -> tuple[bytes, str]:
     """The file as UTF-8 bytes without BOM, and the encoding it was read as."""
     encoding = resolve_encoding(data, entity.encoding)
+    header = _rough_header(data, entity)
     if encoding.startswith("utf-8"):
         body = data[len(BOM):] if data.startswith(BOM) else data  # a BOM is never part of the header
         try:
@@ -78,13 +85,13 @@ def _utf8(system: str, name: str, data: bytes, entity: EntitySpec) -> tuple[byte
             offset = e.start + (len(data) - len(body))
             raise SourceError(system, f"{name}:{_line_of(data, offset)}", "bytes that are not valid UTF-8 "
                               "(wrong encoding in the mapping?)",
-                              field=_column_at(data, offset, entity.delimiter, None)) from None
+                              field=_column_at(data, offset, entity.delimiter, header)) from None
         return body, encoding
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
         raise SourceError(system, f"{name}:{_line_of(data, e.start)}", f"bytes that are not valid {encoding}",
-                          field=_column_at(data, e.start, entity.delimiter, None)) from None
+                          field=_column_at(data, e.start, entity.delimiter, header)) from None
     return text.encode("utf-8"), encoding
 
 
