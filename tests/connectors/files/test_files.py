@@ -220,3 +220,14 @@ def test_duplicate_key_keeps_the_same_row_every_run(tmp_path: Path):
             files.load(wh.dlt_destination(), "r", pipelines_dir=tmp_path / f"p{run}", mapping=p, drop_dir=d)
             kept.append(wh.rows("SELECT nom FROM raw_portail.usagers"))
     assert kept == [[("A",)], [("A",)]]
+
+
+def test_the_documented_mapping_is_valid():
+    import re
+    import tomllib
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "connectors.md").read_text(encoding="utf-8")
+    mapping = next(b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[entities." in b)
+    m = parse_mapping(tomllib.loads(mapping), Path("sources/aides.toml"))
+    assert {t: [n for n, _ in v] for t, v in files.staging_models(m).items()} == {
+        "person_record": ["stg_aides__usagers"], "interaction": ["stg_aides__demandes"]}
