@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ PAIR_FLOOR = 0.01
 # A phone / e-mail seen with more distinct surnames than this is an organisation's.
 MAX_SURNAMES_PER_CONTACT = 3
 
+# Pairs in this probability band with no human decision go to the review queue.
+REVIEW_BAND = (0.2, 0.8)
+
 # gamma values (Splink numbers the non-null levels from the last, "else" = 0, null = -1)
 _FIRST_NAME_AGREES = 2  # jw >= 0.85 and above ("another prénom shared" is not enough)
 _BIRTH_DATE_FIRM = 3  # one digit differs, swapped, exact
@@ -48,13 +52,16 @@ _BIRTH_DATE_FIRM = 3  # one digit differs, swapped, exact
 class Resolution:
     """What :func:`resolve` returns."""
 
-    links: pa.Table  # record_key, cluster_id, match_probability
-    pairs: pa.Table  # record_key_l, record_key_r, match_probability, match_weight
+    # record_key, cluster_id, match_probability, match_weight, explanation, linked_via
+    links: pa.Table
+    # record_key_l, record_key_r, match_probability, match_weight, explanation
+    pairs: pa.Table
     model_json: dict[str, Any]
     model_version: str
     threshold: float
     pairs_scored: int
     clusters_rebuilt: int = 0  # connected components split because they held a cannot-link
+    must_links_refused: int = 0  # human must-links the clustering could not honour (a cannot-link won)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -108,19 +115,45 @@ def prepare(person_records: pa.Table) -> pa.Table:
     return std.take(pa.compute.sort_indices(std["record_key"]))
 
 
+LINK_SCHEMA = pa.schema([
+    pa.field("record_key", pa.string(), nullable=False),
+    pa.field("cluster_id", pa.string(), nullable=False),
+    pa.field("match_probability", pa.float64(), nullable=False),
+    pa.field("match_weight", pa.float64()),
+    pa.field("explanation", pa.string()),
+    pa.field("linked_via", pa.string()),
+])
+PAIR_SCHEMA = pa.schema([
+    pa.field("record_key_l", pa.string()),
+    pa.field("record_key_r", pa.string()),
+    pa.field("match_probability", pa.float64()),
+    pa.field("match_weight", pa.float64()),
+    pa.field("explanation", pa.string()),
+])
+
+
 def resolve(
     person_records: pa.Table,
     *,
     model_json: dict[str, Any] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     pair_floor: float | None = PAIR_FLOOR,
+    must_links: Sequence[tuple[str, str]] = (),
+    cannot_links: Sequence[tuple[str, str]] = (),
 ) -> Resolution:
     """Resolve person records (all silos together) into clusters, one per person.
 
     Trains the model when ``model_json`` is None. ``links`` holds every live record once:
-    its cluster (Splink's: the smallest record key of the cluster) and the best probability
-    tying it into the cluster (1.0 alone). ``pairs`` holds the scored pairs at or above
-    ``pair_floor`` (all blocked pairs when None).
+    its cluster (Splink's: the smallest record key of the cluster), the best probability
+    tying it into the cluster (1.0 alone), that edge's match weight, its per-comparison
+    contributions (``explanation``, JSON: comparison -> match weight in bits, or
+    ``{"decision": "must-link"}``) and the record at its other end (``linked_via``).
+    ``pairs`` holds the scored pairs at or above ``pair_floor`` (all blocked pairs when None).
+
+    Human decisions (pairs of record keys; pairs naming a record not resolved are ignored):
+    a ``must_links`` pair is an edge always present, whatever the model or the household guard
+    say; a ``cannot_links`` pair never ends in one cluster (components holding both are rebuilt
+    greedily, see :func:`_cluster`). A must-link that would join a cannot-linked pair loses.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -130,11 +163,8 @@ def resolve(
     if std.num_rows == 0:
         # nothing to resolve (a first run before any load): no training possible, nothing to link
         model = model_json if model_json is not None else mdl.settings()
-        empty = pa.table({"record_key": pa.array([], pa.string()), "cluster_id": pa.array([], pa.string()),
-                          "match_probability": pa.array([], pa.float64())})
-        no_pairs = pa.table({"record_key_l": pa.array([], pa.string()), "record_key_r": pa.array([], pa.string()),
-                             "match_probability": pa.array([], pa.float64()),
-                             "match_weight": pa.array([], pa.float64())})
+        empty = LINK_SCHEMA.empty_table()
+        no_pairs = PAIR_SCHEMA.empty_table()
         return Resolution(links=empty, pairs=no_pairs, model_json=model, model_version=mdl.model_version(model),
                           threshold=threshold, pairs_scored=0, timings=timings)
 
@@ -148,12 +178,14 @@ def resolve(
         t0 = time.perf_counter()
         scoring = dict(model)
         scoring["retain_matching_columns"] = True  # carries the gamma columns the guard reads
+        scoring["retain_intermediate_calculation_columns"] = True  # mw_* columns: the explanations
         lk = mdl.linker(con, std, scoring)
         preds = lk.inference.predict()
+        explain = _explanation_sql(con.sql(f"SELECT * FROM {preds.physical_name} LIMIT 0").columns, model)
         con.execute(
             f"""CREATE TEMP TABLE scored AS
                 SELECT record_key_l, record_key_r, match_probability, match_weight,
-                       gamma_first_name, gamma_birth_date
+                       gamma_first_name, gamma_birth_date, {explain} AS explanation
                 FROM {preds.physical_name}"""
         )
         preds.drop_table_from_database_and_remove_from_cache()
@@ -162,9 +194,11 @@ def resolve(
 
         t0 = time.perf_counter()
         con.register("std_cl", std)
+        _register_decisions(con, must_links, cannot_links)
         edges = con.sql(
             f"""
-            SELECT p.record_key_l, p.record_key_r, p.match_probability
+            SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight, p.explanation,
+                   false AS decided
             FROM scored p
             JOIN std_cl a ON a.record_key = p.record_key_l
             JOIN std_cl b ON b.record_key = p.record_key_r
@@ -172,28 +206,71 @@ def resolve(
               AND (p.gamma_first_name >= $fn
                    OR (p.gamma_first_name = -1 AND p.gamma_birth_date >= $bd))
               AND NOT ({_CONFLICT_SQL})
+              AND NOT EXISTS (SELECT 1 FROM human_cannot h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
+              AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
+            UNION ALL
+            -- a must-link is an edge whatever the model says; it keeps its score when it has one
+            SELECT m.k1, m.k2, 1.0, p.match_weight, '{{"decision": "must-link"}}', true
+            FROM human_must m LEFT JOIN scored p ON p.record_key_l = m.k1 AND p.record_key_r = m.k2
+            WHERE m.k1 IN (SELECT record_key FROM std_cl) AND m.k2 IN (SELECT record_key FROM std_cl)
             """,
             params={"t": threshold, "fn": _FIRST_NAME_AGREES, "bd": _BIRTH_DATE_FIRM},
         ).to_arrow_table()
-        links, rebuilt = _cluster(con, std, edges)
+        links, rebuilt, refused = _cluster(con, std, edges)
         timings["cluster"] = time.perf_counter() - t0
 
         floor_sql = "" if pair_floor is None else "WHERE match_probability >= $f"
         pairs = con.sql(
-            f"""SELECT record_key_l, record_key_r, match_probability, match_weight
+            f"""SELECT record_key_l, record_key_r, match_probability, match_weight, explanation
                 FROM scored {floor_sql} ORDER BY record_key_l, record_key_r""",
             params={} if pair_floor is None else {"f": pair_floor},
-        ).to_arrow_table()
+        ).to_arrow_table().cast(PAIR_SCHEMA)
     finally:
         con.close()
     log.info(
         "resolved %d records into %d clusters (%d pairs scored, %d chained clusters rebuilt, model %s)",
         links.num_rows, pa.compute.count_distinct(links["cluster_id"]).as_py(), pairs_scored, rebuilt, version,
     )
+    if refused:
+        log.warning("%d human must-link(s) not honoured: they would join a cannot-linked pair", refused)
     return Resolution(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
-        pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, timings=timings,
+        pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
     )
+
+
+def _explanation_sql(columns: list[str], model: dict[str, Any]) -> str:
+    """SQL building the per-comparison contributions (bits, one decimal) as a JSON object.
+
+    A contribution is the comparison's match weight plus its term-frequency adjustment; a null
+    comparison (one side unknown) weighs 0 and is left out, so the JSON lists the evidence.
+    """
+    parts = []
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        if f"mw_{name}" not in columns:
+            continue
+        tf = f' + coalesce("mw_tf_adj_{name}", 0)' if f"mw_tf_adj_{name}" in columns else ""
+        parts.append(f"""'{name}', CASE WHEN "gamma_{name}" = -1 THEN NULL
+                         ELSE round("mw_{name}"{tf}, 1) END""")
+    if not parts:
+        return "CAST(NULL AS VARCHAR)"
+    # json_object keeps nulls; drop them so only the evidence compared is listed
+    return f"CAST(json_merge_patch('{{}}', json_object({', '.join(parts)})) AS VARCHAR)"
+
+
+def ordered_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Pairs of distinct record keys, each written (smaller, larger) as Splink does, deduplicated."""
+    return sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b})
+
+
+def _register_decisions(
+    con: duckdb.DuckDBPyConnection, must: Sequence[tuple[str, str]], cannot: Sequence[tuple[str, str]]
+) -> None:
+    schema = pa.schema([("k1", pa.string()), ("k2", pa.string())])
+    for name, pairs in (("human_must", must), ("human_cannot", cannot)):
+        rows = ordered_pairs(pairs)
+        con.register(name, pa.table({"k1": [r[0] for r in rows], "k2": [r[1] for r in rows]}, schema=schema))
 
 
 # Two records that cannot be one person: firmly different prénoms or birth dates (mirroring the
@@ -226,21 +303,24 @@ OR (b.role IN ('debiteur', 'dirigeant', 'parent', 'contact', 'demandeur') AND a.
 """
 
 
-def _cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> tuple[pa.Table, int]:
+def _cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> tuple[pa.Table, int, int]:
     """Connected components over the kept edges, then cannot-link repair.
 
     Connected components can chain a household through a record that agrees with two of its
     members (a father and his namesake son, and a finance record without birth date). A
-    component holding two records that cannot be one person is rebuilt greedily: edges from
-    the most to the least probable, merging two groups only when no record of one conflicts
-    with a record of the other. Returns the links and the number of components rebuilt.
+    component holding two records that cannot be one person (by their data, or by a human
+    cannot-link) is rebuilt greedily: human must-links first, then edges from the most to the
+    least probable, merging two groups only when no record of one conflicts with a record of
+    the other. Returns the links, the number of components rebuilt and the number of must-links
+    refused.
     """
     from splink import DuckDBAPI
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
     db_api = DuckDBAPI(connection=con)
     cc = cluster_pairwise_predictions_at_threshold(
-        std.select(["record_key"]), edges, db_api, node_id_column_name="record_key",
+        std.select(["record_key"]), edges.select(["record_key_l", "record_key_r", "match_probability"]), db_api,
+        node_id_column_name="record_key",
         edge_id_column_name_left="record_key_l", edge_id_column_name_right="record_key_r",
     )
     con.register("kept_edges", edges)
@@ -253,32 +333,40 @@ def _cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> 
               WHERE cc.cluster_id IN (SELECT cluster_id FROM big))
         SELECT a.record_key AS k1, b.record_key AS k2
         FROM m a JOIN m b ON a.cluster_id = b.cluster_id AND a.record_key < b.record_key
-        WHERE {_CONFLICT_SQL}
+        WHERE ({_CONFLICT_SQL})
+          AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = a.record_key AND h.k2 = b.record_key)
+        UNION
+        SELECT h.k1, h.k2 FROM human_cannot h
+        JOIN cc a ON a.record_key = h.k1 JOIN cc b ON b.record_key = h.k2
+        WHERE a.cluster_id = b.cluster_id
         """
     ).fetchall()
-    rebuilt = 0
+    rebuilt = refused = 0
     if conflicts:
         con.register("conflict_keys", pa.table({"k": [k for pair in conflicts for k in pair]}))
         bad_edges = con.sql(
             """
             WITH bad AS (SELECT DISTINCT cluster_id FROM cc
                          WHERE record_key IN (SELECT k FROM conflict_keys))
-            SELECT e.record_key_l, e.record_key_r, e.match_probability
+            SELECT e.record_key_l, e.record_key_r, e.match_probability, e.decided
             FROM kept_edges e JOIN cc c ON c.record_key = e.record_key_l
             WHERE c.cluster_id IN (SELECT cluster_id FROM bad)
-            ORDER BY e.match_probability DESC, e.record_key_l, e.record_key_r
+            ORDER BY e.decided DESC, e.match_probability DESC, e.record_key_l, e.record_key_r
             """
         ).fetchall()
         members = con.sql(
             """SELECT record_key, cluster_id FROM cc WHERE cluster_id IN
                (SELECT cluster_id FROM cc WHERE record_key IN (SELECT k FROM conflict_keys))"""
         ).fetchall()
-        new_ids = _constrained_components([m[0] for m in members], bad_edges, conflicts)
+        new_ids = _constrained_components([m[0] for m in members], [e[:3] for e in bad_edges], conflicts)
+        refused = sum(1 for a, b, _p, decided in bad_edges if decided and new_ids[a] != new_ids[b])
         rebuilt = len({m[1] for m in members})
         con.register("repaired", pa.table({"record_key": list(new_ids), "new_id": list(new_ids.values())}))
         con.execute(
             """UPDATE cc SET cluster_id = r.new_id FROM repaired r WHERE cc.record_key = r.record_key"""
         )
+    # Each record's explanation is that of the strongest edge tying it into its cluster
+    # (a human must-link first).
     out = con.sql(
         """
         WITH used AS (
@@ -286,24 +374,23 @@ def _cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> 
             JOIN cc a ON a.record_key = e.record_key_l
             JOIN cc b ON b.record_key = e.record_key_r
             WHERE a.cluster_id = b.cluster_id
+        ), ends AS (
+            SELECT record_key_l AS k, record_key_r AS via, match_probability AS p, match_weight AS w,
+                   explanation, decided FROM used
+            UNION ALL
+            SELECT record_key_r, record_key_l, match_probability, match_weight, explanation, decided FROM used
         ), best AS (
-            SELECT k AS record_key, max(p) AS p FROM (
-                SELECT record_key_l AS k, match_probability AS p FROM used
-                UNION ALL
-                SELECT record_key_r AS k, match_probability AS p FROM used
-            ) GROUP BY k
+            SELECT k AS record_key,
+                   arg_max(struct_pack(p, w, explanation, via), (decided, p, via)) AS b
+            FROM ends GROUP BY k
         )
-        SELECT c.record_key, c.cluster_id, coalesce(b.p, 1.0) AS match_probability
+        SELECT c.record_key, c.cluster_id, coalesce(b.b.p, 1.0) AS match_probability,
+               b.b.w AS match_weight, b.b.explanation AS explanation, b.b.via AS linked_via
         FROM cc c LEFT JOIN best b USING (record_key)
         ORDER BY c.record_key
         """
     ).to_arrow_table()
-    links = out.cast(pa.schema([
-        pa.field("record_key", pa.string(), nullable=False),
-        pa.field("cluster_id", pa.string(), nullable=False),
-        pa.field("match_probability", pa.float64(), nullable=False),
-    ]))
-    return links, rebuilt
+    return out.cast(LINK_SCHEMA), rebuilt, refused
 
 
 def _constrained_components(

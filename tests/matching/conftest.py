@@ -10,6 +10,8 @@ import pytest
 
 from schemas.contract import PERSON_RECORD, arrow_schema
 
+SANDBOX_PEOPLE = 2_000
+
 _DEFAULTS: dict[str, Any] = {
     "source_system": "finance",
     "role": "debiteur",
@@ -28,6 +30,22 @@ def make_records(*rows: dict[str, Any]) -> pa.Table:
         r.setdefault("record_key", f"{r['source_system']}:{r['source_id']}")
         full.append({name: r.get(name) for name in schema.names})
     return pa.Table.from_pylist(full, schema=schema)
+
+
+@pytest.fixture(scope="session")
+def sandbox_records() -> pa.Table:
+    """A 2,000-person sandbox commune's person records (with ground truth ``person_id``)."""
+    from sandbox.observations import person_records
+
+    return person_records(SANDBOX_PEOPLE, seed=42)
+
+
+@pytest.fixture(scope="session")
+def resolution(sandbox_records: pa.Table):
+    """The sandbox resolved once (model trained): its model is reused by the other tests."""
+    from matching.resolve import resolve
+
+    return resolve(sandbox_records)
 
 
 @pytest.fixture
