@@ -1,10 +1,14 @@
-"""Survivorship: one golden row per citizen, attribute by attribute, in one DuckDB statement.
+"""Survivorship: the golden value of every attribute, with its provenance, conflicts and worklists.
 
-For each attribute, among the citizen's records holding a usable value (not empty, not a
-placeholder — the standardised column is not null), the value kept is the one from the record
-with the highest certification level, then the most recent ``updated_at``, then the value the
-most records agree on (compared in standardised form), then the smallest standardised value
-and record key (so ties resolve the same on every run).
+The rules are data (:mod:`schemas.survivorship`): for each attribute, among the citizen's linked
+records holding a usable value (not empty, not a placeholder — the standardised column is not
+null), the records are ranked by the attribute's criteria (by default proof level, then source
+priority, then recency, then frequency) and closed by the smallest standardised value and record
+key, so ties resolve the same on every run and in any row order.
+
+Everything runs as DuckDB SQL over Arrow, on a long table of candidates (one row per record and
+attribute): two window passes rank the values, a third compares the winner with the best
+different value to name the criterion that decided (the ``rule`` kept as provenance).
 
 The postal address (street line, postcode, commune) survives as one block from one record, so a
 golden address never mixes the street of one record with the postcode of another.
@@ -13,13 +17,16 @@ golden address never mixes the street of one record with the postcode of another
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from matching.standardise import _norm_text, standardise
-from schemas.contract import CITIZEN, arrow_schema
+from schemas.contract import CITIZEN, CITIZEN_ATTRIBUTE, DISCREPANCY, arrow_schema
+from schemas.survivorship import RULES, validate
 
 log = logging.getLogger(__name__)
 
@@ -29,86 +36,213 @@ def _name_value(raw: str, std: str) -> str:
     return f"CASE WHEN {_norm_text(raw)} = {std} THEN trim({raw}) ELSE {std} END"
 
 
-# attribute -> (value expression(s), key expression: null when the value is unusable)
-_ATTRIBUTES: dict[str, tuple[dict[str, str], str]] = {
-    "given_names": ({"given_names": "trim(given_names)"}, "given_names_std"),
-    "birth_name": ({"birth_name": _name_value("birth_name", "birth_name_std")}, "birth_name_std"),
-    "usage_name": ({"usage_name": _name_value("usage_name", "usage_name_std")}, "usage_name_std"),
-    "sex": ({"sex": "sex_std"}, "sex_std"),
+# attribute -> (display value, comparison key: null when the value is unusable)
+_CANDIDATES: dict[str, tuple[str, str]] = {
+    "given_names": ("trim(given_names)", "given_names_std"),
+    "birth_name": (_name_value("birth_name", "birth_name_std"), "birth_name_std"),
+    "usage_name": (_name_value("usage_name", "usage_name_std"), "usage_name_std"),
+    "sex": ("sex_std", "sex_std"),
     # a presumed date (YYYY-01-01) is still a birth date; a placeholder (1900-01-01) is not
-    "birth_date": ({"birth_date": "CAST(birth_date AS DATE)"},
-                   "CASE WHEN birth_year IS NOT NULL THEN CAST(birth_date AS VARCHAR) END"),
-    "email": ({"email": "email_std"}, "email_std"),
-    "phone": ({"phone": "phone_std"}, "phone_std"),
-    "address": (
-        {"address_line": "trim(address_line)", "postcode": "postcode_std",
-         "city": "nullif(trim(city), '')"},
-        "address_std || '|' || coalesce(postcode_std, '')",
-    ),
+    "birth_date": ("CAST(CAST(birth_date AS DATE) AS VARCHAR)",
+                   "CASE WHEN birth_year IS NOT NULL THEN CAST(CAST(birth_date AS DATE) AS VARCHAR) END"),
+    "email": ("email_std", "email_std"),
+    "phone": ("phone_std", "phone_std"),
+    "address": ("concat_ws(', ', trim(address_line), concat_ws(' ', postcode_std, nullif(trim(city), '')))",
+                "address_std || '|' || coalesce(postcode_std, '')"),
 }
+_ADDRESS_PARTS = {"address_line": "trim(address_line)", "postcode": "postcode_std",
+                  "city": "nullif(trim(city), '')"}
+_GOLDEN_ATTRIBUTES = ("given_names", "birth_name", "usage_name", "sex", "birth_date", "email", "phone",
+                      "address_line", "postcode", "city")
+_NO_PRIORITY = 1000
 
 
-def _golden_sql() -> str:
-    ctes = []
-    selects = []
-    joins = []
-    for attr, (values, key) in _ATTRIBUTES.items():
-        value_cols = ", ".join(f"{expr} AS {name}" for name, expr in values.items())
-        ctes.append(
-            f"""
-a_{attr} AS (
-    SELECT citizen_id, {", ".join(values)} FROM (
-        SELECT citizen_id, {", ".join(values)},
-            row_number() OVER (
-                PARTITION BY citizen_id
-                ORDER BY certification_level DESC, updated_at DESC NULLS LAST, freq DESC, k, record_key
-            ) AS rn
-        FROM (
-            SELECT *, count(*) OVER (PARTITION BY citizen_id, k) AS freq
-            FROM (SELECT citizen_id, record_key, certification_level, updated_at,
-                         {key} AS k, {value_cols}
-                  FROM base)
-            WHERE k IS NOT NULL
-        )
-    ) WHERE rn = 1
-)"""
-        )
-        selects.extend(f"a_{attr}.{name}" for name in values)
-        joins.append(f"LEFT JOIN a_{attr} USING (citizen_id)")
-    return f"""
-WITH base AS (
-    SELECT l.citizen_id, s.* FROM std s JOIN links_in l USING (record_key)
-),
-counts AS (
-    SELECT citizen_id, count(*) AS record_count,
-           string_agg(DISTINCT source_system, ',' ORDER BY source_system) AS source_systems
-    FROM base GROUP BY citizen_id
-),
-{",".join(ctes)}
-SELECT counts.citizen_id, {", ".join(selects)}, record_count, source_systems, $now AS updated_at
-FROM counts {" ".join(joins)}
-ORDER BY counts.citizen_id
-"""
+@dataclass(frozen=True)
+class Survivorship:
+    """What survivorship produces: the golden rows and their provenance and worklists."""
+
+    citizens: pa.Table  # CITIZEN columns
+    attributes: pa.Table  # CITIZEN_ATTRIBUTE columns: one row per citizen and non-null golden attribute
+    discrepancies: pa.Table  # DISCREPANCY columns
+
+    @property
+    def num_rows(self) -> int:
+        """Number of golden citizens (what a run summary counts)."""
+        return self.citizens.num_rows
 
 
-def golden(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime) -> pa.Table:
-    """The golden ``citizen`` rows (exactly the columns of ``schemas.contract.CITIZEN``).
+def _candidates_sql(rules: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for attr, (value, key) in _CANDIDATES.items():
+        if attr not in rules:
+            continue
+        addr = ", ".join(f"{expr} AS {name}" if attr == "address" else f"NULL AS {name}"
+                         for name, expr in _ADDRESS_PARTS.items())
+        parts.append(f"SELECT citizen_id, record_key, source_system, certification_level, updated_at, "
+                     f"'{attr}' AS attribute, 0 AS fallback, {key} AS k, {value} AS v, {addr} FROM base")
+        fb = rules[attr].get("fallback")
+        if fb and fb in _CANDIDATES:
+            fvalue, fkey = _CANDIDATES[fb]
+            nulls = ", ".join(f"NULL AS {name}" for name in _ADDRESS_PARTS)
+            parts.append(f"SELECT citizen_id, record_key, source_system, certification_level, updated_at, "
+                         f"'{attr}' AS attribute, 1 AS fallback, {fkey} AS k, {fvalue} AS v, {nulls} FROM base")
+    return " UNION ALL ".join(f"SELECT * FROM ({p}) WHERE k IS NOT NULL" for p in parts)
+
+
+def _criterion_sql(c: str) -> str:
+    return {
+        "certification": "CAST(certification_level AS DOUBLE)",
+        "source_priority": f"-CAST(coalesce(p.rank, {_NO_PRIORITY}) AS DOUBLE)",
+        "recency": "coalesce(epoch(updated_at), -1e18)",
+        "frequency": "CAST(freq AS DOUBLE)",
+    }[c]
+
+
+def _sort_keys_sql(rules: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """Four uniform sort keys (bigger is better) per candidate, and the rule name per position."""
+    keys, names = [], []
+    for i in range(4):
+        whens = " ".join(f"WHEN '{a}' THEN {_criterion_sql(r['order'][i])}" for a, r in rules.items()
+                         if i < len(r["order"]))
+        keys.append(f"CASE counted.attribute {whens} ELSE 0 END AS s{i}" if whens else f"0.0 AS s{i}")
+        nwhens = " ".join(f"WHEN '{a}' THEN '{r['order'][i]}'" for a, r in rules.items() if i < len(r["order"]))
+        names.append(f"CASE w.attribute {nwhens} END" if nwhens else "NULL")
+    decide = " ".join(f"WHEN w.s{i} <> c.s{i} THEN {names[i]}" for i in range(4))
+    return ", ".join(keys), decide
+
+
+_ORDER = "fallback, s0 DESC, s1 DESC, s2 DESC, s3 DESC, k, record_key"
+
+
+def _sql(rules: dict[str, dict[str, Any]]) -> dict[str, str]:
+    keys, decide = _sort_keys_sql(rules)
+    return {
+        "cand": f"""
+CREATE TEMP TABLE cand AS
+WITH base AS (SELECT l.citizen_id, s.* FROM std s JOIN links_in l USING (record_key)),
+raw AS ({_candidates_sql(rules)}),
+counted AS (SELECT *, count(*) OVER (PARTITION BY citizen_id, attribute, fallback, k) AS freq FROM raw)
+SELECT counted.*, {keys}
+FROM counted LEFT JOIN prio p ON p.attribute = counted.attribute AND p.source_system = counted.source_system
+""",
+        # best record per distinct value, then the values ranked: 1 the winner, 2 the runner-up
+        "ranked": f"""
+CREATE TEMP TABLE ranked AS
+SELECT *, row_number() OVER (PARTITION BY citizen_id, attribute ORDER BY {_ORDER}) AS vrank,
+       count(*) FILTER (WHERE fallback = 0) OVER (PARTITION BY citizen_id, attribute) AS n_values
+FROM (SELECT *, row_number() OVER (PARTITION BY citizen_id, attribute, fallback, k ORDER BY {_ORDER}) AS rn
+      FROM cand)
+WHERE rn = 1
+""",
+        "winners": f"""
+CREATE TEMP TABLE winners AS
+SELECT w.citizen_id, w.attribute, w.k, w.v, w.address_line, w.postcode, w.city, w.record_key,
+       w.source_system, w.certification_level, w.updated_at, w.fallback,
+       CASE WHEN w.fallback = 1 THEN 'fallback'
+            WHEN c.k IS NULL OR c.fallback = 1 THEN 'unanimous'
+            {decide}
+            ELSE 'tie_break' END AS rule,
+       w.n_values AS candidates
+FROM ranked w LEFT JOIN ranked c
+  ON c.citizen_id = w.citizen_id AND c.attribute = w.attribute AND c.vrank = 2
+WHERE w.vrank = 1
+""",
+    }
+
+
+def _prio_table(rules: dict[str, dict[str, Any]]) -> pa.Table:
+    rows = [(a, s, i) for a, r in rules.items() for i, s in enumerate(r.get("source_priority", []))]
+    return pa.table({"attribute": pa.array([r[0] for r in rows], pa.string()),
+                     "source_system": pa.array([r[1] for r in rows], pa.string()),
+                     "rank": pa.array([r[2] for r in rows], pa.int32())})
+
+
+def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
+            rules: dict[str, dict[str, Any]] | None = None) -> Survivorship:
+    """Golden citizens with provenance and discrepancy worklists.
 
     ``citizen_links``: record_key, citizen_id (records absent from it — deleted ones — are
-    ignored). ``now``: the timezone-aware time written to ``updated_at``.
+    ignored). ``now``: the timezone-aware time written to ``updated_at``. ``rules``: the
+    survivorship rules (default :data:`schemas.survivorship.RULES`).
     """
     if now.tzinfo is None:
-        raise ValueError("golden() needs a timezone-aware `now`")
+        raise ValueError("survivorship needs a timezone-aware `now`")
+    rules = RULES if rules is None else rules
+    validate(rules)
     std = standardise(person_records)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("std", std)
         con.register("links_in", citizen_links.select(["record_key", "citizen_id"]))
-        out = con.sql(_golden_sql(), params={"now": now}).to_arrow_table()
+        con.register("prio", _prio_table(rules))
+        sql = _sql(rules)
+        con.execute(sql["cand"])
+        con.execute(sql["ranked"])
+        con.execute(sql["winners"])
+        citizens = _citizens(con, now)
+        attributes = _attributes(con, rules)
+        discrepancies = _discrepancies(con, rules)
     finally:
         con.close()
+    log.info("survivorship: %d citizens, %d attribute provenances, %d discrepancies from %d links",
+             citizens.num_rows, attributes.num_rows, discrepancies.num_rows, citizen_links.num_rows)
+    return Survivorship(citizens, attributes, discrepancies)
+
+
+def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> pa.Table:
+    pivot = []
+    for a in _GOLDEN_ATTRIBUTES:
+        if a in _ADDRESS_PARTS:
+            pivot.append(f"max({a}) FILTER (WHERE attribute = 'address') AS {a}")
+        elif a == "birth_date":
+            pivot.append("CAST(max(v) FILTER (WHERE attribute = 'birth_date') AS DATE) AS birth_date")
+        else:
+            pivot.append(f"max(v) FILTER (WHERE attribute = '{a}') AS {a}")
+    out = con.sql(f"""
+WITH counts AS (
+    SELECT l.citizen_id, count(*) AS record_count,
+           string_agg(DISTINCT s.source_system, ',' ORDER BY s.source_system) AS source_systems
+    FROM std s JOIN links_in l USING (record_key) GROUP BY l.citizen_id
+),
+g AS (SELECT citizen_id, {", ".join(pivot)} FROM winners GROUP BY citizen_id)
+SELECT counts.citizen_id, g.* EXCLUDE (citizen_id), record_count, source_systems, $now AS updated_at
+FROM counts LEFT JOIN g USING (citizen_id) ORDER BY counts.citizen_id
+""", params={"now": now}).to_arrow_table()
     schema = arrow_schema(CITIZEN)
-    out = out.select(schema.names).cast(schema)
-    log.info("golden: %d citizens from %d links", out.num_rows, citizen_links.num_rows)
-    return out
+    return out.select(schema.names).cast(schema)
+
+
+def _attributes(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
+    conflict = [a for a, r in rules.items() if r.get("conflict")]
+    parts = ["SELECT *, attribute AS golden_attribute, v AS value FROM winners WHERE attribute <> 'address'"]
+    parts += [f"SELECT *, '{p}', {p} FROM winners WHERE attribute = 'address' AND {p} IS NOT NULL"
+              for p in _ADDRESS_PARTS]
+    out = con.sql(f"""
+SELECT citizen_id, golden_attribute AS attribute, value, record_key, source_system, certification_level,
+       updated_at AS observed_at, rule, (candidates > 1 AND list_contains($conflict, attribute)) AS conflict,
+       CAST(candidates AS INTEGER) AS candidates
+FROM ({" UNION ALL ".join(parts)}) ORDER BY citizen_id, attribute
+""", params={"conflict": conflict or [""]}).to_arrow_table()
+    schema = arrow_schema(CITIZEN_ATTRIBUTE)
+    return out.select(schema.names).cast(schema)
+
+
+def _discrepancies(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
+    worklist = [a for a, r in rules.items() if r.get("worklist")]
+    out = con.sql("""
+SELECT c.source_system, c.record_key, c.citizen_id, c.attribute, c.v AS silo_value, w.v AS golden_value,
+       w.record_key AS golden_record_key, w.source_system AS golden_source_system,
+       w.certification_level AS golden_certification_level
+FROM cand c JOIN winners w ON w.citizen_id = c.citizen_id AND w.attribute = c.attribute
+WHERE c.fallback = 0 AND c.k <> w.k AND list_contains($worklist, c.attribute)
+ORDER BY c.source_system, c.record_key, c.attribute
+""", params={"worklist": worklist or [""]}).to_arrow_table()
+    schema = arrow_schema(DISCREPANCY)
+    return out.select(schema.names).cast(schema)
+
+
+def golden(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
+           rules: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+    """The golden ``citizen`` rows only (exactly the columns of ``schemas.contract.CITIZEN``)."""
+    return survive(person_records, citizen_links, now=now, rules=rules).citizens

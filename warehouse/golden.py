@@ -1,8 +1,10 @@
 """The golden layer's storage: what the matching step computed, published atomically.
 
-The matching engine computes links, citizens and the run summary; this module only stores
-them (``golden.citizen_link``, ``golden.citizen`` replaced as a whole, ``golden.resolution_run``
-appended) and hands back what the next resolution needs (previous links, core person records).
+The matching engine computes links, citizens (with their provenance and discrepancy worklists)
+and the run summary; this module stores them (``golden.citizen_link``, ``golden.citizen``,
+``golden.citizen_attribute``, ``golden.discrepancy``, ``golden.household`` and
+``golden.household_member`` replaced as a whole, ``golden.resolution_run`` appended) and hands
+back what the next resolution needs (previous links, core person records).
 """
 
 from __future__ import annotations
@@ -14,23 +16,46 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.contract import CITIZEN, CITIZEN_LINK, PERSON_RECORD, RESOLUTION_RUN, arrow_schema
+from matching.survivorship import Survivorship
+from schemas.contract import (
+    CITIZEN,
+    CITIZEN_ATTRIBUTE,
+    CITIZEN_LINK,
+    DISCREPANCY,
+    HOUSEHOLD,
+    HOUSEHOLD_MEMBER,
+    HOUSEHOLD_MEMBERSHIP,
+    PERSON_RECORD,
+    RESOLUTION_RUN,
+    arrow_schema,
+)
 from warehouse.engine import Warehouse, conform, qualified
 
 log = logging.getLogger(__name__)
 
 
 def publish_resolution(
-    wh: Warehouse, run_id: str, *, links: pa.Table, citizens: pa.Table, run_row: dict[str, Any]
+    wh: Warehouse, run_id: str, *, links: pa.Table, citizens: pa.Table | Survivorship,
+    run_row: dict[str, Any], memberships: pa.Table | None = None,
 ) -> None:
-    """Replace ``golden.citizen_link`` and ``golden.citizen``, and record the run, in one transaction.
+    """Replace the golden tables and record the run, in one transaction.
 
-    ``links`` and ``citizens`` carry the columns of ``CITIZEN_LINK`` / ``CITIZEN`` (a missing
-    ``run_id`` in links is filled with ``run_id``); ``run_row`` the columns of ``RESOLUTION_RUN``
-    (``run_id`` is forced to ``run_id``, ``finished_at`` defaults to now). Every link must point
-    at a citizen given, or nothing is written. Publishing the same run twice leaves one run row.
+    ``links`` carries the columns of ``CITIZEN_LINK`` (a missing ``run_id`` is filled with
+    ``run_id``); ``citizens`` is what :func:`build_golden` returns (citizens with provenance and
+    discrepancies) or a bare ``CITIZEN`` table (then provenance and worklists are emptied);
+    ``run_row`` the columns of ``RESOLUTION_RUN`` (``run_id`` is forced to ``run_id``,
+    ``finished_at`` defaults to now). Foyers are rebuilt from ``memberships`` (default: all of
+    ``core.household_membership``) resolved through ``links``. Every link must point at a
+    citizen given, or nothing is written. Publishing the same run twice leaves one run row.
     Readers never see a half-published state: both engines run the block as one transaction.
     """
+    from matching.households import build_households
+
+    if isinstance(citizens, Survivorship):
+        attributes, discrepancies, citizens = citizens.attributes, citizens.discrepancies, citizens.citizens
+    else:
+        attributes = arrow_schema(CITIZEN_ATTRIBUTE).empty_table()
+        discrepancies = arrow_schema(DISCREPANCY).empty_table()
     if "run_id" not in links.column_names:
         links = links.append_column("run_id", pa.array([run_id] * links.num_rows, pa.string()))
     links = conform(links, CITIZEN_LINK)
@@ -41,11 +66,19 @@ def publish_resolution(
     row = {"finished_at": datetime.now(UTC), **run_row, "run_id": run_id}
     run = pa.Table.from_pylist([{c: row.get(c) for c in RESOLUTION_RUN.column_names}],
                                schema=arrow_schema(RESOLUTION_RUN))
+    if memberships is None:
+        memberships = core_memberships(wh)
+    households, members = build_households(memberships, links, citizens, now=row["finished_at"])
     with wh.transaction():
         wh.write(CITIZEN_LINK, links, replace=True)
         wh.write(CITIZEN, citizens, replace=True)
+        wh.write(CITIZEN_ATTRIBUTE, conform(attributes, CITIZEN_ATTRIBUTE), replace=True)
+        wh.write(DISCREPANCY, conform(discrepancies, DISCREPANCY), replace=True)
+        wh.write(HOUSEHOLD, households, replace=True)
+        wh.write(HOUSEHOLD_MEMBER, members, replace=True)
         wh.write(RESOLUTION_RUN, run, delete_where=("run_id = :run", {"run": run_id}))
-    log.info("published resolution run %s: %d links, %d citizens", run_id, links.num_rows, citizens.num_rows)
+    log.info("published resolution run %s: %d links, %d citizens, %d foyers, %d discrepancies", run_id,
+             links.num_rows, citizens.num_rows, households.num_rows, discrepancies.num_rows)
 
 
 def previous_links(wh: Warehouse) -> pa.Table | None:
@@ -59,11 +92,23 @@ def previous_links(wh: Warehouse) -> pa.Table | None:
     return data.cast(schema)
 
 
-def build_golden(records: pa.Table, links: pa.Table, *, now: datetime) -> pa.Table:
-    """The golden citizens (``CITIZEN`` columns) of resolved records, by survivorship."""
-    from matching.survivorship import golden
+def build_golden(records: pa.Table, links: pa.Table, *, now: datetime) -> Survivorship:
+    """The golden citizens of resolved records by survivorship, with provenance and worklists.
 
-    return golden(records, links, now=now)
+    ``.citizens`` (``CITIZEN`` columns), ``.attributes`` (``CITIZEN_ATTRIBUTE``),
+    ``.discrepancies`` (``DISCREPANCY``); ``.num_rows`` counts the citizens.
+    """
+    from matching.survivorship import survive
+
+    return survive(records, links, now=now)
+
+
+def core_memberships(wh: Warehouse) -> pa.Table:
+    """All of ``core.household_membership`` in contract types (empty before any load)."""
+    if not wh.table_exists(HOUSEHOLD_MEMBERSHIP.schema, HOUSEHOLD_MEMBERSHIP.name):
+        return arrow_schema(HOUSEHOLD_MEMBERSHIP).empty_table()
+    cols = ", ".join(f'"{c}"' for c in HOUSEHOLD_MEMBERSHIP.column_names)
+    return conform(wh.arrow(f"SELECT {cols} FROM {qualified(HOUSEHOLD_MEMBERSHIP)}"), HOUSEHOLD_MEMBERSHIP)
 
 
 def core_person_records(wh: Warehouse) -> pa.Table:

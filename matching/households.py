@@ -1,0 +1,173 @@
+"""Households: the silos' own groupings of people, resolved to citizens and merged into foyers.
+
+Evidence, strongest first:
+
+1. **silo groupings** (``core.household_membership``: family-portal families, finance debtor
+   groups, CRM household accounts). Two groupings become one foyer when they share an *adult*
+   member (responsable or conjoint) with a current membership: the finance group of two parents
+   and the family-portal family of the same parents and their children are one foyer. A child
+   shared by two groupings (separated parents) does not merge them: the child belongs to both.
+2. **shared address + name**: a citizen no silo groups with anyone joins a foyer whose member has
+   the same golden address (standardised street line and postcode) and the same surname; such
+   citizens sharing address and surname among themselves form a foyer.
+
+Roles (responsable, conjoint, enfant): ``enfant`` when a silo says so, or when the citizen is a
+minor joining by address; among adults, the one most silos call responsable (then the oldest,
+then the smallest citizen id) is the foyer's responsable, the others conjoints. Memberships keep
+their dates (earliest start, latest end; null end = current). Minors are flagged from the
+golden birth date at the build date.
+
+The foyer id is ``foyer:<smallest silo grouping id>`` (or ``foyer:<smallest citizen id>`` for a
+foyer found by address): stable while that grouping exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from matching.standardise import standardise
+from schemas.contract import HOUSEHOLD, HOUSEHOLD_MEMBER, arrow_schema
+
+log = logging.getLogger(__name__)
+
+ADULT_ROLES = ("responsable", "conjoint")
+
+
+def _components(edges: list[tuple[str, str]], nodes: list[str]) -> dict[str, str]:
+    """Union-find: node -> smallest node of its connected component."""
+    parent = {n: n for n in nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+    return {n: find(n) for n in nodes}
+
+
+def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table, *,
+                     now: datetime) -> tuple[pa.Table, pa.Table]:
+    """``(household, household_member)`` tables (contract columns) of the resolved foyers.
+
+    ``memberships``: ``core.household_membership`` columns; ``links``: record_key, citizen_id;
+    ``citizens``: golden citizens (citizen_id, usage_name, birth_name, birth_date, address_line,
+    postcode, city). ``now``: timezone-aware build time (minors, current memberships).
+    """
+    if now.tzinfo is None:
+        raise ValueError("build_households needs a timezone-aware `now`")
+    today = now.date()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("m_in", memberships.select(["source_system", "household_id", "record_key", "role",
+                                                  "valid_from", "valid_to"]))
+        con.register("links_in", links.select(["record_key", "citizen_id"]))
+        people = citizens.select(["citizen_id", "usage_name", "birth_name", "birth_date", "address_line",
+                                  "postcode", "city"])
+        std = standardise(people.rename_columns(["record_key", "usage_name", "birth_name", "birth_date",
+                                                 "address_line", "postcode", "city"]))
+        con.register("cit", std)
+        con.execute("""
+CREATE TEMP TABLE m AS
+SELECT m.household_id AS grouping, l.citizen_id, lower(m.role) AS role, m.valid_from, m.valid_to,
+       (m.valid_to IS NULL OR m.valid_to >= $today) AS current
+FROM m_in m JOIN links_in l USING (record_key)""", {"today": today})
+        nodes = [r[0] for r in con.sql("SELECT DISTINCT grouping FROM m ORDER BY 1").fetchall()]
+        edges = con.sql("""
+SELECT DISTINCT a.grouping, b.grouping FROM m a JOIN m b
+  ON a.citizen_id = b.citizen_id AND a.grouping < b.grouping
+WHERE a.current AND b.current AND a.role IN ('responsable', 'conjoint') AND b.role IN ('responsable', 'conjoint')
+""").fetchall()
+        comp = _components(edges, nodes)
+        con.register("comp", pa.table({"grouping": pa.array(list(comp), pa.string()),
+                                       "foyer": pa.array([f"foyer:{v}" for v in comp.values()], pa.string())}))
+        con.execute("""
+CREATE TEMP TABLE person AS
+SELECT record_key AS citizen_id, address_std || '|' || postcode_std AS addr, surname_std, birth_date,
+       address_line, postcode, city,
+       CASE WHEN birth_date IS NULL THEN NULL ELSE birth_date + INTERVAL 18 YEAR > $today END AS is_minor
+FROM cit""", {"today": today})
+        # grouped members, then ungrouped citizens joining by address + surname
+        con.execute("""
+CREATE TEMP TABLE mem AS
+SELECT c.foyer, m.citizen_id, m.role, m.valid_from, m.valid_to, m.grouping, 'silo_grouping' AS evidence
+FROM m JOIN comp c USING (grouping)""")
+        con.execute("""
+CREATE TEMP TABLE loose AS
+SELECT p.* FROM person p
+WHERE p.addr IS NOT NULL AND p.surname_std IS NOT NULL
+  AND p.citizen_id NOT IN (SELECT citizen_id FROM mem)""")
+        con.execute("""
+INSERT INTO mem
+SELECT DISTINCT mm.foyer, l.citizen_id, CASE WHEN l.is_minor THEN 'enfant' ELSE 'conjoint' END,
+       NULL::DATE, NULL::DATE, '', 'shared_address'
+FROM loose l JOIN person p ON p.addr = l.addr AND p.surname_std = l.surname_std AND p.citizen_id <> l.citizen_id
+JOIN mem mm ON mm.citizen_id = p.citizen_id AND mm.evidence = 'silo_grouping' AND mm.role <> 'enfant'""")
+        con.execute("""
+INSERT INTO mem
+SELECT 'foyer:' || min(citizen_id) OVER (PARTITION BY addr, surname_std), citizen_id,
+       CASE WHEN is_minor THEN 'enfant' ELSE 'conjoint' END, NULL::DATE, NULL::DATE, '', 'shared_address'
+FROM (SELECT *, count(*) OVER (PARTITION BY addr, surname_std) AS n FROM loose
+      WHERE citizen_id NOT IN (SELECT citizen_id FROM mem)) WHERE n > 1""")
+        members = con.sql("""
+WITH per AS (
+    SELECT foyer, citizen_id,
+           bool_or(role = 'enfant') AS child,
+           count(*) FILTER (WHERE role = 'responsable') AS resp,
+           min(valid_from) AS valid_from,
+           CASE WHEN bool_or(valid_to IS NULL) THEN NULL ELSE max(valid_to) END AS valid_to,
+           coalesce(string_agg(DISTINCT nullif(grouping, ''), ',' ORDER BY nullif(grouping, '')), '') AS sources
+    FROM mem GROUP BY foyer, citizen_id
+),
+ranked AS (
+    SELECT per.*, p.is_minor, p.birth_date,
+           row_number() OVER (PARTITION BY foyer ORDER BY child, resp DESC, p.birth_date NULLS LAST,
+                              per.citizen_id) AS r
+    FROM per LEFT JOIN person p USING (citizen_id)
+)
+SELECT foyer AS household_id, citizen_id,
+       CASE WHEN child THEN 'enfant' WHEN r = 1 THEN 'responsable' ELSE 'conjoint' END AS role,
+       valid_from, valid_to, is_minor, sources AS source_households
+FROM ranked ORDER BY household_id, role DESC, citizen_id""").to_arrow_table()
+        con.register("members", members)
+        households = con.sql("""
+WITH counts AS (
+    SELECT household_id,
+           CAST(count(*) FILTER (WHERE valid_to IS NULL OR valid_to >= $today) AS INTEGER) AS members,
+           CAST(count(*) FILTER (WHERE is_minor AND (valid_to IS NULL OR valid_to >= $today)) AS INTEGER)
+               AS minors
+    FROM members GROUP BY household_id
+),
+groupings AS (
+    SELECT foyer AS household_id, string_agg(DISTINCT grouping, ',' ORDER BY grouping) AS source_households
+    FROM mem WHERE grouping <> '' GROUP BY foyer
+),
+head AS (
+    SELECT household_id, min(citizen_id) AS citizen_id FROM members WHERE role = 'responsable'
+    GROUP BY household_id
+)
+SELECT c.household_id, p.address_line, p.postcode, p.city, c.members, c.minors,
+       coalesce(g.source_households, '') AS source_households,
+       CASE WHEN g.source_households IS NULL THEN 'shared_address' ELSE 'silo_grouping' END AS evidence,
+       $now AS updated_at
+FROM counts c LEFT JOIN groupings g USING (household_id) LEFT JOIN head h USING (household_id)
+LEFT JOIN person p ON p.citizen_id = h.citizen_id
+ORDER BY h.household_id""", params={"today": today, "now": now}).to_arrow_table()
+    finally:
+        con.close()
+    hs, ms = arrow_schema(HOUSEHOLD), arrow_schema(HOUSEHOLD_MEMBER)
+    households = households.select(hs.names).cast(hs)
+    members = members.select(ms.names).cast(ms)
+    log.info("households: %d foyers, %d memberships", households.num_rows, members.num_rows)
+    return households, members
