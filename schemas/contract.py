@@ -314,6 +314,12 @@ CITIZEN_LINK = Table(
           "(1.0 for a citizen of one record)", nullable=False),
         C("model_version", "text", "the Splink model that scored it", nullable=False),
         C("run_id", "text", "the resolution run", nullable=False),
+        C("match_weight", "double", "match weight (bits) of the edge that tied it into its cluster "
+          "(null alone, or for a human must-link the model did not score)"),
+        C("explanation", "json", "why: that edge's per-comparison contributions in bits, e.g. "
+          '{"first_name": 9.1, "birth_date": 7.4, "email": -1.2} (comparisons unknown on a side are left '
+          'out), or {"decision": "must-link"}; null alone'),
+        C("linked_via", "text", "the record at the other end of that edge (null alone)"),
     ),
     key=("record_key",),
 )
@@ -412,7 +418,96 @@ HOUSEHOLD_MEMBER = Table(
     key=("household_id", "citizen_id"),
 )
 
+# ---------------------------------------------------------------- identity decisions and releases
+
+MATCH_DECISION = Table(
+    "match_decision",
+    "golden",
+    "Human identity decisions, honoured by every later resolution run until revoked (never by a rerun).",
+    (
+        C("decision_id", "text", "D + 12 hex, unique", nullable=False),
+        C("kind", "text", "must_link, cannot_link (between two records) or split (of a citizen into groups)",
+          nullable=False),
+        C("record_key_l", "text", "first record of a must_link / cannot_link (the smaller key)"),
+        C("record_key_r", "text", "second record of a must_link / cannot_link"),
+        C("groups", "json", "split: JSON array of arrays of record keys that must stay apart"),
+        C("citizen_id", "text", "the citizen the decision was taken on, when one"),
+        C("decided_by", "text", "the agent's login", nullable=False),
+        C("decided_at", "timestamptz", "when", nullable=False),
+        C("reason", "text", "why, in the agent's words", nullable=False, personal=True),
+        C("queue_id", "text", "the review-queue entry it settled, when one"),
+        C("revoked_at", "timestamptz", "when it was revoked (null: in force)"),
+        C("revoked_by", "text", "who revoked it"),
+        C("revoke_reason", "text", "why it was revoked", personal=True),
+    ),
+    key=("decision_id",),
+)
+
+REVIEW_QUEUE = Table(
+    "review_queue",
+    "golden",
+    "Pairs of records the model is unsure about, with no decision yet: for an agent to accept or reject.",
+    (
+        C("queue_id", "text", "Q + 12 hex of the pair: the same pair keeps its id from run to run", nullable=False),
+        C("record_key_l", "text", "first record (the smaller key)", nullable=False),
+        C("record_key_r", "text", "second record", nullable=False),
+        C("match_probability", "double", "the model's probability that they are one person", nullable=False),
+        C("match_weight", "double", "the model's match weight (bits)", nullable=False),
+        C("explanation", "json", "per-comparison contributions in bits (see citizen_link.explanation)"),
+        C("citizen_id_l", "text", "the citizen the first record belongs to", nullable=False),
+        C("citizen_id_r", "text", "the citizen the second record belongs to", nullable=False),
+        C("queued_at", "timestamptz", "when the pair first entered the queue", nullable=False),
+        C("run_id", "text", "the resolution run that last queued it", nullable=False),
+    ),
+    key=("queue_id",),
+)
+
+RESOLUTION_RELEASE = Table(
+    "resolution_release",
+    "golden",
+    "Per resolution run: what changed against the previous publication, and the release guard's verdict.",
+    (
+        C("run_id", "text", "the run", nullable=False),
+        C("previous_run_id", "text", "the publication compared with (null: first run)"),
+        C("citizens_before", "bigint", "citizens in the previous publication", nullable=False),
+        C("citizens_after", "bigint", "citizens this run produced", nullable=False),
+        C("new_citizens", "bigint", "citizens with a fresh id", nullable=False),
+        C("merged_citizens", "bigint", "citizens holding records of two or more previous citizens", nullable=False),
+        C("split_citizens", "bigint", "previous citizens whose records now belong to two or more citizens",
+          nullable=False),
+        C("unchanged_citizens", "bigint", "citizens with the same id and exactly the same records", nullable=False),
+        C("retired_ids", "bigint", "previous ids no cluster kept (kept as aliases)", nullable=False),
+        C("largest_before", "bigint", "records in the previous publication's largest citizen", nullable=False),
+        C("largest_after", "bigint", "records in this run's largest citizen", nullable=False),
+        C("size_histogram", "json", 'citizens by number of records, e.g. {"1": 8200, "2": 950, "10+": 3}',
+          nullable=False),
+        C("decisions_applied", "bigint", "human decisions in force during the run", nullable=False),
+        C("must_links_refused", "bigint", "must-links not honoured because a cannot-link forbade them",
+          nullable=False),
+        C("review_queued", "bigint", "pairs left for human review", nullable=False),
+        C("status", "text", "accepted, confirmed (abnormal, published on confirmation) or refused (not published)",
+          nullable=False),
+        C("guard_message", "text", "why the guard found the release abnormal (null when normal)"),
+        C("confirmed_by", "text", "who confirmed an abnormal release"),
+        C("recorded_at", "timestamptz", "when", nullable=False),
+    ),
+    key=("run_id",),
+)
+
+CITIZEN_ALIAS = Table(
+    "citizen_alias",
+    "golden",
+    "Retired citizen ids: where their records went. An id, once issued, is never given to another person.",
+    (
+        C("old_id", "text", "the retired citizen id", nullable=False),
+        C("new_id", "text", "the citizen holding most of its records (null when all were deleted)"),
+        C("retired_at", "timestamptz", "when", nullable=False),
+        C("run_id", "text", "the resolution run that retired it", nullable=False),
+    ),
+    key=("old_id",),
+)
+
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
-                 HOUSEHOLD_MEMBER)
+                 HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS)
 OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
 ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES
