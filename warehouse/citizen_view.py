@@ -1,4 +1,4 @@
-"""The citizen read model: find a citizen, show the 360° view. Every read is logged.
+"""The citizen read model: find a citizen, show the 360° view, prefill a form. Every read is logged.
 
 Used by the ``hub`` CLI and the agent desk / API. Both functions take the ``reader`` (who) and
 the ``purpose`` (why) and append one ``ops.access_log`` row per citizen returned: the log holds
@@ -18,8 +18,13 @@ import pyarrow as pa
 
 from schemas.contract import (
     ACCESS_LOG,
+    CERTIFICATION_LEVELS,
     CITIZEN,
+    CITIZEN_ATTRIBUTE,
     CITIZEN_LINK,
+    DISCREPANCY,
+    HOUSEHOLD,
+    HOUSEHOLD_MEMBER,
     HOUSEHOLD_MEMBERSHIP,
     INTERACTION,
     ORGANISATION,
@@ -29,6 +34,7 @@ from schemas.contract import (
     arrow_schema,
 )
 from warehouse.engine import Warehouse, bind_list, qualified
+from warehouse.timeline import annotate
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,8 @@ _LIGATURES = (("œ", "oe"), ("æ", "ae"), ("ß", "ss"))
 
 SEARCH_FIELDS = ("citizen_id", "given_names", "birth_name", "usage_name", "birth_date", "city", "source_systems")
 IDENTITY_FIELDS = tuple(c for c in CITIZEN.column_names)
-SHOW_SECTIONS = ("records", "households", "organisations", "interactions")
+SHOW_SECTIONS = ("provenance", "conflicts", "records", "households", "foyers", "organisations", "interactions",
+                 "deadlines", "unpaid", "discrepancies")
 
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -201,30 +208,49 @@ def search(wh: Warehouse, text: str, *, limit: int = 20, reader: str, purpose: s
     return results
 
 
-def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: str = "cli") -> dict | None:
+def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: str = "cli",
+         now: datetime | None = None) -> dict | None:
     """The 360° view of one citizen, or ``None`` when the id is unknown. Logged in ``ops.access_log``.
 
-    Structure (every value JSON-serialisable: dates and timestamps ISO 8601, money as a string)::
+    ``now`` (default: the current time) dates the deadline flags and the minors. Structure
+    (JSON Schema: ``schemas/citizen_view.schema.json``; every value JSON-serialisable: dates and
+    timestamps ISO 8601, money as a string)::
 
         {
           "citizen": {citizen_id, given_names, birth_name, usage_name, sex, birth_date, email, phone,
                       address_line, postcode, city, record_count, source_systems: [str], updated_at},
+          "provenance": {  # per golden attribute: where the value came from and why it won
+            <attribute>: {record_key, source_system, certification_level, certification, observed_at,
+                          rule, conflict, candidates}},
+          "conflicts": [  # attributes the silos disagree on, with each differing silo value
+            {attribute, golden_value, golden_source_system,
+             others: [{source_system, record_key, value}]}],
           "records": [  # every linked source record, by silo then key
             {record_key, source_system, source_id, role, given_names, birth_name, usage_name, sex,
              birth_date, birth_date_precision, email, phone,
              address: {address_line, postcode, city, country}, certification_level,
              match_probability, deleted_at}],
-          "households": [  # each household one of the records belongs to
+          "households": [  # each silo grouping one of the records belongs to, as the silo has it
             {household_id, source_system, role,  # role of this citizen in it
              members: [{record_key, citizen_id (null when unresolved), role}]}],  # the others
+          "foyers": [  # the resolved foyers (silo groupings merged), this citizen's role in each
+            {household_id, role, evidence, source_households: [str], address_line, postcode, city,
+             members: [{citizen_id, given_names, usage_name, birth_date, role, is_minor, valid_from,
+                        valid_to}]}],  # every member, this citizen included
           "organisations": [
             {organisation_key, name, rna, siren, role, valid_from, valid_to, record_key}],
-          "interactions": [  # across silos, by opened_at
+          "interactions": [  # the timeline across silos, by opened_at
             {interaction_key, source_system, record_key, kind, service, title, status, opened_at,
-             closed_at, due_at, amount, currency, channel}],
+             closed_at, due_at, amount, currency, channel,
+             pending, deadline, silence (acceptation | rejet | null), basis, overdue, due_soon}],
+          "deadlines": [interaction_key, ...],  # pending requests, nearest legal deadline first
+          "unpaid": {count, totals: {currency: amount}, invoices: [interaction_key]},
+          "discrepancies": [  # this citizen's source records that differ from the golden value
+            {source_system, record_key, attribute, silo_value, golden_value, golden_source_system}],
         }
     """
     _check_reader(reader, purpose)
+    now = now or datetime.now(UTC)
     if not _exists(wh, CITIZEN):
         return None
     found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
@@ -233,16 +259,147 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
     citizen = _clean(found[0])
     citizen["source_systems"] = _systems(citizen["source_systems"])
     has_links = _exists(wh, CITIZEN_LINK)
+    provenance = _provenance(wh, citizen_id) if _exists(wh, CITIZEN_ATTRIBUTE) else {}
+    discrepancies = _discrepancies(wh, citizen_id) if _exists(wh, DISCREPANCY) else []
+    interactions = _interactions(wh, citizen_id) if has_links and _exists(wh, INTERACTION) else []
+    tl = annotate(interactions, now=now)
     view: dict[str, Any] = {
         "citizen": citizen,
+        "provenance": provenance,
+        "conflicts": _conflicts(citizen, provenance, discrepancies),
         "records": _records(wh, citizen_id) if has_links and _exists(wh, PERSON_RECORD) else [],
         "households": _households(wh, citizen_id) if has_links and _exists(wh, HOUSEHOLD_MEMBERSHIP) else [],
+        "foyers": _foyers(wh, citizen_id, now) if _exists(wh, HOUSEHOLD, HOUSEHOLD_MEMBER) else [],
         "organisations": _organisations(wh, citizen_id) if has_links and _exists(wh, ORGANISATION_ROLE) else [],
-        "interactions": _interactions(wh, citizen_id) if has_links and _exists(wh, INTERACTION) else [],
+        "interactions": [_clean(e) for e in tl["events"]],
+        "deadlines": [e["interaction_key"] for e in tl["deadlines"]],
+        "unpaid": {"count": tl["unpaid"]["count"],
+                   "totals": {k: str(v) for k, v in tl["unpaid"]["totals"].items()},
+                   "invoices": tl["unpaid"]["invoices"]},
+        "discrepancies": [{k: v for k, v in d.items() if k != "citizen_id"} for d in discrepancies],
     }
     _log_reads(wh, [citizen_id], [f"citizen.{f}" for f in IDENTITY_FIELDS] + list(SHOW_SECTIONS),
                reader=reader, purpose=purpose, channel=channel)
     return view
+
+
+def prefill(wh: Warehouse, citizen_id: str, *, service: str, reader: str, channel: str = "cli") -> dict | None:
+    """Once-only read: the citizen's current attributes a service's form may prefill, with proof.
+
+    Only the attributes ``schemas.purposes.SERVICES[service]`` lists are returned (KeyError for
+    an unknown service); the read is logged with the service's purpose. ``None`` when the
+    citizen is unknown. Structure::
+
+        {citizen_id, service, purpose, legal_basis,
+         attributes: {<attribute>: {value, certification_level, certification, source_system,
+                                    record_key, observed_at, rule, conflict}}}
+
+    An attribute the hub does not know is absent; ``conflict`` tells the form to ask the citizen
+    to confirm; ``rule`` ``fallback`` marks an inferred value (e.g. a birth name no silo holds).
+    """
+    from schemas.purposes import service as service_entry
+
+    entry = service_entry(service)
+    _check_reader(reader, entry["purpose"])
+    if not _exists(wh, CITIZEN):
+        return None
+    found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
+    if not found:
+        return None
+    allowed = list(entry["attributes"])
+    golden = _clean(found[0])
+    provenance = _provenance(wh, citizen_id) if _exists(wh, CITIZEN_ATTRIBUTE) else {}
+    attributes = {}
+    for attr in allowed:
+        if golden.get(attr) is None:
+            continue
+        p = provenance.get(attr, {})
+        attributes[attr] = {"value": golden[attr], **{k: p.get(k) for k in (
+            "certification_level", "certification", "source_system", "record_key", "observed_at", "rule",
+            "conflict")}}
+    _log_reads(wh, [citizen_id], [f"citizen.{a}" for a in allowed], reader=reader, purpose=entry["purpose"],
+               channel=channel)
+    return {"citizen_id": citizen_id, "service": service, "purpose": entry["purpose"],
+            "legal_basis": entry["legal_basis"], "attributes": attributes}
+
+
+def _provenance(wh: Warehouse, citizen_id: str) -> dict[str, dict[str, Any]]:
+    rows = wh.dicts(
+        "SELECT attribute, record_key, source_system, certification_level, observed_at, rule, conflict, candidates "
+        f"FROM {qualified(CITIZEN_ATTRIBUTE)} WHERE citizen_id = :c ORDER BY attribute", {"c": citizen_id})
+    out = {}
+    for r in rows:
+        r = _clean(r)
+        attr = r.pop("attribute")
+        r["certification"] = CERTIFICATION_LEVELS.get(r["certification_level"])
+        r["conflict"] = bool(r["conflict"])
+        out[attr] = r
+    return out
+
+
+def _discrepancies(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    rows = wh.dicts(
+        "SELECT source_system, record_key, citizen_id, attribute, silo_value, golden_value, golden_source_system "
+        f"FROM {qualified(DISCREPANCY)} WHERE citizen_id = :c ORDER BY attribute, source_system, record_key",
+        {"c": citizen_id})
+    return [_clean(r) for r in rows]
+
+
+_ADDRESS_PARTS = ("address_line", "postcode", "city")
+
+
+def _conflicts(citizen: dict[str, Any], provenance: dict[str, dict[str, Any]],
+               discrepancies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for attr in ("usage_name", "birth_name", "birth_date", "email", "phone", "address"):
+        source = provenance.get("address_line" if attr == "address" else attr)
+        if not source or not source["conflict"]:
+            continue
+        golden = (", ".join(str(citizen[p]) for p in _ADDRESS_PARTS if citizen.get(p)) if attr == "address"
+                  else citizen.get(attr))
+        others = [{"source_system": d["source_system"], "record_key": d["record_key"], "value": d["silo_value"]}
+                  for d in discrepancies if d["attribute"] == attr]
+        out.append({"attribute": attr, "golden_value": golden, "golden_source_system": source["source_system"],
+                    "others": others})
+    return out
+
+
+def _foyers(wh: Warehouse, citizen_id: str, now: datetime) -> list[dict[str, Any]]:
+    h, m, c = qualified(HOUSEHOLD), qualified(HOUSEHOLD_MEMBER), qualified(CITIZEN)
+    heads = wh.dicts(
+        f"SELECT h.household_id, own.role, h.evidence, h.source_households, h.address_line, h.postcode, h.city "
+        f"FROM {h} h JOIN {m} own ON own.household_id = h.household_id WHERE own.citizen_id = :c "
+        "ORDER BY h.household_id", {"c": citizen_id})
+    if not heads:
+        return []
+    members = wh.dicts(
+        f"SELECT m.household_id, m.citizen_id, c.given_names, c.usage_name, c.birth_date, m.role, m.is_minor, "
+        f"m.valid_from, m.valid_to FROM {m} m LEFT JOIN {c} c ON c.citizen_id = m.citizen_id "
+        f"WHERE m.household_id IN (SELECT household_id FROM {m} WHERE citizen_id = :c) "
+        "ORDER BY m.household_id, CASE m.role WHEN 'responsable' THEN 0 WHEN 'conjoint' THEN 1 ELSE 2 END, "
+        "c.birth_date, m.citizen_id", {"c": citizen_id})
+    today = now.date()
+    out = []
+    for head in heads:
+        f = _clean(head)
+        f["source_households"] = _systems(f["source_households"])
+        f["members"] = []
+        for r in members:
+            if r["household_id"] != head["household_id"]:
+                continue
+            # minors as of the reading date (the stored flag is as of the build)
+            born = r["birth_date"]
+            minor = None if born is None else _add_years(born, 18) > today
+            f["members"].append(_clean({k: v for k, v in r.items() if k != "household_id"} | {"is_minor": minor}))
+        out.append(f)
+    return out
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + years, day=28)
 
 
 def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
