@@ -69,13 +69,14 @@ class _Steps:
 @click.option("--seed", default=42, show_default=True, help="Seed of the synthetic population.")
 @click.option("--var", "var_dir", default="var", show_default=True, type=click.Path(path_type=Path),
               help="Where the sandbox, the warehouse and dlt's state go.")
-def demo(people: int, seed: int, var_dir: Path) -> None:
+@click.option("--with-demarches", is_flag=True, help="Also run the Démarches simplifiées silo (a sixth source).")
+def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
     """Generate a commune, start its simulated silos, run the whole job, report what it found."""
     from hub.demo import demo as run_demo
     from hub.report import print_demo
 
     with _Steps() as steps:
-        result = run_demo(var_dir, people, seed, progress=steps,
+        result = run_demo(var_dir, people, seed, progress=steps, with_demarches=with_demarches,
                           warehouse_url=os.environ.get("HUB_WAREHOUSE_URL"))
     print_demo(console, result)
 
@@ -162,6 +163,64 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
         click.echo(json.dumps(view, ensure_ascii=False, indent=2, default=str))
         return
     print_citizen(console, view)
+
+
+@citizen.command("prefill")
+@click.argument("citizen_id")
+@click.option("--service", required=True, help="The asking service (see schemas/purposes.py); it reads only "
+              "the attributes its purpose allows, and that purpose goes to the access log.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_config
+def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path | None) -> None:
+    """Once-only read: the attributes a service's form may prefill, with proof level, source and date."""
+    from warehouse.citizen_view import prefill
+    from warehouse.engine import Warehouse
+
+    settings = _settings(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        try:
+            data = prefill(wh, citizen_id, service=service, reader=_reader())
+        except KeyError as e:
+            err.print(f"[red]{e.args[0]}[/red]")
+            sys.exit(2)
+    if data is None:
+        err.print(f"No citizen {citizen_id}.")
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        return
+    from hub.report import print_prefill
+
+    print_prefill(console, data)
+
+
+@citizen.command("worklist")
+@click.argument("source_system")
+@click.option("--attribute", help="Only this attribute (usage_name, birth_name, birth_date, email, phone, address).")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_purpose
+@_config
+def citizen_worklist(source_system: str, attribute: str | None, limit: int, as_json: bool, purpose: str,
+                     config: Path | None) -> None:
+    """A silo's records whose value differs from the golden one: what its agents should fix."""
+    from warehouse.citizen_view import worklist
+    from warehouse.engine import Warehouse
+
+    settings = _settings(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        rows = worklist(wh, source_system, attribute=attribute, limit=limit, reader=_reader(), purpose=purpose)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return
+    if not rows:
+        console.print(f"Nothing to fix in {source_system}.")
+        return
+    t = Table("record", "citoyen", "attribut", "valeur du silo", "valeur retenue", "source retenue", box=None)
+    for r in rows:
+        t.add_row(r["record_key"], r["citizen_id"], r["attribute"], r["silo_value"] or "", r["golden_value"] or "",
+                  r["golden_source_system"])
+    console.print(t)
 
 
 def _name(h: dict) -> str:

@@ -92,39 +92,93 @@ def fr_date(value: Any) -> str:
     return f"{s[8:10]}/{s[5:7]}/{s[0:4]}" if len(s) == 10 and s[4] == "-" else s
 
 
+_LEVEL = {0: "déclaratif", 1: "justificatif", 2: "FranceConnect"}
+_IDENTITY_ROWS = (("prénoms", "given_names"), ("nom d'usage", "usage_name"), ("nom de naissance", "birth_name"),
+                  ("sexe", "sex"), ("né(e) le", "birth_date"), ("e-mail", "email"), ("téléphone", "phone"),
+                  ("adresse", "address_line"), ("code postal", "postcode"), ("commune", "city"))
+
+
+def _money(value: Any, currency: str | None) -> str:
+    return f"{value} {currency or ''}".strip() if value is not None else ""
+
+
 def print_citizen(console: Console, view: dict[str, Any]) -> None:
-    """The 360° view, readable in a terminal."""
-    ident = view["citizen"]
+    """The 360° view, readable in a terminal: identity with provenance, conflicts, foyer, timeline,
+    deadlines, unpaid invoices, linked records and the silos' discrepancies."""
+    ident, prov = view["citizen"], view.get("provenance", {})
     console.print(f"[bold]{ident['citizen_id']}[/bold]  {ident.get('given_names') or ''} "
-                  f"{ident.get('usage_name') or ''}"
-                  + (f" (naissance : {ident['birth_name']})" if ident.get("birth_name") and
-                     ident.get("birth_name") != ident.get("usage_name") else ""))
-    for label, key in (("né(e) le", "birth_date"), ("sexe", "sex"), ("e-mail", "email"), ("téléphone", "phone")):
-        if ident.get(key):
-            value = fr_date(ident[key]) if key == "birth_date" else ident[key]
-            console.print(f"  {label:<10} {value}")
-    addr = " ".join(str(ident[k]) for k in ("address_line", "postcode", "city") if ident.get(k))
-    if addr:
-        console.print(f"  {'adresse':<10} {addr}")
-
-    t = Table("record", "silo", "rôle", "nom", "né(e) le", "probabilité", title="Source records", box=None)
-    for r in view.get("records", []):
-        t.add_row(r["record_key"], r["source_system"], r.get("role") or "",
-                  f"{r.get('given_names') or ''} {r.get('usage_name') or r.get('birth_name') or ''}",
-                  fr_date(r.get("birth_date")), f"{r.get('match_probability', 1):.3f}")
+                  f"{ident.get('usage_name') or ''}  — connu(e) de {', '.join(ident.get('source_systems') or [])}")
+    t = Table("attribut", "valeur", "preuve", "source", "observé le", "règle", title="Identité", box=None)
+    for label, key in _IDENTITY_ROWS:
+        if ident.get(key) is None:
+            continue
+        p = prov.get(key, {})
+        value = fr_date(ident[key]) if key == "birth_date" else str(ident[key])
+        flag = " [yellow]⚠ divergence[/yellow]" if p.get("conflict") else ""
+        t.add_row(label, value + flag, _LEVEL.get(p.get("certification_level"), ""), p.get("source_system") or "",
+                  fr_date(p.get("observed_at")), p.get("rule") or "")
     console.print(t)
+    for c in view.get("conflicts", []):
+        others = "; ".join(f"{o['source_system']}: {o['value']}" for o in c["others"])
+        console.print(f"  [yellow]divergence[/yellow] {c['attribute']}: retenu {c['golden_value']} "
+                      f"({c['golden_source_system']}); autres : {others}")
 
-    for h in view.get("households", []):
-        members = ", ".join(f"{m.get('citizen_id')} ({m.get('role')})" for m in h.get("members", []))
-        console.print(f"Foyer {h['household_id']} ({h['source_system']}), rôle {h['role']}; autres membres : {members}")
+    for f in view.get("foyers", []):
+        where = " ".join(str(f[k]) for k in ("address_line", "postcode", "city") if f.get(k))
+        console.print(f"\n[bold]Foyer[/bold] {f['household_id']} ({where}) — rôle : {f['role']}; "
+                      f"sources : {', '.join(f['source_households']) or 'adresse partagée'}")
+        for m in f["members"]:
+            minor = " (mineur)" if m.get("is_minor") else ""
+            console.print(f"  {m['role']:<12} {m['citizen_id']}  {m.get('given_names') or ''} "
+                          f"{m.get('usage_name') or ''}  {fr_date(m.get('birth_date'))}{minor}")
     for o in view.get("organisations", []):
-        console.print(f"Organisation: {o.get('name')} (RNA {o.get('rna') or '—'}), {o.get('role')}")
+        console.print(f"Organisation : {o.get('name')} (RNA {o.get('rna') or '—'}), {o.get('role')}")
 
-    tl = Table("date", "silo", "type", "service", "libellé", "statut", "échéance", "montant",
-               title="Timeline", box=None)
+    tl = Table("date", "silo", "type", "service", "libellé", "statut", "échéance", "montant", "alerte",
+               title="Parcours (timeline)", box=None)
     for i in view.get("interactions", []):
-        amount = f"{i['amount']} {i.get('currency') or ''}" if i.get("amount") is not None else ""
+        alert = ""
+        if i.get("overdue"):
+            alert = "[red]en retard[/red]" + (f" (silence = {i['silence']})" if i.get("silence") else "")
+        elif i.get("due_soon"):
+            alert = "[yellow]< 15 jours[/yellow]"
         tl.add_row(fr_date(i.get("opened_at")), i.get("source_system") or "", i.get("kind") or "",
                    i.get("service") or "", i.get("title") or "", i.get("status") or "",
-                   fr_date(i.get("due_at")), amount)
+                   fr_date(i.get("deadline") or i.get("due_at")), _money(i.get("amount"), i.get("currency")), alert)
     console.print(tl)
+    by_key = {i["interaction_key"]: i for i in view.get("interactions", [])}
+    for key in view.get("deadlines", []):
+        i = by_key[key]
+        console.print(f"  échéance légale {fr_date(i['deadline'])} : {i.get('title') or key} ({i['source_system']}), "
+                      f"silence vaut {i.get('silence')}" + (" — [red]dépassée[/red]" if i.get("overdue") else ""))
+    unpaid = view.get("unpaid") or {}
+    if unpaid.get("count"):
+        totals = ", ".join(f"{v} {k}" for k, v in unpaid["totals"].items())
+        console.print(f"  [bold]{unpaid['count']} facture(s) impayée(s)[/bold] : {totals}")
+
+    r = Table("record", "silo", "rôle", "nom", "né(e) le", "preuve", "probabilité", title="Fiches sources",
+              box=None)
+    for rec in view.get("records", []):
+        r.add_row(rec["record_key"], rec["source_system"], rec.get("role") or "",
+                  f"{rec.get('given_names') or ''} {rec.get('usage_name') or rec.get('birth_name') or ''}",
+                  fr_date(rec.get("birth_date")), _LEVEL.get(rec.get("certification_level"), ""),
+                  f"{rec.get('match_probability', 1):.3f}")
+    console.print(r)
+    if view.get("discrepancies"):
+        d = Table("silo", "record", "attribut", "valeur du silo", "valeur retenue", title="À corriger dans les silos",
+                  box=None)
+        for x in view["discrepancies"]:
+            d.add_row(x["source_system"], x["record_key"], x["attribute"], x.get("silo_value") or "",
+                      x.get("golden_value") or "")
+        console.print(d)
+
+
+def print_prefill(console: Console, data: dict[str, Any]) -> None:
+    """A once-only read: the attributes the service may prefill, with proof level, source and date."""
+    console.print(f"[bold]{data['citizen_id']}[/bold] pour {data['service']} ({data['purpose']})")
+    t = Table("attribut", "valeur", "preuve", "source", "observé le", "à confirmer", box=None)
+    for attr, a in data["attributes"].items():
+        confirm = "oui" if a.get("conflict") or a.get("rule") == "fallback" else ""
+        t.add_row(attr, str(a["value"]), _LEVEL.get(a.get("certification_level"), ""), a.get("source_system") or "",
+                  fr_date(a.get("observed_at")), confirm)
+    console.print(t)

@@ -323,6 +323,29 @@ def prefill(wh: Warehouse, citizen_id: str, *, service: str, reader: str, channe
             "legal_basis": entry["legal_basis"], "attributes": attributes}
 
 
+def worklist(wh: Warehouse, source_system: str, *, attribute: str | None = None, limit: int = 100,
+             reader: str, purpose: str, channel: str = "cli") -> list[dict[str, Any]]:
+    """A silo's discrepancy worklist: its records whose value differs from the golden one.
+
+    Ordered by attribute then record key, at most ``limit`` rows, each with ``source_system,
+    record_key, citizen_id, attribute, silo_value, golden_value, golden_record_key,
+    golden_source_system, golden_certification_level``. One access-log row per citizen listed.
+    """
+    _check_reader(reader, purpose)
+    if not _exists(wh, DISCREPANCY):
+        return []
+    cond, params = "source_system = :s", {"s": source_system, "limit": int(limit)}
+    if attribute:
+        cond += " AND attribute = :a"
+        params["a"] = attribute
+    rows = [_clean(r) for r in wh.dicts(
+        f"SELECT * FROM {qualified(DISCREPANCY)} WHERE {cond} ORDER BY attribute, record_key LIMIT :limit", params)]
+    citizens = sorted({r["citizen_id"] for r in rows})
+    _log_reads(wh, citizens, [f"discrepancy.{c}" for c in DISCREPANCY.column_names], reader=reader,
+               purpose=purpose, channel=channel)
+    return rows
+
+
 def _provenance(wh: Warehouse, citizen_id: str) -> dict[str, dict[str, Any]]:
     rows = wh.dicts(
         "SELECT attribute, record_key, source_system, certification_level, observed_at, rule, conflict, candidates "
