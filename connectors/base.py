@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
 
-from schemas.contract import QUARANTINE, arrow_schema
+from schemas.contract import QUARANTINE, SQL_TYPES, arrow_schema
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +359,19 @@ def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
         dataset_name=f"raw_{system}",
         pipelines_dir=str(pipelines_dir),
     )
+
+
+def ensure_raw_table(pipeline: Any, table: str, columns: Mapping[str, str]) -> None:
+    """Create ``raw_<system>.<table>`` empty when no run has loaded a row into it yet.
+
+    dlt creates a table with its first rows only; a table that only ever receives occasional rows
+    (deletion logs) must still exist for staging SQL to join it. ``columns``: name → logical type
+    of schemas.contract (text, bigint, timestamptz, ...), matching what dlt would create.
+    """
+    engine = 0 if pipeline.destination.destination_name == "duckdb" else 1
+    cols = ", ".join(f'"{name}" {SQL_TYPES[kind][engine]}' for name, kind in columns.items())
+    with pipeline.sql_client() as client:
+        client.execute_sql(f"CREATE TABLE IF NOT EXISTS {client.make_qualified_table_name(table)} ({cols})")
 
 
 def loader_file_format(destination: Any) -> str:

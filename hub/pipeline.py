@@ -125,26 +125,18 @@ def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     with _warehouse(settings) as wh:
-        present = {s.name for s in settings.sources if _has_raw(wh, s.name)}
-        models = {
-            table: [(name, sql) for name, sql in entries if _model_system(name) in present]
-            for table, entries in staging_models().items()
-        }
+        present = [s for s in settings.sources if _has_raw(wh, s.name)]
+        models = staging_models([(s.kind, s.params) for s in present])
         counts = build(wh, models, run_id)
     staged = sum(c.staged for c in counts)
     passed = sum(c.passed for c in counts)
     return {
-        "sources": sorted(present),
+        "sources": sorted(s.name for s in present),
         "staged": staged,
         "passed": passed,
         "quarantined": staged - passed,
         "seconds": round(time.perf_counter() - started, 2),
     }
-
-
-def _model_system(model_name: str) -> str:
-    # stg_<system>__<entity>s
-    return model_name.removeprefix("stg_").split("__", 1)[0]
 
 
 def _has_raw(wh, system: str) -> bool:

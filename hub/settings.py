@@ -133,6 +133,8 @@ def render_toml(settings: dict[str, Any]) -> str:
 
 
 def _toml_value(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):

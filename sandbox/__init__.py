@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox.associations_export import association_tables, write_associations
+from sandbox.demarches import DemarchesServer, demarches_data, write_demarches
 from sandbox.family_portal import DEFAULT_TOKEN, FamilyPortal, family_collections, write_family
 from sandbox.finance_db import finance_tables, write_finance
 from sandbox.observations import Observations, observe, person_records, to_person_records
@@ -73,7 +74,7 @@ class Sandbox:
     family_dir: Path
     associations_dir: Path
     truth_path: Path
-    # person records per silo: finance, family, associations, salesforce, servicenow
+    # person records per silo: finance, family, associations, salesforce, servicenow, demarches
     person_records: dict[str, int] = field(default_factory=dict)
     # rows per silo table / collection / file, e.g. "finance.tiers", "family.enfants", "associations.dirigeants.csv"
     rows: dict[str, int] = field(default_factory=dict)
@@ -100,6 +101,15 @@ class Sandbox:
         """A started Salesforce org serving this sandbox's Contacts, Accounts and Cases on 127.0.0.1
         (``kwargs``: client_id, client_secret, username, password, batch_size)."""
         return SalesforceOrg(self.salesforce_dir, port=port, **kwargs).start()
+
+    @property
+    def demarches_dir(self) -> Path:
+        return self.root / "demarches"
+
+    def demarches(self, port: int = 0, **kwargs: Any) -> DemarchesServer:
+        """A started Démarches simplifiées GraphQL API serving this sandbox's dossiers on 127.0.0.1
+        (``kwargs``: token)."""
+        return DemarchesServer(self.demarches_dir, port=port, **kwargs).start()
 
     def servicenow(self, port: int = 0, **kwargs: Any) -> ServiceNowInstance:
         """A started ServiceNow instance serving this sandbox's users and incidents on 127.0.0.1
@@ -131,7 +141,7 @@ def truth_table(obs: Observations) -> pa.Table:
 
 
 def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | None = None) -> Sandbox:
-    """Generate the commune and write the five silos and the truth under ``root``."""
+    """Generate the commune and write the six silos and the truth under ``root``."""
     started = time.perf_counter()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -148,7 +158,10 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
     rows.update({f"salesforce.{k}": v for k, v in sf.items()})
     sn = write_servicenow(root / "servicenow", servicenow_tables(obs))
     rows.update({f"servicenow.{k}": v for k, v in sn.items()})
+    ds = demarches_data(pop, obs)
+    rows.update({f"demarches.{k}": v for k, v in write_demarches(root / "demarches", ds).items()})
     truth = truth_table(obs)
+    truth = pa.concat_tables([truth, ds.truth.select(truth.column_names).cast(truth.schema)])
     truth_path = root / TRUTH_FILE
     pq.write_table(truth, truth_path)
     records = {
@@ -157,6 +170,7 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
         "associations": obs.dirigeants.num_rows,
         "salesforce": obs.salesforce_contacts.num_rows if obs.salesforce_contacts is not None else 0,
         "servicenow": obs.servicenow_users.num_rows if obs.servicenow_users is not None else 0,
+        "demarches": ds.truth.num_rows,
     }
     sb = Sandbox(root=root, people=people, seed=seed, finance_url=url, family_dir=family_dir,
                  associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows)

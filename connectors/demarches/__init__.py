@@ -30,6 +30,7 @@ from connectors.base import (
     Guard,
     SourceError,
     cast_columns,
+    ensure_raw_table,
     exception_chain,
     loader_file_format,
     make_pipeline,
@@ -398,6 +399,10 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
     try:
         pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
         pipeline.run(resources, loader_file_format=loader_file_format(destination))
+        # deletions are rare: the table must exist before the first one for staging to join it
+        ensure_raw_table(pipeline, "deleted_dossiers", {"number": "bigint", "id": "text", "demarche_number": "bigint",
+                                                        "state": "text", "reason": "text",
+                                                        "date_supression": "timestamptz"})
     except SourceError:
         raise
     except Exception as e:

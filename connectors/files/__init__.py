@@ -56,6 +56,11 @@ def staging_models(mapping: Mapping | Path | str) -> dict[str, list[tuple[str, s
     return _staging_models(mapping if isinstance(mapping, Mapping) else load_mapping(mapping))
 
 
+def source_staging(params: AnyMapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """The staging models of one configured files source (``mapping`` in its settings)."""
+    return staging_models(params["mapping"])
+
+
 def configure(params: AnyMapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
     """``load`` keyword arguments from the source's settings: ``mapping`` (path of the TOML file)
     and ``drop_dir``."""

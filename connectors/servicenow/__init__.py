@@ -30,6 +30,7 @@ from connectors.base import (
     Guard,
     SourceError,
     cast_columns,
+    ensure_raw_table,
     exception_chain,
     loader_file_format,
     make_pipeline,
@@ -217,7 +218,10 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
                       prepare=page_to_arrow(t, collector), count_read=False))
         pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
         pipeline.run(source, loader_file_format=loader_file_format(destination))
-        _ensure_audit_table(pipeline)
+        # deletions are rare: the audit table must exist before the first one for staging to join it
+        ensure_raw_table(pipeline, "sys_audit_delete", {
+            "sys_id": "text", "tablename": "text", "documentkey": "text",
+            "sys_created_on": "timestamptz", "sys_updated_on": "timestamptz"})
     except SourceError:
         raise
     except Exception as e:
@@ -226,16 +230,6 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
     log.info("servicenow run %s: %s", run_id,
              ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
     return result
-
-
-def _ensure_audit_table(pipeline: Any) -> None:
-    """Create an empty ``sys_audit_delete`` when no deletion was ever loaded (dlt creates a table only
-    with its first rows), so staging can always join it. Same columns and types dlt gives it."""
-    with pipeline.sql_client() as client:
-        name = client.make_qualified_table_name("sys_audit_delete")
-        client.execute_sql(
-            f"CREATE TABLE IF NOT EXISTS {name} (sys_id VARCHAR NOT NULL, tablename VARCHAR, documentkey VARCHAR, "
-            "sys_created_on TIMESTAMP WITH TIME ZONE, sys_updated_on TIMESTAMP WITH TIME ZONE)")
 
 
 def _origin(url: str) -> str:

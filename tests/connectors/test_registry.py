@@ -10,7 +10,7 @@ from connectors.registry import SYSTEMS, staging_models
 def test_every_connector_has_configure_load_and_staging():
     for name, module in SYSTEMS.items():
         assert callable(module.configure) and callable(module.load), name
-        assert module.STAGING, name
+        assert module.STAGING or callable(getattr(module, "source_staging", None)), name
         for paths in module.STAGING.values():
             assert all(p.stem.startswith(f"stg_{name}__") and p.is_file() for p in paths), name
     assert set(staging_models()) <= {"person_record", "household_membership", "interaction", "organisation",
@@ -36,3 +36,12 @@ def test_secrets_are_asked_for_by_key_not_read_from_the_settings():
 def test_missing_setting_names_the_key():
     with pytest.raises(KeyError, match="base_url"):
         SYSTEMS["family"].configure({}, lambda k: "x")
+
+
+def test_a_files_source_brings_the_staging_generated_from_its_mapping():
+    from connectors.files import EXAMPLES
+
+    models = staging_models([("files", {"mapping": EXAMPLES / "scdl_subventions.toml"}), ("finance", {})])
+    names = {table: [n for n, _ in entries] for table, entries in models.items()}
+    assert any(n.startswith("stg_finance__") for n in names["person_record"])
+    assert [n for n in names["organisation"] if not n.startswith("stg_finance__")]

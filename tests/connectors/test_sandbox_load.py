@@ -19,6 +19,13 @@ def test_sandbox_through_connectors_and_staging(warehouse, destination, tmp_path
     results["finance"] = SYSTEMS["finance"].load(destination, "sb", pipelines_dir=pdir, source_url=sb.finance_url)
     results["associations"] = SYSTEMS["associations"].load(destination, "sb", pipelines_dir=pdir,
                                                            drop_dir=sb.associations_dir)
+    with sb.salesforce() as org:
+        results["salesforce"] = SYSTEMS["salesforce"].load(destination, "sb", pipelines_dir=pdir, login_url=org.url,
+                                                           client_id=org.client_id, client_secret=org.client_secret)
+    with sb.servicenow() as desk:
+        results["servicenow"] = SYSTEMS["servicenow"].load(destination, "sb", pipelines_dir=pdir,
+                                                           instance_url=desk.url, username=desk.username,
+                                                           password=desk.password)
     for r in results.values():
         for c in r.counts:
             assert c.rows_read == c.rows_loaded + c.rows_quarantined

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors import associations, family, finance
+from connectors import associations, family, finance, salesforce, servicenow
 from connectors.registry import SYSTEMS, staging_models
+from sandbox import build_sandbox
 from schemas.contract import CANONICAL_TABLES
 from tests.connectors.conftest import build_finance, family_data
 from tests.connectors.test_associations import drop
@@ -26,6 +27,14 @@ def loaded(warehouse, destination, portal, tmp_path: Path):
     portal.collections = family_data(2)
     family.load(destination, "r", pipelines_dir=tmp_path / "p", base_url=portal.base_url, token=portal.token)
     associations.load(destination, "r", pipelines_dir=tmp_path / "p", drop_dir=drop(tmp_path))
+    sb = build_sandbox(tmp_path / "sb", people=150, seed=2)
+    with sb.salesforce() as org:
+        salesforce.load(destination, "r", pipelines_dir=tmp_path / "p", login_url=org.url, client_id=org.client_id,
+                        client_secret=org.client_secret)
+    with sb.servicenow() as desk:
+        desk.delete("sys_user", desk.records("sys_user")[0]["sys_id"])
+        servicenow.load(destination, "r", pipelines_dir=tmp_path / "p", instance_url=desk.url,
+                        username=desk.username, password=desk.password)
     return warehouse
 
 

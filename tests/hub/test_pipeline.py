@@ -29,7 +29,8 @@ def _golden(url: str) -> tuple[list[tuple], list[tuple]]:
 
 
 def test_pipeline_end_to_end_is_complete_reconciled_and_idempotent(tmp_path, warehouse_url):
-    with running_sandbox(tmp_path / "var", people=600, seed=11, warehouse_url=warehouse_url) as sr:
+    with running_sandbox(tmp_path / "var", people=600, seed=11, warehouse_url=warehouse_url,
+                         with_demarches=True) as sr:
         settings, sb = sr.settings, sr.sandbox
         first = run(settings)
         golden_1 = _golden(settings.warehouse_url)
@@ -118,7 +119,7 @@ def test_a_failing_source_is_reported_by_name_and_loses_nothing(tmp_path):
     message = broken.failed[0]["error"]
     assert message.startswith("family: ") and "responsables page 1" in message
     assert "nouvelle.adresse" not in message
-    assert {s["source"] for s in broken.ingested} == {"finance", "associations"}
+    assert {s["source"] for s in broken.ingested} == {"finance", "associations", "salesforce", "servicenow"}
 
     with Warehouse(url) as wh:
         assert wh.scalar("SELECT count(*) FROM raw_family.responsables") == before
@@ -127,7 +128,7 @@ def test_a_failing_source_is_reported_by_name_and_loses_nothing(tmp_path):
                          {"r": broken.run_id})
     assert [(s, st) for s, st, _ in failed] == [("family", "failed")]
 
-    # the portal is gone altogether (server stopped): a clear error naming the source, no traceback
+    # the HTTP silos are gone altogether (servers stopped): clear errors naming each source, no traceback
     down = run(sr.settings)
-    assert [f["source"] for f in down.failed] == ["family"]
-    assert down.failed[0]["error"].startswith("family: ")
+    assert [f["source"] for f in down.failed] == ["family", "salesforce", "servicenow"]
+    assert all(f["error"].startswith(f"{f['source']}: ") for f in down.failed)

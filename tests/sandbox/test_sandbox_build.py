@@ -27,6 +27,12 @@ def _emitted_keys(sb: Sandbox) -> list[str]:
         keys += [f"family:{entity}/{r['id']}" for r in rows]
     with open(sb.associations_dir / "dirigeants.csv", encoding="cp1252", newline="") as fh:
         keys += [f"associations:dirigeant/{r['id']}" for r in csv.DictReader(fh, delimiter=";")]
+    contacts = json.loads((sb.salesforce_dir / "Contact.json").read_text(encoding="utf-8"))
+    keys += [f"salesforce:contact/{r['Id']}" for r in contacts]
+    users = json.loads((sb.servicenow_dir / "sys_user.json").read_text(encoding="utf-8"))
+    keys += [f"servicenow:sys_user/{r['sys_id']}" for r in users]
+    demarches = json.loads((sb.demarches_dir / "demarches.json").read_text(encoding="utf-8"))["demarches"]
+    keys += [f"demarches:dossier/{d['number']}" for m in demarches for d in m["dossiers"]]
     return keys
 
 

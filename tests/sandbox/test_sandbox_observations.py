@@ -17,6 +17,8 @@ KEY_PATTERNS = {
     "finance": r"finance:tiers/\d+",
     "family": r"family:(responsable|enfant)/\d+",
     "associations": r"associations:dirigeant/\d+",
+    "salesforce": r"salesforce:contact/003[0-9A-Za-z]{15}",
+    "servicenow": r"servicenow:sys_user/[0-9a-f]{32}",
 }
 
 

@@ -3,8 +3,6 @@ and a portal serving fixed pages (for the JSON-family cases)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -14,20 +12,7 @@ from typing import Any
 
 import pytest
 
-# pytest (importlib mode) imports tests/connectors as the package `connectors`, so this folder is
-# found as a namespace `connectors.files` before the real package: load the real one under its name.
-_REAL = Path(__file__).resolve().parents[3] / "connectors" / "files"
-if getattr(sys.modules.get("connectors.files"), "__file__", None) != str(_REAL / "__init__.py"):
-    for _name in [m for m in sys.modules if m == "connectors.files" or m.startswith("connectors.files.")]:
-        del sys.modules[_name]
-    _spec = importlib.util.spec_from_file_location("connectors.files", _REAL / "__init__.py",
-                                                   submodule_search_locations=[str(_REAL)])
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["connectors.files"] = _module
-    _spec.loader.exec_module(_module)
-
-from warehouse.engine import Warehouse  # noqa: E402
+from warehouse.engine import Warehouse
 
 CASES = Path(__file__).resolve().parents[2] / "cases" / "malformed"
 MANIFEST = tomllib.loads((CASES / "manifest.toml").read_text(encoding="utf-8"))["case"]
