@@ -237,13 +237,17 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--port", default=8765, show_default=True)
+@click.option("--port", default=8765, show_default=True, help="First port: family portal; +1 Salesforce, "
+              "+2 ServiceNow, +3 Démarches simplifiées.")
+@click.option("--with-demarches", is_flag=True, help="Also serve the Démarches simplifiées API.")
 @_config
-def sandbox_serve(port: int, config: Path | None) -> None:
-    """Serve the sandbox family portal (so `hub run` can reach it after `hub demo`)."""
+def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
+    """Serve the sandbox's simulated silos after `hub demo`, and point the settings at them, so that
+    `hub run` (or the Airflow DAG) can run again on the same commune."""
     import time
+    from contextlib import ExitStack
 
-    from hub.demo import FAMILY_TOKEN_ENV, SANDBOX_TOKEN
+    from hub.demo import start_simulators
     from sandbox import open_sandbox
 
     settings = _settings(config)
@@ -251,8 +255,14 @@ def sandbox_serve(port: int, config: Path | None) -> None:
         err.print("these settings are not the sandbox's (no [hub] sandbox_root)")
         sys.exit(2)
     sb = open_sandbox(settings.sandbox_root)
-    with sb.family_portal(token=os.environ.get(FAMILY_TOKEN_ENV, SANDBOX_TOKEN), port=port) as portal:
-        console.print(f"family portal at {portal.url} (Ctrl-C to stop)")
+    with ExitStack() as stack:
+        sr = start_simulators(stack, sb, settings.var_dir, warehouse_url=settings.warehouse_url, base_port=port,
+                              with_demarches=with_demarches)
+        for s in sr.settings.sources:
+            url = s.params.get("base_url") or s.params.get("login_url") or s.params.get("instance_url")
+            if url:
+                console.print(f"{s.name:<12} {url}")
+        console.print(f"settings written to {sr.settings.config_path}; Ctrl-C to stop")
         try:
             while True:
                 time.sleep(3600)

@@ -87,9 +87,6 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
     """Build the sandbox under var_dir/sandbox, start its simulators (family portal, Salesforce,
     ServiceNow), yield settings for them."""
     from sandbox import build_sandbox
-    from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
-    from sandbox.salesforce import DEFAULT_CLIENT_SECRET
-    from sandbox.servicenow import DEFAULT_PASSWORD
 
     var_dir.mkdir(parents=True, exist_ok=True)
     if fresh:
@@ -102,20 +99,37 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
     started = time.perf_counter()
     sb = build_sandbox(var_dir / "sandbox", people=people, seed=seed, finance_url=finance_url)
     generate_seconds = time.perf_counter() - started
+    with ExitStack() as stack:
+        yield start_simulators(stack, sb, var_dir, warehouse_url=warehouse_url, with_demarches=with_demarches,
+                               generate_seconds=generate_seconds)
+
+
+def start_simulators(stack: ExitStack, sb: Any, var_dir: Path, *, warehouse_url: str | None = None,
+                     base_port: int = 0, with_demarches: bool = False, generate_seconds: float = 0.0) -> SandboxRun:
+    """Start a built sandbox's HTTP simulators (stopped when ``stack`` closes) and write the settings
+    pointing at them to var_dir/hub.toml. ``base_port`` 0: free ports; else base_port, +1, +2, +3."""
+    from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
+    from sandbox.salesforce import DEFAULT_CLIENT_SECRET
+    from sandbox.servicenow import DEFAULT_PASSWORD
+
+    def port(i: int) -> int:
+        return base_port + i if base_port else 0
+
+    # The simulators' own credentials: not secrets of any real system; real ones come from the environment.
     os.environ.setdefault(FAMILY_TOKEN_ENV, SANDBOX_TOKEN)
     os.environ.setdefault(SALESFORCE_SECRET_ENV, DEFAULT_CLIENT_SECRET)
     os.environ.setdefault(SERVICENOW_PASSWORD_ENV, DEFAULT_PASSWORD)
     os.environ.setdefault(DEMARCHES_TOKEN_ENV, DEMARCHES_TOKEN)
-    with ExitStack() as stack:
-        portal = stack.enter_context(sb.family_portal(token=os.environ[FAMILY_TOKEN_ENV]))
-        org = stack.enter_context(sb.salesforce(client_secret=os.environ[SALESFORCE_SECRET_ENV]))
-        desk = stack.enter_context(sb.servicenow(password=os.environ[SERVICENOW_PASSWORD_ENV]))
-        # Démarches simplifiées is opt-in: its demandeurs (often only a name and an e-mail) still cost
-        # the matching ~4 points of recall at 10k people (see the closing notes of issue 4).
-        ds = stack.enter_context(sb.demarches(token=os.environ[DEMARCHES_TOKEN_ENV])) if with_demarches else None
-        settings = sandbox_settings(var_dir, sb, portal.url, warehouse_url, salesforce_url=org.url,
-                                    servicenow_url=desk.url, demarches=ds)
-        yield SandboxRun(settings, sb, portal, generate_seconds, salesforce=org, servicenow=desk, demarches=ds)
+    portal = stack.enter_context(sb.family_portal(token=os.environ[FAMILY_TOKEN_ENV], port=port(0)))
+    org = stack.enter_context(sb.salesforce(client_secret=os.environ[SALESFORCE_SECRET_ENV], port=port(1)))
+    desk = stack.enter_context(sb.servicenow(password=os.environ[SERVICENOW_PASSWORD_ENV], port=port(2)))
+    # Démarches simplifiées is opt-in: its demandeurs (often only a name and an e-mail) still cost
+    # the matching ~4 points of recall at 10k people.
+    ds = stack.enter_context(sb.demarches(token=os.environ[DEMARCHES_TOKEN_ENV], port=port(3))) \
+        if with_demarches else None
+    settings = sandbox_settings(var_dir, sb, portal.url, warehouse_url, salesforce_url=org.url,
+                                servicenow_url=desk.url, demarches=ds)
+    return SandboxRun(settings, sb, portal, generate_seconds, salesforce=org, servicenow=desk, demarches=ds)
 
 
 def accuracy(settings: Settings, sandbox_root: Path) -> dict[str, Any]:

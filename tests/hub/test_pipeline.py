@@ -132,3 +132,51 @@ def test_a_failing_source_is_reported_by_name_and_loses_nothing(tmp_path):
     down = run(sr.settings)
     assert [f["source"] for f in down.failed] == ["family", "salesforce", "servicenow"]
     assert all(f["error"].startswith(f"{f['source']}: ") for f in down.failed)
+
+
+def _free_port_block(n: int = 4) -> int:
+    import socket
+
+    for base in range(28000, 29000, 10):
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def test_hub_run_after_the_demo_through_sandbox_serve(tmp_path):
+    """`hub sandbox serve` brings the demo's silos back and rewrites the settings; `hub run` then runs
+    the whole job from the command line, incrementally (nothing changed: nothing new loaded)."""
+    import time
+
+    var = tmp_path / "var"
+    url = f"duckdb:///{var / 'hub.duckdb'}"
+    with running_sandbox(var, people=300, seed=9, warehouse_url=url) as sr:
+        run(sr.settings)
+    env = dict(os.environ, HUB_CONFIG=str(var / "hub.toml"))
+    port = _free_port_block()
+    serve = subprocess.Popen([HUB, "sandbox", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while f"127.0.0.1:{port}" not in (var / "hub.toml").read_text(encoding="utf-8"):
+            assert serve.poll() is None and time.monotonic() < deadline, serve.stderr.read() if serve.stderr else ""
+            time.sleep(0.2)
+        done = subprocess.run([HUB, "run"], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "source failed" not in done.stdout
+    for silo in ("finance", "family", "associations", "salesforce", "servicenow"):
+        assert silo in done.stdout
+    assert "citizens" in done.stdout
