@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -37,15 +38,20 @@ def fresh_id(seed_key: str, attempt: int = 0) -> str:
     return ID_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16].upper()
 
 
-def assign_citizen_ids(links: pa.Table, previous: pa.Table | None = None) -> pa.Table:
+def assign_citizen_ids(
+    links: pa.Table, previous: pa.Table | None = None, *, retired: Iterable[str] = ()
+) -> pa.Table:
     """Give every cluster of ``links`` (record_key, cluster_id, match_probability) a citizen id.
 
-    ``previous``: the links of earlier runs (record_key, citizen_id). Returns record_key,
-    citizen_id, match_probability, one row per record of ``links``, sorted by record_key.
+    ``previous``: the published links (record_key, citizen_id); ``retired``: every id retired
+    earlier (the aliases), never to be issued again. Returns record_key, citizen_id,
+    match_probability, then any other column of ``links`` but cluster_id, one row per record,
+    sorted by record_key.
     """
+    extra = [c for c in links.column_names if c not in ("record_key", "cluster_id", "match_probability")]
     con = duckdb.connect()
     try:
-        con.register("links_in", links.select(["record_key", "cluster_id", "match_probability"]))
+        con.register("links_in", links.select(["record_key", "cluster_id", "match_probability", *extra]))
         con.execute(
             "CREATE TEMP TABLE clusters AS "
             "SELECT cluster_id, min(record_key) AS seed_key FROM links_in GROUP BY cluster_id"
@@ -65,7 +71,7 @@ def assign_citizen_ids(links: pa.Table, previous: pa.Table | None = None) -> pa.
                 FROM clusters WHERE cluster_id NOT IN (SELECT cluster_id FROM claimed_in)
                 ORDER BY seed_key"""
         ).fetchall()
-        used = previous_ids | set(claimed.values())
+        used = previous_ids | set(claimed.values()) | set(retired)
         for cluster_id, seed_key, cid in fresh:
             attempt = 0
             while cid in used:
@@ -77,8 +83,9 @@ def assign_citizen_ids(links: pa.Table, previous: pa.Table | None = None) -> pa.
             "assigned",
             pa.table({"cluster_id": list(assigned.keys()), "citizen_id": list(assigned.values())}),
         )
+        extra_sql = "".join(f', l."{c}"' for c in extra)
         out = con.sql(
-            """SELECT l.record_key, a.citizen_id, l.match_probability
+            f"""SELECT l.record_key, a.citizen_id, l.match_probability{extra_sql}
                FROM links_in l JOIN assigned a USING (cluster_id) ORDER BY l.record_key"""
         ).to_arrow_table()
     finally:
@@ -86,7 +93,40 @@ def assign_citizen_ids(links: pa.Table, previous: pa.Table | None = None) -> pa.
     carried = len(claimed)
     log.info("citizen ids: %d clusters, %d kept a previous id, %d new",
              len(assigned), carried, len(assigned) - carried)
-    return out.cast(_SCHEMA)
+    schema = pa.schema([*_SCHEMA, *(links.schema.field(c) for c in extra)])
+    return out.cast(schema)
+
+
+def retired_aliases(previous: pa.Table | None, current: pa.Table) -> pa.Table:
+    """old_id -> new_id for every previous citizen id that ``current`` no longer uses.
+
+    ``new_id`` is the current citizen holding most of the old citizen's records (ties: the
+    smallest id), null when none of them is resolved any more (all deleted).
+    """
+    schema = pa.schema([pa.field("old_id", pa.string(), nullable=False), pa.field("new_id", pa.string())])
+    if previous is None or previous.num_rows == 0:
+        return schema.empty_table()
+    con = duckdb.connect()
+    try:
+        con.register("prev_in", previous.select(["record_key", "citizen_id"]))
+        con.register("cur_in", current.select(["record_key", "citizen_id"]))
+        out = con.sql(
+            """
+            WITH gone AS (SELECT DISTINCT citizen_id FROM prev_in
+                          WHERE citizen_id NOT IN (SELECT citizen_id FROM cur_in)),
+                 went AS (SELECT p.citizen_id AS old_id, c.citizen_id AS new_id, count(*) AS n
+                          FROM prev_in p JOIN cur_in c USING (record_key)
+                          WHERE p.citizen_id IN (SELECT citizen_id FROM gone) GROUP BY 1, 2),
+                 ranked AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY n DESC, new_id) AS rk
+                            FROM went)
+            SELECT g.citizen_id AS old_id, r.new_id
+            FROM gone g LEFT JOIN ranked r ON r.old_id = g.citizen_id AND r.rk = 1
+            ORDER BY 1
+            """
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return out.cast(schema)
 
 
 def _claim_previous(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
