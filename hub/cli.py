@@ -270,5 +270,10 @@ def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
             pass
 
 
+from hub.review import decide, review  # noqa: E402  (registered last: their own module)
+
+main.add_command(review)
+main.add_command(decide)
+
 if __name__ == "__main__":
     main()
