@@ -99,7 +99,7 @@ def compute_links(
         raise ReleaseRefused(
             f"run {run_id}: release refused, the previous publication stays in place: {verdict}. "
             f"Check the model and the recent loads; to publish anyway, confirm with "
-            f"`hub review confirm-release {run_id} --reason ...` and run again (or set {CONFIRM_ENV}=1)."
+            f"`hub review confirm-release {run_id}` and run again (or set {CONFIRM_ENV}=1)."
         )
     if status == "confirmed":
         log.warning("run %s: abnormal release published on confirmation by %s (%s)", run_id, confirmed_by, verdict)
