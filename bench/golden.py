@@ -130,7 +130,7 @@ def main() -> None:
     golden = survive(records.drop_columns(["person_id"]), links, now=now)
     survive_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    households, members = build_households(groupings, links, golden.citizens, now=now)
+    households, members = build_households(groupings, links, golden.citizens, now=now, keys=golden.keys)
     households_s = time.perf_counter() - t0
     golden_s = survive_s + households_s
 

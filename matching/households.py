@@ -28,6 +28,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from matching.standardise import standardise
 from schemas.contract import HOUSEHOLD, HOUSEHOLD_MEMBER, arrow_schema
@@ -57,12 +58,13 @@ def _components(edges: list[tuple[str, str]], nodes: list[str]) -> dict[str, str
 
 
 def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table, *,
-                     now: datetime) -> tuple[pa.Table, pa.Table]:
+                     now: datetime, keys: pa.Table | None = None) -> tuple[pa.Table, pa.Table]:
     """``(household, household_member)`` tables (contract columns) of the resolved foyers.
 
     ``memberships``: ``core.household_membership`` columns; ``links``: record_key, citizen_id;
     ``citizens``: golden citizens (citizen_id, usage_name, birth_name, birth_date, address_line,
-    postcode, city). ``now``: timezone-aware build time (minors, current memberships).
+    postcode, city). ``now``: timezone-aware build time (minors, current memberships). ``keys``:
+    citizen_id, address_key, name_key as survivorship computed them (standardised here when absent).
     """
     if now.tzinfo is None:
         raise ValueError("build_households needs a timezone-aware `now`")
@@ -73,11 +75,15 @@ def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table,
         con.register("m_in", memberships.select(["source_system", "household_id", "record_key", "role",
                                                   "valid_from", "valid_to"]))
         con.register("links_in", links.select(["record_key", "citizen_id"]))
-        people = citizens.select(["citizen_id", "usage_name", "birth_name", "birth_date", "address_line",
-                                  "postcode", "city"])
-        std = standardise(people.rename_columns(["record_key", "usage_name", "birth_name", "birth_date",
-                                                 "address_line", "postcode", "city"]))
-        con.register("cit", std)
+        people = citizens.select(["citizen_id", "birth_date", "address_line", "postcode", "city"])
+        if keys is None:
+            std = standardise(citizens.select(["citizen_id", "usage_name", "birth_name", "address_line", "postcode"])
+                              .rename_columns(["record_key", "usage_name", "birth_name", "address_line", "postcode"]))
+            keys = pa.table({"citizen_id": std["record_key"],
+                             "address_key": pc.binary_join_element_wise(std["address_std"], std["postcode_std"], "|"),
+                             "name_key": pc.coalesce(std["usage_name_std"], std["birth_name_std"])})
+        con.register("people", people)
+        con.register("keys_in", keys.select(["citizen_id", "address_key", "name_key"]))
         con.execute("""
 CREATE TEMP TABLE m AS
 SELECT m.household_id AS grouping, l.citizen_id, lower(m.role) AS role, m.valid_from, m.valid_to,
@@ -94,10 +100,9 @@ WHERE a.current AND b.current AND a.role IN ('responsable', 'conjoint') AND b.ro
                                        "foyer": pa.array([f"foyer:{v}" for v in comp.values()], pa.string())}))
         con.execute("""
 CREATE TEMP TABLE person AS
-SELECT record_key AS citizen_id, address_std || '|' || postcode_std AS addr, surname_std, birth_date,
-       address_line, postcode, city,
-       CASE WHEN birth_date IS NULL THEN NULL ELSE birth_date + INTERVAL 18 YEAR > $today END AS is_minor
-FROM cit""", {"today": today})
+SELECT p.citizen_id, k.address_key AS addr, k.name_key AS surname_std, p.birth_date, p.address_line, p.postcode,
+       p.city, CASE WHEN p.birth_date IS NULL THEN NULL ELSE p.birth_date + INTERVAL 18 YEAR > $today END AS is_minor
+FROM people p LEFT JOIN keys_in k USING (citizen_id)""", {"today": today})
         # grouped members, then ungrouped citizens joining by address + surname
         con.execute("""
 CREATE TEMP TABLE mem AS

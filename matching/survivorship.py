@@ -3,12 +3,13 @@
 The rules are data (:mod:`schemas.survivorship`): for each attribute, among the citizen's linked
 records holding a usable value (not empty, not a placeholder — the standardised column is not
 null), the records are ranked by the attribute's criteria (by default proof level, then source
-priority, then recency, then frequency) and closed by the smallest standardised value and record
-key, so ties resolve the same on every run and in any row order.
+priority, then recency, then frequency) and closed by the smallest record key, so ties resolve the
+same on every run and in any row order.
 
 Everything runs as DuckDB SQL over Arrow, on a long table of candidates (one row per record and
-attribute): two window passes rank the values, a third compares the winner with the best
-different value to name the criterion that decided (the ``rule`` kept as provenance).
+attribute). The criteria are packed into one integer ranking key per candidate, so two hash
+aggregations (no sort) pick each value's best record and then the two best values; comparing
+the winner with the runner-up names the criterion that decided (the ``rule`` kept as provenance).
 
 The postal address (street line, postcode, commune) survives as one block from one record, so a
 golden address never mixes the street of one record with the postcode of another.
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from matching.standardise import _norm_text, standardise
 from schemas.contract import CITIZEN, CITIZEN_ATTRIBUTE, DISCREPANCY, arrow_schema
-from schemas.survivorship import RULES, validate
+from schemas.survivorship import CRITERIA, RULES, validate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class Survivorship:
     citizens: pa.Table  # CITIZEN columns
     attributes: pa.Table  # CITIZEN_ATTRIBUTE columns: one row per citizen and non-null golden attribute
     discrepancies: pa.Table  # DISCREPANCY columns
+    # citizen_id, address_key, name_key: the golden address and usage name standardised (for foyers)
+    keys: pa.Table | None = None
 
     @property
     def num_rows(self) -> int:
@@ -78,74 +81,114 @@ def _candidates_sql(rules: dict[str, dict[str, Any]]) -> str:
             continue
         addr = ", ".join(f"{expr} AS {name}" if attr == "address" else f"NULL AS {name}"
                          for name, expr in _ADDRESS_PARTS.items())
-        parts.append(f"SELECT citizen_id, record_key, source_system, certification_level, updated_at, "
+        parts.append(f"SELECT citizen_id, record_key, rid, source_system, certification_level, updated_at, "
                      f"'{attr}' AS attribute, 0 AS fallback, {key} AS k, {value} AS v, {addr} FROM base")
         fb = rules[attr].get("fallback")
         if fb and fb in _CANDIDATES:
             fvalue, fkey = _CANDIDATES[fb]
             nulls = ", ".join(f"NULL AS {name}" for name in _ADDRESS_PARTS)
-            parts.append(f"SELECT citizen_id, record_key, source_system, certification_level, updated_at, "
+            parts.append(f"SELECT citizen_id, record_key, rid, source_system, certification_level, updated_at, "
                          f"'{attr}' AS attribute, 1 AS fallback, {fkey} AS k, {fvalue} AS v, {nulls} FROM base")
     return " UNION ALL ".join(f"SELECT * FROM ({p}) WHERE k IS NOT NULL" for p in parts)
 
 
-def _criterion_sql(c: str) -> str:
-    return {
-        "certification": "CAST(certification_level AS DOUBLE)",
-        "source_priority": f"-CAST(coalesce(p.rank, {_NO_PRIORITY}) AS DOUBLE)",
-        "recency": "coalesce(epoch(updated_at), -1e18)",
-        "frequency": "CAST(freq AS DOUBLE)",
-    }[c]
+# Each criterion as a bounded non-negative integer, bigger is better, and its width in bits. The
+# ranking key packs them, in the attribute's order, into one HUGEINT with the record's ordinal
+# (smallest record key best) in the lowest bits: one integer max() ranks, no sort needed.
+_FIELDS = {
+    "certification": ("certification_level", "least(greatest(certification_level, 0), 3)", 2),
+    "source_priority": ("prank", f"{2 * _NO_PRIORITY} - prank", 11),
+    "recency": ("secs", "least(greatest(coalesce(secs, 0), 0), 34359738367)", 35),
+    "frequency": ("freq", "least(freq, 16777215)", 24),
+}
+_RID_BITS = 32
 
 
-def _sort_keys_sql(rules: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """Four uniform sort keys (bigger is better) per candidate, and the rule name per position."""
-    keys, names = [], []
-    for i in range(4):
-        whens = " ".join(f"WHEN '{a}' THEN {_criterion_sql(r['order'][i])}" for a, r in rules.items()
-                         if i < len(r["order"]))
-        keys.append(f"CASE counted.attribute {whens} ELSE 0 END AS s{i}" if whens else f"0.0 AS s{i}")
-        nwhens = " ".join(f"WHEN '{a}' THEN '{r['order'][i]}'" for a, r in rules.items() if i < len(r["order"]))
-        names.append(f"CASE w.attribute {nwhens} END" if nwhens else "NULL")
-    decide = " ".join(f"WHEN w.s{i} <> c.s{i} THEN {names[i]}" for i in range(4))
-    return ", ".join(keys), decide
+def _packed_key_sql(rules: dict[str, dict[str, Any]], *, with_frequency: bool) -> str:
+    """SQL of the packed ranking key per attribute (frequency 0 when not ``with_frequency``)."""
+    whens = []
+    for attr, rule in rules.items():
+        shift, terms = _RID_BITS, [f"CAST({(1 << _RID_BITS) - 1} - rid AS HUGEINT)"]
+        for c in reversed(rule["order"]):
+            _, expr, width = _FIELDS[c]
+            if c != "frequency" or with_frequency:
+                terms.append(f"(CAST({expr} AS HUGEINT) << {shift})")
+            shift += width
+        whens.append(f"WHEN '{attr}' THEN {' + '.join(terms)}")
+    return f"CASE attribute {' '.join(whens)} END"
 
 
-_ORDER = "fallback, s0 DESC, s1 DESC, s2 DESC, s3 DESC, k, record_key"
+def _frequency_term_sql(rules: dict[str, dict[str, Any]]) -> str:
+    """The frequency's share of the packed key (added to a value's best row key, packed without it)."""
+    whens = []
+    for attr, rule in rules.items():
+        if "frequency" not in rule["order"]:
+            continue
+        shift = _RID_BITS + sum(_FIELDS[c][2] for c in rule["order"][rule["order"].index("frequency") + 1:])
+        whens.append(f"WHEN '{attr}' THEN (CAST({_FIELDS['frequency'][1]} AS HUGEINT) << {shift})")
+    return f"CASE attribute {' '.join(whens)} ELSE CAST(0 AS HUGEINT) END" if whens else "CAST(0 AS HUGEINT)"
+
+
+def _rule_names_sql(rules: dict[str, dict[str, Any]]) -> str:
+    def differs(c: str) -> str:
+        return "p.w_freq <> p.c_freq" if c == "frequency" else f"w.{_FIELDS[c][0]} <> c.{_FIELDS[c][0]}"
+
+    decide = []
+    for i in range(len(CRITERIA)):
+        whens = " ".join(f"WHEN '{a}' THEN {differs(r['order'][i])}" for a, r in rules.items() if i < len(r["order"]))
+        names = " ".join(f"WHEN '{a}' THEN '{r['order'][i]}'" for a, r in rules.items() if i < len(r["order"]))
+        if whens:
+            decide.append(f"WHEN coalesce(CASE p.attribute {whens} END, false) THEN CASE p.attribute {names} END")
+    return " ".join(decide)
 
 
 def _sql(rules: dict[str, dict[str, Any]]) -> dict[str, str]:
-    keys, decide = _sort_keys_sql(rules)
+    rid_mask = (1 << _RID_BITS) - 1
     return {
         "cand": f"""
 CREATE TEMP TABLE cand AS
-WITH base AS (SELECT l.citizen_id, s.* FROM std s JOIN links_in l USING (record_key)),
+WITH base AS (
+    SELECT l.citizen_id, s.*, row_number() OVER (ORDER BY s.record_key) AS rid
+    FROM std s JOIN links_in l USING (record_key)
+),
 raw AS ({_candidates_sql(rules)}),
-counted AS (SELECT *, count(*) OVER (PARTITION BY citizen_id, attribute, fallback, k) AS freq FROM raw)
-SELECT counted.*, {keys}
-FROM counted LEFT JOIN prio p ON p.attribute = counted.attribute AND p.source_system = counted.source_system
+keyed AS (
+    SELECT raw.*, coalesce(p.rank, {_NO_PRIORITY}) AS prank, CAST(epoch(raw.updated_at) AS BIGINT) AS secs
+    FROM raw LEFT JOIN prio p ON p.attribute = raw.attribute AND p.source_system = raw.source_system
+)
+SELECT *, {_packed_key_sql(rules, with_frequency=False)} AS row_key FROM keyed
 """,
-        # best record per distinct value, then the values ranked: 1 the winner, 2 the runner-up
-        "ranked": f"""
+        # one row per distinct value: its frequency and its best record's key (integers only)
+        "vals": f"""
+CREATE TEMP TABLE vals AS
+SELECT citizen_id, attribute, fallback, k, freq,
+       CAST({rid_mask} - (best_key & {rid_mask}) AS BIGINT) AS rid,
+       (CAST(1 - fallback AS HUGEINT) << 120) + best_key + {_frequency_term_sql(rules)} AS value_key
+FROM (SELECT citizen_id, attribute, fallback, k, count(*) AS freq, max(row_key) AS best_key
+      FROM cand GROUP BY citizen_id, attribute, fallback, k)
+""",
+        # the two best values of each citizen and attribute
+        "ranked": """
 CREATE TEMP TABLE ranked AS
-SELECT *, row_number() OVER (PARTITION BY citizen_id, attribute ORDER BY {_ORDER}) AS vrank,
-       count(*) FILTER (WHERE fallback = 0) OVER (PARTITION BY citizen_id, attribute) AS n_values
-FROM (SELECT *, row_number() OVER (PARTITION BY citizen_id, attribute, fallback, k ORDER BY {_ORDER}) AS rn
-      FROM cand)
-WHERE rn = 1
+SELECT citizen_id, attribute, count(*) FILTER (WHERE fallback = 0) AS n_values,
+       max_by(struct_pack(fallback, k, freq, rid), value_key, 2) AS top
+FROM vals GROUP BY citizen_id, attribute
 """,
         "winners": f"""
 CREATE TEMP TABLE winners AS
-SELECT w.citizen_id, w.attribute, w.k, w.v, w.address_line, w.postcode, w.city, w.record_key,
-       w.source_system, w.certification_level, w.updated_at, w.fallback,
+SELECT p.citizen_id, p.attribute, w.k, w.v, w.address_line, w.postcode, w.city, w.record_key, w.source_system,
+       w.certification_level, w.updated_at, w.fallback,
        CASE WHEN w.fallback = 1 THEN 'fallback'
-            WHEN c.k IS NULL OR c.fallback = 1 THEN 'unanimous'
-            {decide}
+            WHEN p.c_k IS NULL OR p.c_fallback = 1 THEN 'unanimous'
+            {_rule_names_sql(rules)}
             ELSE 'tie_break' END AS rule,
-       w.n_values AS candidates
-FROM ranked w LEFT JOIN ranked c
-  ON c.citizen_id = w.citizen_id AND c.attribute = w.attribute AND c.vrank = 2
-WHERE w.vrank = 1
+       p.n_values AS candidates
+FROM (SELECT citizen_id, attribute, n_values, top[1].fallback AS w_fallback, top[1].rid AS w_rid,
+             top[1].freq AS w_freq, top[2].fallback AS c_fallback, top[2].rid AS c_rid, top[2].k AS c_k,
+             top[2].freq AS c_freq
+      FROM ranked) p
+JOIN cand w ON w.rid = p.w_rid AND w.attribute = p.attribute AND w.fallback = p.w_fallback
+LEFT JOIN cand c ON c.rid = p.c_rid AND c.attribute = p.attribute AND c.fallback = p.c_fallback
 """,
     }
 
@@ -177,17 +220,19 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
         con.register("links_in", citizen_links.select(["record_key", "citizen_id"]))
         con.register("prio", _prio_table(rules))
         sql = _sql(rules)
-        con.execute(sql["cand"])
-        con.execute(sql["ranked"])
-        con.execute(sql["winners"])
+        for step in ("cand", "vals", "ranked", "winners"):  # one statement each: cheaper than one plan
+            con.execute(sql[step])
         citizens = _citizens(con, now)
         attributes = _attributes(con, rules)
         discrepancies = _discrepancies(con, rules)
+        keys = con.sql("SELECT citizen_id, max(k) FILTER (WHERE attribute = 'address') AS address_key, "
+                       "max(k) FILTER (WHERE attribute = 'usage_name') AS name_key "
+                       "FROM winners GROUP BY citizen_id").to_arrow_table()
     finally:
         con.close()
     log.info("survivorship: %d citizens, %d attribute provenances, %d discrepancies from %d links",
              citizens.num_rows, attributes.num_rows, discrepancies.num_rows, citizen_links.num_rows)
-    return Survivorship(citizens, attributes, discrepancies)
+    return Survivorship(citizens, attributes, discrepancies, keys)
 
 
 def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> pa.Table:

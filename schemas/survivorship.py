@@ -2,8 +2,8 @@
 
 For each golden attribute, the candidates are the linked records holding a usable value (not
 empty, not a placeholder: ``matching/placeholders.json``). They are ranked by the criteria of
-``order``, best first; ``smallest value, then record key`` always closes the ranking so a tie
-resolves the same way on every run. Criteria:
+``order``, best first; the smallest record key always closes the ranking so a tie
+resolves the same way on every run (the ``tie_break`` rule). Criteria:
 
 - ``certification``: the record's proof level (0 declaratif < 1 justificatif < 2 franceconnect);
 - ``source_priority``: the attribute's ``source_priority`` list, first silo best (silos not

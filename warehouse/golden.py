@@ -51,7 +51,9 @@ def publish_resolution(
     """
     from matching.households import build_households
 
+    keys = None
     if isinstance(citizens, Survivorship):
+        keys = citizens.keys
         attributes, discrepancies, citizens = citizens.attributes, citizens.discrepancies, citizens.citizens
     else:
         attributes = arrow_schema(CITIZEN_ATTRIBUTE).empty_table()
@@ -68,7 +70,7 @@ def publish_resolution(
                                schema=arrow_schema(RESOLUTION_RUN))
     if memberships is None:
         memberships = core_memberships(wh)
-    households, members = build_households(memberships, links, citizens, now=row["finished_at"])
+    households, members = build_households(memberships, links, citizens, now=row["finished_at"], keys=keys)
     with wh.transaction():
         wh.write(CITIZEN_LINK, links, replace=True)
         wh.write(CITIZEN, citizens, replace=True)
