@@ -3,7 +3,9 @@
 
 Every run: ingest each configured source (one mapped task per source, so one source down
 does not stop the others and each retries on its own), build the canonical layer through the
-quality gate, resolve identities and publish the golden records, then report.
+quality gate, resolve identities (honouring agents' decisions) and publish the golden records,
+then report. An abnormal release (a jump in merges, a huge citizen) is refused and the previous
+publication stays: trigger again with `confirm_release: true` once it is understood.
 
 The tasks call the same library functions as `hub run` (`hub.pipeline`). Settings come from
 `$HUB_CONFIG` (or the `config` param). Only the hub's run id (`hub_run`) and counts travel through XCom — never rows.
@@ -36,7 +38,11 @@ def _settings(config: str | None):
     doc_md=__doc__,
     tags=["citizen-hub", "ingest", "identity-resolution"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
-    params={"config": Param(None, type=["null", "string"], description="settings file (default $HUB_CONFIG)")},
+    params={
+        "config": Param(None, type=["null", "string"], description="settings file (default $HUB_CONFIG)"),
+        "confirm_release": Param(False, type="boolean",
+                                 description="publish even if the release guard finds the release abnormal"),
+    },
 )
 def citizen_hub():
     @task
@@ -65,7 +71,7 @@ def citizen_hub():
     def resolve(hub_run: str, params=None) -> dict:
         from hub.pipeline import resolve as run_resolve
 
-        return run_resolve(_settings(params["config"]), hub_run)
+        return run_resolve(_settings(params["config"]), hub_run, confirm_release=params["confirm_release"] or None)
 
     @task
     def report(ingested: list[dict], canonical: dict, resolution: dict) -> dict:

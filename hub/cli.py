@@ -83,14 +83,23 @@ def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
 
 @main.command()
 @click.option("--config", type=click.Path(path_type=Path), help="Settings file (default: $HUB_CONFIG, var/hub.toml).")
-def run(config: Path | None) -> None:
+@click.option("--confirm-release", is_flag=True,
+              help="Publish even if the release guard finds the release abnormal (a jump in merges, a huge citizen).")
+def run(config: Path | None, confirm_release: bool) -> None:
     """Run the pipeline on the configured sources: ingest, canonical layer, resolution, golden."""
     from hub.pipeline import run as run_pipeline
     from hub.report import print_run
+    from warehouse.resolution import ReleaseRefused
 
     settings = _settings(config)
-    with _Steps() as steps:
-        report = run_pipeline(settings, progress=steps)
+    try:
+        with _Steps() as steps:
+            report = run_pipeline(settings, progress=steps, confirm_release=confirm_release or None)
+    except ReleaseRefused as e:
+        err.print(f"[red]release refused:[/red] {e}")
+        err.print("The previous publication stays in place. Check `hub review releases`, then rerun with "
+                  "--confirm-release (or `hub review confirm-release RUN`) if the change is expected.")
+        sys.exit(3)
     print_run(console, settings, report)
     if report.failed:
         sys.exit(1)

@@ -149,27 +149,34 @@ def _has_raw(wh, system: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ resolve
-def resolve(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Person records → links with persistent citizen ids → golden citizens, published atomically."""
+def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = None) -> dict[str, Any]:
+    """Person records → links with persistent citizen ids (honouring human decisions) → golden
+    citizens, published atomically — unless the release guard finds the release abnormal, in which
+    case :class:`warehouse.resolution.ReleaseRefused` is raised and the previous publication stays."""
+    from matching.release import ReleaseGuard
     from warehouse.golden import build_golden, publish_resolution
     from warehouse.resolution import compute_links
 
     started = time.perf_counter()
+    band = settings.extra.get("review_band")
     with _warehouse(settings) as wh:
-        ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings))
+        ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings),
+                              guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
+                              review_band=tuple(band) if band else None)
         now = datetime.now(UTC)
-        citizens = build_golden(ident.records, ident.links, now=now)
+        golden = build_golden(ident.records, ident.links, now=now)
         run_row = {
             "run_id": run_id,
             "model_version": ident.model_version,
             "records": ident.records.num_rows,
             "pairs_scored": ident.pairs_scored,
-            "citizens": citizens.num_rows,
+            "citizens": golden.num_rows,
             "threshold": ident.threshold,
             "finished_at": now,
         }
-        publish_resolution(wh, run_id, links=ident.links, citizens=citizens, run_row=run_row)
+        publish_resolution(wh, run_id, links=ident.links, citizens=golden, run_row=run_row)
     summary = {k: v for k, v in run_row.items() if k != "finished_at"}
+    summary["release"] = ident.release
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
@@ -193,7 +200,8 @@ class RunReport:
     seconds: float = 0.0
 
 
-def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None) -> RunReport:
+def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
+        confirm_release: bool | None = None) -> RunReport:
     """The whole job: ingest every source (one failing source does not stop the others), build the
     canonical layer, resolve identities and publish the golden records."""
     from connectors.base import SourceError
@@ -215,7 +223,7 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
     report.canonical = build_canonical(settings, report.run_id)
     say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")
     say("resolve", "running")
-    report.resolution = resolve(settings, report.run_id)
+    report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release)
     say("resolve", f"{report.resolution['citizens']:,} citizens in {report.resolution['seconds']} s")
     report.seconds = round(time.perf_counter() - started, 2)
     return report

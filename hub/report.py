@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Console
@@ -52,6 +53,17 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         f"({cross:,} known to more than one silo); {r['pairs_scored']:,} pairs scored; "
         f"model {r['model_version']}"
     )
+    rel = r.get("release")
+    if rel:
+        sizes = rel.get("size_histogram") or {}
+        sizes = json.loads(sizes) if isinstance(sizes, str) else sizes
+        hist = ", ".join(f"{k}: {v:,}" for k, v in sizes.items())
+        console.print(
+            f"Release: {rel['new_citizens']:,} new, {rel['merged_citizens']:,} merged, "
+            f"{rel['split_citizens']:,} split, {rel['unchanged_citizens']:,} unchanged citizens; "
+            f"largest citizen {rel['largest_after']} records "
+            f"(records per citizen: {hist})"
+        )
     steps = ", ".join(f"{s['source']} {s['seconds']} s" for s in report.ingested)
     console.print(
         f"Pipeline time: {report.seconds} s (ingest: {steps}; canonical {c.get('seconds')} s; "

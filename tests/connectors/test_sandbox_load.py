@@ -6,6 +6,7 @@ from pathlib import Path
 
 from connectors.registry import SYSTEMS, staging_models
 from sandbox import DEFAULT_TOKEN, build_sandbox, load_truth
+from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
 from schemas.contract import PERSON_RECORD
 
 
@@ -26,6 +27,9 @@ def test_sandbox_through_connectors_and_staging(warehouse, destination, tmp_path
         results["servicenow"] = SYSTEMS["servicenow"].load(destination, "sb", pipelines_dir=pdir,
                                                            instance_url=desk.url, username=desk.username,
                                                            password=desk.password)
+    with sb.demarches() as ds:
+        results["demarches"] = SYSTEMS["demarches"].load(destination, "sb", pipelines_dir=pdir, base_url=ds.url,
+                                                         token=DEMARCHES_TOKEN, demarches=ds.demarche_numbers)
     for r in results.values():
         for c in r.counts:
             assert c.rows_read == c.rows_loaded + c.rows_quarantined

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors import associations, family, finance, salesforce, servicenow
+from connectors import associations, demarches, family, finance, salesforce, servicenow
 from connectors.registry import SYSTEMS, staging_models
 from sandbox import build_sandbox
+from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
 from schemas.contract import CANONICAL_TABLES
 from tests.connectors.conftest import build_finance, family_data
 from tests.connectors.test_associations import drop
@@ -20,7 +21,7 @@ CONTRACT = {t.name: t for t in CANONICAL_TABLES}
 
 @pytest.fixture
 def loaded(warehouse, destination, portal, tmp_path: Path):
-    """All three systems loaded into raw_<system> of one warehouse."""
+    """Every system with static staging SQL loaded into raw_<system> of one warehouse."""
     url = f"sqlite:///{tmp_path / 'finance.sqlite'}"
     build_finance(url, n=6).dispose()
     finance.load(destination, "r", pipelines_dir=tmp_path / "p", source_url=url)
@@ -35,6 +36,9 @@ def loaded(warehouse, destination, portal, tmp_path: Path):
         desk.delete("sys_user", desk.records("sys_user")[0]["sys_id"])
         servicenow.load(destination, "r", pipelines_dir=tmp_path / "p", instance_url=desk.url,
                         username=desk.username, password=desk.password)
+    with sb.demarches() as ds:
+        demarches.load(destination, "r", pipelines_dir=tmp_path / "p", base_url=ds.url, token=DEMARCHES_TOKEN,
+                       demarches=ds.demarche_numbers)
     return warehouse
 
 

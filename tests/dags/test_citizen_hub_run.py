@@ -31,7 +31,8 @@ print(json.dumps({"state": str(run.state),
 """
     with running_sandbox(tmp_path / "var", people=300, seed=7, warehouse_url=warehouse_url) as sr:
         settings = sr.settings
-        env["HUB_FAMILY_TOKEN"] = os.environ["HUB_FAMILY_TOKEN"]
+        # the simulators' credentials, which running_sandbox put in this process's environment
+        env.update({k: v for k, v in os.environ.items() if k.startswith("HUB_")})
         proc = subprocess.run([sys.executable, "-c", code, str(REPO / "dags"), str(settings.config_path)],
                               env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
