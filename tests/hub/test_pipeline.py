@@ -180,3 +180,25 @@ def test_hub_run_after_the_demo_through_sandbox_serve(tmp_path):
     for silo in ("finance", "family", "associations", "salesforce", "servicenow"):
         assert silo in done.stdout
     assert "citizens" in done.stdout
+
+
+def test_an_abnormal_release_is_refused_until_confirmed(tmp_path):
+    """The guard (here: no citizen may hold more than one record) refuses the release: nothing is
+    published, the CLI would exit 3; confirmed, the same run publishes."""
+    import dataclasses
+
+    from warehouse.resolution import ReleaseRefused
+
+    url = f"duckdb:///{tmp_path / 'var' / 'hub.duckdb'}"
+    with running_sandbox(tmp_path / "var", people=300, seed=4, warehouse_url=url) as sr:
+        strict = dataclasses.replace(sr.settings, extra={"guard_max_citizen_records": 1})
+        with pytest.raises(ReleaseRefused, match="refused"):
+            run(strict)
+        with Warehouse(url) as wh:
+            published = wh.scalar("SELECT count(*) FROM golden.citizen") if wh.table_exists("golden", "citizen") \
+                else 0
+        assert published == 0
+        confirmed = run(strict, confirm_release=True)
+    assert confirmed.resolution["release"]["status"] == "confirmed"
+    with Warehouse(url) as wh:
+        assert wh.scalar("SELECT count(*) FROM golden.citizen") == confirmed.resolution["citizens"] > 0
