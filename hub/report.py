@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from hub.pipeline import RunReport
 from hub.settings import Settings
@@ -110,6 +112,20 @@ _IDENTITY_ROWS = (("prénoms", "given_names"), ("nom d'usage", "usage_name"), ("
                   ("adresse", "address_line"), ("code postal", "postcode"), ("commune", "city"))
 
 
+def _x(value: Any) -> str:
+    """Silo data inside rich markup: escaped, so a value is never read as markup."""
+    return escape("" if value is None else str(value))
+
+
+def _cells(*values: Any) -> list[Text]:
+    """Table cells taken literally (no markup, no :emoji: codes: a household id `family:x` stays so)."""
+    return [v if isinstance(v, Text) else Text("" if v is None else str(v)) for v in values]
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, emoji=False, highlight=False)
+
+
 def _money(value: Any, currency: str | None) -> str:
     return f"{value} {currency or ''}".strip() if value is not None else ""
 
@@ -118,79 +134,82 @@ def print_citizen(console: Console, view: dict[str, Any]) -> None:
     """The 360° view, readable in a terminal: identity with provenance, conflicts, foyer, timeline,
     deadlines, unpaid invoices, linked records and the silos' discrepancies."""
     ident, prov = view["citizen"], view.get("provenance", {})
-    console.print(f"[bold]{ident['citizen_id']}[/bold]  {ident.get('given_names') or ''} "
-                  f"{ident.get('usage_name') or ''}  — connu(e) de {', '.join(ident.get('source_systems') or [])}")
+    _say(console, f"[bold]{_x(ident['citizen_id'])}[/bold]  {_x(ident.get('given_names'))} "
+                  f"{_x(ident.get('usage_name'))}  — connu(e) de {_x(', '.join(ident.get('source_systems') or []))}")
     t = Table("attribut", "valeur", "preuve", "source", "observé le", "règle", title="Identité", box=None)
     for label, key in _IDENTITY_ROWS:
         if ident.get(key) is None:
             continue
         p = prov.get(key, {})
-        value = fr_date(ident[key]) if key == "birth_date" else str(ident[key])
-        flag = " [yellow]⚠ divergence[/yellow]" if p.get("conflict") else ""
-        t.add_row(label, value + flag, _LEVEL.get(p.get("certification_level"), ""), p.get("source_system") or "",
-                  fr_date(p.get("observed_at")), p.get("rule") or "")
+        value = Text(fr_date(ident[key]) if key == "birth_date" else str(ident[key]))
+        if p.get("conflict"):
+            value.append(" ⚠ divergence", style="yellow")
+        t.add_row(*_cells(label, value, _LEVEL.get(p.get("certification_level"), ""), p.get("source_system"),
+                          fr_date(p.get("observed_at")), p.get("rule")))
     console.print(t)
     for c in view.get("conflicts", []):
         others = "; ".join(f"{o['source_system']}: {o['value']}" for o in c["others"])
-        console.print(f"  [yellow]divergence[/yellow] {c['attribute']}: retenu {c['golden_value']} "
-                      f"({c['golden_source_system']}); autres : {others}")
+        _say(console, f"  [yellow]divergence[/yellow] {_x(c['attribute'])}: retenu {_x(c['golden_value'])} "
+                      f"({_x(c['golden_source_system'])}); autres : {_x(others)}")
 
     for f in view.get("foyers", []):
         where = " ".join(str(f[k]) for k in ("address_line", "postcode", "city") if f.get(k))
-        console.print(f"\n[bold]Foyer[/bold] {f['household_id']} ({where}) — rôle : {f['role']}; "
-                      f"sources : {', '.join(f['source_households']) or 'adresse partagée'}")
+        sources = ", ".join(f["source_households"]) or "adresse partagée"
+        _say(console, f"\n[bold]Foyer[/bold] {_x(f['household_id'])} ({_x(where)}) — rôle : {_x(f['role'])}; "
+                      f"sources : {_x(sources)}")
         for m in f["members"]:
             minor = " (mineur)" if m.get("is_minor") else ""
-            console.print(f"  {m['role']:<12} {m['citizen_id']}  {m.get('given_names') or ''} "
-                          f"{m.get('usage_name') or ''}  {fr_date(m.get('birth_date'))}{minor}")
+            _say(console, f"  {_x(m['role']):<12} {_x(m['citizen_id'])}  {_x(m.get('given_names'))} "
+                          f"{_x(m.get('usage_name'))}  {fr_date(m.get('birth_date'))}{minor}")
     for o in view.get("organisations", []):
-        console.print(f"Organisation : {o.get('name')} (RNA {o.get('rna') or '—'}), {o.get('role')}")
+        _say(console, f"Organisation : {_x(o.get('name'))} (RNA {_x(o.get('rna') or '—')}), {_x(o.get('role'))}")
 
     tl = Table("date", "silo", "type", "service", "libellé", "statut", "échéance", "montant", "alerte",
                title="Parcours (timeline)", box=None)
     for i in view.get("interactions", []):
-        alert = ""
+        alert = Text("")
         if i.get("overdue"):
-            alert = "[red]en retard[/red]" + (f" (silence = {i['silence']})" if i.get("silence") else "")
+            alert = Text("en retard" + (f" (silence = {i['silence']})" if i.get("silence") else ""), style="red")
         elif i.get("due_soon"):
-            alert = "[yellow]< 15 jours[/yellow]"
-        tl.add_row(fr_date(i.get("opened_at")), i.get("source_system") or "", i.get("kind") or "",
-                   i.get("service") or "", i.get("title") or "", i.get("status") or "",
-                   fr_date(i.get("deadline") or i.get("due_at")), _money(i.get("amount"), i.get("currency")), alert)
+            alert = Text("< 15 jours", style="yellow")
+        tl.add_row(*_cells(fr_date(i.get("opened_at")), i.get("source_system"), i.get("kind"), i.get("service"),
+                           i.get("title"), i.get("status"), fr_date(i.get("deadline") or i.get("due_at")),
+                           _money(i.get("amount"), i.get("currency")), alert))
     console.print(tl)
     by_key = {i["interaction_key"]: i for i in view.get("interactions", [])}
     for key in view.get("deadlines", []):
         i = by_key[key]
-        console.print(f"  échéance légale {fr_date(i['deadline'])} : {i.get('title') or key} ({i['source_system']}), "
-                      f"silence vaut {i.get('silence')}" + (" — [red]dépassée[/red]" if i.get("overdue") else ""))
+        _say(console, f"  échéance légale {fr_date(i['deadline'])} : {_x(i.get('title') or key)} "
+                      f"({_x(i['source_system'])}), silence vaut {_x(i.get('silence'))}"
+                      + (" — [red]dépassée[/red]" if i.get("overdue") else ""))
     unpaid = view.get("unpaid") or {}
     if unpaid.get("count"):
         totals = ", ".join(f"{v} {k}" for k, v in unpaid["totals"].items())
-        console.print(f"  [bold]{unpaid['count']} facture(s) impayée(s)[/bold] : {totals}")
+        _say(console, f"  [bold]{unpaid['count']} facture(s) impayée(s)[/bold] : {_x(totals)}")
 
     r = Table("record", "silo", "rôle", "nom", "né(e) le", "preuve", "probabilité", title="Fiches sources",
               box=None)
     for rec in view.get("records", []):
-        r.add_row(rec["record_key"], rec["source_system"], rec.get("role") or "",
-                  f"{rec.get('given_names') or ''} {rec.get('usage_name') or rec.get('birth_name') or ''}",
-                  fr_date(rec.get("birth_date")), _LEVEL.get(rec.get("certification_level"), ""),
-                  f"{rec.get('match_probability', 1):.3f}")
+        r.add_row(*_cells(rec["record_key"], rec["source_system"], rec.get("role"),
+                          f"{rec.get('given_names') or ''} {rec.get('usage_name') or rec.get('birth_name') or ''}",
+                          fr_date(rec.get("birth_date")), _LEVEL.get(rec.get("certification_level"), ""),
+                          f"{rec.get('match_probability', 1):.3f}"))
     console.print(r)
     if view.get("discrepancies"):
         d = Table("silo", "record", "attribut", "valeur du silo", "valeur retenue", title="À corriger dans les silos",
                   box=None)
         for x in view["discrepancies"]:
-            d.add_row(x["source_system"], x["record_key"], x["attribute"], x.get("silo_value") or "",
-                      x.get("golden_value") or "")
+            d.add_row(*_cells(x["source_system"], x["record_key"], x["attribute"], x.get("silo_value"),
+                              x.get("golden_value")))
         console.print(d)
 
 
 def print_prefill(console: Console, data: dict[str, Any]) -> None:
     """A once-only read: the attributes the service may prefill, with proof level, source and date."""
-    console.print(f"[bold]{data['citizen_id']}[/bold] pour {data['service']} ({data['purpose']})")
+    _say(console, f"[bold]{_x(data['citizen_id'])}[/bold] pour {_x(data['service'])} ({_x(data['purpose'])})")
     t = Table("attribut", "valeur", "preuve", "source", "observé le", "à confirmer", box=None)
     for attr, a in data["attributes"].items():
         confirm = "oui" if a.get("conflict") or a.get("rule") == "fallback" else ""
-        t.add_row(attr, str(a["value"]), _LEVEL.get(a.get("certification_level"), ""), a.get("source_system") or "",
-                  fr_date(a.get("observed_at")), confirm)
+        t.add_row(*_cells(attr, a["value"], _LEVEL.get(a.get("certification_level"), ""), a.get("source_system"),
+                          fr_date(a.get("observed_at")), confirm))
     console.print(t)
