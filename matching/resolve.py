@@ -153,7 +153,7 @@ def resolve(
     Human decisions (pairs of record keys; pairs naming a record not resolved are ignored):
     a ``must_links`` pair is an edge always present, whatever the model or the household guard
     say; a ``cannot_links`` pair never ends in one cluster (components holding both are rebuilt
-    greedily, see :func:`_cluster`). A must-link that would join a cannot-linked pair loses.
+    greedily, see :func:`cluster`). A must-link that would join a cannot-linked pair loses.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -176,55 +176,16 @@ def resolve(
     con = duckdb.connect()
     try:
         t0 = time.perf_counter()
-        scoring = dict(model)
-        scoring["retain_matching_columns"] = True  # carries the gamma columns the guard reads
-        scoring["retain_intermediate_calculation_columns"] = True  # mw_* columns: the explanations
-        lk = mdl.linker(con, std, scoring)
-        preds = lk.inference.predict()
-        explain = _explanation_sql(con.sql(f"SELECT * FROM {preds.physical_name} LIMIT 0").columns, model)
-        con.execute(
-            f"""CREATE TEMP TABLE scored AS
-                SELECT record_key_l, record_key_r, match_probability, match_weight,
-                       gamma_first_name, gamma_birth_date, {explain} AS explanation
-                FROM {preds.physical_name}"""
-        )
-        preds.drop_table_from_database_and_remove_from_cache()
-        pairs_scored = con.sql("SELECT count(*) FROM scored").fetchall()[0][0]
+        lk = mdl.linker(con, std, scoring_model(model))
+        pairs_scored = store_scored(con, [lk.inference.predict()], model)
         timings["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        con.register("std_cl", std)
-        _register_decisions(con, must_links, cannot_links)
-        edges = con.sql(
-            f"""
-            SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight, p.explanation,
-                   false AS decided
-            FROM scored p
-            JOIN std_cl a ON a.record_key = p.record_key_l
-            JOIN std_cl b ON b.record_key = p.record_key_r
-            WHERE p.match_probability >= $t
-              AND (p.gamma_first_name >= $fn
-                   OR (p.gamma_first_name = -1 AND p.gamma_birth_date >= $bd))
-              AND NOT ({_CONFLICT_SQL})
-              AND NOT EXISTS (SELECT 1 FROM human_cannot h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
-              AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
-            UNION ALL
-            -- a must-link is an edge whatever the model says; it keeps its score when it has one
-            SELECT m.k1, m.k2, 1.0, p.match_weight, '{{"decision": "must-link"}}', true
-            FROM human_must m LEFT JOIN scored p ON p.record_key_l = m.k1 AND p.record_key_r = m.k2
-            WHERE m.k1 IN (SELECT record_key FROM std_cl) AND m.k2 IN (SELECT record_key FROM std_cl)
-            """,
-            params={"t": threshold, "fn": _FIRST_NAME_AGREES, "bd": _BIRTH_DATE_FIRM},
-        ).to_arrow_table()
-        links, rebuilt, refused = _cluster(con, std, edges)
+        edges = guarded_edges(con, std, threshold, must_links, cannot_links)
+        links, rebuilt, refused = cluster(con, std, edges)
         timings["cluster"] = time.perf_counter() - t0
 
-        floor_sql = "" if pair_floor is None else "WHERE match_probability >= $f"
-        pairs = con.sql(
-            f"""SELECT record_key_l, record_key_r, match_probability, match_weight, explanation
-                FROM scored {floor_sql} ORDER BY record_key_l, record_key_r""",
-            params={} if pair_floor is None else {"f": pair_floor},
-        ).to_arrow_table().cast(PAIR_SCHEMA)
+        pairs = scored_pairs(con, pair_floor)
     finally:
         con.close()
     log.info(
@@ -237,6 +198,83 @@ def resolve(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
         pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
     )
+
+
+def scoring_model(model: dict[str, Any]) -> dict[str, Any]:
+    """The model with the columns the guard (gamma_*) and the explanations (mw_*) read retained."""
+    scoring = dict(model)
+    scoring["retain_matching_columns"] = True
+    scoring["retain_intermediate_calculation_columns"] = True
+    return scoring
+
+
+def store_scored(con: duckdb.DuckDBPyConnection, predictions: Sequence[Any], model: dict[str, Any]) -> int:
+    """Copy Splink predictions (SplinkDataFrames of :func:`scoring_model`) into temp table ``scored``.
+
+    Several prediction tables (e.g. ``predict_between`` and ``predict_within``) are stacked, a
+    pair scored twice kept once. Each table is dropped from Splink's cache. Returns the pair count.
+    """
+    con.execute("DROP TABLE IF EXISTS scored")
+    selects = []
+    for preds in predictions:
+        explain = _explanation_sql(con.sql(f"SELECT * FROM {preds.physical_name} LIMIT 0").columns, model)
+        selects.append(
+            f"""SELECT least(record_key_l, record_key_r) AS record_key_l,
+                       greatest(record_key_l, record_key_r) AS record_key_r,
+                       match_probability, match_weight, gamma_first_name, gamma_birth_date,
+                       {explain} AS explanation
+                FROM {preds.physical_name}"""
+        )
+    union = " UNION ALL ".join(selects)
+    if len(selects) > 1:
+        union = f"SELECT DISTINCT ON (record_key_l, record_key_r) * FROM ({union})"
+    con.execute(f"CREATE TEMP TABLE scored AS {union}")
+    for preds in predictions:
+        preds.drop_table_from_database_and_remove_from_cache()
+    return int(con.sql("SELECT count(*) FROM scored").fetchall()[0][0])
+
+
+def scored_pairs(con: duckdb.DuckDBPyConnection, pair_floor: float | None) -> pa.Table:
+    """The pairs of temp table ``scored`` at or above ``pair_floor`` (all when None), sorted."""
+    floor_sql = "" if pair_floor is None else "WHERE match_probability >= $f"
+    return con.sql(
+        f"""SELECT record_key_l, record_key_r, match_probability, match_weight, explanation
+            FROM scored {floor_sql} ORDER BY record_key_l, record_key_r""",
+        params={} if pair_floor is None else {"f": pair_floor},
+    ).to_arrow_table().cast(PAIR_SCHEMA)
+
+
+def guarded_edges(
+    con: duckdb.DuckDBPyConnection, std: pa.Table, threshold: float,
+    must_links: Sequence[tuple[str, str]], cannot_links: Sequence[tuple[str, str]],
+) -> pa.Table:
+    """The clustering edges from temp table ``scored``: the household guard, cannot-links and must-links.
+
+    Registers ``std`` as ``std_cl`` and the decisions (read later by :func:`cluster`).
+    """
+    con.register("std_cl", std)
+    _register_decisions(con, must_links, cannot_links)
+    return con.sql(
+        f"""
+        SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight, p.explanation,
+               false AS decided
+        FROM scored p
+        JOIN std_cl a ON a.record_key = p.record_key_l
+        JOIN std_cl b ON b.record_key = p.record_key_r
+        WHERE p.match_probability >= $t
+          AND (p.gamma_first_name >= $fn
+               OR (p.gamma_first_name = -1 AND p.gamma_birth_date >= $bd))
+          AND NOT ({_CONFLICT_SQL})
+          AND NOT EXISTS (SELECT 1 FROM human_cannot h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
+          AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
+        UNION ALL
+        -- a must-link is an edge whatever the model says; it keeps its score when it has one
+        SELECT m.k1, m.k2, 1.0, p.match_weight, '{{"decision": "must-link"}}', true
+        FROM human_must m LEFT JOIN scored p ON p.record_key_l = m.k1 AND p.record_key_r = m.k2
+        WHERE m.k1 IN (SELECT record_key FROM std_cl) AND m.k2 IN (SELECT record_key FROM std_cl)
+        """,
+        params={"t": threshold, "fn": _FIRST_NAME_AGREES, "bd": _BIRTH_DATE_FIRM},
+    ).to_arrow_table()
 
 
 def _explanation_sql(columns: list[str], model: dict[str, Any]) -> str:
@@ -303,7 +341,7 @@ OR (b.role IN ('debiteur', 'dirigeant', 'parent', 'contact', 'demandeur') AND a.
 """
 
 
-def _cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> tuple[pa.Table, int, int]:
+def cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> tuple[pa.Table, int, int]:
     """Connected components over the kept edges, then cannot-link repair.
 
     Connected components can chain a household through a record that agrees with two of its
@@ -423,3 +461,6 @@ def _constrained_components(
         parent[small] = large
         group[large] |= group.pop(small)
     return {n: min(group[find(n)]) for n in nodes}
+
+
+_cluster = cluster  # the earlier private name
