@@ -29,9 +29,10 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         cross = wh.scalar("SELECT count(*) FROM golden.citizen WHERE source_systems LIKE '%,%'")
 
     console.print(f"\n[bold]Run {report.run_id}[/bold] → {redact(settings.warehouse_url)}")
-    t = Table("source", "entity", "read", "loaded", "quarantined", "adds up", title="Sources", box=None)
+    t = Table("stage", "source", "entity", "read", "loaded", "quarantined", "adds up",
+              title="Rows per source: extracted from the silo, then through the quality gate", box=None)
     for r in recon:
-        t.add_row(r["source_system"], r["entity"], f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
+        t.add_row(r["stage"], r["source_system"], r["entity"], f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
                   f"{r['rows_quarantined']:,}", "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     for f in report.failed:
