@@ -53,6 +53,7 @@ class LinkResult:
 def compute_links(
     wh: Warehouse, run_id: str, *, model_dir: Path, model_json: dict | None = None,
     guard: Any = None, confirm_release: bool | None = None, review_band: tuple[float, float] | None = None,
+    incremental: bool = False,
 ) -> LinkResult:
     """Resolve every core person record honouring the human decisions; ids carried over.
 
@@ -61,10 +62,21 @@ def compute_links(
     :class:`matching.release.ReleaseGuard` (default limits when None); ``review_band`` the
     probability band [low, high) whose undecided pairs are queued for review. Raises
     :class:`ReleaseRefused` when the guard refuses the release (the report is stored first).
+
+    ``incremental``: only the records not in the published links, or updated since the last
+    published run, are scored (against the rest and among themselves) and the citizens they touch
+    re-clustered (:func:`matching.incremental.resolve_incremental`); every other citizen is
+    carried over as published. The model is ``model_json`` or, when None, the last run's model
+    from ``model_dir`` (never retrained). With no publication or no model yet, a batch run is made.
     """
+    if incremental:
+        inc = _compute_incremental(wh, run_id, model_dir=model_dir, model_json=model_json, guard=guard,
+                                   confirm_release=confirm_release, review_band=review_band)
+        if inc is not None:
+            return inc
+
     from matching.decisions import constraints, decided_pairs, review_candidates
-    from matching.identity import assign_citizen_ids, retired_aliases
-    from matching.release import ReleaseGuard, histogram_json, release_report
+    from matching.identity import assign_citizen_ids
     from matching.resolve import REVIEW_BAND, resolve
     from warehouse import decisions as store
 
@@ -76,12 +88,29 @@ def compute_links(
     res = resolve(records, model_json=model_json, must_links=must, cannot_links=cannot)
     save_model(model_dir, res.model_json, res.model_version)
     links = assign_citizen_ids(res.links, previous, retired=store.retired_ids(wh))
-    n = links.num_rows
-    links = links.append_column("model_version", pa.array([res.model_version] * n, pa.string()))
-    links = links.append_column("run_id", pa.array([run_id] * n, pa.string()))
+    queue = review_candidates(res.pairs, _stamped(links, res.model_version, run_id), decided_pairs(in_force),
+                              review_band or REVIEW_BAND)
+    return _publishable(wh, run_id, records=records, previous=previous, in_force=in_force, res=res,
+                        links=links, queue=queue, guard=guard, confirm_release=confirm_release)
 
+
+def _stamped(links: pa.Table, model_version: str, run_id: str) -> pa.Table:
+    n = links.num_rows
+    links = links.append_column("model_version", pa.array([model_version] * n, pa.string()))
+    return links.append_column("run_id", pa.array([run_id] * n, pa.string()))
+
+
+def _publishable(
+    wh: Warehouse, run_id: str, *, records: pa.Table, previous: pa.Table | None, in_force: list[dict[str, Any]],
+    res: Any, links: pa.Table, queue: pa.Table, guard: Any, confirm_release: bool | None,
+) -> LinkResult:
+    """Release report, guard, review queue and aliases of a run (batch or incremental)."""
+    from matching.identity import retired_aliases
+    from matching.release import ReleaseGuard, histogram_json, release_report
+    from warehouse import decisions as store
+
+    links = _stamped(links, res.model_version, run_id)
     report = release_report(previous, links)
-    queue = review_candidates(res.pairs, links, decided_pairs(in_force), review_band or REVIEW_BAND)
     verdict = (guard or ReleaseGuard()).check(report)
     confirmed_by = _confirmation(wh, confirm_release) if verdict else None
     status = "accepted" if verdict is None else ("confirmed" if confirmed_by else "refused")
@@ -111,6 +140,92 @@ def compute_links(
              report["split_citizens"], report["unchanged_citizens"])
     return LinkResult(records=records, links=links, model_version=res.model_version, threshold=res.threshold,
                       pairs_scored=res.pairs_scored, timings=dict(res.timings), release=release)
+
+
+def _compute_incremental(
+    wh: Warehouse, run_id: str, *, model_dir: Path, model_json: dict | None, guard: Any,
+    confirm_release: bool | None, review_band: tuple[float, float] | None,
+) -> LinkResult | None:
+    """The incremental mode of :func:`compute_links`; None when a batch run is needed instead."""
+    from matching.decisions import constraints, decided_pairs, review_candidates
+    from matching.incremental import resolve_incremental
+    from matching.resolve import REVIEW_BAND
+    from schemas.contract import CITIZEN_LINK, PERSON_RECORD
+    from warehouse import decisions as store
+    from warehouse.engine import qualified
+
+    _add_link_columns(wh)
+    previous = previous_links(wh)
+    last = _last_run(wh)
+    if previous is None or last is None:
+        log.info("run %s: no publication yet, resolving in batch", run_id)
+        return None
+    model = model_json if model_json is not None else _load_model(model_dir, last["model_version"])
+    if model is None:
+        log.warning("run %s: model %s of the last run not found in the model directory; resolving in batch",
+                    run_id, last["model_version"])
+        return None
+    published = wh.arrow(
+        f"""SELECT record_key, citizen_id, match_probability, match_weight, CAST(explanation AS TEXT) AS explanation,
+                   linked_via FROM {qualified(CITIZEN_LINK)} ORDER BY record_key"""
+    )
+    changed = [r[0] for r in wh.rows(
+        f"SELECT record_key FROM {qualified(PERSON_RECORD)} WHERE updated_at > :since",
+        {"since": last["finished_at"]},
+    )]
+    records = core_person_records(wh)
+    in_force = store.decisions(wh)
+    must, cannot = constraints(in_force)
+    res = resolve_incremental(records, published, model_json=model, changed=changed, must_links=must,
+                              cannot_links=cannot, retired=store.retired_ids(wh))
+    save_model(model_dir, model, res.model_version)
+    stamped = _stamped(res.links, res.model_version, run_id)
+    fresh = review_candidates(res.pairs, stamped, decided_pairs(in_force), review_band or REVIEW_BAND)
+    queue = _carry_queue(store.review_queue(wh), fresh, stamped, decided_pairs(in_force))
+    log.info("run %s: incremental (%d new or changed records since run %s; %d citizens re-clustered, %d kept)",
+             run_id, res.delta_records, last["run_id"], res.touched_citizens, res.kept_citizens)
+    return _publishable(wh, run_id, records=records, previous=previous, in_force=in_force, res=res,
+                        links=res.links, queue=queue, guard=guard, confirm_release=confirm_release)
+
+
+def _last_run(wh: Warehouse) -> dict[str, Any] | None:
+    """The last published resolution run (run_id, model_version, finished_at), None before any."""
+    from schemas.contract import RESOLUTION_RUN
+    from warehouse.engine import qualified
+
+    if not wh.table_exists(RESOLUTION_RUN.schema, RESOLUTION_RUN.name):
+        return None
+    rows = wh.dicts(f"SELECT run_id, model_version, finished_at FROM {qualified(RESOLUTION_RUN)} "
+                    "ORDER BY finished_at DESC, run_id DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+def _load_model(model_dir: Path, version: str) -> dict[str, Any] | None:
+    path = model_dir / f"{version}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _carry_queue(old: list[dict[str, Any]], fresh: pa.Table, links: pa.Table, decided: list[tuple[str, str]]
+                 ) -> pa.Table:
+    """The review queue after an incremental run: the pairs scored this run, plus the earlier
+    entries not re-scored, still undecided and on live records (their citizen ids refreshed)."""
+    from matching.decisions import QUEUE_SCHEMA
+
+    cid = dict(zip(links["record_key"].to_pylist(), links["citizen_id"].to_pylist(), strict=True))
+    have = set(fresh["queue_id"].to_pylist())
+    settled = set(decided)
+    kept = [
+        {**{c: q[c] for c in QUEUE_SCHEMA.names}, "citizen_id_l": cid[q["record_key_l"]],
+         "citizen_id_r": cid[q["record_key_r"]],
+         "explanation": None if q["explanation"] is None else
+         (q["explanation"] if isinstance(q["explanation"], str) else json.dumps(q["explanation"]))}
+        for q in old
+        if q["queue_id"] not in have and q["record_key_l"] in cid and q["record_key_r"] in cid
+        and (q["record_key_l"], q["record_key_r"]) not in settled
+    ]
+    if not kept:
+        return fresh
+    return pa.concat_tables([fresh, pa.Table.from_pylist(kept, schema=QUEUE_SCHEMA)])
 
 
 def _confirmation(wh: Warehouse, confirm_release: bool | None) -> str | None:
