@@ -1,0 +1,276 @@
+"""Benchmark: every connector's ingestion rate next to a bare baseline of the same data, same run.
+
+    .venv/bin/python bench/ingest.py --rows 1000000 [--people 5000] [--only finance,files,http]
+
+(a) finance: the SQL connector moving N ``tiers`` rows from SQLite into DuckDB, against a bare
+    dlt ``sql_database(backend="pyarrow")`` append of the same table (target ≥ 70 %);
+(b) files: the CSV mapping connector against a bare dlt Arrow load of the same CSV (target
+    ≥ 150k rows/s; see bench/ingest_files.py);
+(c) HTTP connectors (family, salesforce, servicenow, demarches) over their simulators, against a
+    raw paginated fetch of the same data with ``requests`` (target ≥ 80 %).
+
+Prints one table. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+Row = tuple[str, int, float, float, str]  # name, rows, connector s, baseline s, target
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - started, out
+
+
+def _duck(root: Path, name: str) -> Any:
+    from warehouse.engine import Warehouse
+
+    return Warehouse(f"duckdb:///{root / f'{name}.duckdb'}")
+
+
+# ---------------------------------------------------------------------------- (a) finance
+def finance_source(path: Path, rows: int) -> str:
+    """A SQLite finance database with ``rows`` tiers (factures and paiements empty), built in SQL."""
+    import sqlalchemy as sa
+
+    from sandbox.finance_db import metadata
+
+    url = f"sqlite:///{path}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    t0 = dt.datetime(2026, 1, 5, 9, 0, 0)
+    con = sqlite3.connect(path)
+    # a recursive CTE generates the rows inside SQLite: no Python loop over a million rows
+    con.execute(
+        """INSERT INTO tiers (id, civilite, nom, nom_naissance, prenom, date_naissance, adresse, code_postal, ville,
+                              telephone, email, groupe_id, updated_at, supprime)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+           SELECT i, CASE i % 2 WHEN 0 THEN 'M.' ELSE 'Mme' END, 'NOM' || (i % 5000), NULL, 'PRENOM' || (i % 700),
+                  date('1940-01-01', '+' || (i % 25000) || ' days'), (i % 300) || ' RUE DES LILAS',
+                  printf('%05d', 75000 + i % 20), 'PARIS', '06 12 34 ' || printf('%02d', i % 100) || ' 00',
+                  'u' || i || '@example.org', i / 2, datetime(?, '+' || (i % 100000) || ' seconds'), 0
+           FROM n""", (rows, t0.isoformat(sep=" ")))
+    con.commit()
+    con.close()
+    return url
+
+
+def bench_finance(root: Path, rows: int) -> Row:
+    import dlt
+    from dlt.sources.sql_database import sql_database
+
+    from connectors import finance
+
+    url = finance_source(root / "finance.sqlite", rows)
+
+    def bare() -> None:
+        with _duck(root, "finance_bare") as wh:
+            src = sql_database(credentials=url, table_names=["tiers"], backend="pyarrow", chunk_size=50_000,
+                               reflection_level="full_with_precision")
+            p = dlt.pipeline(pipeline_name="bench_finance_bare", destination=wh.dlt_destination(),
+                             dataset_name="raw_bare", pipelines_dir=str(root / "p_fin_bare"))
+            p.run(src, write_disposition="append", loader_file_format="parquet")
+
+    def connector() -> Any:
+        with _duck(root, "finance_hub") as wh:
+            return finance.load(wh.dlt_destination(), "bench", pipelines_dir=root / "p_fin", source_url=url)
+
+    base, _ = _timed(bare)
+    took, result = _timed(connector)
+    assert result.count("tiers").rows_loaded == rows
+    return ("finance SQL → DuckDB", rows, took, base, "≥ 70 % of bare")
+
+
+# ---------------------------------------------------------------------------- (b) files
+def bench_files(root: Path, rows: int) -> Row:
+    import ingest_files
+
+    drop = root / "drop"
+    drop.mkdir()
+    csv_path = drop / "usagers_2026.csv"
+    ingest_files.write_csv(csv_path, rows)
+    mapping = root / "bench.toml"
+    mapping.write_text(ingest_files.MAPPING, encoding="utf-8")
+    base = ingest_files.bare_load(f"duckdb:///{root / 'files_bare.duckdb'}", csv_path, root / "p_files_bare")
+    took, result = ingest_files.mapped_load(f"duckdb:///{root / 'files_hub.duckdb'}", drop, mapping,
+                                            root / "p_files")
+    assert result.count("usagers").rows_read == rows
+    return ("files CSV mapping → DuckDB", rows, took, base, "≥ 150k rows/s")
+
+
+# ---------------------------------------------------------------------------- (c) HTTP
+def _follow(session: Any, url: str | None, params: dict[str, Any] | None,
+            nxt: Callable[[Any, Any], str | None], count: Callable[[Any], int]) -> int:
+    """Rows of every page, following ``nxt(response, body)`` (the raw fetch: parse JSON, count, go on)."""
+    n = 0
+    while url:
+        r = session.get(url, params=params)
+        r.raise_for_status()
+        body = r.json()
+        n += count(body)
+        url, params = nxt(r, body), None
+    return n
+
+
+def raw_family(portal: Any, token: str) -> int:
+    import requests
+
+    from connectors.family import COLLECTIONS
+
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return sum(_follow(s, f"{portal.url}/api/v1/{c}", {"per_page": 500}, lambda r, b: b["links"]["next"],
+                       lambda b: len(b["data"])) for c in COLLECTIONS)
+
+
+def raw_salesforce(org: Any) -> int:
+    import requests
+
+    from connectors.salesforce import API_VERSION, OBJECTS, TOKEN_PATH
+
+    s = requests.Session()
+    tok = s.post(org.url + TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": org.client_id,
+                                             "client_secret": org.client_secret}).json()
+    s.headers["Authorization"] = f"Bearer {tok['access_token']}"
+    base = tok["instance_url"]
+    n = 0
+    for sobject, fields in OBJECTS.values():
+        q = f"SELECT {', '.join(fields)} FROM {sobject} ORDER BY SystemModstamp, Id"
+        n += _follow(s, f"{base}/services/data/{API_VERSION}/queryAll", {"q": q},
+                     lambda r, b: None if b["done"] else base + b["nextRecordsUrl"],
+                     lambda b: len(b["records"]))
+    return n
+
+
+def raw_servicenow(desk: Any) -> int:
+    import requests
+
+    from connectors.servicenow import TABLES
+
+    s = requests.Session()
+    s.auth = (desk.username, desk.password)
+    return sum(_follow(s, f"{desk.url}/api/now/table/{t}",
+                       {"sysparm_limit": 1000, "sysparm_fields": ",".join(fields),
+                        "sysparm_query": "ORDERBYsys_updated_on^ORDERBYsys_id"},
+                       lambda r, b: r.links.get("next", {}).get("url"), lambda b: len(b["result"]))
+               for t, fields in TABLES.items())
+
+
+def raw_demarches(ds: Any, token: str) -> int:
+    import requests
+
+    from connectors.demarches import _CONNECTION, DELETED_QUERY, DOSSIERS_QUERY, MAX_PAGE_SIZE
+
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    endpoint = ds.url.rstrip("/") + "/api/v2/graphql"
+    n = 0
+    for number in ds.demarche_numbers:
+        for entity, query in (("dossiers", DOSSIERS_QUERY), ("deleted_dossiers", DELETED_QUERY)):
+            field, operation, since_arg = _CONNECTION[entity]
+            after = None
+            while True:
+                r = s.post(endpoint, json={"query": query, "operationName": operation, "variables": {
+                    "demarcheNumber": number, "first": MAX_PAGE_SIZE, "after": after, since_arg: None}})
+                r.raise_for_status()
+                conn = r.json()["data"]["demarche"][field]
+                n += len(conn["nodes"])
+                if not conn["pageInfo"]["hasNextPage"]:
+                    break
+                after = conn["pageInfo"]["endCursor"]
+    return n
+
+
+def bench_http(root: Path, people: int) -> list[Row]:
+    from connectors import demarches, family, salesforce, servicenow
+    from sandbox import DEFAULT_TOKEN, build_sandbox
+    from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
+
+    sb = build_sandbox(root / "sb", people=people, seed=5)
+    out: list[Row] = []
+
+    def run(name: str, raw: Callable[[], int], hub: Callable[[Any, Path], Any]) -> None:
+        base, n = _timed(raw)
+        with _duck(root, name) as wh:
+            took, result = _timed(lambda: hub(wh.dlt_destination(), root / f"p_{name}"))
+        read = sum(c.rows_read for c in result.counts)
+        out.append((f"{name} (HTTP simulator)", read, took, base * read / max(n, 1), "≥ 80 % of raw fetch"))
+
+    with sb.family_portal() as portal:
+        run("family", lambda: raw_family(portal, DEFAULT_TOKEN),
+            lambda d, p: family.load(d, "bench", pipelines_dir=p, base_url=portal.url, token=DEFAULT_TOKEN))
+    with sb.salesforce() as org:
+        run("salesforce", lambda: raw_salesforce(org),
+            lambda d, p: salesforce.load(d, "bench", pipelines_dir=p, login_url=org.url, client_id=org.client_id,
+                                         client_secret=org.client_secret))
+    with sb.servicenow() as desk:
+        run("servicenow", lambda: raw_servicenow(desk),
+            lambda d, p: servicenow.load(d, "bench", pipelines_dir=p, instance_url=desk.url,
+                                         username=desk.username, password=desk.password))
+    with sb.demarches() as ds:
+        run("demarches", lambda: raw_demarches(ds, DEMARCHES_TOKEN),
+            lambda d, p: demarches.load(d, "bench", pipelines_dir=p, base_url=ds.url, token=DEMARCHES_TOKEN,
+                                        demarches=ds.demarche_numbers))
+    return out
+
+
+def warm_up(root: Path) -> None:
+    """One tiny load first, so that no timing pays dlt's first-run imports (no .pyc may be written)."""
+    import dlt
+    import pyarrow as pa
+
+    with _duck(root, "warm") as wh:
+        p = dlt.pipeline(pipeline_name="bench_warm", destination=wh.dlt_destination(), dataset_name="warm",
+                         pipelines_dir=str(root / "p_warm"))
+        table = pa.table({"id": [1, 2]})
+        p.run(dlt.resource(table, name="t", primary_key="id", write_disposition="merge"), loader_file_format="parquet")
+        p.run(dlt.resource(table, name="u"), loader_file_format="parquet")
+
+
+def main() -> None:
+    """Run the selected benchmarks and print one table."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000, help="rows for finance and files (default 1M)")
+    ap.add_argument("--people", type=int, default=5_000, help="sandbox size for the HTTP connectors")
+    ap.add_argument("--only", default="finance,files,http")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import dlt  # noqa: F401  (imports outside the timings)
+    from dlt.sources.sql_database import sql_database  # noqa: F401
+
+    import connectors.registry  # noqa: F401
+
+    only = set(args.only.split(","))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        warm_up(root)
+        if "finance" in only:
+            rows.append(bench_finance(root, args.rows))
+        if "files" in only:
+            rows.append(bench_files(root, args.rows))
+        if "http" in only:
+            rows.extend(bench_http(root, args.people))
+    print(f"{'connector':30} {'rows':>10} {'hub rows/s':>12} {'baseline rows/s':>16} {'ratio':>7}  target")
+    for name, n, took, base, target in rows:
+        print(f"{name:30} {n:>10,} {n / took:>12,.0f} {n / base:>16,.0f} {base / took:>7.0%}  {target}")
+
+
+if __name__ == "__main__":
+    main()
