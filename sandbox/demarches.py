@@ -4,7 +4,7 @@ its GraphQL API v2 (``POST /api/v2/graphql``, bearer token).
 ``demarches_data(pop, obs)`` seeds three démarches from the synthetic commune (parents asking for a
 place in a crèche, residents asking for a parking card, association leaders asking for a grant);
 ``write_demarches`` stores them as one JSON file; ``DemarchesServer`` serves that file on 127.0.0.1
-with the fault injection of :class:`sandbox.family_portal.FamilyPortal` and records tests can
+with the fault injection of :mod:`sandbox.http_simulator` and records tests can
 change or delete between two loads (a deleted dossier leaves ``dossiers`` and shows up in
 ``deletedDossiers``). The API shape is documented in docs/silos.md.
 
@@ -22,21 +22,19 @@ import bisect
 import json
 import logging
 import re
-import socket
-import struct
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 
+from sandbox.http_simulator import FAULT_KINDS as BASE_FAULT_KINDS
+from sandbox.http_simulator import HTTPSimulator, SimulatorHandler, compact_json, read_json
 from sandbox.observations import (
     REFERENCE_TIME,
     Observations,
@@ -54,7 +52,7 @@ SYSTEM = "demarches"
 DEFAULT_TOKEN = "sandbox-demarches-token"
 DATA_FILE = "demarches.json"
 MAX_PAGE_SIZE = 100  # the real API's max_page_size: a larger `first` is served as 100
-FAULT_KINDS = ("500", "429", "delay", "401", "truncated", "html", "reset", "graphql_error")
+FAULT_KINDS = (*BASE_FAULT_KINDS, "graphql_error")
 STATES = ("en_construction", "en_instruction", "accepte", "refuse", "sans_suite")
 DELETION_REASONS = ("user_request", "manager_request", "expired")
 PARIS = ZoneInfo("Europe/Paris")
@@ -867,40 +865,29 @@ def _page(keys: list[tuple[float, int]], since: float | None, after: tuple[float
 
 
 @dataclass
-class Fault:
-    """One injected failure: ``kind`` on ``count`` matching requests."""
-
-    kind: str
-    demarche: int | None = None
-    connection: str | None = None  # dossiers, deletedDossiers (None: any request, also démarche-only ones)
-    page: int | None = None
-    count: int = 1
-    retry_after: int = 1
-    delay: float = 1.0
-
-
-@dataclass
 class _Context:
     variables: dict[str, Any]
     target: tuple[int | None, str | None, int | None] = (None, None, None)  # démarche, connection, page
 
 
-class DemarchesServer:
+class DemarchesServer(HTTPSimulator):
     """The Démarches simplifiées API v2 over a ``demarches.json`` file, on a real HTTP server.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`. ``endpoint`` is
-    ``http://127.0.0.1:PORT/api/v2/graphql``.
+    ``http://127.0.0.1:PORT/api/v2/graphql``. Requests target (démarche, connection, page);
+    ``request_log`` holds (démarche, connection, page, status).
     """
 
+    label = "démarches simplifiées API"
+    thread_name = "demarches-api"
+    logger = log
+    fault_kinds = FAULT_KINDS
+
     def __init__(self, data_dir: Path, token: str = DEFAULT_TOKEN, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
         self.data_dir = Path(data_dir)
         self.token = token
-        self._host, self._port = host, port
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self.request_log: list[tuple[int | None, str | None, int | None, int]] = []  # démarche, conn, page, status
-        with open(self.data_dir / DATA_FILE, encoding="utf-8") as fh:
-            raw = json.load(fh)
+        raw = read_json(self.data_dir / DATA_FILE)
         self._stores: dict[int, _Store] = {}
         self._where: dict[int, int] = {}  # dossier number -> démarche number
         self._latest = 0.0
@@ -915,50 +902,11 @@ class DemarchesServer:
                 self._where[gone["number"]] = d["number"]
                 self._latest = max(self._latest, _epoch(gone["dateSupression"]))
             self._stores[d["number"]] = store
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the démarches server is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def endpoint(self) -> str:
         return f"{self.url}/api/v2/graphql"
 
-    def start(self) -> DemarchesServer:
-        class Handler(_Handler):
-            pass
-
-        Handler.api = self
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="demarches-api",
-                                        daemon=True)
-        self._thread.start()
-        log.info("démarches simplifiées API serving on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> DemarchesServer:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ faults
     def inject(self, kind: str, demarche: int | None = None, connection: str | None = None, page: int | None = None,
                count: int = 1, retry_after: int = 1, delay: float = 1.0) -> None:
         """Make the next ``count`` requests matching ``demarche`` / ``connection`` (``dossiers`` or
@@ -966,26 +914,7 @@ class DemarchesServer:
         ``429`` (with Retry-After), ``delay`` (answer after ``delay`` s), ``401``, ``truncated``
         (JSON cut in the middle), ``html`` (an HTML error page with status 200), ``reset``
         (connection reset by peer), ``graphql_error`` (status 200, ``errors`` and no data)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.append(Fault(kind, demarche, connection, page, count, retry_after, delay))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _take_fault(self, target: tuple[int | None, str | None, int | None]) -> Fault | None:
-        demarche, connection, page = target
-        with self._lock:
-            for f in self._faults:
-                if (f.demarche in (None, demarche) and f.connection in (None, connection)
-                        and f.page in (None, page) and f.count > 0):
-                    f.count -= 1
-                    if f.count == 0:
-                        self._faults.remove(f)
-                    return f
-        return None
+        self._inject(kind, (demarche, connection, page), count, retry_after, delay)
 
     # ------------------------------------------------------------------ changes between runs
     def _now(self) -> str:
@@ -1244,31 +1173,23 @@ _HTML = ("<!DOCTYPE html><html lang=\"fr\"><head><title>Maintenance</title></hea
          "</p></body></html>").encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    api: DemarchesServer
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+def _errors_body(message: str, code: str, **extra: Any) -> bytes:
+    return json.dumps({"errors": [{"message": message, "extensions": {"code": code}}], **extra}).encode()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("démarches API: " + format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=utf-8",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(SimulatorHandler):
+    simulator: DemarchesServer
+    html_page = _HTML
+    html_type = "text/html; charset=utf-8"
+    fault_errors: ClassVar[dict[str, tuple[int, bytes]]] = {
+        "500": (500, _errors_body("Internal server error", "internal_server_error")),
+        "429": (429, _errors_body("Too many requests", "too_many_requests")),
+        "401": (401, _errors_body("The API token has expired", "unauthorized")),
+        "graphql_error": (200, _errors_body("Internal server error", "internal_server_error", data=None)),
+    }
 
     def _errors(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
-        body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-        self._send(status, json.dumps(body).encode(), headers=headers)
-
-    def _log(self, target: tuple[int | None, str | None, int | None], status: int) -> None:
-        with self.api._lock:
-            self.api.request_log.append((*target, status))
+        self._send(status, _errors_body(message, code), headers=headers)
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] != "/api/v2/graphql":
@@ -1277,12 +1198,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._errors(405, "Use POST", "method_not_allowed", headers={"Allow": "POST"})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         if self.path.split("?")[0] != "/api/v2/graphql":
             self._errors(404, "Not found", "not_found")
             return
-        if self.headers.get("Authorization", "") != f"Bearer {self.api.token}":
+        if self.headers.get("Authorization", "") != f"Bearer {self.simulator.token}":
             self._log((None, None, None), 401)
             self._errors(401, "Unauthorized: missing or invalid API token", "unauthorized",
                          headers={"WWW-Authenticate": 'Bearer realm="demarches-simplifiees"'})
@@ -1300,53 +1220,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._log((None, None, None), 400)
             self._errors(400, "The request body must be JSON with a query string", "bad_request")
             return
-        answer, target = self.api.execute(body["query"], variables, body.get("operationName"))
-        fault = self.api._take_fault(target)
-        payload = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
-        if fault is not None and self._fail(fault, target, payload):
-            return
-        self._log(target, 200)
-        self._send(200, payload)
+        answer, target = self.simulator.execute(body["query"], variables, body.get("operationName"))
+        self._serve(target, compact_json(answer))
 
-    def _fail(self, fault: Fault, target: tuple[int | None, str | None, int | None], payload: bytes) -> bool:
-        """Serve the fault; False when the request should then be answered normally (delay)."""
-        kind = fault.kind
-        if kind == "delay":
-            time.sleep(fault.delay)
-            return False
-        if kind == "500":
-            self._log(target, 500)
-            self._errors(500, "Internal server error", "internal_server_error")
-        elif kind == "429":
-            self._log(target, 429)
-            self._errors(429, "Too many requests", "too_many_requests",
-                         headers={"Retry-After": str(fault.retry_after)})
-        elif kind == "401":
-            self._log(target, 401)
-            self._errors(401, "The API token has expired", "unauthorized")
-        elif kind == "graphql_error":
-            self._log(target, 200)
-            body = {"errors": [{"message": "Internal server error", "extensions": {"code": "internal_server_error"}}],
-                    "data": None}
-            self._send(200, json.dumps(body).encode())
-        elif kind == "truncated":
-            self._log(target, 200)
-            self._send(200, payload[: max(1, len(payload) // 2)])
-        elif kind == "html":
-            self._log(target, 200)
-            self._send(200, _HTML, content_type="text/html; charset=utf-8")
-        elif kind == "reset":
-            self._log(target, 0)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
-        return True
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:  # the socket was reset on purpose
-            pass
+DemarchesServer.handler = _Handler
 
 
 def serve_demarches(data_dir: Path, token: str = DEFAULT_TOKEN, port: int = 0) -> DemarchesServer:
@@ -1356,7 +1234,5 @@ def serve_demarches(data_dir: Path, token: str = DEFAULT_TOKEN, port: int = 0) -
 
 def records(data_dir: Path) -> Iterator[dict[str, Any]]:
     """Every listed dossier on disk (for tests and reports), démarche by démarche."""
-    with open(Path(data_dir) / DATA_FILE, encoding="utf-8") as fh:
-        raw = json.load(fh)
-    for d in raw["demarches"]:
+    for d in read_json(Path(data_dir) / DATA_FILE)["demarches"]:
         yield from d["dossiers"]

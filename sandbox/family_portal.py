@@ -12,20 +12,22 @@ import bisect
 import json
 import logging
 import re
-import socket
-import struct
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 
+from sandbox.http_simulator import (
+    CollectionSimulator,
+    SimulatorHandler,
+    compact_json,
+    read_json,
+    write_json_files,
+)
 from sandbox.observations import _REF_S, Observations
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,6 @@ COLLECTIONS = ("familles", "responsables", "enfants", "inscriptions", "factures"
 DEFAULT_TOKEN = "sandbox-family-token"
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 1000
-FAULT_KINDS = ("500", "429", "delay", "401", "truncated", "html", "reset")
 _SOFT_DELETE = ("responsables", "enfants")  # collections with a `deleted` flag; others vanish
 
 
@@ -135,26 +136,10 @@ def family_collections(obs: Observations) -> dict[str, list[dict[str, Any]]]:
 
 def write_family(folder: Path, collections: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """One ``<collection>.json`` (a JSON array) per collection in ``folder``; returns counts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in collections.items():
-        with open(folder / f"{name}.json", "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
-    return {name: len(rows) for name, rows in collections.items()}
+    return write_json_files(folder, collections)
 
 
 # ---------------------------------------------------------------------------- server
-
-
-@dataclass
-class Fault:
-    """One injected failure: ``kind`` on ``count`` matching requests."""
-
-    kind: str
-    collection: str | None = None
-    page: int | None = None
-    count: int = 1
-    retry_after: int = 1
-    delay: float = 1.0
 
 
 @dataclass
@@ -174,12 +159,12 @@ class _Collection:
         i = bisect.bisect_left(self.keys, key)
         self.keys.insert(i, key)
         self.rows.insert(i, row)
-        self.blobs.insert(i, json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode())
+        self.blobs.insert(i, compact_json(row))
 
     def rebuild(self) -> None:
         self.rows.sort(key=lambda r: (r["updated_at"], r["id"]))
         self.keys = [(r["updated_at"], r["id"]) for r in self.rows]
-        self.blobs = [json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() for r in self.rows]
+        self.blobs = [compact_json(r) for r in self.rows]
 
 
 def _parse_since(value: str) -> str:
@@ -192,97 +177,31 @@ def _parse_since(value: str) -> str:
     return iso_z(ts)
 
 
-class FamilyPortal:
+class FamilyPortal(CollectionSimulator):
     """The family portal's REST API over a folder of collection JSON files.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`. ``url`` is the base
-    (``http://127.0.0.1:PORT``); collections are under ``/api/v1/``.
+    (``http://127.0.0.1:PORT``); collections are under ``/api/v1/``. ``request_log`` holds
+    (collection, page, status).
     """
 
+    label = "family portal"
+    thread_name = "family-portal"
+    logger = log
+
     def __init__(self, data_dir: Path, token: str = DEFAULT_TOKEN, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
         self.data_dir = Path(data_dir)
         self.token = token
-        self._host, self._port = host, port
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self.request_log: list[tuple[str, int | None, int]] = []  # (collection, page, status)
         self._data: dict[str, _Collection] = {}
         for name in COLLECTIONS:
-            with open(self.data_dir / f"{name}.json", encoding="utf-8") as fh:
-                col = _Collection(rows=json.load(fh))
+            col = _Collection(rows=read_json(self.data_dir / f"{name}.json"))
             col.rebuild()
             self._data[name] = col
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the family portal is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def api_url(self) -> str:
         return f"{self.url}/api/v1"
-
-    def start(self) -> FamilyPortal:
-        portal = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.portal = portal
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() quick (tests start and stop many servers).
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="family-portal",
-                                        daemon=True)
-        self._thread.start()
-        log.info("family portal serving on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FamilyPortal:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ faults
-    def inject(self, kind: str, collection: str | None = None, page: int | None = None, count: int = 1,
-               retry_after: int = 1, delay: float = 1.0) -> None:
-        """Make the next ``count`` requests matching ``collection``/``page`` fail with ``kind``:
-        ``500``, ``429`` (with Retry-After), ``delay`` (answer after ``delay`` s), ``401``,
-        ``truncated`` (JSON cut in the middle), ``html`` (an HTML error page with status 200),
-        ``reset`` (connection reset by peer)."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.append(Fault(kind, collection, page, count, retry_after, delay))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _take_fault(self, collection: str, page: int) -> Fault | None:
-        with self._lock:
-            for f in self._faults:
-                if (f.collection in (None, collection)) and (f.page in (None, page)) and f.count > 0:
-                    f.count -= 1
-                    if f.count == 0:
-                        self._faults.remove(f)
-                    return f
-        return None
 
     # ------------------------------------------------------------------ changes between runs
     def _bump(self, col: _Collection) -> str:
@@ -362,41 +281,34 @@ class FamilyPortal:
         return body, has_next
 
 
-class _Handler(BaseHTTPRequestHandler):
-    portal: FamilyPortal
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines carry no personal data, but keep them at debug level only.
-        log.debug("family portal: " + format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=utf-8",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(SimulatorHandler):
+    simulator: FamilyPortal
+    html_page = (b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>"
+                 b"<h1>Service momentan\xc3\xa9ment indisponible</h1></body></html>")
+    html_type = "text/html; charset=utf-8"
+    fault_errors: ClassVar[dict[str, tuple[int, bytes]]] = {
+        "500": (500, _error_body("internal_error", "internal server error")),
+        "429": (429, _error_body("rate_limited", "too many requests")),
+        "401": (401, _error_body("token_expired", "the access token has expired")),
+    }
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps({"error": {"code": code, "message": message}}).encode(), headers=headers)
-
-    def _log(self, collection: str, page: int | None, status: int) -> None:
-        with self.portal._lock:
-            self.portal.request_log.append((collection, page, status))
+        self._send(status, _error_body(code, message), headers=headers)
 
     def do_GET(self) -> None:
+        portal = self.simulator
         parsed = urlparse(self.path)
         parts = parsed.path.strip("/").split("/")
         if len(parts) != 3 or parts[:2] != ["api", "v1"] or parts[2] not in COLLECTIONS:
             self._error(404, "not_found", "unknown resource")
             return
         collection = parts[2]
-        if self.headers.get("Authorization", "") != f"Bearer {self.portal.token}":
-            self._log(collection, None, 401)
+        if self.headers.get("Authorization", "") != f"Bearer {portal.token}":
+            self._log((collection, None), 401)
             self._error(401, "unauthorized", "missing or invalid bearer token",
                         headers={"WWW-Authenticate": 'Bearer realm="family-portal"'})
             return
@@ -408,51 +320,11 @@ class _Handler(BaseHTTPRequestHandler):
             if page < 1 or per_page < 1:
                 raise ValueError("page and per_page must be positive")
         except ValueError:
-            self._log(collection, None, 400)
+            self._log((collection, None), 400)
             self._error(400, "bad_request", "invalid page, per_page or updated_since parameter")
             return
+        body, _ = portal._page(collection, page, per_page, since)
+        self._serve((collection, page), body)
 
-        fault = self.portal._take_fault(collection, page)
-        body, _ = self.portal._page(collection, page, per_page, since)
-        if fault is not None and self._fail(fault, collection, page, body):
-            return
-        self._log(collection, page, 200)
-        self._send(200, body)
 
-    def _fail(self, fault: Fault, collection: str, page: int, body: bytes) -> bool:
-        """Serve the fault; False when the request should then be answered normally (delay)."""
-        kind = fault.kind
-        if kind == "delay":
-            time.sleep(fault.delay)
-            return False
-        if kind == "500":
-            self._log(collection, page, 500)
-            self._error(500, "internal_error", "internal server error")
-        elif kind == "429":
-            self._log(collection, page, 429)
-            self._error(429, "rate_limited", "too many requests", headers={"Retry-After": str(fault.retry_after)})
-        elif kind == "401":
-            self._log(collection, page, 401)
-            self._error(401, "token_expired", "the access token has expired")
-        elif kind == "truncated":
-            self._log(collection, page, 200)
-            self._send(200, body[: max(1, len(body) // 2)])
-        elif kind == "html":
-            self._log(collection, page, 200)
-            self._send(200, b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>"
-                            b"<h1>Service momentan\xc3\xa9ment indisponible</h1></body></html>",
-                       content_type="text/html; charset=utf-8")
-        elif kind == "reset":
-            self._log(collection, page, 0)
-            # SO_LINGER 0 makes close() send RST: the client sees "connection reset by peer".
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
-        return True
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:  # the socket was reset on purpose
-            pass
-
+FamilyPortal.handler = _Handler

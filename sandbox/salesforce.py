@@ -13,30 +13,33 @@ the REST API) from the observations; ``write_salesforce`` stores one JSON file p
 
 The SOQL understood is the shape connectors send: ``SELECT <fields> FROM <object> [WHERE <field>
 <op> <literal> [AND ...]] [ORDER BY <field> [ASC|DESC], ...] [LIMIT n]``. Faults are injected with
-the family portal's ``inject(kind, collection, page, ...)`` (collection = the sObject, or ``token``;
+the shared ``inject(kind, collection, page, ...)`` (collection = the sObject, or ``token``;
 page = the batch number, 1 for the query itself).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
 import secrets
-import socket
-import struct
-import threading
 import time
 from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from sandbox.family_portal import FAULT_KINDS, Fault
+from sandbox.http_simulator import (
+    CollectionSimulator,
+    SimulatorHandler,
+    compact_json,
+    read_json,
+    write_json_files,
+)
 from sandbox.observations import _REF_S, Observations, salesforce_id
 
 log = logging.getLogger(__name__)
@@ -173,11 +176,7 @@ def salesforce_objects(obs: Observations) -> dict[str, list[dict[str, Any]]]:
 
 def write_salesforce(folder: Path, objects: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """One ``<Object>.json`` (a JSON array) per object in ``folder``; returns counts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in objects.items():
-        with open(folder / f"{name}.json", "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
-    return {name: len(rows) for name, rows in objects.items()}
+    return write_json_files(folder, objects)
 
 
 # ---------------------------------------------------------------------------- SOQL
@@ -281,103 +280,38 @@ def _matches(row: dict[str, Any], conds: list[tuple[str, str, Any]]) -> bool:
 # ---------------------------------------------------------------------------- server
 
 
-class SalesforceOrg:
+class SalesforceOrg(CollectionSimulator):
     """A Salesforce org's REST API over a folder of object JSON files, on 127.0.0.1.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`. ``url`` is both the login URL
     (token endpoint) and the ``instance_url`` it hands out. ``batch_size`` caps the records per
     query batch (Salesforce: 2000; the ``Sforce-Query-Options: batchSize=N`` header asks for fewer).
+    Faults target (sObject or ``token``, batch); ``request_log`` holds (object or "token", batch, status).
     """
+
+    label = "Salesforce org"
+    thread_name = "salesforce"
+    logger = log
 
     def __init__(self, data_dir: Path, client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET, username: str | None = None,
                  password: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, host: str = "127.0.0.1",
                  port: int = 0):
+        super().__init__(host, port)
         self.data_dir = Path(data_dir)
         self.client_id, self.client_secret = client_id, client_secret
         self.username, self.password = username, password
         self.batch_size = batch_size
-        self._host, self._port = host, port
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
         self._tokens: set[str] = set()
         self._cursors: OrderedDict[str, tuple[str, list[dict[str, Any]], int]] = OrderedDict()
         self._cursor_seq = 0
-        self.request_log: list[tuple[str, int | None, int]] = []  # (object or "token", batch, status)
-        self._data: dict[str, dict[str, dict[str, Any]]] = {}
-        for name in OBJECTS:
-            with open(self.data_dir / f"{name}.json", encoding="utf-8") as fh:
-                self._data[name] = {r["Id"]: r for r in json.load(fh)}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Salesforce org is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SalesforceOrg:
-        org = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.org = org
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="salesforce",
-                                        daemon=True)
-        self._thread.start()
-        log.info("salesforce org serving on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SalesforceOrg:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ faults and sessions
-    def inject(self, kind: str, collection: str | None = None, page: int | None = None, count: int = 1,
-               retry_after: int = 1, delay: float = 1.0) -> None:
-        """Make the next ``count`` requests for sObject ``collection`` (or ``token``) and batch ``page``
-        fail with ``kind``: ``500``, ``429`` (Retry-After), ``delay``, ``401`` (INVALID_SESSION_ID),
-        ``truncated`` JSON, ``html`` page with status 200, ``reset`` connection."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.append(Fault(kind, collection, page, count, retry_after, delay))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._data: dict[str, dict[str, dict[str, Any]]] = {
+            name: {r["Id"]: r for r in read_json(self.data_dir / f"{name}.json")} for name in OBJECTS}
 
     def expire_sessions(self) -> None:
         """Invalidate every access token handed out (as a session timeout does)."""
         with self._lock:
             self._tokens.clear()
-
-    def _take_fault(self, collection: str, page: int | None) -> Fault | None:
-        with self._lock:
-            for f in self._faults:
-                if f.collection in (None, collection) and f.page in (None, page) and f.count > 0:
-                    f.count -= 1
-                    if f.count == 0:
-                        self._faults.remove(f)
-                    return f
-        return None
 
     # ------------------------------------------------------------------ changes between runs
     def _bump(self, obj: str) -> str:
@@ -484,7 +418,7 @@ class SalesforceOrg:
         if not done:
             body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + size}"
         body["records"] = chunk
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return compact_json(body)
 
 
 def _batch_size(header: str | None, cap: int) -> int:
@@ -496,127 +430,81 @@ def _batch_size(header: str | None, cap: int) -> int:
 _DATA_PATH = re.compile(r"^/services/data/(v\d+\.\d)/(query|queryAll)(?:/(01g\w+)-(\d+))?/?$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    org: SalesforceOrg
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+def _errors_body(code: str, message: str) -> bytes:
+    return json.dumps([{"message": message, "errorCode": code}]).encode()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines hold SOQL, never values of records; debug level only all the same.
-        log.debug("salesforce: " + format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=UTF-8",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(SimulatorHandler):
+    simulator: SalesforceOrg
+    json_type = "application/json;charset=UTF-8"
+    html_page = (b"<!DOCTYPE html><html><head><title>Salesforce - Maintenance</title></head><body>"
+                 b"<h1>Site under maintenance</h1></body></html>")
+    html_type = "text/html;charset=UTF-8"
+    fault_errors: ClassVar[dict[str, tuple[int, bytes]]] = {
+        "500": (500, _errors_body("UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId "
+                                                       "if you contact support: 1234567890-12345 (-1234567890)")),
+        "429": (429, _errors_body("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")),
+        "401": (401, _errors_body("INVALID_SESSION_ID", "Session expired or invalid")),
+    }
 
-    def _errors(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps([{"message": message, "errorCode": code}]).encode(), headers=headers)
-
-    def _log(self, collection: str, page: int | None, status: int) -> None:
-        with self.org._lock:
-            self.org.request_log.append((collection, page, status))
+    def _errors(self, status: int, code: str, message: str) -> None:
+        self._send(status, _errors_body(code, message))
 
     def do_POST(self) -> None:
+        org = self.simulator
         path = urlparse(self.path).path.rstrip("/")
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         if path != "/services/oauth2/token":
             self._errors(404, "NOT_FOUND", "The requested resource does not exist")
             return
-        fault = self.org._take_fault("token", None)
-        if fault is not None and self._fail(fault, "token", None, b'{"access_token":'):
+        fault = org._take_fault(("token", None))
+        if fault is not None and self._fail(fault, ("token", None), b'{"access_token":'):
             return
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         basic = None
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):
-            import base64
-
             try:
                 user, _, pwd = base64.b64decode(auth[6:]).decode().partition(":")
                 basic = (user, pwd)
             except ValueError:
                 basic = None
-        status, body = self.org._grant(form, basic)
-        self._log("token", None, status)
+        status, body = org._grant(form, basic)
+        self._log(("token", None), status)
         self._send(status, json.dumps(body).encode())
 
     def do_GET(self) -> None:
+        org = self.simulator
         parsed = urlparse(self.path)
         m = _DATA_PATH.match(parsed.path)
         if not m:
             self._errors(404, "NOT_FOUND", "The requested resource does not exist")
             return
         version, resource, locator, offset = m.groups()
-        if not self.org._authorised(self.headers.get("Authorization", "")):
-            self._log(resource, None, 401)
+        if not org._authorised(self.headers.get("Authorization", "")):
+            self._log((resource, None), 401)
             self._errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
             return
-        size = _batch_size(self.headers.get("Sforce-Query-Options"), self.org.batch_size)
+        size = _batch_size(self.headers.get("Sforce-Query-Options"), org.batch_size)
         if locator is None:
             q = parse_qs(parsed.query).get("q", [""])[0]
             try:
-                obj, records, _ = self.org._start_query(q, include_deleted=resource == "queryAll")
+                obj, records, _ = org._start_query(q, include_deleted=resource == "queryAll")
             except SoqlError as e:
-                self._log(resource, None, 400)
+                self._log((resource, None), 400)
                 self._errors(400, e.code, e.message)
                 return
-            locator, start, page = self.org._open_cursor(obj, records), 0, 1
+            locator, start, page = org._open_cursor(obj, records), 0, 1
         else:
-            cur = self.org._cursor(locator)
+            cur = org._cursor(locator)
             if cur is None:
-                self._log(resource, None, 400)
+                self._log((resource, None), 400)
                 self._errors(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
                 return
             obj, records = cur
             start = int(offset)
             page = start // size + 1
-        fault = self.org._take_fault(obj, page)
-        body = self.org._batch(version, locator, records, start, size)
-        if fault is not None and self._fail(fault, obj, page, body):
-            return
-        self._log(obj, page, 200)
-        self._send(200, body)
+        self._serve((obj, page), org._batch(version, locator, records, start, size))
 
-    def _fail(self, fault: Fault, collection: str, page: int | None, body: bytes) -> bool:
-        """Serve the fault; False when the request should then be answered normally (delay)."""
-        kind = fault.kind
-        if kind == "delay":
-            time.sleep(fault.delay)
-            return False
-        if kind == "500":
-            self._log(collection, page, 500)
-            self._errors(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId "
-                                                   "if you contact support: 1234567890-12345 (-1234567890)")
-        elif kind == "429":
-            self._log(collection, page, 429)
-            self._errors(429, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                         headers={"Retry-After": str(fault.retry_after)})
-        elif kind == "401":
-            self._log(collection, page, 401)
-            self._errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        elif kind == "truncated":
-            self._log(collection, page, 200)
-            self._send(200, body[: max(1, len(body) // 2)])
-        elif kind == "html":
-            self._log(collection, page, 200)
-            self._send(200, b"<!DOCTYPE html><html><head><title>Salesforce - Maintenance</title></head><body>"
-                            b"<h1>Site under maintenance</h1></body></html>", content_type="text/html;charset=UTF-8")
-        elif kind == "reset":
-            self._log(collection, page, 0)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
-        return True
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:  # the socket was reset on purpose
-            pass
+SalesforceOrg.handler = _Handler

@@ -16,7 +16,7 @@ stores one JSON file per table; ``ServiceNowInstance`` serves a folder of those 
 ``>``, ``>=``, ``<``, ``<=``, ``IN`` (comma list), values plain or
 ``javascript:gs.dateGenerate('2026-01-01','00:00:00')`` — and ``ORDERBY<field>`` /
 ``ORDERBYDESC<field>``. Deleting a record removes it and writes a ``sys_audit_delete`` row.
-Faults: ``inject(kind, collection, page, ...)`` as the family portal (collection = the table,
+Faults: ``inject(kind, collection, page, ...)`` (:mod:`sandbox.http_simulator`; collection = the table,
 page = ``sysparm_offset // sysparm_limit + 1``).
 """
 
@@ -27,19 +27,20 @@ import json
 import logging
 import re
 import secrets
-import socket
-import struct
-import threading
-import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
 
-from sandbox.family_portal import FAULT_KINDS, Fault
+from sandbox.http_simulator import (
+    CollectionSimulator,
+    SimulatorHandler,
+    compact_json,
+    read_json,
+    write_json_files,
+)
 from sandbox.observations import _REF_S, Observations
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,7 @@ def servicenow_tables(obs: Observations) -> dict[str, list[dict[str, Any]]]:
 
 def write_servicenow(folder: Path, tables: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """One ``<table>.json`` (a JSON array) per table in ``folder``; returns counts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in tables.items():
-        with open(folder / f"{name}.json", "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, ensure_ascii=False, separators=(",", ":"))
-    return {name: len(rows) for name, rows in tables.items()}
+    return write_json_files(folder, tables)
 
 
 # ---------------------------------------------------------------------------- encoded queries
@@ -204,94 +201,29 @@ def _keep(row: dict[str, Any], conds: list[tuple[str, str, Any]]) -> bool:
 # ---------------------------------------------------------------------------- server
 
 
-class ServiceNowInstance:
+class ServiceNowInstance(CollectionSimulator):
     """A ServiceNow instance's Table API over a folder of table JSON files, on 127.0.0.1.
 
     Use as a context manager, or :meth:`start` / :meth:`stop`; ``url`` is the instance URL.
+    Faults target (table, page); ``request_log`` holds (table, page, status).
     """
+
+    label = "ServiceNow instance"
+    thread_name = "servicenow"
+    logger = log
 
     def __init__(self, data_dir: Path, username: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD,
                  client_id: str | None = None, client_secret: str | None = None, host: str = "127.0.0.1",
                  port: int = 0):
+        super().__init__(host, port)
         self.data_dir = Path(data_dir)
         self.username, self.password = username, password
         self.client_id, self.client_secret = client_id, client_secret
-        self._host, self._port = host, port
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
         self._tokens: set[str] = set()
         self._version = 0
         self._cache: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        self.request_log: list[tuple[str, int | None, int]] = []  # (table, page, status)
-        self._data: dict[str, dict[str, dict[str, Any]]] = {}
-        for name in TABLES:
-            with open(self.data_dir / f"{name}.json", encoding="utf-8") as fh:
-                self._data[name] = {r["sys_id"]: r for r in json.load(fh)}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the ServiceNow instance is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ServiceNowInstance:
-        instance = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.instance = instance
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="servicenow",
-                                        daemon=True)
-        self._thread.start()
-        log.info("servicenow instance serving on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ServiceNowInstance:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ faults
-    def inject(self, kind: str, collection: str | None = None, page: int | None = None, count: int = 1,
-               retry_after: int = 1, delay: float = 1.0) -> None:
-        """Make the next ``count`` requests for table ``collection`` and page ``page`` fail with
-        ``kind``: ``500``, ``429`` (Retry-After), ``delay``, ``401``, ``truncated`` JSON, ``html``
-        page with status 200, ``reset`` connection."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
-        with self._lock:
-            self._faults.append(Fault(kind, collection, page, count, retry_after, delay))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _take_fault(self, collection: str, page: int | None) -> Fault | None:
-        with self._lock:
-            for f in self._faults:
-                if f.collection in (None, collection) and f.page in (None, page) and f.count > 0:
-                    f.count -= 1
-                    if f.count == 0:
-                        self._faults.remove(f)
-                    return f
-        return None
+        self._data: dict[str, dict[str, dict[str, Any]]] = {
+            name: {r["sys_id"]: r for r in read_json(self.data_dir / f"{name}.json")} for name in TABLES}
 
     # ------------------------------------------------------------------ changes between runs
     def _now(self, table: str) -> str:
@@ -396,41 +328,33 @@ class ServiceNowInstance:
 _TABLE_PATH = re.compile(r"^/api/now(?:/v[12])?/table/(\w+)/?$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    instance: ServiceNowInstance
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+def _error_body(message: str, detail: str | None) -> bytes:
+    return json.dumps({"error": {"message": message, "detail": detail}, "status": "failure"}).encode()
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("servicenow: " + format, *args)
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json;charset=UTF-8",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+class _Handler(SimulatorHandler):
+    simulator: ServiceNowInstance
+    json_type = "application/json;charset=UTF-8"
+    html_page = (b"<html><head><title>Instance Hibernating</title></head><body>"
+                 b"<h1>Your instance is hibernating</h1></body></html>")
+    html_type = "text/html"
+    fault_errors: ClassVar[dict[str, tuple[int, bytes]]] = {
+        "500": (500, _error_body("Internal server error", None)),
+        "429": (429, _error_body("Rate limit exceeded", "Too many requests for this user")),
+        "401": (401, _error_body("User Not Authenticated", "Required to provide Auth information")),
+    }
 
     def _error(self, status: int, message: str, detail: str | None, headers: dict[str, str] | None = None) -> None:
-        body = {"error": {"message": message, "detail": detail}, "status": "failure"}
-        self._send(status, json.dumps(body).encode(), headers=headers)
-
-    def _log(self, table: str, page: int | None, status: int) -> None:
-        with self.instance._lock:
-            self.instance.request_log.append((table, page, status))
+        self._send(status, _error_body(message, detail), headers=headers)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         if urlparse(self.path).path != "/oauth_token.do":
             self._error(400, "Requested URI does not represent any resource", None)
             return
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-        status, body = self.instance._grant(form)
-        self._log("oauth_token", None, status)
+        status, body = self.simulator._grant(form)
+        self._log(("oauth_token", None), status)
         self._send(status, json.dumps(body).encode())
 
     def do_GET(self) -> None:
@@ -440,13 +364,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Requested URI does not represent any resource", None)
             return
         table = m.group(1)
-        if not self.instance._authorised(self.headers.get("Authorization", "")):
-            self._log(table, None, 401)
+        if not self.simulator._authorised(self.headers.get("Authorization", "")):
+            self._log((table, None), 401)
             self._error(401, "User Not Authenticated", "Required to provide Auth information",
                         headers={"WWW-Authenticate": 'BASIC realm="Service-now"'})
             return
         if table not in TABLES:
-            self._log(table, None, 400)
+            self._log((table, None), 400)
             self._error(400, f"Invalid table {table}", None)
             return
         q = {k: v[0] for k, v in parse_qs(parsed.query).items()}
@@ -458,28 +382,24 @@ class _Handler(BaseHTTPRequestHandler):
             fields = [f for f in q["sysparm_fields"].split(",") if f] if q.get("sysparm_fields") else None
             if q.get("sysparm_display_value", "false") != "false":
                 raise QueryError("this instance serves sysparm_display_value=false only")
-            rows = self.instance._rows(table, q.get("sysparm_query", ""))
+            rows = self.simulator._rows(table, q.get("sysparm_query", ""))
         except QueryError as e:
-            self._log(table, None, 400)
+            self._log((table, None), 400)
             self._error(400, "Invalid query", str(e))
             return
         except ValueError:
-            self._log(table, None, 400)
+            self._log((table, None), 400)
             self._error(400, "Invalid sysparm_limit or sysparm_offset", None)
             return
         page = offset // limit + 1
         exclude = q.get("sysparm_exclude_reference_link", "false") == "true"
-        chunk = [self.instance._render(table, r, fields, exclude) for r in rows[offset:offset + limit]]
-        body = json.dumps({"result": chunk}, ensure_ascii=False, separators=(",", ":")).encode()
+        chunk = [self.simulator._render(table, r, fields, exclude) for r in rows[offset:offset + limit]]
+        body = compact_json({"result": chunk})
         headers = {"X-Total-Count": str(len(rows)), "Link": self._links(table, q, offset, limit, len(rows))}
-        fault = self.instance._take_fault(table, page)
-        if fault is not None and self._fail(fault, table, page, body):
-            return
-        self._log(table, page, 200)
-        self._send(200, body, headers=headers)
+        self._serve((table, page), body, headers=headers)
 
     def _links(self, table: str, q: dict[str, str], offset: int, limit: int, total: int) -> str:
-        base = f"{self.instance.url}/api/now/table/{table}"
+        base = f"{self.simulator.url}/api/now/table/{table}"
 
         def link(off: int, rel: str) -> str:
             return f'<{base}?{urlencode({**q, "sysparm_limit": limit, "sysparm_offset": off})}>;rel="{rel}"'
@@ -493,38 +413,5 @@ class _Handler(BaseHTTPRequestHandler):
         parts.append(link(last, "last"))
         return ",".join(parts)
 
-    def _fail(self, fault: Fault, table: str, page: int, body: bytes) -> bool:
-        """Serve the fault; False when the request should then be answered normally (delay)."""
-        kind = fault.kind
-        if kind == "delay":
-            time.sleep(fault.delay)
-            return False
-        if kind == "500":
-            self._log(table, page, 500)
-            self._error(500, "Internal server error", None)
-        elif kind == "429":
-            self._log(table, page, 429)
-            self._error(429, "Rate limit exceeded", "Too many requests for this user",
-                        headers={"Retry-After": str(fault.retry_after)})
-        elif kind == "401":
-            self._log(table, page, 401)
-            self._error(401, "User Not Authenticated", "Required to provide Auth information")
-        elif kind == "truncated":
-            self._log(table, page, 200)
-            self._send(200, body[: max(1, len(body) // 2)])
-        elif kind == "html":
-            self._log(table, page, 200)
-            self._send(200, b"<html><head><title>Instance Hibernating</title></head><body>"
-                            b"<h1>Your instance is hibernating</h1></body></html>", content_type="text/html")
-        elif kind == "reset":
-            self._log(table, page, 0)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
-        return True
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:  # the socket was reset on purpose
-            pass
+ServiceNowInstance.handler = _Handler
