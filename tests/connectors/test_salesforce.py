@@ -20,6 +20,7 @@ from sandbox.salesforce import (
     write_salesforce,
 )
 from schemas.contract import CANONICAL_TABLES
+from tests.connectors.http_silo import duck_destination, fatal_fault_error, load_through_fault
 
 FAST = {"backoff_factor": 0.01, "max_retry_delay": 1.5, "max_attempts": 3, "timeout": 5.0}
 CONTRACT = {t.name: t.column_names for t in CANONICAL_TABLES}
@@ -40,11 +41,8 @@ def org(org_dir: Path) -> Iterator[SalesforceOrg]:
 
 @pytest.fixture
 def duck(tmp_path: Path) -> Iterator[object]:
-    """A DuckDB destination, for tests of the HTTP side (the engine-specific ones use ``destination``)."""
-    from warehouse.engine import Warehouse
-
-    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
-        yield wh.dlt_destination()
+    with duck_destination(tmp_path) as d:
+        yield d
 
 
 def _load(org: SalesforceOrg, destination, pdir: Path, run_id: str = "run", **kw):
@@ -97,22 +95,18 @@ def test_staging_yields_exactly_the_contract(org, warehouse, destination, tmp_pa
 
 @pytest.mark.parametrize("kind", ["500", "reset", "delay"])
 def test_transient_faults_are_retried(kind, org, duck, tmp_path):
-    org.inject(kind, collection="Contact", page=2, retry_after=1, delay=0.3)
-    result = _load(org, duck, tmp_path / "p")
+    result, statuses, _ = load_through_fault(org, lambda: _load(org, duck, tmp_path / "p"), kind, "Contact", 2,
+                                             retry_after=1, delay=0.3)
     assert result.count("contacts").rows_loaded == len(org.records("Contact"))
-    statuses = [s for obj, page, s in org.request_log if obj == "Contact" and page == 2]
     assert statuses[-1] == 200 and (len(statuses) == 2 or kind == "delay")
 
 
 def test_429_is_retried_after_retry_after(org, duck, tmp_path):
-    import time
-
-    org.inject("429", collection="Case", page=1, retry_after=1)
-    started = time.perf_counter()
-    result = _load(org, duck, tmp_path / "p")
-    assert time.perf_counter() - started >= 1.0
+    result, statuses, seconds = load_through_fault(org, lambda: _load(org, duck, tmp_path / "p"), "429", "Case", 1,
+                                                   retry_after=1)
+    assert seconds >= 1.0
     assert result.count("cases").rows_loaded == len(org.records("Case"))
-    assert [s for obj, page, s in org.request_log if obj == "Case" and page == 1] == [429, 200]
+    assert statuses == [429, 200]
 
 
 @pytest.mark.parametrize(("kind", "locator", "words"), [
@@ -124,17 +118,15 @@ def test_fatal_faults_fail_clearly_and_keep_earlier_loads(kind, locator, words, 
                                                           tmp_path, caplog):
     _load(org, destination, tmp_path / "p")
     before = _count(warehouse, "contacts")
-    org.add("Contact", FirstName="Anne", LastName="Nouvelle")
-    org.inject(kind, collection="Contact", page=1, count=5)
-    with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as err:
-        _load(org, destination, tmp_path / "p")
-    assert err.value.source_system == "salesforce"
-    assert err.value.locator == locator and words in str(err.value)
+    err = fatal_fault_error(org, lambda: _load(org, destination, tmp_path / "p"), kind, "Contact",
+                            {"FirstName": "Anne", "LastName": "Nouvelle"}, caplog)
+    assert err.source_system == "salesforce"
+    assert err.locator == locator and words in str(err)
     assert _count(warehouse, "contacts") == before
     if kind == "401":  # fails at once: one request, no retry
         assert sum(1 for obj, page, s in org.request_log if obj == "Contact" and s == 401) == 1
     for secret in [DEFAULT_CLIENT_SECRET, *org._tokens]:
-        assert secret not in str(err.value) and secret not in caplog.text
+        assert secret not in str(err) and secret not in caplog.text
 
 
 def test_bad_credentials_name_the_token_endpoint_not_the_secret(org, duck, tmp_path, caplog):

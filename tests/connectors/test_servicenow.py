@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from connectors.base import SourceError
 from sandbox import generate_population, observe
 from sandbox.servicenow import DEFAULT_PASSWORD, DEFAULT_USER, ServiceNowInstance, servicenow_tables, write_servicenow
 from schemas.contract import CANONICAL_TABLES
+from tests.connectors.http_silo import duck_destination, fatal_fault_error, load_through_fault
 
 FAST = {"backoff_factor": 0.01, "max_retry_delay": 1.5, "max_attempts": 3, "timeout": 5.0, "page_size": 40}
 CONTRACT = {t.name: t.column_names for t in CANONICAL_TABLES}
@@ -35,11 +35,8 @@ def instance(instance_dir: Path) -> Iterator[ServiceNowInstance]:
 
 @pytest.fixture
 def duck(tmp_path: Path) -> Iterator[object]:
-    """A DuckDB destination, for tests of the HTTP side (the engine-specific ones use ``destination``)."""
-    from warehouse.engine import Warehouse
-
-    with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as wh:
-        yield wh.dlt_destination()
+    with duck_destination(tmp_path) as d:
+        yield d
 
 
 def _load(instance: ServiceNowInstance, destination, pdir: Path, run_id: str = "run", **kw):
@@ -98,20 +95,18 @@ def test_staging_yields_exactly_the_contract(instance, warehouse, destination, t
 
 @pytest.mark.parametrize("kind", ["500", "reset", "delay"])
 def test_transient_faults_are_retried(kind, instance, duck, tmp_path):
-    instance.inject(kind, collection="sys_user", page=2, delay=0.3)
-    result = _load(instance, duck, tmp_path / "p")
+    result, statuses, _ = load_through_fault(instance, lambda: _load(instance, duck, tmp_path / "p"), kind,
+                                             "sys_user", 2, delay=0.3)
     assert result.count("sys_user").rows_loaded == len(instance.records("sys_user"))
-    statuses = [s for table, page, s in instance.request_log if table == "sys_user" and page == 2]
     assert statuses[-1] == 200 and (len(statuses) == 2 or kind == "delay")
 
 
 def test_429_is_retried_after_retry_after(instance, duck, tmp_path):
-    instance.inject("429", collection="incident", page=1, retry_after=1)
-    started = time.perf_counter()
-    result = _load(instance, duck, tmp_path / "p")
-    assert time.perf_counter() - started >= 1.0
+    result, statuses, seconds = load_through_fault(instance, lambda: _load(instance, duck, tmp_path / "p"), "429",
+                                                   "incident", 1, retry_after=1)
+    assert seconds >= 1.0
     assert result.count("incident").rows_loaded == len(instance.records("incident"))
-    assert [s for table, page, s in instance.request_log if table == "incident" and page == 1] == [429, 200]
+    assert statuses == [429, 200]
 
 
 @pytest.mark.parametrize(("kind", "locator", "words"), [
@@ -123,16 +118,14 @@ def test_fatal_faults_fail_clearly_and_keep_earlier_loads(kind, locator, words, 
                                                           tmp_path, caplog):
     _load(instance, destination, tmp_path / "p")
     before = _count(warehouse, "sys_user")
-    instance.add("sys_user", first_name="Anne", last_name="Nouvelle")
-    instance.inject(kind, collection="sys_user", page=1, count=5)
-    with caplog.at_level(logging.DEBUG), pytest.raises(SourceError) as err:
-        _load(instance, destination, tmp_path / "p")
-    assert err.value.source_system == "servicenow"
-    assert err.value.locator == locator and words in str(err.value)
+    err = fatal_fault_error(instance, lambda: _load(instance, destination, tmp_path / "p"), kind, "sys_user",
+                            {"first_name": "Anne", "last_name": "Nouvelle"}, caplog)
+    assert err.source_system == "servicenow"
+    assert err.locator == locator and words in str(err)
     assert _count(warehouse, "sys_user") == before
     if kind == "401":  # fails at once: no retry
         assert sum(1 for table, _, s in instance.request_log if table == "sys_user" and s == 401) == 1
-    assert DEFAULT_PASSWORD not in str(err.value) and DEFAULT_PASSWORD not in caplog.text
+    assert DEFAULT_PASSWORD not in str(err) and DEFAULT_PASSWORD not in caplog.text
 
 
 def test_wrong_password_fails_at_once_without_the_password(instance, duck, tmp_path, caplog):
