@@ -42,6 +42,8 @@ def _settings(config: str | None):
         "config": Param(None, type=["null", "string"], description="settings file (default $HUB_CONFIG)"),
         "confirm_release": Param(False, type="boolean",
                                  description="publish even if the release guard finds the release abnormal"),
+        "incremental": Param(None, type=["null", "boolean"],
+                             description="resolve only new and changed records (default: the settings)"),
     },
 )
 def citizen_hub():
@@ -71,7 +73,8 @@ def citizen_hub():
     def resolve(hub_run: str, params=None) -> dict:
         from hub.pipeline import resolve as run_resolve
 
-        return run_resolve(_settings(params["config"]), hub_run, confirm_release=params["confirm_release"] or None)
+        return run_resolve(_settings(params["config"]), hub_run, confirm_release=params["confirm_release"] or None,
+                           incremental=params["incremental"])
 
     @task
     def report(ingested: list[dict], canonical: dict, resolution: dict) -> dict:

@@ -85,7 +85,10 @@ def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
 @click.option("--config", type=click.Path(path_type=Path), help="Settings file (default: $HUB_CONFIG, var/hub.toml).")
 @click.option("--confirm-release", is_flag=True,
               help="Publish even if the release guard finds the release abnormal (a jump in merges, a huge citizen).")
-def run(config: Path | None, confirm_release: bool) -> None:
+@click.option("--incremental/--batch", default=None,
+              help="Resolve only new and changed records against the published citizens (default: the "
+                   "[matching] incremental setting), or recompute everything.")
+def run(config: Path | None, confirm_release: bool, incremental: bool | None) -> None:
     """Run the pipeline on the configured sources: ingest, canonical layer, resolution, golden."""
     from hub.pipeline import run as run_pipeline
     from hub.report import print_run
@@ -94,7 +97,8 @@ def run(config: Path | None, confirm_release: bool) -> None:
     settings = _settings(config)
     try:
         with _Steps() as steps:
-            report = run_pipeline(settings, progress=steps, confirm_release=confirm_release or None)
+            report = run_pipeline(settings, progress=steps, confirm_release=confirm_release or None,
+                                  incremental=incremental)
     except ReleaseRefused as e:
         err.print(f"[red]release refused:[/red] {e}")
         err.print("The previous publication stays in place. Check `hub review releases`, then rerun with "

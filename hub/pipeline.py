@@ -149,20 +149,27 @@ def _has_raw(wh, system: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ resolve
-def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = None) -> dict[str, Any]:
+def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = None,
+            incremental: bool | None = None) -> dict[str, Any]:
     """Person records → links with persistent citizen ids (honouring human decisions) → golden
     citizens, published atomically — unless the release guard finds the release abnormal, in which
-    case :class:`warehouse.resolution.ReleaseRefused` is raised and the previous publication stays."""
+    case :class:`warehouse.resolution.ReleaseRefused` is raised and the previous publication stays.
+
+    ``incremental`` (default: ``[matching] incremental`` in the settings): only new and changed
+    records are scored, with the last run's model, against the published citizens; untouched
+    citizens keep their ids and records. Without a previous publication it runs in batch."""
     from matching.release import ReleaseGuard
     from warehouse.golden import build_golden, publish_resolution
     from warehouse.resolution import compute_links
 
     started = time.perf_counter()
     band = settings.extra.get("review_band")
+    if incremental is None:
+        incremental = bool(settings.extra.get("incremental", False))
     with _warehouse(settings) as wh:
         ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings),
                               guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
-                              review_band=tuple(band) if band else None)
+                              review_band=tuple(band) if band else None, incremental=incremental)
         now = datetime.now(UTC)
         golden = build_golden(ident.records, ident.links, now=now)
         run_row = {
@@ -177,6 +184,7 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         publish_resolution(wh, run_id, links=ident.links, citizens=golden, run_row=run_row)
     summary = {k: v for k, v in run_row.items() if k != "finished_at"}
     summary["release"] = ident.release
+    summary["mode"] = "incremental" if incremental else "batch"
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
@@ -201,7 +209,7 @@ class RunReport:
 
 
 def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
-        confirm_release: bool | None = None) -> RunReport:
+        confirm_release: bool | None = None, incremental: bool | None = None) -> RunReport:
     """The whole job: ingest every source (one failing source does not stop the others), build the
     canonical layer, resolve identities and publish the golden records."""
     from connectors.base import SourceError
@@ -223,7 +231,7 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
     report.canonical = build_canonical(settings, report.run_id)
     say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")
     say("resolve", "running")
-    report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release)
+    report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release, incremental=incremental)
     say("resolve", f"{report.resolution['citizens']:,} citizens in {report.resolution['seconds']} s")
     report.seconds = round(time.perf_counter() - started, 2)
     return report

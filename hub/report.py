@@ -54,7 +54,7 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
     console.print(
         f"Resolution: {r['records']:,} records → [bold]{r['citizens']:,} citizens[/bold] "
         f"({cross:,} known to more than one silo); {r['pairs_scored']:,} pairs scored; "
-        f"model {r['model_version']}"
+        f"model {r['model_version']}, {r.get('mode', 'batch')} run"
     )
     rel = r.get("release")
     if rel:

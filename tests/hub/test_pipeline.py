@@ -154,8 +154,8 @@ def _free_port_block(n: int = 4) -> int:
 
 
 def test_hub_run_after_the_demo_through_sandbox_serve(tmp_path):
-    """`hub sandbox serve` brings the demo's silos back and rewrites the settings; `hub run` then runs
-    the whole job from the command line, incrementally (nothing changed: nothing new loaded)."""
+    """`hub sandbox serve` brings the demo's silos back and rewrites the settings; `hub run --incremental`
+    then runs the whole job from the command line: nothing changed, so no citizen changes."""
     import time
 
     var = tmp_path / "var"
@@ -171,7 +171,7 @@ def test_hub_run_after_the_demo_through_sandbox_serve(tmp_path):
         while f"127.0.0.1:{port}" not in (var / "hub.toml").read_text(encoding="utf-8"):
             assert serve.poll() is None and time.monotonic() < deadline, serve.stderr.read() if serve.stderr else ""
             time.sleep(0.2)
-        done = subprocess.run([HUB, "run"], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([HUB, "run", "--incremental"], env=env, capture_output=True, text=True, timeout=300)
     finally:
         serve.terminate()
         serve.wait(timeout=10)
@@ -180,6 +180,8 @@ def test_hub_run_after_the_demo_through_sandbox_serve(tmp_path):
     for silo in ("finance", "family", "associations", "salesforce", "servicenow"):
         assert silo in done.stdout
     assert "citizens" in done.stdout
+    # nothing changed in the silos: the incremental run keeps every citizen as it was
+    assert "incremental run" in done.stdout and " 0 new, 0 merged, 0 split" in done.stdout
 
 
 def test_an_abnormal_release_is_refused_until_confirmed(tmp_path):
