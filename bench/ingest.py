@@ -236,7 +236,7 @@ def warm_up(root: Path) -> None:
     import pyarrow as pa
 
     with _duck(root, "warm") as wh:
-        p = dlt.pipeline(pipeline_name="bench_warm", destination=wh.dlt_destination(), dataset_name="warm",
+        p = dlt.pipeline(pipeline_name="bench_warm", destination=wh.dlt_destination(), dataset_name="raw_warm_up",
                          pipelines_dir=str(root / "p_warm"))
         table = pa.table({"id": [1, 2]})
         p.run(dlt.resource(table, name="t", primary_key="id", write_disposition="merge"), loader_file_format="parquet")
