@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
+import pyarrow as pa
 
 from sandbox.http_simulator import (
     CollectionSimulator,
@@ -55,6 +56,17 @@ def _dates(values: Any) -> list[str | None]:
 # ---------------------------------------------------------------------------- data
 
 
+def _people(t: pa.Table) -> list[dict[str, Any]]:
+    """A people table's rows without ground truth, dates in the API's formats (updated_at last)."""
+    t = t.drop_columns(["person_id", "household_id"])
+    rows = t.drop_columns(["updated_at", "date_naissance"]).to_pylist()
+    for row, upd, dob in zip(rows, _ts(t.column("updated_at").to_numpy()),
+                             _dates(t.column("date_naissance").to_pylist()), strict=True):
+        row["date_naissance"] = dob
+        row["updated_at"] = upd
+    return rows
+
+
 def family_collections(obs: Observations) -> dict[str, list[dict[str, Any]]]:
     """The five collections as JSON-ready dicts (no ground truth)."""
     rng = np.random.default_rng([obs.seed, 3])
@@ -71,18 +83,8 @@ def family_collections(obs: Observations) -> dict[str, list[dict[str, Any]]]:
             f.column("code_insee").to_pylist(), f.column("quotient_familial").to_pylist(),
             _ts(f.column("updated_at").to_numpy()), strict=True)
     ]
-    r = obs.family_responsables.drop_columns(["person_id", "household_id"])
-    responsables = r.drop_columns(["updated_at", "date_naissance"]).to_pylist()
-    for row, upd, dob in zip(responsables, _ts(r.column("updated_at").to_numpy()),
-                             _dates(r.column("date_naissance").to_pylist()), strict=True):
-        row["date_naissance"] = dob
-        row["updated_at"] = upd
-    e = obs.family_enfants.drop_columns(["person_id", "household_id"])
-    enfants = e.drop_columns(["updated_at", "date_naissance"]).to_pylist()
-    for row, upd, dob in zip(enfants, _ts(e.column("updated_at").to_numpy()),
-                             _dates(e.column("date_naissance").to_pylist()), strict=True):
-        row["date_naissance"] = dob
-        row["updated_at"] = upd
+    responsables = _people(obs.family_responsables)
+    enfants = _people(obs.family_enfants)
 
     # Inscriptions: 1-3 activities per child this school year, some ended last year.
     activities = ("cantine", "periscolaire_matin", "periscolaire_soir", "centre_loisirs")
