@@ -361,6 +361,59 @@ def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
     )
 
 
+def run_pipeline(system: str, destination: Any, pipelines_dir: Path, collector: Collector,
+                 build: Callable[[], Any], translate: Callable[[Exception], SourceError], *,
+                 after: Callable[[Any], None] | None = None) -> ExtractResult:
+    """Run one system's dlt pipeline on what ``build()`` returns (a dlt source or resources; built
+    inside the guard, so a database that cannot be reached at reflection is reported too).
+
+    Any failure becomes a :class:`SourceError`: one raised inside dlt (a bad page, a refused token)
+    is re-raised as is, any other goes through ``translate`` (which must not quote driver or parser
+    messages: they can hold row values). A failed run loads nothing; earlier loads stay. ``after``
+    runs on the pipeline once the load succeeded. Returns the collector's counts.
+    """
+    try:
+        pipeline = make_pipeline(system, destination, pipelines_dir)
+        pipeline.run(build(), loader_file_format=loader_file_format(destination))
+        if after is not None:
+            after(pipeline)
+    except Exception as e:
+        for x in exception_chain(e):
+            if isinstance(x, SourceError):
+                raise x from None
+        raise translate(e) from None
+    result = collector.result()
+    log.info("%s run %s: %s", system, collector.run_id,
+             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
+    return result
+
+
+def load_failed(system: str, locator: str) -> Callable[[Exception], SourceError]:
+    """The plain translation: where it failed and the kinds of error, never their messages."""
+
+    def translate(e: Exception) -> SourceError:
+        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
+        return SourceError(system, locator, f"load failed ({kinds})")
+
+    return translate
+
+
+def json_page(system: str, locator: str, content: bytes, who: str, list_key: str | None = None) -> dict[str, Any]:
+    """A page's JSON object, or a :class:`SourceError` naming the page: an HTML error page (even with
+    status 200), truncated or malformed JSON, not an object, or no ``list_key`` list in it. The
+    message never quotes the page (it may hold personal data)."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        kind = "an HTML page" if b"<html" in content[:512].lower() else "malformed or truncated JSON"
+        raise SourceError(system, locator, f"{who} answered {kind}, not JSON") from None
+    if not isinstance(body, dict):
+        raise SourceError(system, locator, "the answer is not a JSON object")
+    if list_key is not None and not isinstance(body.get(list_key), list):
+        raise SourceError(system, locator, f"the answer has no '{list_key}' list")
+    return body
+
+
 def ensure_raw_table(pipeline: Any, table: str, columns: Mapping[str, str]) -> None:
     """Create ``raw_<system>.<table>`` empty when no run has loaded a row into it yet.
 

@@ -23,10 +23,9 @@ from connectors.base import (
     Guard,
     SourceError,
     cast_columns,
-    exception_chain,
-    loader_file_format,
-    make_pipeline,
+    load_failed,
     national_id_rows,
+    run_pipeline,
     take_rows,
 )
 
@@ -184,16 +183,5 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path) 
         r.add_step(Guard(collector, spec.entity, lambda row, s=spec: f"{s.file}:{s.key}={row.get(s.key)}",
                          count_read=False))
         resources.append(r)
-    try:
-        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
-        pipeline.run(resources, loader_file_format=loader_file_format(destination))
-    except Exception as e:
-        for x in exception_chain(e):
-            if isinstance(x, SourceError):
-                raise x from None
-        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
-        raise SourceError(SYSTEM, str(drop_dir.name), f"load failed ({kinds})") from None
-    result = collector.result()
-    log.info("associations run %s: %s", run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
+    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, lambda: resources,
+                        load_failed(SYSTEM, drop_dir.name))

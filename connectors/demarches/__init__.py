@@ -32,9 +32,9 @@ from connectors.base import (
     cast_columns,
     ensure_raw_table,
     exception_chain,
-    loader_file_format,
-    make_pipeline,
+    json_page,
     resource_name_of,
+    run_pipeline,
     take_rows,
 )
 
@@ -232,13 +232,7 @@ class _Api:
             raise SourceError(SYSTEM, where, "HTTP 404: no GraphQL endpoint at this address")
         if status >= 400:
             raise SourceError(SYSTEM, where, f"HTTP {status} after {self.max_attempts} attempts")
-        try:
-            body = json.loads(response.content)
-        except ValueError:
-            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
-            raise SourceError(SYSTEM, where, f"the API answered {kind}, not JSON") from None
-        if not isinstance(body, dict):
-            raise SourceError(SYSTEM, where, "the answer is not a JSON object")
+        body = json_page(SYSTEM, where, response.content, "the API")
         errors = body.get("errors")
         if errors:
             raise SourceError(SYSTEM, where, f"GraphQL error(s): {_describe(errors)}")
@@ -396,20 +390,13 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
     for n in numbers:
         resources += [_connection_resource(api, n, "dossiers", collector),
                       _connection_resource(api, n, "deleted_dossiers", collector)]
-    try:
-        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
-        pipeline.run(resources, loader_file_format=loader_file_format(destination))
-        # deletions are rare: the table must exist before the first one for staging to join it
-        ensure_raw_table(pipeline, "deleted_dossiers", {"number": "bigint", "id": "text", "demarche_number": "bigint",
-                                                        "state": "text", "reason": "text",
-                                                        "date_supression": "timestamptz"})
-    except SourceError:
-        raise
-    except Exception as e:
-        raise _translate(e, api) from None
-    result = collector.result()
-    log.info("demarches run %s: %s (%d requests)", run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts), api.requests)
+    # deletions are rare: the table must exist before the first one for staging to join it
+    deleted = {"number": "bigint", "id": "text", "demarche_number": "bigint", "state": "text", "reason": "text",
+               "date_supression": "timestamptz"}
+    result = run_pipeline(SYSTEM, destination, pipelines_dir, collector, lambda: resources,
+                          lambda e: _translate(e, api),
+                          after=lambda pipeline: ensure_raw_table(pipeline, "deleted_dossiers", deleted))
+    log.debug("demarches run %s: %d requests", run_id, api.requests)
     return result
 
 

@@ -24,9 +24,9 @@ from connectors.base import (
     SourceError,
     cast_columns,
     exception_chain,
-    loader_file_format,
-    make_pipeline,
+    json_page,
     resource_name_of,
+    run_pipeline,
     take_rows,
 )
 
@@ -125,13 +125,7 @@ def _check_response(collection: str, system: str = SYSTEM) -> Callable[..., Any]
             raise SourceError(system, f"{collection} {u.path}", "HTTP 404: no such collection")
         if status >= 400:
             return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
-        try:
-            body = json.loads(response.content)
-        except ValueError:
-            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
-            raise SourceError(system, f"{collection} page {page}", f"the portal answered {kind}, not JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise SourceError(system, f"{collection} page {page}", "the answer has no 'data' list")
+        json_page(system, f"{collection} page {page}", response.content, "the portal", "data")
         return response
 
     return check
@@ -183,22 +177,15 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
             for c in COLLECTIONS
         ],
     }
-    try:
+    def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for c in COLLECTIONS:
             source.resources[c].add_step(
                 Guard(collector, c, lambda row, c=c: f"{c} id={row.get('id')}",
                       prepare=page_to_arrow(c, collector), count_read=False))
-        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
-        pipeline.run(source, loader_file_format=loader_file_format(destination))
-    except SourceError:
-        raise
-    except Exception as e:
-        raise _translate(e, base_url) from None
-    result = collector.result()
-    log.info("family run %s: %s", run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
+        return source
+
+    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, base_url))
 
 
 def _translate(e: Exception, base_url: str) -> SourceError:

@@ -31,9 +31,9 @@ from connectors.base import (
     SourceError,
     cast_columns,
     exception_chain,
-    loader_file_format,
-    make_pipeline,
+    json_page,
     resource_name_of,
+    run_pipeline,
     take_rows,
 )
 
@@ -151,14 +151,7 @@ def _check_response(resource: str) -> Callable[..., Any]:
         if status >= 400:
             return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
         batches["n"] += 1
-        try:
-            body = json.loads(response.content)
-        except ValueError:
-            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
-            raise SourceError(SYSTEM, f"{sobject} batch {batches['n']}",
-                              f"the org answered {kind}, not JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise SourceError(SYSTEM, f"{sobject} batch {batches['n']}", "the answer has no 'records' list")
+        json_page(SYSTEM, f"{sobject} batch {batches['n']}", response.content, "the org", "records")
         return response
 
     return check
@@ -287,22 +280,16 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
             for name, (sobject, fields) in OBJECTS.items()
         ],
     }
-    try:
+    def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for name, (sobject, _) in OBJECTS.items():
             source.resources[name].add_step(
                 Guard(collector, name, lambda row, s=sobject: f"{s} Id={row.get('id')}",
                       prepare=batch_to_arrow(name, collector), count_read=False))
-        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
-        pipeline.run(source, loader_file_format=loader_file_format(destination))
-    except SourceError:
-        raise
-    except Exception as e:
-        raise _translate(e, instance_url) from None
-    result = collector.result()
-    log.info("salesforce run %s: %s", run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
+        return source
+
+    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build,
+                        lambda e: _translate(e, instance_url))
 
 
 def _translate(e: Exception, instance_url: str) -> SourceError:

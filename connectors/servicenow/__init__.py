@@ -32,9 +32,9 @@ from connectors.base import (
     cast_columns,
     ensure_raw_table,
     exception_chain,
-    loader_file_format,
-    make_pipeline,
+    json_page,
     resource_name_of,
+    run_pipeline,
     take_rows,
 )
 
@@ -137,13 +137,7 @@ def _check_response(table: str) -> Callable[..., Any]:
                                                            "(unknown table, field or query)")
         if status >= 400:
             return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
-        try:
-            body = json.loads(response.content)
-        except ValueError:
-            kind = "an HTML page" if b"<html" in response.content[:512].lower() else "malformed or truncated JSON"
-            raise SourceError(SYSTEM, f"{table} page {page}", f"the instance answered {kind}, not JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("result"), list):
-            raise SourceError(SYSTEM, f"{table} page {page}", "the answer has no 'result' list")
+        json_page(SYSTEM, f"{table} page {page}", response.content, "the instance", "result")
         return response
 
     return check
@@ -210,26 +204,19 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
             for t in tables
         ],
     }
-    try:
+    def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for t in tables:
             source.resources[t].add_step(
                 Guard(collector, t, lambda row, t=t: f"{t} sys_id={row.get('sys_id')}",
                       prepare=page_to_arrow(t, collector), count_read=False))
-        pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
-        pipeline.run(source, loader_file_format=loader_file_format(destination))
-        # deletions are rare: the audit table must exist before the first one for staging to join it
-        ensure_raw_table(pipeline, "sys_audit_delete", {
-            "sys_id": "text", "tablename": "text", "documentkey": "text",
-            "sys_created_on": "timestamptz", "sys_updated_on": "timestamptz"})
-    except SourceError:
-        raise
-    except Exception as e:
-        raise _translate(e, instance_url) from None
-    result = collector.result()
-    log.info("servicenow run %s: %s", run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
+        return source
+
+    # deletions are rare: the audit table must exist before the first one for staging to join it
+    audit = {"sys_id": "text", "tablename": "text", "documentkey": "text",
+             "sys_created_on": "timestamptz", "sys_updated_on": "timestamptz"}
+    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, instance_url),
+                        after=lambda pipeline: ensure_raw_table(pipeline, "sys_audit_delete", audit))
 
 
 def _origin(url: str) -> str:
