@@ -177,6 +177,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
             for c in COLLECTIONS
         ],
     }
+
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for c in COLLECTIONS:

@@ -280,6 +280,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
             for name, (sobject, fields) in OBJECTS.items()
         ],
     }
+
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for name, (sobject, _) in OBJECTS.items():

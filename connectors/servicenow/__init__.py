@@ -204,6 +204,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
             for t in tables
         ],
     }
+
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for t in tables:
