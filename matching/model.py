@@ -41,6 +41,11 @@ DISAGREE_M = {
 }
 # After EM, no level's m or u goes below this (a level unseen in training is not a veto).
 PROBABILITY_FLOOR = 1e-3
+# Lower u floors for the "exact" level of personal identifiers: two random records share an
+# e-mail or phone far more rarely than 1 in 1,000 (switchboards and shared mailboxes are nulled
+# first, see matching.resolve.null_shared_contacts), and the general floor capped a shared
+# e-mail / phone at ~10 bits, leaving same-name records with one common contact unlinked.
+U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
 
 # A prénom + name combination carried by at most this many records is blocked on without a
 # postcode or a birth year (see model_input).
@@ -305,12 +310,15 @@ def _floor_probabilities(model: dict[str, Any]) -> None:
     """
     for comparison in model["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        u_exact_floor = U_FLOOR_EXACT.get(comparison["output_column_name"], PROBABILITY_FLOOR)
         for key, fixed_key in (("m_probability", "fix_m_probability"), ("u_probability", "fix_u_probability")):
             fixed = [lv for lv in levels if lv.get(fixed_key)]
             free = [lv for lv in levels if not lv.get(fixed_key)]
             for lv in free:
-                if lv.get(key) is None or lv[key] < PROBABILITY_FLOOR:
-                    lv[key] = PROBABILITY_FLOOR
+                floor = (u_exact_floor if key == "u_probability" and lv.get("label_for_charts") == "exact"
+                         else PROBABILITY_FLOOR)
+                if lv.get(key) is None or lv[key] < floor:
+                    lv[key] = floor
             budget = 1.0 - sum(lv[key] for lv in fixed)
             total = sum(lv[key] for lv in free)
             if total > 0 and budget > 0:
