@@ -33,9 +33,12 @@ def main(verbose: bool) -> None:
     """Citizen data hub: silos in, golden citizen records out."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # dlt and Airflow are chatty at INFO; keep the terminal for the hub's own progress.
+    # dlt, GE and Splink are chatty (dlt warns at every run about schema hints the connectors set on
+    # purpose); the terminal is for the hub's own progress and report. -v shows their warnings.
+    # dlt configures its own logger from RUNTIME__LOG_LEVEL.
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING" if verbose else "ERROR")
     for noisy in ("dlt", "great_expectations", "splink"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 # ------------------------------------------------------------------------------------------ progress

@@ -78,7 +78,8 @@ def print_demo(console: Console, result) -> None:
     """The run report, plus the sandbox's size and the accuracy against its ground truth."""
     from warehouse.engine import Warehouse
 
-    counts = ", ".join(f"{k} {v:,}" for k, v in result.sandbox_counts.items())
+    loaded = {s.name for s in result.settings.sources} | {"people"}
+    counts = ", ".join(f"{k} {v:,}" for k, v in result.sandbox_counts.items() if k in loaded)
     console.print(f"\nSandbox: {counts} (generated in {result.generate_seconds:.1f} s)")
     print_run(console, result.settings, result.report)
     a = result.accuracy

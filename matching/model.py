@@ -297,6 +297,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
         con.close()
     model.pop("linker_uid", None)
     _floor_probabilities(model)
+    _round_probabilities(model)
     log.info("trained the matching model on %d records (version %s)", standardised.num_rows,
              model_version(model))
     return model
@@ -324,6 +325,27 @@ def _floor_probabilities(model: dict[str, Any]) -> None:
             if total > 0 and budget > 0:
                 for lv in free:
                     lv[key] = lv[key] * budget / total
+
+
+SIGNIFICANT_DIGITS = 10
+
+
+def _round_probabilities(model: dict[str, Any]) -> None:
+    """Round trained probabilities to :data:`SIGNIFICANT_DIGITS`, in place.
+
+    DuckDB aggregates in parallel, so two trainings on the same rows differ in the last bits
+    (~1e-16): rounded, the same input gives the same model JSON and version every run.
+    """
+    def r(x: float) -> float:
+        return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+    if model.get("probability_two_random_records_match") is not None:
+        model["probability_two_random_records_match"] = r(model["probability_two_random_records_match"])
+    for comparison in model["comparisons"]:
+        for lv in comparison["comparison_levels"]:
+            for key in ("m_probability", "u_probability"):
+                if isinstance(lv.get(key), float):
+                    lv[key] = r(lv[key])
 
 
 def model_version(model_json: dict[str, Any]) -> str:
