@@ -83,7 +83,7 @@ class SandboxRun:
 @contextmanager
 def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str | None = None,
                     finance_url: str | None = None, fresh: bool = True,
-                    with_demarches: bool = False) -> Iterator[SandboxRun]:
+                    with_demarches: bool = False, defects: bool = False) -> Iterator[SandboxRun]:
     """Build the sandbox under var_dir/sandbox, start its simulators (family portal, Salesforce,
     ServiceNow), yield settings for them."""
     from sandbox import build_sandbox
@@ -98,6 +98,10 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
                 p.unlink()
     started = time.perf_counter()
     sb = build_sandbox(var_dir / "sandbox", people=people, seed=seed, finance_url=finance_url)
+    if defects:
+        from sandbox.defects import inject_defects
+
+        inject_defects(sb.root)
     generate_seconds = time.perf_counter() - started
     with ExitStack() as stack:
         yield start_simulators(stack, sb, var_dir, warehouse_url=warehouse_url, with_demarches=with_demarches,
@@ -149,7 +153,9 @@ def demo(var_dir: Path, people: int, seed: int = 42, *, warehouse_url: str | Non
     """Generate a commune, run its silos, run the whole job on them and score it."""
     say = progress or (lambda step, msg: None)
     say("sandbox", f"generating {people:,} people and their silos")
-    with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url, with_demarches=with_demarches) as sr:
+    # the demo's silos carry a few real-world defects, to show what the hub does with them
+    with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url, with_demarches=with_demarches,
+                         defects=True) as sr:
         say("sandbox", f"built in {sr.generate_seconds:.1f} s; family portal, Salesforce, ServiceNow"
                        + (", Démarches simplifiées" if sr.demarches else "") + " simulators running")
         report = run(sr.settings, progress=progress)

@@ -13,6 +13,7 @@ import pytest
 
 from hub.demo import accuracy, running_sandbox
 from hub.pipeline import run
+from sandbox.defects import FICTIONAL_NIR
 from warehouse.engine import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def _golden(url: str) -> tuple[list[tuple], list[tuple]]:
 
 def test_pipeline_end_to_end_is_complete_reconciled_and_idempotent(tmp_path, warehouse_url):
     with running_sandbox(tmp_path / "var", people=600, seed=11, warehouse_url=warehouse_url,
-                         with_demarches=True) as sr:
+                         with_demarches=True, defects=True) as sr:
         settings, sb = sr.settings, sr.sandbox
         first = run(settings)
         golden_1 = _golden(settings.warehouse_url)
@@ -47,6 +48,16 @@ def test_pipeline_end_to_end_is_complete_reconciled_and_idempotent(tmp_path, war
         quarantined = wh.scalar("SELECT count(*) FROM ops.quarantine WHERE entity = 'person_record'") or 0
     # every source entity: read = loaded + quarantined
     assert recon and all(r["ok"] for r in recon), recon
+    # the seeded defects: each quarantined with its reason, the NIR stored nowhere
+    with Warehouse(settings.warehouse_url) as wh:
+        reasons = {(r[0], r[1]) for r in wh.rows("SELECT source_system, reason_code FROM ops.quarantine "
+                                                 "WHERE run_id = :r", {"r": first.run_id})}
+        stored_nir = wh.scalar("SELECT count(*) FROM ops.quarantine WHERE payload LIKE :n",
+                               {"n": "%" + FICTIONAL_NIR.replace(" ", "%") + "%"})
+    assert {("associations", "bad_date"), ("associations", "wrong_column_count"),
+            ("associations", "national_id")} <= reasons, reasons
+    assert any(source == "family" for source, _ in reasons), reasons  # the malformed e-mail, at the gate
+    assert stored_nir == 0
     # every person the silos hold is in the canonical layer or quarantined
     assert len(core_keys) + quarantined >= len(truth_keys)
     assert truth_keys - core_keys == set() or quarantined > 0
