@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import sqlalchemy as sa
 
+from sandbox.finance_db import factures, metadata, paiements, tiers
 from warehouse.engine import Warehouse
 
 # ------------------------------------------------------------------ warehouse side
@@ -38,46 +39,8 @@ def destination(warehouse: Warehouse) -> Any:
 
 # ------------------------------------------------------------------ finance database
 
-META = sa.MetaData()
-TIERS = sa.Table(
-    "tiers", META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("civilite", sa.String(4)),
-    sa.Column("nom", sa.String(80)),
-    sa.Column("nom_naissance", sa.String(80)),
-    sa.Column("prenom", sa.String(80)),
-    sa.Column("date_naissance", sa.Date),
-    sa.Column("adresse", sa.String(200)),
-    sa.Column("code_postal", sa.String(5)),
-    sa.Column("ville", sa.String(80)),
-    sa.Column("telephone", sa.String(30)),
-    sa.Column("email", sa.String(120)),
-    sa.Column("groupe_id", sa.Integer),
-    sa.Column("updated_at", sa.DateTime),
-    sa.Column("supprime", sa.Boolean),
-)
-FACTURES = sa.Table(
-    "factures", META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("tiers_id", sa.Integer),
-    sa.Column("numero", sa.String(20)),
-    sa.Column("service", sa.String(40)),
-    sa.Column("libelle", sa.String(200)),
-    sa.Column("date_emission", sa.Date),
-    sa.Column("date_echeance", sa.Date),
-    sa.Column("montant", sa.Numeric(10, 2)),
-    sa.Column("statut", sa.String(10)),
-    sa.Column("updated_at", sa.DateTime),
-)
-PAIEMENTS = sa.Table(
-    "paiements", META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("facture_id", sa.Integer),
-    sa.Column("date_paiement", sa.Date),
-    sa.Column("montant", sa.Numeric(10, 2)),
-    sa.Column("mode", sa.String(12)),
-    sa.Column("updated_at", sa.DateTime),
-)
+# The sandbox's own schema of the finance database (docs/silos.md), so tests and sandbox agree.
+META, TIERS, FACTURES, PAIEMENTS = metadata, tiers, factures, paiements
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, 0)
 
