@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -396,6 +396,42 @@ def load_failed(system: str, locator: str) -> Callable[[Exception], SourceError]
         return SourceError(system, locator, f"load failed ({kinds})")
 
     return translate
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON value as the text Arrow casts from: booleans as true/false, objects and lists as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def records_to_arrow(entity: str, rows: Sequence[Mapping[str, Any]], fields: Mapping[str, Any], key: str,
+                     where: str, collector: Collector, *, text: Callable[[Any], str | None] = json_text,
+                     column: Callable[[str], str] | None = None) -> pa.Table:
+    """One page of JSON records as a typed Arrow table (``fields``: name → Cast or None for text).
+
+    Counts the records read; a record without its ``key``, or with a value that does not convert,
+    is quarantined with its place (``<where> item <n>`` / ``<where> <key>=<value>``) and the field.
+    ``column`` renames fields to raw column names (e.g. snake_case).
+    """
+    name_of = column or (lambda f: f)
+    collector.add_read(entity, len(rows))
+    table = pa.table({name_of(f): pa.array([text(r.get(f)) for r in rows], pa.string()) for f in fields})
+    typed, bad = cast_columns(table, {name_of(f): s for f, s in fields.items() if s is not None})
+    keep = []
+    for i, r in enumerate(rows):
+        if r.get(key) in (None, ""):
+            collector.quarantine(entity, f"{where} item {i + 1}", key, "missing_key", f"the record has no {key}", r)
+        elif i in bad:
+            field_name, cast = bad[i]
+            collector.quarantine(entity, f"{where} {key}={r[key]}", field_name, cast.reason_code, cast.message, r)
+        else:
+            keep.append(i)
+    return take_rows(typed, keep)
 
 
 def json_page(system: str, locator: str, content: bytes, who: str, list_key: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ loads take the parquet (DuckDB) or csv (PostgreSQL) path, never dlt's per-row in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,12 +21,11 @@ from connectors.base import (
     ExtractResult,
     Guard,
     SourceError,
-    cast_columns,
     exception_chain,
     json_page,
+    records_to_arrow,
     resource_name_of,
     run_pipeline,
-    take_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -73,41 +71,17 @@ def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
-    return str(v)
-
-
 def page_to_arrow(collection: str, collector: Collector) -> Callable[[Any], pa.Table]:
     """A function turning one page (list of JSON objects) into a typed Arrow table; rows whose
     values do not convert, or without an id, are quarantined with their page and id."""
-    columns = COLLECTIONS[collection]
     state = {"page": 0}
 
     def convert(page: Any) -> pa.Table:
         state["page"] += 1
         rows = page if isinstance(page, list) else [page]
-        collector.add_read(collection, len(rows))
         flat = [_flatten(r) if isinstance(r, dict) else {} for r in rows]
-        table = pa.table({c: pa.array([_text(r.get(c)) for r in flat], pa.string()) for c in columns})
-        typed, bad = cast_columns(table, {c: s for c, s in columns.items() if s is not None})
-        keep = []
-        for i, r in enumerate(flat):
-            where = f"{collection} page {state['page']} id={r.get('id')}"
-            if r.get("id") is None:
-                collector.quarantine(collection, f"{collection} page {state['page']} item {i + 1}", "id",
-                                     "missing_key", "the record has no id", r)
-            elif i in bad:
-                name, spec = bad[i]
-                collector.quarantine(collection, where, name, spec.reason_code, spec.message, r)
-            else:
-                keep.append(i)
-        return take_rows(typed, keep)
+        return records_to_arrow(collection, flat, COLLECTIONS[collection], "id",
+                                f"{collection} page {state['page']}", collector)
 
     return convert
 

@@ -13,7 +13,6 @@ snake_case (``FirstName`` → ``first_name``, ``SystemModstamp`` → ``system_mo
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -29,12 +28,11 @@ from connectors.base import (
     ExtractResult,
     Guard,
     SourceError,
-    cast_columns,
     exception_chain,
     json_page,
+    records_to_arrow,
     resource_name_of,
     run_pipeline,
-    take_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -91,16 +89,6 @@ def soql_datetime(value: Any) -> str:
     return text[:19] + "Z"
 
 
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
-    return str(v)
-
-
 def batch_to_arrow(resource: str, collector: Collector) -> Callable[[Any], pa.Table]:
     """A function turning one query batch (list of records) into a typed Arrow table with
     snake_case columns; rows without an Id, or whose values do not convert, are quarantined with
@@ -111,23 +99,9 @@ def batch_to_arrow(resource: str, collector: Collector) -> Callable[[Any], pa.Ta
     def convert(batch: Any) -> pa.Table:
         state["batch"] += 1
         rows = batch if isinstance(batch, list) else [batch]
-        collector.add_read(resource, len(rows))
-        rows = [r if isinstance(r, dict) else {} for r in rows]
-        table = pa.table({snake(f): pa.array([_text(r.get(f)) for r in rows], pa.string()) for f in fields})
-        typed, bad = cast_columns(table, {snake(f): s for f, s in fields.items() if s is not None})
-        keep = []
-        for i, r in enumerate(rows):
-            clean = {k: v for k, v in r.items() if k != "attributes"}
-            if not r.get("Id"):
-                collector.quarantine(resource, f"{sobject} batch {state['batch']} record {i + 1}", "Id",
-                                     "missing_key", "the record has no Id", clean)
-            elif i in bad:
-                name, spec = bad[i]
-                collector.quarantine(resource, f"{sobject} batch {state['batch']} Id={r['Id']}", name,
-                                     spec.reason_code, spec.message, clean)
-            else:
-                keep.append(i)
-        return take_rows(typed, keep)
+        clean = [{k: v for k, v in r.items() if k != "attributes"} if isinstance(r, dict) else {} for r in rows]
+        return records_to_arrow(resource, clean, fields, "Id", f"{sobject} batch {state['batch']}", collector,
+                                column=snake)
 
     return convert
 

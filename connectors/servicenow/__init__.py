@@ -29,13 +29,12 @@ from connectors.base import (
     ExtractResult,
     Guard,
     SourceError,
-    cast_columns,
     ensure_raw_table,
     exception_chain,
     json_page,
+    records_to_arrow,
     resource_name_of,
     run_pipeline,
-    take_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -92,28 +91,14 @@ def page_to_arrow(table_name: str, collector: Collector) -> Callable[[Any], pa.T
     """A function turning one page (list of records) into a typed Arrow table (reference fields as
     their sys_id, datetimes as UTC timestamps); rows without a sys_id, or whose values do not
     convert, are quarantined with their page and sys_id."""
-    fields = TABLES[table_name]
     state = {"page": 0}
 
     def convert(page: Any) -> pa.Table:
         state["page"] += 1
         rows = page if isinstance(page, list) else [page]
-        collector.add_read(table_name, len(rows))
         rows = [r if isinstance(r, dict) else {} for r in rows]
-        table = pa.table({f: pa.array([_text(r.get(f)) for r in rows], pa.string()) for f in fields})
-        typed, bad = cast_columns(table, {f: s for f, s in fields.items() if s is not None})
-        keep = []
-        for i, r in enumerate(rows):
-            if not r.get("sys_id"):
-                collector.quarantine(table_name, f"{table_name} page {state['page']} record {i + 1}", "sys_id",
-                                     "missing_key", "the record has no sys_id", r)
-            elif i in bad:
-                name, spec = bad[i]
-                collector.quarantine(table_name, f"{table_name} page {state['page']} sys_id={r['sys_id']}", name,
-                                     spec.reason_code, spec.message, r)
-            else:
-                keep.append(i)
-        return take_rows(typed, keep)
+        return records_to_arrow(table_name, rows, TABLES[table_name], "sys_id",
+                                f"{table_name} page {state['page']}", collector, text=_text)
 
     return convert
 
