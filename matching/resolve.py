@@ -463,4 +463,3 @@ def _constrained_components(
     return {n: min(group[find(n)]) for n in nodes}
 
 
-_cluster = cluster  # the earlier private name
