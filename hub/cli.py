@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
@@ -11,20 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from hub.report import fr_date
-from hub.settings import SettingsError, load_settings
-
-# Piped output (CI logs, `| less`) gets a wide page rather than rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-
-def _reader() -> str:
-    """Who is reading: the agent's login (HUB_READER overrides, e.g. behind a shared account)."""
-    return os.environ.get("HUB_READER") or getpass.getuser()
+from hub.terminal import agent, config_option, console, err, settings_or_exit
 
 
 @click.group()
@@ -85,7 +74,7 @@ def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
 
 
 @main.command()
-@click.option("--config", type=click.Path(path_type=Path), help="Settings file (default: $HUB_CONFIG, var/hub.toml).")
+@config_option
 @click.option("--confirm-release", is_flag=True,
               help="Publish even if the release guard finds the release abnormal (a jump in merges, a huge citizen).")
 @click.option("--incremental/--batch", default=None,
@@ -97,7 +86,7 @@ def run(config: Path | None, confirm_release: bool, incremental: bool | None) ->
     from hub.report import print_run
     from warehouse.resolution import ReleaseRefused
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         with _Steps() as steps:
             report = run_pipeline(settings, progress=steps, confirm_release=confirm_release or None,
@@ -112,14 +101,6 @@ def run(config: Path | None, confirm_release: bool, incremental: bool | None) ->
         sys.exit(1)
 
 
-def _settings(config: Path | None):
-    try:
-        return load_settings(config)
-    except SettingsError as e:
-        err.print(f"[red]settings:[/red] {e}")
-        sys.exit(2)
-
-
 # ------------------------------------------------------------------------------------------ citizen
 @main.group()
 def citizen() -> None:
@@ -128,7 +109,6 @@ def citizen() -> None:
 
 _purpose = click.option("--purpose", default="accueil usager", show_default=True,
                         help="Why you are reading: recorded in the access log with your login.")
-_config = click.option("--config", type=click.Path(path_type=Path), help="Settings file.")
 
 
 @citizen.command("search")
@@ -136,15 +116,15 @@ _config = click.option("--config", type=click.Path(path_type=Path), help="Settin
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_purpose
-@_config
+@config_option
 def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: Path | None) -> None:
     """Search citizens by name, birth date (dd/mm/yyyy), e-mail or phone."""
     from warehouse.citizen_view import search
     from warehouse.engine import Warehouse
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
-        hits = search(wh, text, limit=limit, reader=_reader(), purpose=purpose)
+        hits = search(wh, text, limit=limit, reader=agent(), purpose=purpose)
     if as_json:
         click.echo(json.dumps(hits, ensure_ascii=False, indent=2, default=str))
         return
@@ -162,16 +142,16 @@ def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: P
 @click.argument("citizen_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the view as JSON.")
 @_purpose
-@_config
+@config_option
 def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | None) -> None:
     """The 360° view of one citizen: identity, linked records, household, roles, timeline."""
     from hub.report import print_citizen
     from warehouse.citizen_view import show
     from warehouse.engine import Warehouse
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
-        view = show(wh, citizen_id, reader=_reader(), purpose=purpose)
+        view = show(wh, citizen_id, reader=agent(), purpose=purpose)
     if view is None:
         err.print(f"No citizen {citizen_id}.")
         sys.exit(1)
@@ -186,16 +166,16 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
 @click.option("--service", required=True, help="The asking service (see schemas/purposes.py); it reads only "
               "the attributes its purpose allows, and that purpose goes to the access log.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_config
+@config_option
 def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path | None) -> None:
     """Once-only read: the attributes a service's form may prefill, with proof level, source and date."""
     from warehouse.citizen_view import prefill
     from warehouse.engine import Warehouse
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
         try:
-            data = prefill(wh, citizen_id, service=service, reader=_reader())
+            data = prefill(wh, citizen_id, service=service, reader=agent())
         except KeyError as e:
             err.print(f"[red]{e.args[0]}[/red]")
             sys.exit(2)
@@ -216,16 +196,16 @@ def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path |
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_purpose
-@_config
+@config_option
 def citizen_worklist(source_system: str, attribute: str | None, limit: int, as_json: bool, purpose: str,
                      config: Path | None) -> None:
     """A silo's records whose value differs from the golden one: what its agents should fix."""
     from warehouse.citizen_view import worklist
     from warehouse.engine import Warehouse
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
-        rows = worklist(wh, source_system, attribute=attribute, limit=limit, reader=_reader(), purpose=purpose)
+        rows = worklist(wh, source_system, attribute=attribute, limit=limit, reader=agent(), purpose=purpose)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
         return
@@ -256,7 +236,7 @@ def sandbox() -> None:
 @click.option("--port", default=8765, show_default=True, help="First port: family portal; +1 Salesforce, "
               "+2 ServiceNow, +3 Démarches simplifiées.")
 @click.option("--with-demarches", is_flag=True, help="Also serve the Démarches simplifiées API.")
-@_config
+@config_option
 def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
     """Serve the sandbox's simulated silos after `hub demo`, and point the settings at them, so that
     `hub run` (or the Airflow DAG) can run again on the same commune."""
@@ -266,7 +246,7 @@ def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
     from hub.demo import start_simulators
     from sandbox import open_sandbox
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     if settings.sandbox_root is None:
         err.print("these settings are not the sandbox's (no [hub] sandbox_root)")
         sys.exit(2)

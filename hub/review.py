@@ -7,39 +7,23 @@ records by key and citizens by id; it shows no personal value.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+from hub.terminal import agent, config_option, console, err, settings_or_exit
 
-_config = click.option("--config", type=click.Path(path_type=Path), help="Settings file.")
 _reason = click.option("--reason", required=True, help="Why: recorded with your login and the time.")
 
 
-def _agent() -> str:
-    """The deciding agent: HUB_READER (e.g. behind a shared account), else the login."""
-    return os.environ.get("HUB_READER") or getpass.getuser()
-
-
 def _warehouse(config: Path | None) -> Any:
-    from hub.settings import SettingsError, load_settings
     from warehouse.engine import Warehouse
 
-    try:
-        settings = load_settings(config)
-    except SettingsError as e:
-        err.print(f"[red]settings:[/red] {e}")
-        sys.exit(2)
-    return Warehouse(settings.warehouse_url)
+    return Warehouse(settings_or_exit(config).warehouse_url)
 
 
 def _decide(config: Path | None, action: Any) -> None:
@@ -52,7 +36,7 @@ def _decide(config: Path | None, action: Any) -> None:
             err.print(f"[red]refused:[/red] {e}")
             sys.exit(1)
     if decision_id:
-        console.print(f"decision {decision_id} recorded by {_agent()}; the next `hub run` honours it")
+        console.print(f"decision {decision_id} recorded by {agent()}; the next `hub run` honours it")
 
 
 # ------------------------------------------------------------------------------------------ review
@@ -64,7 +48,7 @@ def review() -> None:
 @review.command("list")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_config
+@config_option
 def review_list(limit: int, as_json: bool, config: Path | None) -> None:
     """The queue, most uncertain pairs first."""
     from warehouse.decisions import review_queue
@@ -95,28 +79,28 @@ def _why(explanation: str | None) -> str:
 @review.command("accept")
 @click.argument("queue_id")
 @_reason
-@_config
+@config_option
 def review_accept(queue_id: str, reason: str, config: Path | None) -> None:
     """The two records are one person (a must-link)."""
     from warehouse.decisions import settle_review
 
-    _decide(config, lambda wh: settle_review(wh, queue_id, accept=True, decided_by=_agent(), reason=reason))
+    _decide(config, lambda wh: settle_review(wh, queue_id, accept=True, decided_by=agent(), reason=reason))
 
 
 @review.command("reject")
 @click.argument("queue_id")
 @_reason
-@_config
+@config_option
 def review_reject(queue_id: str, reason: str, config: Path | None) -> None:
     """The two records are two people (a cannot-link)."""
     from warehouse.decisions import settle_review
 
-    _decide(config, lambda wh: settle_review(wh, queue_id, accept=False, decided_by=_agent(), reason=reason))
+    _decide(config, lambda wh: settle_review(wh, queue_id, accept=False, decided_by=agent(), reason=reason))
 
 
 @review.command("releases")
 @click.option("--limit", default=5, show_default=True)
-@_config
+@config_option
 def review_releases(limit: int, config: Path | None) -> None:
     """The latest resolution releases: what changed, and the guard's verdict."""
     from warehouse.decisions import releases
@@ -138,14 +122,14 @@ def review_releases(limit: int, config: Path | None) -> None:
 
 @review.command("confirm-release")
 @click.argument("run_id")
-@_config
+@config_option
 def review_confirm_release(run_id: str, config: Path | None) -> None:
     """Confirm a refused release: the next `hub run` publishes even if the guard finds it abnormal."""
     from warehouse.decisions import confirm_release
 
     def act(wh: Any) -> None:
-        confirm_release(wh, run_id, confirmed_by=_agent())
-        console.print(f"release {run_id} confirmed by {_agent()}: the next `hub run` will publish")
+        confirm_release(wh, run_id, confirmed_by=agent())
+        console.print(f"release {run_id} confirmed by {agent()}: the next `hub run` will publish")
 
     _decide(config, act)
 
@@ -160,26 +144,26 @@ def decide() -> None:
 @click.argument("record_key_1")
 @click.argument("record_key_2")
 @_reason
-@_config
+@config_option
 def decide_must_link(record_key_1: str, record_key_2: str, reason: str, config: Path | None) -> None:
     """The two records are one person, whatever the model says."""
     from warehouse.decisions import record_decision
 
     _decide(config, lambda wh: record_decision(wh, "must_link", record_keys=(record_key_1, record_key_2),
-                                               decided_by=_agent(), reason=reason))
+                                               decided_by=agent(), reason=reason))
 
 
 @decide.command("cannot-link")
 @click.argument("record_key_1")
 @click.argument("record_key_2")
 @_reason
-@_config
+@config_option
 def decide_cannot_link(record_key_1: str, record_key_2: str, reason: str, config: Path | None) -> None:
     """The two records are two people: never in one citizen."""
     from warehouse.decisions import record_decision
 
     _decide(config, lambda wh: record_decision(wh, "cannot_link", record_keys=(record_key_1, record_key_2),
-                                               decided_by=_agent(), reason=reason))
+                                               decided_by=agent(), reason=reason))
 
 
 @decide.command("split")
@@ -187,7 +171,7 @@ def decide_cannot_link(record_key_1: str, record_key_2: str, reason: str, config
 @click.option("--group", "groups", multiple=True, help="Comma-separated record keys kept together (repeat).")
 @click.option("--detach", help="One record key to detach from the rest.")
 @_reason
-@_config
+@config_option
 def decide_split(citizen_id: str, groups: tuple[str, ...], detach: str | None, reason: str,
                  config: Path | None) -> None:
     """Unmerge a citizen: the largest part keeps the id, the others get their own."""
@@ -195,20 +179,20 @@ def decide_split(citizen_id: str, groups: tuple[str, ...], detach: str | None, r
 
     parsed = [[k.strip() for k in g.split(",") if k.strip()] for g in groups] or None
     _decide(config, lambda wh: split_citizen(wh, citizen_id, groups=parsed, detach=detach,
-                                             decided_by=_agent(), reason=reason))
+                                             decided_by=agent(), reason=reason))
 
 
 @decide.command("revoke")
 @click.argument("decision_id")
 @_reason
-@_config
+@config_option
 def decide_revoke(decision_id: str, reason: str, config: Path | None) -> None:
     """End a decision (it stays on record, with who revoked it and why)."""
     from warehouse.decisions import revoke_decision
 
     def act(wh: Any) -> None:
-        revoke_decision(wh, decision_id, revoked_by=_agent(), reason=reason)
-        console.print(f"decision {decision_id} revoked by {_agent()}")
+        revoke_decision(wh, decision_id, revoked_by=agent(), reason=reason)
+        console.print(f"decision {decision_id} revoked by {agent()}")
 
     _decide(config, act)
 
@@ -216,7 +200,7 @@ def decide_revoke(decision_id: str, reason: str, config: Path | None) -> None:
 @decide.command("list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked decisions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_config
+@config_option
 def decide_list(include_revoked: bool, as_json: bool, config: Path | None) -> None:
     """The decisions in force (and revoked ones with --all)."""
     from warehouse.decisions import decisions
