@@ -17,8 +17,13 @@ then the smallest citizen id) is the foyer's responsable, the others conjoints. 
 their dates (earliest start, latest end; null end = current). Minors are flagged from the
 golden birth date at the build date.
 
-The foyer id is ``foyer:<smallest silo grouping id>`` (or ``foyer:<smallest citizen id>`` for a
-foyer found by address): stable while that grouping exists.
+Foyer ids persist across runs as citizen ids do (``matching.identity.carry_over``): given the
+previous publication's memberships, each foyer keeps the previous id it shares most members with
+(ties: the smallest id; an id goes to one foyer at most, so on a split the larger part keeps it).
+A foyer sharing no member with a previous one is named ``foyer:<smallest silo grouping id>`` (or
+``foyer:<smallest citizen id>`` for a foyer found by address), with ``#2``, ``#3``… when that
+name belonged to another foyer in the previous publication: a name is never handed to another
+foyer while the previous one is still on record.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching.identity import carry_over
 from matching.standardise import standardise
 from schemas.contract import HOUSEHOLD, HOUSEHOLD_MEMBER, arrow_schema
 
@@ -58,13 +64,16 @@ def _components(edges: list[tuple[str, str]], nodes: list[str]) -> dict[str, str
 
 
 def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table, *,
-                     now: datetime, keys: pa.Table | None = None) -> tuple[pa.Table, pa.Table]:
+                     now: datetime, keys: pa.Table | None = None,
+                     previous: pa.Table | None = None) -> tuple[pa.Table, pa.Table]:
     """``(household, household_member)`` tables (contract columns) of the resolved foyers.
 
     ``memberships``: ``core.household_membership`` columns; ``links``: record_key, citizen_id;
     ``citizens``: golden citizens (citizen_id, usage_name, birth_name, birth_date, address_line,
     postcode, city). ``now``: timezone-aware build time (minors, current memberships). ``keys``:
     citizen_id, address_key, name_key as survivorship computed them (standardised here when absent).
+    ``previous``: the last publication's ``golden.household_member`` (household_id, citizen_id),
+    whose foyer ids carry over.
     """
     if now.tzinfo is None:
         raise ValueError("build_households needs a timezone-aware `now`")
@@ -125,6 +134,8 @@ SELECT 'foyer:' || min(citizen_id) OVER (PARTITION BY addr, surname_std), citize
        CASE WHEN is_minor THEN 'enfant' ELSE 'conjoint' END, NULL::DATE, NULL::DATE, '', 'shared_address'
 FROM (SELECT *, count(*) OVER (PARTITION BY addr, surname_std) AS n FROM loose
       WHERE citizen_id NOT IN (SELECT citizen_id FROM mem)) WHERE n > 1""")
+        if previous is not None and previous.num_rows:
+            _carry_foyer_ids(con, previous)
         members = con.sql("""
 WITH per AS (
     SELECT foyer, citizen_id,
@@ -176,3 +187,26 @@ ORDER BY h.household_id""", params={"today": today, "now": now}).to_arrow_table(
     members = members.select(ms.names).cast(ms)
     log.info("households: %d foyers, %d memberships", households.num_rows, members.num_rows)
     return households, members
+
+
+def _carry_foyer_ids(con: duckdb.DuckDBPyConnection, previous: pa.Table) -> None:
+    """Rename the foyers of temp table ``mem`` to the previous ids they carry over (module doc)."""
+    current = con.sql("SELECT DISTINCT citizen_id, foyer FROM mem ORDER BY foyer, citizen_id").to_arrow_table()
+    prev = previous.select(["citizen_id", "household_id"])
+    claimed = carry_over(current, prev)
+    taken = set(prev["household_id"].to_pylist()) | set(claimed.values())
+    renamed = dict(claimed)
+    for foyer in sorted(set(current["foyer"].to_pylist()) - set(claimed)):
+        name, n = foyer, 1
+        while name in taken:
+            n += 1
+            name = f"{foyer}#{n}"
+        taken.add(name)
+        if name != foyer:
+            renamed[foyer] = name
+    if not renamed:
+        return
+    con.register("renamed", pa.table({"foyer": pa.array(list(renamed), pa.string()),
+                                      "final": pa.array(list(renamed.values()), pa.string())}))
+    con.execute("UPDATE mem SET foyer = r.final FROM renamed r WHERE mem.foyer = r.foyer")
+    log.info("foyer ids: %d carried over, %d renamed to stay unique", len(claimed), len(renamed) - len(claimed))

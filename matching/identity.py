@@ -129,6 +129,22 @@ def retired_aliases(previous: pa.Table | None, current: pa.Table) -> pa.Table:
     return out.cast(schema)
 
 
+def carry_over(current: pa.Table, previous: pa.Table) -> dict[str, str]:
+    """group -> previous id by the rule above, for any grouping of members (foyers of citizens too).
+
+    ``current``: (member, group) rows; ``previous``: (member, id) rows of the last publication.
+    Each group takes the previous id sharing most members with it (ties: smallest id); a previous
+    id goes to one group at most; groups sharing no member are absent from the result.
+    """
+    con = duckdb.connect()
+    try:
+        con.register("links_in", current.rename_columns(["record_key", "cluster_id"]))
+        con.register("prev_in", previous.rename_columns(["record_key", "citizen_id"]))
+        return _claim_previous(con)
+    finally:
+        con.close()
+
+
 def _claim_previous(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """cluster_id -> previous citizen id, greedily by overlap (largest first, then smallest id)."""
     # The common case (a cluster overlaps one previous citizen that overlaps no other cluster) is

@@ -386,7 +386,7 @@ HOUSEHOLD = Table(
     "golden",
     "A foyer as the hub resolves it: the silos' groupings of the same people merged into one.",
     (
-        C("household_id", "text", "the hub's foyer id (`foyer:<smallest silo grouping or citizen id>`)",
+        C("household_id", "text", "the foyer id, kept across runs (first `foyer:<smallest grouping or citizen id>`)",
           nullable=False),
         C("address_line", "text", "golden address of the foyer's responsable", personal=True),
         C("postcode", "text", "postcode", personal=True),

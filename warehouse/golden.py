@@ -45,7 +45,8 @@ def publish_resolution(
     discrepancies) or a bare ``CITIZEN`` table (then provenance and worklists are emptied);
     ``run_row`` the columns of ``RESOLUTION_RUN`` (``run_id`` is forced to ``run_id``,
     ``finished_at`` defaults to now). Foyers are rebuilt from ``memberships`` (default: all of
-    ``core.household_membership``) resolved through ``links``. Every link must point at a
+    ``core.household_membership``) resolved through ``links``; the published foyers' ids carry
+    over. Every link must point at a
     citizen given, or nothing is written. Publishing the same run twice leaves one run row.
     Readers never see a half-published state: both engines run the block as one transaction.
     """
@@ -70,7 +71,10 @@ def publish_resolution(
                                schema=arrow_schema(RESOLUTION_RUN))
     if memberships is None:
         memberships = core_memberships(wh)
-    households, members = build_households(memberships, links, citizens, now=row["finished_at"], keys=keys)
+    previous = (wh.arrow(f"SELECT household_id, citizen_id FROM {qualified(HOUSEHOLD_MEMBER)}")
+                if wh.table_exists(HOUSEHOLD_MEMBER.schema, HOUSEHOLD_MEMBER.name) else None)
+    households, members = build_households(memberships, links, citizens, now=row["finished_at"], keys=keys,
+                                           previous=previous)
     with wh.transaction():
         wh.write(CITIZEN_LINK, links, replace=True)
         wh.write(CITIZEN, citizens, replace=True)

@@ -110,3 +110,46 @@ def test_citizens_no_silo_groups_join_by_shared_address_and_surname():
         "foyer:finance:groupe/1": {"C-A": "responsable", "C-B": "conjoint", "C-T": "enfant"},
         "foyer:C-P": {"C-P": "responsable", "C-Q": "conjoint"},
     }
+
+
+# ---------------------------------------------------------------- persistent foyer ids
+FAMILY_GROUPINGS = (("family:famille/3", "family:r1", "responsable"), ("family:famille/3", "family:r2", "responsable"),
+                    ("family:famille/3", "family:e1", "enfant"), ("family:famille/3", "family:e2", "enfant"))
+
+
+def _previous(members: pa.Table) -> pa.Table:
+    return members.select(["household_id", "citizen_id"])
+
+
+def test_a_foyer_keeps_its_id_when_a_grouping_with_a_smaller_id_joins_it():
+    _, first = build_households(_memberships(*FAMILY_GROUPINGS), _links(FAMILY_LINKS), FAMILY, now=NOW)
+    assert set(_by_household(first)) == {"foyer:family:famille/3"}
+    # the family portal opens a second family for the same parents: its id sorts first
+    grown = _memberships(*FAMILY_GROUPINGS, ("family:famille/1", "family:r1", "responsable"))
+    _, fresh = build_households(grown, _links(FAMILY_LINKS), FAMILY, now=NOW)
+    assert set(_by_household(fresh)) == {"foyer:family:famille/1"}  # what a run without history would name it
+    _, carried = build_households(grown, _links(FAMILY_LINKS), FAMILY, now=NOW, previous=_previous(first))
+    assert {k: set(v) for k, v in _by_household(carried).items()} == {
+        "foyer:family:famille/3": {"C-JEAN", "C-MARIE", "C-LEA", "C-HUGO"}}
+
+
+def test_on_a_split_the_larger_part_keeps_the_foyer_id_and_a_taken_name_is_never_reused():
+    # one foyer: the family (grouping 3) and a finance group of Jean (grouping 9) sharing the adult Jean
+    joined = _memberships(*FAMILY_GROUPINGS, ("finance:groupe/9", "finance:t2", "responsable"),
+                          ("finance:groupe/9", "finance:x", "responsable"))
+    citizens = pa.concat_tables([FAMILY, _citizens(("C-ZOE", "Zoé", "Martin", date(1979, 2, 2)))])
+    links = _links({**FAMILY_LINKS, "finance:x": "C-ZOE"})
+    _, first = build_households(joined, links, citizens, now=NOW)
+    assert set(_by_household(first)) == {"foyer:family:famille/3"}
+    # Jean leaves the finance group: it no longer shares an adult with the family, the foyer splits
+    split = _memberships(*FAMILY_GROUPINGS, ("finance:groupe/9", "finance:x", "responsable"))
+    _, after = build_households(split, links, citizens, now=NOW, previous=_previous(first))
+    assert _by_household(after) == {
+        "foyer:family:famille/3": {"C-JEAN": "responsable", "C-MARIE": "conjoint", "C-LEA": "enfant",
+                                   "C-HUGO": "enfant"},
+        "foyer:finance:groupe/9": {"C-ZOE": "responsable"}}
+    # had that id been Zoé's foyer's, Zoé's foyer keeps it and the family's own name, taken, gets a suffix
+    previous = pa.table({"household_id": ["foyer:family:famille/3"], "citizen_id": ["C-ZOE"]})
+    _, renamed = build_households(split, links, citizens, now=NOW, previous=previous)
+    assert {k: set(v) for k, v in _by_household(renamed).items()} == {
+        "foyer:family:famille/3": {"C-ZOE"}, "foyer:family:famille/3#2": {"C-JEAN", "C-MARIE", "C-LEA", "C-HUGO"}}

@@ -7,7 +7,7 @@ import pytest
 
 from schemas.contract import PERSON_RECORD, arrow_schema
 from warehouse.engine import Warehouse
-from warehouse.golden import core_person_records, previous_links, publish_resolution
+from warehouse.golden import core_memberships, core_person_records, previous_links, publish_resolution
 
 RUN_ROW = {"model_version": "m1", "records": 7, "pairs_scored": 21, "citizens": 4, "threshold": 0.9}
 
@@ -82,3 +82,19 @@ def test_core_person_records_in_contract_types(family_hub: Warehouse) -> None:
 def test_core_person_records_of_an_empty_warehouse(wh: Warehouse) -> None:
     records = core_person_records(wh)
     assert records.num_rows == 0 and records.schema.equals(arrow_schema(PERSON_RECORD))
+
+
+def test_foyer_ids_carry_over_from_the_published_foyers(family_hub: Warehouse, golden_tables) -> None:
+    links, citizens = golden_tables("res-2")
+    publish_resolution(family_hub, "res-2", links=links, citizens=citizens, run_row=RUN_ROW)
+    foyers = family_hub.rows("SELECT DISTINCT household_id FROM golden.household_member")
+    assert len(foyers) == 1
+    # a new silo grouping of the same parents, whose id sorts before every other, joins the foyer
+    memberships = core_memberships(family_hub)
+    joining = memberships.filter(pa.compute.equal(memberships.column("record_key"), "finance:T1"))
+    joining = joining.set_column(joining.schema.get_field_index("household_id"), "household_id",
+                                 pa.array(["a-first:1"] * joining.num_rows)).cast(memberships.schema)
+    publish_resolution(family_hub, "res-3", links=links, citizens=citizens, run_row=RUN_ROW,
+                       memberships=pa.concat_tables([memberships, joining]))
+    assert family_hub.rows("SELECT DISTINCT household_id FROM golden.household_member") == foyers
+    assert "a-first:1" in family_hub.scalar("SELECT source_households FROM golden.household")
