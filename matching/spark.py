@@ -1,0 +1,179 @@
+"""Scale-out: the hub's saved model JSON scored by Splink on Spark (the ``spark`` extra, Java 17).
+
+The model is trained on DuckDB (:mod:`matching.model`) and saved as JSON. Splink keeps the DuckDB
+SQL of the comparison levels and blocking rules inside that JSON, which Spark cannot run as is
+(double-quoted identifiers are strings there; other function names), so :func:`spark_settings`
+translates that SQL with sqlglot and leaves every trained parameter untouched.
+
+:func:`resolve_on_spark` scores the blocked pairs on Spark — the part that grows faster than the
+population — and hands the pairs at or above the floor to the hub's own clustering
+(:func:`matching.resolve.guarded_edges` and :func:`matching.resolve.cluster`: household guard,
+cannot-link repair, human decisions, on DuckDB). It returns the same
+:class:`matching.resolve.Resolution` as :func:`matching.resolve.resolve`, with the version of the
+model JSON it was given.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from splink import DuckDBAPI, Linker
+from splink.backends.spark import SparkAPI, similarity_jar_location
+from sqlglot import exp
+
+from matching import model as mdl
+from matching.resolve import (
+    DEFAULT_THRESHOLD,
+    LINK_SCHEMA,
+    PAIR_FLOOR,
+    PAIR_SCHEMA,
+    Resolution,
+    cluster,
+    guarded_edges,
+    prepare,
+    scored_pairs,
+    scoring_model,
+    store_scored,
+)
+
+log = logging.getLogger(__name__)
+
+# Splink names the Spark table after the dataset: it must not be a Spark SQL keyword.
+DATASET_NAME = "person_records"
+
+
+def local_session(checkpoint_dir: str | Path, *, cores: int = 2) -> SparkSession:
+    """A local Spark session ready for Splink: its similarity functions' jar and a checkpoint directory.
+
+    On a cluster, build the session as the platform requires with ``spark.jars`` set to
+    :func:`splink.backends.spark.similarity_jar_location` and a checkpoint directory.
+    """
+    session = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("citizen-hub-matching")
+        .config("spark.jars", similarity_jar_location())
+        # Spark's default of 200 shuffle partitions makes every small job pay for 200 tasks
+        .config("spark.sql.shuffle.partitions", str(cores))
+        .config("spark.default.parallelism", str(cores))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    return session
+
+
+def _spark_function(node: exp.Expression) -> exp.Expression:
+    # sqlglot writes these two as names Spark lacks: Splink's jar registers jaro_winkler, and
+    # Spark's array overlap is a function, not the && operator.
+    if isinstance(node, exp.JarowinklerSimilarity):
+        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+    if isinstance(node, exp.ArrayOverlaps):
+        return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
+    return node
+
+
+def to_spark_sql(duckdb_sql: str) -> str:
+    """A DuckDB SQL expression of the model (a level's condition, a blocking rule) in Spark SQL."""
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(_spark_function)
+    return tree.sql(dialect="spark")
+
+
+def spark_settings(model_json: dict[str, Any]) -> dict[str, Any]:
+    """The model JSON with its SQL in the Spark dialect; trained probabilities unchanged."""
+    settings = copy.deepcopy(model_json)
+    settings["sql_dialect"] = "spark"
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level["sql_condition"].strip().upper() != "ELSE":
+                level["sql_condition"] = to_spark_sql(level["sql_condition"])
+    for rule in settings["blocking_rules_to_generate_predictions"]:
+        rule["blocking_rule"] = to_spark_sql(rule["blocking_rule"])
+        rule["sql_dialect"] = "spark"
+    return settings
+
+
+def score_on_spark(spark: SparkSession, standardised: pa.Table, model_json: dict[str, Any]) -> DataFrame:
+    """Every pair the model's blocking rules make, scored by Splink on Spark.
+
+    ``standardised`` is :func:`matching.resolve.prepare`'s output. Returns a Spark DataFrame: the
+    keys (``record_key_l``, ``record_key_r``), ``match_probability``, ``match_weight``, the
+    ``gamma_*`` / ``mw_*`` columns the clustering guard and the explanations read, and
+    ``model_version`` (of ``model_json``) on every row.
+    """
+    db_api = SparkAPI(spark_session=spark)
+    # a name of its own per call: Splink refuses to register over a table the session holds
+    name = f"{DATASET_NAME}_{uuid.uuid4().hex[:8]}"
+    records = db_api.register(mdl.model_input(standardised), dataset_display_name=name)
+    linker = Linker(records, spark_settings(scoring_model(model_json)), log_level=None)
+    predictions = linker.inference.predict().as_spark_dataframe()
+    keep = [c for c in predictions.columns
+            if c in ("record_key_l", "record_key_r", "match_probability", "match_weight")
+            or c.startswith(("gamma_", "mw_"))]
+    return predictions.select(*keep).withColumn("model_version", F.lit(mdl.model_version(model_json)))
+
+
+def resolve_on_spark(
+    spark: SparkSession,
+    person_records: pa.Table,
+    model_json: dict[str, Any],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    pair_floor: float | None = PAIR_FLOOR,
+    must_links: Sequence[tuple[str, str]] = (),
+    cannot_links: Sequence[tuple[str, str]] = (),
+) -> Resolution:
+    """:func:`matching.resolve.resolve` with the pairs scored on Spark, for a trained model.
+
+    Same arguments and result. Only the pairs at or above ``min(pair_floor, threshold)`` (all
+    when ``pair_floor`` is None) leave Spark; ``pairs_scored`` counts every pair Spark scored.
+    """
+    version = mdl.model_version(model_json)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    std = prepare(person_records)
+    timings["standardise"] = time.perf_counter() - t0
+    if std.num_rows == 0:
+        return Resolution(links=LINK_SCHEMA.empty_table(), pairs=PAIR_SCHEMA.empty_table(), model_json=model_json,
+                          model_version=version, threshold=threshold, pairs_scored=0, timings=timings)
+
+    t0 = time.perf_counter()
+    predictions = score_on_spark(spark, std, model_json)
+    pairs_scored = predictions.count()
+    if pair_floor is not None:
+        predictions = predictions.where(F.col("match_probability") >= min(pair_floor, threshold))
+    kept = predictions.toArrow()
+    timings["predict"] = time.perf_counter() - t0
+
+    con = duckdb.connect()
+    try:
+        con.register("spark_predictions", kept)
+        # through Splink's DuckDB API, so that store_scored reads it as it reads a DuckDB prediction
+        store_scored(con, [DuckDBAPI(connection=con).query_sql("SELECT * FROM spark_predictions")], model_json)
+        t0 = time.perf_counter()
+        edges = guarded_edges(con, std, threshold, must_links, cannot_links)
+        links, rebuilt, refused = cluster(con, std, edges)
+        timings["cluster"] = time.perf_counter() - t0
+        pairs = scored_pairs(con, pair_floor)
+    finally:
+        con.close()
+    log.info("resolved %d records on Spark into %d clusters (%d pairs scored, model %s)",
+             links.num_rows, len(set(links["cluster_id"].to_pylist())), pairs_scored, version)
+    if refused:
+        log.warning("%d human must-link(s) not honoured: they would join a cannot-linked pair", refused)
+    return Resolution(
+        links=links, pairs=pairs, model_json=model_json, model_version=version, threshold=threshold,
+        pairs_scored=pairs_scored, clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
+    )
