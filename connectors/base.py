@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
@@ -212,21 +213,57 @@ def drop_national_id_columns(table: pa.Table) -> pa.Table:
     return table
 
 
+# A Belgian number has 11 digits, a NIR 13 (Corsica: 2A / 2B) to 15: shorter values cannot hold one.
+_MIN_ID_DIGITS = 11
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's value offsets (``len + 1``, starting at 0) and its UTF-8 bytes, as numpy views
+    (no copy): lets a check look at every value in one numpy pass instead of one call per value."""
+    _, offsets_buf, data_buf = arr.buffers()[:3]
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64) \
+        if len(arr) else np.zeros(1, np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buf, np.uint8)[start:end] if data_buf is not None and end > start \
+        else np.zeros(0, np.uint8)
+    return offsets - start, data
+
+
+def digit_counts(arr: pa.Array) -> np.ndarray:
+    """How many ASCII digits each value of a string array holds (a null counts what its slot holds,
+    normally nothing)."""
+    offsets, data = string_buffers(arr)
+    width = np.int32 if len(data) < 2**31 else np.int64
+    seen = np.zeros(len(data) + 1, width)
+    np.cumsum(((data - 48) < 10).view(np.uint8), dtype=width, out=seen[1:])
+    return seen[offsets[1:]] - seen[offsets[:-1]]
+
+
 def national_id_rows(table: pa.Table) -> dict[int, str]:
-    """Row index -> the first string column carrying a national id (vectorised prefilter)."""
+    """Row index -> the first string column carrying a national id. Values with fewer than 11 digits
+    are ruled out in one numpy pass, the rest through an RE2 prefilter, and only its hits are checked
+    in Python (check digits)."""
     found: dict[int, str] = {}
     for name in table.column_names:
         col = table.column(name)
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             continue
-        hits = pc.match_substring_regex(col, _PREFILTER)
-        if not pc.any(hits).as_py():
-            continue
-        idx = pc.indices_nonzero(pc.fill_null(hits, False)).to_pylist()
-        values = col.take(pa.array(idx, pa.int64())).to_pylist()
-        for i, v in zip(idx, values, strict=True):
-            if v is not None and i not in found and contains_national_id(v):
-                found[i] = name
+        start = 0
+        for chunk in col.chunks:
+            offsets, _ = string_buffers(chunk)
+            long_enough = np.diff(offsets) >= _MIN_ID_DIGITS  # bytes: a cheap bound on digits
+            candidates = np.flatnonzero(long_enough & (digit_counts(chunk) >= _MIN_ID_DIGITS)
+                                        if long_enough.any() else long_enough)
+            if len(candidates):
+                values = chunk.take(pa.array(candidates))
+                hits = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, _PREFILTER), False)
+                                      .to_numpy(zero_copy_only=False))
+                for j, v in zip(hits, values.take(pa.array(hits)).to_pylist(), strict=True):
+                    i = start + int(candidates[j])
+                    if v is not None and i not in found and contains_national_id(v):
+                        found[i] = name
+            start += len(chunk)
     return found
 
 

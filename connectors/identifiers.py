@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from connectors.base import digit_counts, string_buffers
+
 LA_POSTE_SIREN = "356000000"
 
 RNA_PATTERN = r"^[Ww](\d{2}|2[ABab])\d{7}$"
@@ -34,6 +36,10 @@ def _as_array(values: Strings) -> pa.Array:
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         values = values.cast(pa.string())
     return values
+
+
+def _null_mask(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _digit_matrix(values: pa.Array, width: int) -> np.ndarray:
@@ -60,15 +66,17 @@ def _luhn_ok(digits: np.ndarray) -> np.ndarray:
 
 def _fixed_digits_valid(values: Strings, width: int, la_poste: bool) -> pa.Array:
     arr = _as_array(values)
-    shaped = pc.fill_null(pc.match_substring_regex(arr, rf"^\d{{{width}}}$"), False)
-    candidates = arr.filter(shaped)
+    offsets, _ = string_buffers(arr)
+    # exactly `width` bytes, all of them digits (one numpy pass, no per-value regex)
+    shaped = (np.diff(offsets) == width) & (digit_counts(arr) == width) & ~_null_mask(arr)
+    candidates = arr.filter(pa.array(shaped))
     digits = _digit_matrix(candidates, width)
     ok = _luhn_ok(digits)
     if la_poste and len(candidates):
         poste = pc.starts_with(candidates, LA_POSTE_SIREN).to_numpy(zero_copy_only=False)
         ok = np.where(poste, digits.sum(axis=1, dtype=np.int64) % 5 == 0, ok)
     out = np.zeros(len(arr), bool)
-    out[np.flatnonzero(shaped.to_numpy(zero_copy_only=False))] = ok
+    out[shaped] = ok
     return pc.if_else(pc.is_null(arr), pa.scalar(None, pa.bool_()), pa.array(out))
 
 

@@ -143,7 +143,7 @@ def _newlines(arr: pa.ChunkedArray) -> np.ndarray:
 def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
     """One CSV file as text columns (mapped ones only), physical line numbers, unsplittable rows."""
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():  # (isspace stops at the first other byte: no copy of the file)
         raise SourceError(system, f"{name}:1", "no header line (empty file)")
     body, _ = _utf8(system, name, data, entity)
     header = _header(system, name, body, entity)
