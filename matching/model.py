@@ -56,6 +56,7 @@ MODEL_COLUMNS = (
     "record_key",
     "source_system",
     "first_name_std",
+    "first_name_key",
     "given_names_std",
     "surname_std",
     "surnames_std",
@@ -84,18 +85,19 @@ def comparisons() -> list[dict[str, Any]]:
     """The comparison definitions (Splink dicts, DuckDB SQL)."""
     first_name = {
         "output_column_name": "first_name",
-        "comparison_description": "first prénom; other prénoms and compounds as weaker levels",
+        "comparison_description": "first prénom; a typo, a cut compound, similar and other prénoms as weaker levels",
         "comparison_levels": [
             _null("first_name_std"),
             _level('"first_name_std_l" = "first_name_std_r"', "exact",
                    tf_adjustment_column="first_name_std", tf_adjustment_weight=1.0),
+            # a keying error: one letter substituted, missed, doubled or two swapped (ERCI, PIERRRE)
+            _level('damerau_levenshtein("first_name_std_l", "first_name_std_r") = 1', "one edit"),
+            # JEAN vs JEAN-PIERRE: a compound prénom cut by one silo. Only at a separator the
+            # other silo wrote: GABRIEL / GABRIELLE or JEAN / JEANNE are not a cut compound.
+            _level('"first_name_key_l" = "first_name_std_r" OR "first_name_key_r" = "first_name_std_l"',
+                   "compound cut"),
+            # similar spellings (STEPHANIE / STEFANIE), but also different prénoms (MARIE / MARTINE)
             _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.92', "jw >= 0.92"),
-            _level(
-                # JEAN vs JEANPIERRE: a compound prénom cut, or written with a space by one silo
-                'starts_with("first_name_std_l", "first_name_std_r") '
-                'OR starts_with("first_name_std_r", "first_name_std_l")',
-                "compound cut",
-            ),
             _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.85', "jw >= 0.85"),
             # MARIE ANNE vs ANNE MARIE; weak: siblings and twins share middle prénoms too
             _level("list_has_any(string_split(\"given_names_std_l\", ' '), "
@@ -193,16 +195,18 @@ def blocking_rules() -> list[dict[str, Any]]:
         {"blocking_rule": 'l."rare_name_key" = r."rare_name_key"'},
         # Same prénom and name alone makes blocks that grow with the square of the population
         # (thousands of MARIE MARTIN in a métropole): always add a postcode or a birth year.
-        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."surnames_std" = r."surnames_std" '
+        # The prénom is its first part (JEAN for JEAN-PIERRE): one silo keeps a compound prénom
+        # whole, another cuts it.
+        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
                           'AND l."postcode_std" = r."postcode_std"',
          "arrays_to_explode": ["surnames_std"]},
-        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."surnames_std" = r."surnames_std" '
+        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
                           'AND l."birth_year" = r."birth_year"',
          "arrays_to_explode": ["surnames_std"]},
-        {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_std" = r."first_name_std"'},
+        {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_key" = r."first_name_key"'},
         {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'},
         # a surname change (marriage) with no birth date: same prénom at the same street line
-        {"blocking_rule": 'l."first_name_std" = r."first_name_std" AND l."address_std" = r."address_std"'},
+        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."address_std" = r."address_std"'},
         # a typo in the prénom with no birth date: same name at the same street line
         {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."address_std" = r."address_std"',
          "arrays_to_explode": ["surnames_std"]},
@@ -251,8 +255,11 @@ def model_input(standardised: pa.Table) -> pa.Table:
 
     Adds ``rare_name_key`` (prénom|name when at most :data:`RARE_NAME_MAX` records carry that
     combination, else null): a blocking key that compares every record of an uncommon name
-    while common names are blocked with a postcode or a birth year.
+    while common names are blocked with a postcode or a birth year. A table that already is a
+    model input (it has ``rare_name_key``) is returned as it is.
     """
+    if "rare_name_key" in standardised.column_names:
+        return standardised
     con = duckdb.connect()
     try:
         con.register("std_in", standardised.select(list(MODEL_COLUMNS)))
@@ -278,7 +285,8 @@ def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any
 
 
 def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MAX_PAIRS) -> dict[str, Any]:
-    """Train the model on standardised, live records; return the model JSON (a dict).
+    """Train the model on standardised, live records (or their :func:`model_input`); return the
+    model JSON (a dict).
 
     Reproducible: the prior is counted by deterministic rules, u is sampled with ``seed``, m is
     estimated by EM on fixed blocking rules.

@@ -7,8 +7,10 @@ twins share a birth date too. Three things keep them apart:
 
 * the model gives a first-name disagreement a fixed weight of about -20 bits
   (:data:`matching.model.FIRST_NAME_DISAGREE_M`);
-* an edge enters the clustering only with *personal* evidence: first names agree (at any
-  level), or, when a side has no first name, birth dates agree firmly. Surname, address,
+* an edge enters the clustering only with *personal* evidence: the first prénoms are the same
+  (exactly, but for one keying error when the sexes do not differ, or a compound cut by one
+  silo), or, when a side has no first name, birth dates agree firmly. Similar-looking prénoms
+  (MARIE / MARTINE: twins) are not enough. Surname, address,
   phone and e-mail are shared by a household, so they alone never make an edge, whatever
   the probability they add up to;
 * a phone number or e-mail carried by people of many different surnames is a switchboard or a
@@ -44,7 +46,8 @@ MAX_SURNAMES_PER_CONTACT = 3
 REVIEW_BAND = (0.2, 0.8)
 
 # gamma values (Splink numbers the non-null levels from the last, "else" = 0, null = -1)
-_FIRST_NAME_AGREES = 2  # jw >= 0.85 and above ("another prénom shared" is not enough)
+_FIRST_NAME_SAME = 4  # exact, one edit, compound cut (similar-looking prénoms are not enough)
+_FIRST_NAME_ONE_EDIT = 5  # LOUIS / LOUISE: one letter, agreeing only when the sexes do not differ
 _BIRTH_DATE_FIRM = 3  # one digit differs, swapped, exact
 
 
@@ -169,14 +172,15 @@ def resolve(
                           threshold=threshold, pairs_scored=0, timings=timings)
 
     t0 = time.perf_counter()
-    model = model_json if model_json is not None else mdl.train(std)
+    mi = mdl.model_input(std)  # once, for training and scoring
+    model = model_json if model_json is not None else mdl.train(mi)
     version = mdl.model_version(model)
     timings["train"] = time.perf_counter() - t0
 
     con = duckdb.connect()
     try:
         t0 = time.perf_counter()
-        lk = mdl.linker(con, std, scoring_model(model))
+        lk = mdl.linker(con, mi, scoring_model(model))
         pairs_scored = store_scored(con, [lk.inference.predict()], model)
         timings["predict"] = time.perf_counter() - t0
 
@@ -212,23 +216,27 @@ def store_scored(con: duckdb.DuckDBPyConnection, predictions: Sequence[Any], mod
     """Copy Splink predictions (SplinkDataFrames of :func:`scoring_model`) into temp table ``scored``.
 
     Several prediction tables (e.g. ``predict_between`` and ``predict_within``) are stacked, a
-    pair scored twice kept once. Each table is dropped from Splink's cache. Returns the pair count.
+    pair scored twice kept once. Each table is dropped from Splink's cache. The temp view
+    ``scored_x`` adds each pair's ``explanation``, built only for the pairs read from it (edges,
+    pairs above the floor), not for every blocked pair. Returns the pair count.
     """
+    con.execute("DROP VIEW IF EXISTS scored_x")
     con.execute("DROP TABLE IF EXISTS scored")
-    selects = []
-    for preds in predictions:
-        explain = _explanation_sql(con.sql(f"SELECT * FROM {preds.physical_name} LIMIT 0").columns, model)
-        selects.append(
-            f"""SELECT least(record_key_l, record_key_r) AS record_key_l,
-                       greatest(record_key_l, record_key_r) AS record_key_r,
-                       match_probability, match_weight, gamma_first_name, gamma_birth_date,
-                       {explain} AS explanation
-                FROM {preds.physical_name}"""
-        )
+    columns = con.sql(f"SELECT * FROM {predictions[0].physical_name} LIMIT 0").columns
+    kept = ", ".join(f'"{c}"' for c in _explanation_columns(columns, model))
+    selects = [
+        f"""SELECT least(record_key_l, record_key_r) AS record_key_l,
+                   greatest(record_key_l, record_key_r) AS record_key_r,
+                   match_probability, match_weight, gamma_first_name, gamma_birth_date, gamma_sex, {kept}
+            FROM {preds.physical_name}"""
+        for preds in predictions
+    ]
     union = " UNION ALL ".join(selects)
     if len(selects) > 1:
         union = f"SELECT DISTINCT ON (record_key_l, record_key_r) * FROM ({union})"
     con.execute(f"CREATE TEMP TABLE scored AS {union}")
+    explain = _explanation_sql(con.sql("SELECT * FROM scored LIMIT 0").columns, model)
+    con.execute(f"CREATE TEMP VIEW scored_x AS SELECT *, {explain} AS explanation FROM scored")
     for preds in predictions:
         preds.drop_table_from_database_and_remove_from_cache()
     return int(con.sql("SELECT count(*) FROM scored").fetchall()[0][0])
@@ -239,7 +247,7 @@ def scored_pairs(con: duckdb.DuckDBPyConnection, pair_floor: float | None) -> pa
     floor_sql = "" if pair_floor is None else "WHERE match_probability >= $f"
     return con.sql(
         f"""SELECT record_key_l, record_key_r, match_probability, match_weight, explanation
-            FROM scored {floor_sql} ORDER BY record_key_l, record_key_r""",
+            FROM scored_x {floor_sql} ORDER BY record_key_l, record_key_r""",
         params={} if pair_floor is None else {"f": pair_floor},
     ).to_arrow_table().cast(PAIR_SCHEMA)
 
@@ -258,11 +266,11 @@ def guarded_edges(
         f"""
         SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight, p.explanation,
                false AS decided
-        FROM scored p
+        FROM scored_x p
         JOIN std_cl a ON a.record_key = p.record_key_l
         JOIN std_cl b ON b.record_key = p.record_key_r
         WHERE p.match_probability >= $t
-          AND (p.gamma_first_name >= $fn
+          AND ((p.gamma_first_name >= $fn AND NOT (p.gamma_first_name = $fn1 AND p.gamma_sex = 0))
                OR (p.gamma_first_name = -1 AND p.gamma_birth_date >= $bd))
           AND NOT ({_CONFLICT_SQL})
           AND NOT EXISTS (SELECT 1 FROM human_cannot h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
@@ -273,8 +281,15 @@ def guarded_edges(
         FROM human_must m LEFT JOIN scored p ON p.record_key_l = m.k1 AND p.record_key_r = m.k2
         WHERE m.k1 IN (SELECT record_key FROM std_cl) AND m.k2 IN (SELECT record_key FROM std_cl)
         """,
-        params={"t": threshold, "fn": _FIRST_NAME_AGREES, "bd": _BIRTH_DATE_FIRM},
+        params={"t": threshold, "fn": _FIRST_NAME_SAME, "fn1": _FIRST_NAME_ONE_EDIT, "bd": _BIRTH_DATE_FIRM},
     ).to_arrow_table()
+
+
+def _explanation_columns(columns: list[str], model: dict[str, Any]) -> list[str]:
+    """The prediction columns :func:`_explanation_sql` reads (gamma_*, mw_*, mw_tf_adj_*)."""
+    names = [c["output_column_name"] for c in model["comparisons"]]
+    wanted = [f"{prefix}{n}" for n in names for prefix in ("gamma_", "mw_", "mw_tf_adj_")]
+    return [c for c in wanted if c in columns and c not in ("gamma_first_name", "gamma_birth_date", "gamma_sex")]
 
 
 def _explanation_sql(columns: list[str], model: dict[str, Any]) -> str:

@@ -9,6 +9,8 @@ Columns added (all nullable):
 
 ==================  =========================================================================
 first_name_std      first prénom, upper, no accents, compound kept and written without spaces
+first_name_key      first part of the first prénom (JEAN for Jean-Pierre): a blocking key that
+                    a compound prénom written in full by one silo and cut by another share
 given_names_std     all prénoms, upper, no accents, separators unified to one space
 birth_name_std      nom de naissance ("née X" written inside a name field is split out)
 usage_name_std      nom d'usage ("épouse Y" written inside a name field is split out)
@@ -45,6 +47,7 @@ DEFAULT_PLACEHOLDERS = Path(__file__).with_name("placeholders.json")
 
 STANDARD_COLUMNS = (
     "first_name_std",
+    "first_name_key",
     "given_names_std",
     "birth_name_std",
     "usage_name_std",
@@ -270,6 +273,8 @@ SELECT
     {", ".join(f'"{c}"' for c in columns if c != "__pos")},
     CASE WHEN _given IS NULL OR _first IS NULL OR NOT {name_ok.format(x='_first')} THEN NULL
          ELSE replace(_first, ' ', '') END AS first_name_std,
+    CASE WHEN _given IS NULL OR _first IS NULL OR NOT {name_ok.format(x='_first')} THEN NULL
+         ELSE split_part(_first, ' ', 1) END AS first_name_key,
     _given AS given_names_std,
     birth_name_std,
     usage_name_std,

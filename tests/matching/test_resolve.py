@@ -106,3 +106,29 @@ def test_last_bit_noise_of_parallel_training_does_not_change_the_version(resolut
     assert model_version(noisy) == resolution.model_version
     level["m_probability"] = level["m_probability"] * 1.001  # a real change still shows
     assert model_version(noisy) != resolution.model_version
+
+
+def _twins(first: str, second: str, sex_first: str, sex_second: str) -> pa.Table:
+    shared = {"source_system": "family", "role": "enfant", "usage_name": "Brun", "birth_date": date(2019, 5, 3),
+              "address_line": "3 rue des Sablons", "postcode": "69120"}
+    return make_records({**shared, "source_id": "e1", "given_names": first, "sex": sex_first},
+                        {**shared, "source_id": "e2", "given_names": second, "sex": sex_second})
+
+
+def test_similar_looking_prenoms_do_not_join_twins(resolution):
+    # MARIE / MARTINE: jaro-winkler 0.93, two letters apart; LOUIS / LOUISE: one letter, sexes differ;
+    # GABRIEL / GABRIELLE: not a compound prénom cut by a silo
+    for first, second, s1, s2 in (("Marie", "Martine", "F", "F"), ("Louis", "Louise", "M", "F"),
+                                  ("Gabriel", "Gabrielle", "M", "F")):
+        links = resolve(_twins(first, second, s1, s2), model_json=resolution.model_json).links
+        assert pc.count_distinct(links["cluster_id"]).as_py() == 2, (first, second)
+
+
+def test_a_one_letter_typo_or_a_cut_compound_prenom_still_joins(resolution):
+    shared = {"usage_name": "Klein", "birth_date": date(1981, 4, 12), "email": "eric.klein@example.org",
+              "address_line": "2 boulevard de l'Église", "postcode": "69150"}
+    for first, second in (("Éric", "Erci"), ("Jean-Marc", "Jean")):
+        both = make_records({**shared, "source_system": "family", "role": "parent", "given_names": first, "sex": "M"},
+                            {**shared, "source_system": "finance", "given_names": second})
+        links = resolve(both, model_json=resolution.model_json).links
+        assert pc.count_distinct(links["cluster_id"]).as_py() == 1, (first, second)

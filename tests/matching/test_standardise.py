@@ -16,6 +16,11 @@ def _std(**fields):
 
 CASES = [
     ({"given_names": "Jean-Pierre Marie"}, "first_name_std", "JEANPIERRE"),
+    ({"given_names": "Jean-Pierre Marie"}, "first_name_key", "JEAN"),
+    ({"given_names": "jean pierre"}, "first_name_key", "JEAN"),
+    ({"given_names": "Marie-Ève"}, "first_name_key", "MARIE"),
+    ({"given_names": "Gabrielle"}, "first_name_key", "GABRIELLE"),
+    ({"given_names": "X"}, "first_name_key", None),
     ({"given_names": "Jean--Pierre"}, "given_names_std", "JEAN PIERRE"),
     ({"given_names": "jean pierre"}, "given_names_std", "JEAN PIERRE"),
     ({"given_names": "Hélène, Françoise"}, "given_names_std", "HELENE FRANCOISE"),
