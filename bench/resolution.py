@@ -55,6 +55,9 @@ def main() -> None:
     live = records.filter(pc.is_null(records["deleted_at"]))
     truth = live.select(["record_key", "person_id"])
 
+    # Both runs below start with Splink imported (a few seconds on this machine, paid once per process).
+    import splink.internals.linker  # noqa: F401
+
     t0 = time.perf_counter()
     res = resolve(records, threshold=args.threshold, pair_floor=None)
     resolve_s = time.perf_counter() - t0
