@@ -29,6 +29,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/resolution.py --people 100000
 	$(BIN)/python bench/golden.py --people 100000
 	$(BIN)/python bench/ingest.py --rows 1000000
+	$(BIN)/python bench/spark.py --people 2000
 
 # Re-resolve the lock after changing pyproject.toml.
 lock: $(BIN)/.installed

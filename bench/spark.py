@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from pyspark.sql import SparkSession
 
 from matching import model as mdl
 from matching.resolve import prepare, resolve
@@ -39,7 +40,9 @@ def _jw_thresholds(model: dict) -> list[float]:
     return sorted(found)
 
 
-def _jw_compare(spark, values: list[str], thresholds: list[float]) -> tuple[int, int, int, float]:
+def _jw_compare(spark: SparkSession, values: list[str], thresholds: list[float]) -> tuple[int, int, int, float]:
+    """Both implementations on every pair of ``values`` (the jar's functions are registered by the
+    SparkAPI of an earlier resolve_on_spark): compared, differing, crossing a threshold, largest gap."""
     pairs = pa.table(dict(zip(("a", "b"), zip(*itertools.combinations(values, 2), strict=True), strict=True)))
     con = duckdb.connect()
     con.register("p", pairs)
