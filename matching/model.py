@@ -49,7 +49,7 @@ U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
 
 # A prénom + name combination carried by at most this many records is blocked on without a
 # postcode or a birth year (see model_input).
-RARE_NAME_MAX = 40
+RARE_NAME_MAX = 100
 
 # Columns the model reads (from matching.standardise) and carries into predictions.
 MODEL_COLUMNS = (
