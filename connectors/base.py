@@ -446,29 +446,72 @@ def json_text(value: Any) -> str | None:
     return str(value)
 
 
-def records_to_arrow(entity: str, rows: Sequence[Mapping[str, Any]], fields: Mapping[str, Any], key: str,
-                     where: str, collector: Collector, *, text: Callable[[Any], str | None] = json_text,
-                     column: Callable[[str], str] | None = None) -> pa.Table:
-    """One page of JSON records as a typed Arrow table (``fields``: name → Cast or None for text).
+def _text_column(values: list[Any], text: Callable[[Any], str | None]) -> pa.Array:
+    """Values as text. When they share one JSON scalar type (strings, integers or booleans, with
+    nulls) Arrow converts them in one call, writing what ``json_text`` writes; otherwise (floats,
+    objects, mixed types) each value goes through ``text``."""
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        arr = None
+    if arr is not None:
+        t = arr.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t):
+            return arr.cast(pa.string())
+        if pa.types.is_null(t):
+            return pa.nulls(len(values), pa.string())
+    return pa.array([text(v) for v in values], pa.string())
+
+
+def text_table(rows: Sequence[Any], fields: Iterable[str], *, text: Callable[[Any], str | None] = json_text
+               ) -> pa.Table:
+    """One page of JSON records as an all-text Arrow table, built column by column: one column per
+    field, named as the field; ``a__b`` reads key ``b`` of the object under ``a`` (dlt's flattened
+    name). A missing key, or a record that is not an object, reads as null. ``text`` writes the
+    values Arrow cannot convert by itself (see :func:`_text_column`)."""
+    records = rows if all(isinstance(r, dict) for r in rows) else [r if isinstance(r, dict) else {} for r in rows]
+    columns: dict[str, pa.Array] = {}
+    for f in fields:
+        head, *rest = f.split("__")
+        values = [r.get(head) for r in records]
+        for key in rest:
+            values = [v.get(key) if isinstance(v, dict) else None for v in values]
+        columns[f] = _text_column(values, text)
+    return pa.table(columns) if columns else pa.table({})
+
+
+def type_page(entity: str, table: pa.Table, fields: Mapping[str, Cast | None], key: str, where: str,
+              collector: Collector, *, column: Callable[[str], str] | None = None) -> pa.Table:
+    """A page's text table (from :func:`text_table`) typed (``fields``: name → Cast, or None for text).
 
     Counts the records read; a record without its ``key``, or with a value that does not convert,
-    is quarantined with its place (``<where> item <n>`` / ``<where> <key>=<value>``) and the field.
-    ``column`` renames fields to raw column names (e.g. snake_case).
+    is quarantined with its place (``<where> item <n>`` / ``<where> <key>=<value>``), the field and
+    the record's fields as payload. ``column`` renames fields to raw column names (e.g. snake_case).
     """
-    name_of = column or (lambda f: f)
-    collector.add_read(entity, len(rows))
-    table = pa.table({name_of(f): pa.array([text(r.get(f)) for r in rows], pa.string()) for f in fields})
-    typed, bad = cast_columns(table, {name_of(f): s for f, s in fields.items() if s is not None})
-    keep = []
-    for i, r in enumerate(rows):
-        if r.get(key) in (None, ""):
-            collector.quarantine(entity, f"{where} item {i + 1}", key, "missing_key", f"the record has no {key}", r)
-        elif i in bad:
-            field_name, cast = bad[i]
-            collector.quarantine(entity, f"{where} {key}={r[key]}", field_name, cast.reason_code, cast.message, r)
+    collector.add_read(entity, table.num_rows)
+    typed, bad = cast_columns(table, {f: s for f, s in fields.items() if s is not None})
+    keys = table.column(key)
+    missing = pc.fill_null(pc.equal(keys, ""), True)
+    set_aside = sorted(set(bad) | set(np.flatnonzero(missing.to_numpy(zero_copy_only=False)).tolist()))
+    for i in set_aside:
+        record = table.slice(i, 1).to_pylist()[0]
+        if record[key] in (None, ""):
+            collector.quarantine(entity, f"{where} item {i + 1}", key, "missing_key", f"the record has no {key}",
+                                 record)
         else:
-            keep.append(i)
-    return take_rows(typed, keep)
+            field_name, cast = bad[i]
+            collector.quarantine(entity, f"{where} {key}={record[key]}", field_name, cast.reason_code, cast.message,
+                                 record)
+    if set_aside:
+        typed = take_rows(typed, sorted(set(range(table.num_rows)) - set(set_aside)))
+    return typed.rename_columns([column(f) for f in typed.column_names]) if column else typed
+
+
+def records_to_arrow(entity: str, rows: Sequence[Any], fields: Mapping[str, Cast | None], key: str,
+                     where: str, collector: Collector, *, text: Callable[[Any], str | None] = json_text,
+                     column: Callable[[str], str] | None = None) -> pa.Table:
+    """One page of JSON records as a typed Arrow table: :func:`text_table` then :func:`type_page`."""
+    return type_page(entity, text_table(rows, fields, text=text), fields, key, where, collector, column=column)
 
 
 def json_page(system: str, locator: str, content: bytes, who: str, list_key: str | None = None) -> dict[str, Any]:
@@ -485,6 +528,13 @@ def json_page(system: str, locator: str, content: bytes, who: str, list_key: str
     if list_key is not None and not isinstance(body.get(list_key), list):
         raise SourceError(system, locator, f"the answer has no '{list_key}' list")
     return body
+
+
+def check_page(response: Any, system: str, locator: str, who: str, list_key: str | None = None) -> None:
+    """:func:`json_page` on a response, in a response hook: the parsed page is then what
+    ``response.json()`` returns, so dlt's rest_api (data selector, paginator) does not parse it again."""
+    body = json_page(system, locator, response.content, who, list_key)
+    response.json = lambda **_: body
 
 
 def ensure_raw_table(pipeline: Any, table: str, columns: Mapping[str, str]) -> None:

@@ -28,8 +28,8 @@ from connectors.base import (
     ExtractResult,
     Guard,
     SourceError,
+    check_page,
     exception_chain,
-    json_page,
     records_to_arrow,
     resource_name_of,
     run_pipeline,
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SYSTEM = "salesforce"
 API_VERSION = "v62.0"
 TOKEN_PATH = "/services/oauth2/token"
+BATCH_SIZE = 2000  # the largest batch the query resource serves
 _TS = Cast("timestamp_iso", "bad_timestamp", "not a Salesforce datetime")
 _DATE = Cast("date_iso", "bad_date", "not a date (YYYY-MM-DD expected)")
 _BOOL = Cast("bool", "bad_boolean", "not a boolean")
@@ -99,8 +100,8 @@ def batch_to_arrow(resource: str, collector: Collector) -> Callable[[Any], pa.Ta
     def convert(batch: Any) -> pa.Table:
         state["batch"] += 1
         rows = batch if isinstance(batch, list) else [batch]
-        clean = [{k: v for k, v in r.items() if k != "attributes"} if isinstance(r, dict) else {} for r in rows]
-        return records_to_arrow(resource, clean, fields, "Id", f"{sobject} batch {state['batch']}", collector,
+        # only the queried fields are read: each record's "attributes" (type, url) is left out
+        return records_to_arrow(resource, rows, fields, "Id", f"{sobject} batch {state['batch']}", collector,
                                 column=snake)
 
     return convert
@@ -125,7 +126,7 @@ def _check_response(resource: str) -> Callable[..., Any]:
         if status >= 400:
             return response  # dlt retries 5xx / 429 (Retry-After honoured), then raises
         batches["n"] += 1
-        json_page(SYSTEM, f"{sobject} batch {batches['n']}", response.content, "the org", "records")
+        check_page(response, SYSTEM, f"{sobject} batch {batches['n']}", "the org", "records")
         return response
 
     return check
@@ -209,7 +210,7 @@ def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[s
 
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, client_id: str,
          client_secret: str, username: str | None = None, password: str | None = None,
-         batch_size: int = 2000, include_deleted: bool = True, max_attempts: int = 4,
+         batch_size: int = BATCH_SIZE, include_deleted: bool = True, max_attempts: int = 4,
          backoff_factor: float = 0.5, max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
     """Extract Accounts, Contacts and Cases into ``raw_salesforce`` (merge on Id, incremental on
     SystemModstamp; with ``include_deleted`` the queries go through ``queryAll`` so deletions arrive
