@@ -113,9 +113,14 @@ def _edge_pairs(duck: dict, spark: dict, gammas: list[str], jw_comparisons: set[
     return edges
 
 
+# One test, so that one Spark session serves both checks whatever the xdist scheduling.
 @pytest.mark.slow
-@pytest.mark.xdist_group("spark")
-def test_spark_scores_the_same_pairs_as_duckdb(spark, sample, model):
+def test_spark_agrees_with_duckdb(spark, sample, model):
+    _assert_same_scores(spark, sample, model)
+    _assert_same_clusters(spark, sample, model)
+
+
+def _assert_same_scores(spark: Any, sample: pa.Table, model: dict[str, Any]) -> None:
     from matching.spark import score_on_spark
 
     predictions = score_on_spark(spark, prepare(sample), model).toArrow()
@@ -134,9 +139,7 @@ def test_spark_scores_the_same_pairs_as_duckdb(spark, sample, model):
         assert any(r[f"gamma_{name}"] in jw[name] for r in on_spark.values()), name
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("spark")
-def test_spark_resolution_gives_the_same_clusters(spark, sample, model):
+def _assert_same_clusters(spark: Any, sample: pa.Table, model: dict[str, Any]) -> None:
     from matching.spark import resolve_on_spark
 
     duck: Resolution = resolve(sample, model_json=model)
