@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import pyarrow as pa
-
 from connectors.base import (
     Cast,
     Collector,
     ExtractResult,
     Guard,
+    PageText,
     SourceError,
     check_page,
     exception_chain,
-    records_to_arrow,
     resource_name_of,
     run_pipeline,
+    type_page,
 )
 
 log = logging.getLogger(__name__)
@@ -60,21 +59,6 @@ STAGING: dict[str, list[Path]] = {
     "household_membership": [_STAGING_DIR / "stg_family__familles.sql"],
     "interaction": [_STAGING_DIR / "stg_family__inscriptions.sql", _STAGING_DIR / "stg_family__factures.sql"],
 }
-
-
-def page_to_arrow(collection: str, collector: Collector) -> Callable[[Any], pa.Table]:
-    """A function turning one page (list of JSON objects) into a typed Arrow table (nested objects
-    read as ``a__b`` columns); rows whose values do not convert, or without an id, are quarantined
-    with their page and id."""
-    state = {"page": 0}
-
-    def convert(page: Any) -> pa.Table:
-        state["page"] += 1
-        rows = page if isinstance(page, list) else [page]
-        return records_to_arrow(collection, rows, COLLECTIONS[collection], "id",
-                                f"{collection} page {state['page']}", collector)
-
-    return convert
 
 
 def _check_response(collection: str, system: str = SYSTEM) -> Callable[..., Any]:
@@ -145,10 +129,14 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
 
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
-        for c in COLLECTIONS:
+        for c, fields in COLLECTIONS.items():
+            pages = PageText(fields)
+            source.resources[c].add_step(pages)
             source.resources[c].add_step(
                 Guard(collector, c, lambda row, c=c: f"{c} id={row.get('id')}",
-                      prepare=page_to_arrow(c, collector), count_read=False))
+                      prepare=lambda table, c=c, fields=fields, pages=pages: type_page(
+                          c, table, fields, "id", f"{c} page {pages.page}", collector),
+                      count_read=False))
         return source
 
     return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, base_url))

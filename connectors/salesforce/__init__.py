@@ -20,19 +20,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import pyarrow as pa
-
 from connectors.base import (
     Cast,
     Collector,
     ExtractResult,
     Guard,
+    PageText,
     SourceError,
     check_page,
     exception_chain,
-    records_to_arrow,
     resource_name_of,
     run_pipeline,
+    type_page,
 )
 
 log = logging.getLogger(__name__)
@@ -88,23 +87,6 @@ def soql_datetime(value: Any) -> str:
     Truncating to the second only re-reads a few boundary rows, which the incremental drops."""
     text = str(value)
     return text[:19] + "Z"
-
-
-def batch_to_arrow(resource: str, collector: Collector) -> Callable[[Any], pa.Table]:
-    """A function turning one query batch (list of records) into a typed Arrow table with
-    snake_case columns; rows without an Id, or whose values do not convert, are quarantined with
-    their batch number and Id."""
-    sobject, fields = OBJECTS[resource]
-    state = {"batch": 0}
-
-    def convert(batch: Any) -> pa.Table:
-        state["batch"] += 1
-        rows = batch if isinstance(batch, list) else [batch]
-        # only the queried fields are read: each record's "attributes" (type, url) is left out
-        return records_to_arrow(resource, rows, fields, "Id", f"{sobject} batch {state['batch']}", collector,
-                                column=snake)
-
-    return convert
 
 
 def _check_response(resource: str) -> Callable[..., Any]:
@@ -258,10 +240,15 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
 
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
-        for name, (sobject, _) in OBJECTS.items():
+        for name, (sobject, fields) in OBJECTS.items():
+            # only the queried fields are read: each record's "attributes" (type, url) is left out
+            batches = PageText(fields)
+            source.resources[name].add_step(batches)
             source.resources[name].add_step(
                 Guard(collector, name, lambda row, s=sobject: f"{s} Id={row.get('id')}",
-                      prepare=batch_to_arrow(name, collector), count_read=False))
+                      prepare=lambda table, name=name, s=sobject, fields=fields, batches=batches: type_page(
+                          name, table, fields, "Id", f"{s} batch {batches.page}", collector, column=snake),
+                      count_read=False))
         return source
 
     return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build,

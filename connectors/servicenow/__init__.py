@@ -27,6 +27,7 @@ from connectors.base import (
     Collector,
     ExtractResult,
     Guard,
+    PageText,
     SourceError,
     check_page,
     ensure_raw_table,
@@ -34,7 +35,6 @@ from connectors.base import (
     json_text,
     resource_name_of,
     run_pipeline,
-    text_table,
     type_page,
 )
 
@@ -91,22 +91,6 @@ def iso_datetimes(table: pa.Table, fields: Mapping[str, Cast | None]) -> pa.Tabl
             i = table.column_names.index(name)
             table = table.set_column(i, name, pc.replace_substring_regex(table.column(i), _DATETIME, r"\1T\2Z"))
     return table
-
-
-def page_to_arrow(table_name: str, collector: Collector) -> Callable[[Any], pa.Table]:
-    """A function turning one page (list of records) into a typed Arrow table (reference fields as
-    their sys_id, datetimes as UTC timestamps); rows without a sys_id, or whose values do not
-    convert, are quarantined with their page and sys_id."""
-    state = {"page": 0}
-    fields = TABLES[table_name]
-
-    def convert(page: Any) -> pa.Table:
-        state["page"] += 1
-        rows = page if isinstance(page, list) else [page]
-        table = iso_datetimes(text_table(rows, fields, text=_text), fields)
-        return type_page(table_name, table, fields, "sys_id", f"{table_name} page {state['page']}", collector)
-
-    return convert
 
 
 def _check_response(table: str) -> Callable[..., Any]:
@@ -199,9 +183,14 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
     def build() -> Any:
         source = rest_api_source(config, name=SYSTEM)
         for t in tables:
+            fields = TABLES[t]
+            pages = PageText(fields, text=_text)
+            source.resources[t].add_step(pages)
             source.resources[t].add_step(
                 Guard(collector, t, lambda row, t=t: f"{t} sys_id={row.get('sys_id')}",
-                      prepare=page_to_arrow(t, collector), count_read=False))
+                      prepare=lambda table, t=t, fields=fields, pages=pages: type_page(
+                          t, iso_datetimes(table, fields), fields, "sys_id", f"{t} page {pages.page}", collector),
+                      count_read=False))
         return source
 
     # deletions are rare: the audit table must exist before the first one for staging to join it
