@@ -41,6 +41,7 @@ from matching.resolve import (
     Resolution,
     cluster,
     guarded_edges,
+    ordered_pairs,
     prepare,
     scored_pairs,
     scoring_model,
@@ -138,7 +139,8 @@ def resolve_on_spark(
     """:func:`matching.resolve.resolve` with the pairs scored on Spark, for a trained model.
 
     Same arguments and result. Only the pairs at or above ``min(pair_floor, threshold)`` (all
-    when ``pair_floor`` is None) leave Spark; ``pairs_scored`` counts every pair Spark scored.
+    when ``pair_floor`` is None) and the must-linked pairs leave Spark; ``pairs_scored`` counts
+    every pair Spark scored.
     """
     version = mdl.model_version(model_json)
     timings: dict[str, float] = {}
@@ -153,7 +155,13 @@ def resolve_on_spark(
     predictions = score_on_spark(spark, std, model_json)
     pairs_scored = predictions.count()
     if pair_floor is not None:
-        predictions = predictions.where(F.col("match_probability") >= min(pair_floor, threshold))
+        keep = F.col("match_probability") >= min(pair_floor, threshold)
+        if must_links:
+            # a must-link edge keeps its pair's score, however low, as in resolve
+            keys = ("record_key_l", "record_key_r")
+            pair = F.concat_ws("\t", F.least(*keys), F.greatest(*keys))
+            keep = keep | pair.isin([f"{a}\t{b}" for a, b in ordered_pairs(must_links)])
+        predictions = predictions.where(keep)
     kept = predictions.toArrow()
     timings["predict"] = time.perf_counter() - t0
 

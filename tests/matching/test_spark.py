@@ -8,8 +8,10 @@
   a jaro-winkler level (Splink's Spark jar and DuckDB implement it separately, so a similarity at
   a level's threshold may fall on either side); at most :data:`JW_EDGE_MAX_SHARE` of the pairs;
 * pairs at or above the clustering threshold: the same set, jaro-winkler edge pairs aside;
-* clusters: :func:`matching.resolve.resolve` and :func:`matching.spark.resolve_on_spark` give
-  every record the same cluster id, except records of a cluster holding an edge pair's record;
+* clusters: :func:`matching.resolve.resolve` and :func:`matching.spark.resolve_on_spark`, given
+  the same human must-link (on a pair scored below the floor) and cannot-link, honour both and give
+  every record the same cluster id, linking edge, explanation and match weight (within 1e-6),
+  except records of a cluster holding a record of a pair scored differently;
 * the model version of the JSON is on every Spark prediction and on the resolution.
 """
 
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pytest
 
 from matching import model as mdl
-from matching.resolve import DEFAULT_THRESHOLD, Resolution, prepare, resolve, scoring_model
+from matching.resolve import DEFAULT_THRESHOLD, PAIR_FLOOR, Resolution, prepare, resolve, scoring_model
 from sandbox.observations import person_records
 from tests.conftest import _unavailable
 
@@ -139,11 +141,25 @@ def _assert_same_scores(spark: Any, sample: pa.Table, model: dict[str, Any]) -> 
         assert any(r[f"gamma_{name}"] in jw[name] for r in on_spark.values()), name
 
 
+def _decisions(plain: Resolution) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A must-link on the least probable scored pair (below the floor) and a cannot-link inside the
+    largest other citizen: human decisions both backends must honour alike."""
+    weakest = min(plain.pairs.to_pylist(), key=lambda r: r["match_probability"])
+    assert weakest["match_probability"] < PAIR_FLOOR
+    must = [(weakest["record_key_l"], weakest["record_key_r"])]
+    members: dict[str, list[str]] = {}
+    for key, cid in zip(plain.links["record_key"].to_pylist(), plain.links["cluster_id"].to_pylist(), strict=True):
+        members.setdefault(cid, []).append(key)
+    largest = max((m for m in members.values() if not set(m) & set(must[0])), key=len)
+    return must, [(largest[0], largest[1])]
+
+
 def _assert_same_clusters(spark: Any, sample: pa.Table, model: dict[str, Any]) -> None:
     from matching.spark import resolve_on_spark
 
-    duck: Resolution = resolve(sample, model_json=model)
-    on_spark = resolve_on_spark(spark, sample, model)
+    must, cannot = _decisions(resolve(sample, model_json=model, pair_floor=None))
+    duck = resolve(sample, model_json=model, must_links=must, cannot_links=cannot)
+    on_spark = resolve_on_spark(spark, sample, model, must_links=must, cannot_links=cannot)
 
     assert on_spark.model_version == duck.model_version == mdl.model_version(model)
     assert on_spark.pairs_scored == duck.pairs_scored
@@ -152,16 +168,24 @@ def _assert_same_clusters(spark: Any, sample: pa.Table, model: dict[str, Any]) -
     moved |= {k for k in d_pairs.keys() & s_pairs.keys()
               if abs(d_pairs[k]["match_probability"] - s_pairs[k]["match_probability"]) > PROBABILITY_TOLERANCE}
     assert len(moved) <= JW_EDGE_MAX_SHARE * duck.pairs_scored
-    d_cluster = dict(zip(duck.links["record_key"].to_pylist(), duck.links["cluster_id"].to_pylist(), strict=True))
-    s_cluster = dict(zip(on_spark.links["record_key"].to_pylist(), on_spark.links["cluster_id"].to_pylist(),
-                         strict=True))
-    assert d_cluster.keys() == s_cluster.keys()
+    d_links = {r["record_key"]: r for r in duck.links.to_pylist()}
+    s_links = {r["record_key"]: r for r in on_spark.links.to_pylist()}
+    assert d_links.keys() == s_links.keys()
+    for links in (d_links, s_links):
+        assert links[must[0][0]]["cluster_id"] == links[must[0][1]]["cluster_id"]
+        assert links[cannot[0][0]]["cluster_id"] != links[cannot[0][1]]["cluster_id"]
     touched = {k for pair in moved for k in pair}
-    touched_clusters = {c[k] for c in (d_cluster, s_cluster) for k in touched}
-    differ = {k for k in d_cluster if d_cluster[k] != s_cluster[k]}
-    assert all(d_cluster[k] in touched_clusters or s_cluster[k] in touched_clusters for k in differ)
+    touched_clusters = {links[k]["cluster_id"] for links in (d_links, s_links) for k in touched}
+    for key, d in d_links.items():
+        s = s_links[key]
+        if d["cluster_id"] in touched_clusters or s["cluster_id"] in touched_clusters:
+            continue
+        assert (s["cluster_id"], s["linked_via"], s["explanation"]) == (d["cluster_id"], d["linked_via"],
+                                                                         d["explanation"]), key
+        assert (s["match_weight"] is None) == (d["match_weight"] is None), key
+        assert d["match_weight"] is None or abs(s["match_weight"] - d["match_weight"]) <= 1e-6, key
     # not vacuous: the sample has people known to several silos
-    assert len(set(d_cluster.values())) < len(d_cluster) - 20
+    assert len({r["cluster_id"] for r in d_links.values()}) < len(d_links) - 20
 
 
 PROBE = """
