@@ -35,7 +35,8 @@ from sandbox.observations import person_records
 from tests.conftest import _unavailable
 
 REPO = Path(__file__).resolve().parents[2]
-# the smallest commune whose pairs reach the jaro-winkler levels of prénom and name
+# the smallest commune (of 100, 150, ... 300 people at this seed) whose blocked pairs reach the
+# jaro-winkler levels of both prénom and name
 PEOPLE = 300
 SEED = 7
 JW_EDGE_MAX_SHARE = 0.01
