@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from matching.evaluate import blocking_recall, pairwise_scores
+from matching.evaluate import blocking_recall, blocking_rule_recall, pairwise_scores
 
 
 def test_pairwise_scores_on_a_hand_made_case():
@@ -33,3 +33,16 @@ def test_blocking_recall_counts_true_pairs_in_either_order():
     pairs = pa.table({"record_key_l": ["b", "a", "a"], "record_key_r": ["a", "d", "c"]})
     r = blocking_recall(pairs, truth)
     assert (r["covered"], r["true_pairs"]) == (2, 3)
+
+
+def test_blocking_rule_recall_evaluates_the_rules_on_the_true_pairs():
+    # person 1 = {a, b, c}: a-b share a postcode, b-c share a name from the list, a-c nothing
+    truth = pa.table({"record_key": list("abcd"), "person_id": [1, 1, 1, 2]})
+    mi = pa.table({"record_key": list("abcd"), "postcode_std": ["69001", "69001", None, "69001"],
+                   "surnames_std": [["DUPONT"], ["MARTIN", "DUPONT"], ["MARTIN"], ["DUPONT"]]})
+    rules = [{"blocking_rule": 'l."postcode_std" = r."postcode_std"'},
+             {"blocking_rule": 'l."surnames_std" = r."surnames_std"', "arrays_to_explode": ["surnames_std"]}]
+    r = blocking_rule_recall(mi, truth, rules)
+    assert (r["covered"], r["true_pairs"]) == (2, 3)
+    r = blocking_rule_recall(mi, truth, rules[:1])
+    assert (r["covered"], r["true_pairs"]) == (1, 3)
