@@ -269,15 +269,15 @@ class _Reasons:
 
 
 def _has_edge_space(values: pa.Array) -> bool:
-    """Whether some value starts or ends with a byte that may be whitespace (ASCII space or control
-    9-13, or any non-ASCII byte): when none does, trimming would change nothing."""
+    """Whether some value starts or ends with a byte that may be whitespace (a space, any ASCII
+    control byte, any non-ASCII byte): when none does, trimming would change nothing."""
     offsets, data = string_buffers(values)
     lengths = np.diff(offsets)
     nonempty = lengths > 0
     if not nonempty.any():
         return False
     edges = np.concatenate((data[offsets[:-1][nonempty]], data[offsets[1:][nonempty] - 1]))
-    return bool(((edges == 32) | ((edges >= 9) & (edges <= 13)) | (edges >= 0x80)).any())
+    return bool(((edges <= 32) | (edges >= 0x80)).any())
 
 
 def _key_codes(columns: list[pa.Array]) -> np.ndarray:
