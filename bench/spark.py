@@ -76,7 +76,7 @@ def main() -> None:
         duck_scored_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        spark = local_session(Path(tmp) / "checkpoints")
+        spark = local_session(tmp)
         session_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         on_spark = resolve_on_spark(spark, records, model, pair_floor=None)

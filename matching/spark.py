@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 DATASET_NAME = "person_records"
 
 
-def local_session(checkpoint_dir: str | Path, *, cores: int = 2) -> SparkSession:
-    """A local Spark session ready for Splink: its similarity functions' jar and a checkpoint directory.
+def local_session(work_dir: str | Path, *, cores: int = 2) -> SparkSession:
+    """A local Spark session ready for Splink: its similarity functions' jar, and a checkpoint
+    directory (Splink writes its intermediate tables there) and a warehouse directory in ``work_dir``.
 
     On a cluster, build the session as the platform requires with ``spark.jars`` set to
     :func:`splink.backends.spark.similarity_jar_location` and a checkpoint directory.
@@ -70,9 +71,11 @@ def local_session(checkpoint_dir: str | Path, *, cores: int = 2) -> SparkSession
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # else Spark creates ./spark-warehouse wherever it is started
+        .config("spark.sql.warehouse.dir", str(Path(work_dir, "warehouse").resolve()))
         .getOrCreate()
     )
-    session.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    session.sparkContext.setCheckpointDir(str(Path(work_dir, "checkpoints").resolve()))
     return session
 
 

@@ -61,7 +61,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         from matching.spark import local_session
     except ImportError as e:
         _unavailable("pyspark (the spark extra)", e)
-    session = local_session(tmp_path_factory.mktemp("spark_checkpoints"))
+    session = local_session(tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()
 
