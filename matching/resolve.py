@@ -326,13 +326,16 @@ def _register_decisions(
         con.register(name, pa.table({"k1": [r[0] for r in rows], "k2": [r[1] for r in rows]}, schema=schema))
 
 
-# Two records that cannot be one person: firmly different prénoms or birth dates (mirroring the
-# "different" levels of matching.model.comparisons), or a minor at the time an adult-only role
+# Two records that cannot be one person: firmly different prénoms (not one keying error apart,
+# unless the sexes differ: LOUIS / LOUISE) or birth dates (mirroring the "different" levels of
+# matching.model.comparisons), or a minor at the time an adult-only role
 # was recorded (a débiteur, an association's dirigeant, a parent, a CRM contact) — the namesake
 # child.
 _CONFLICT_SQL = """
 (a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
     coalesce(a.first_name_std = b.first_name_std, false)
+    OR coalesce(damerau_levenshtein(a.first_name_std, b.first_name_std) = 1
+                AND NOT coalesce(a.sex_std <> b.sex_std, false), false)
     OR coalesce(jaro_winkler_similarity(a.first_name_std, b.first_name_std) >= 0.85, false)
     OR coalesce(starts_with(a.first_name_std, b.first_name_std), false)
     OR coalesce(starts_with(b.first_name_std, a.first_name_std), false)

@@ -119,7 +119,7 @@ def test_similar_looking_prenoms_do_not_join_twins(resolution):
     # MARIE / MARTINE: jaro-winkler 0.93, two letters apart; LOUIS / LOUISE: one letter, sexes differ;
     # GABRIEL / GABRIELLE: not a compound prénom cut by a silo
     for first, second, s1, s2 in (("Marie", "Martine", "F", "F"), ("Louis", "Louise", "M", "F"),
-                                  ("Gabriel", "Gabrielle", "M", "F")):
+                                  ("Léa", "Léo", "F", "M"), ("Gabriel", "Gabrielle", "M", "F")):
         links = resolve(_twins(first, second, s1, s2), model_json=resolution.model_json).links
         assert pc.count_distinct(links["cluster_id"]).as_py() == 2, (first, second)
 
@@ -127,8 +127,9 @@ def test_similar_looking_prenoms_do_not_join_twins(resolution):
 def test_a_one_letter_typo_or_a_cut_compound_prenom_still_joins(resolution):
     shared = {"usage_name": "Klein", "birth_date": date(1981, 4, 12), "email": "eric.klein@example.org",
               "address_line": "2 boulevard de l'Église", "postcode": "69150"}
-    for first, second in (("Éric", "Erci"), ("Jean-Marc", "Jean")):
-        both = make_records({**shared, "source_system": "family", "role": "parent", "given_names": first, "sex": "M"},
+    # LÉA / LKA: a typo in a short prénom, too far for jaro-winkler, is one keying error
+    for first, second in (("Éric", "Erci"), ("Jean-Marc", "Jean"), ("Léa", "Lka")):
+        both = make_records({**shared, "source_system": "family", "role": "parent", "given_names": first},
                             {**shared, "source_system": "finance", "given_names": second})
         links = resolve(both, model_json=resolution.model_json).links
         assert pc.count_distinct(links["cluster_id"]).as_py() == 1, (first, second)
