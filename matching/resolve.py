@@ -327,14 +327,16 @@ def _register_decisions(
 
 
 # Two records that cannot be one person: firmly different prénoms (not one keying error apart,
-# unless the sexes differ: LOUIS / LOUISE) or birth dates (mirroring the "different" levels of
+# in the whole prénom or its first part — NCIOLAS / NICOLAS-JEAN —, unless the sexes differ:
+# LOUIS / LOUISE) or birth dates (mirroring the "different" levels of
 # matching.model.comparisons), or a minor at the time an adult-only role
 # was recorded (a débiteur, an association's dirigeant, a parent, a CRM contact) — the namesake
 # child.
 _CONFLICT_SQL = """
 (a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
     coalesce(a.first_name_std = b.first_name_std, false)
-    OR coalesce(damerau_levenshtein(a.first_name_std, b.first_name_std) = 1
+    OR coalesce((damerau_levenshtein(a.first_name_std, b.first_name_std) = 1
+                 OR damerau_levenshtein(a.first_name_key, b.first_name_key) <= 1)
                 AND NOT coalesce(a.sex_std <> b.sex_std, false), false)
     OR coalesce(jaro_winkler_similarity(a.first_name_std, b.first_name_std) >= 0.85, false)
     OR coalesce(starts_with(a.first_name_std, b.first_name_std), false)

@@ -133,3 +133,14 @@ def test_a_one_letter_typo_or_a_cut_compound_prenom_still_joins(resolution):
                             {**shared, "source_system": "finance", "given_names": second})
         links = resolve(both, model_json=resolution.model_json).links
         assert pc.count_distinct(links["cluster_id"]).as_py() == 1, (first, second)
+
+
+def test_a_typo_in_the_cut_part_of_a_compound_prenom_is_no_conflict(resolution):
+    # NICOLAS-JEAN / NICOLAS / NCIOLAS: one person; the typo is one edit from the compound's first part
+    shared = {"usage_name": "Girard", "birth_date": date(1974, 3, 9), "sex": "M", "phone": "06 11 22 33 44",
+              "address_line": "8 rue Ampère", "postcode": "69002"}
+    three = make_records({**shared, "source_system": "family", "role": "parent", "given_names": "Nicolas-Jean"},
+                         {**shared, "source_system": "finance", "given_names": "Nicolas"},
+                         {**shared, "source_system": "salesforce", "role": "contact", "given_names": "Nciolas"})
+    links = resolve(three, model_json=resolution.model_json).links
+    assert pc.count_distinct(links["cluster_id"]).as_py() == 1
