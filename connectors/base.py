@@ -398,6 +398,34 @@ def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
     )
 
 
+def empty_tables(pipeline: Any, names: list[str]) -> set[str]:
+    """The raw tables (of ``names``) that do not exist yet or hold no row in the destination."""
+    empty: set[str] = set()
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return set(names)
+        schema = client.fully_qualified_dataset_name(quote=False)
+        for name in names:
+            exists = client.execute_sql(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                schema, name)[0][0]
+            if not exists or not client.execute_sql(
+                    f"SELECT 1 FROM {client.make_qualified_table_name(name)} LIMIT 1"):
+                empty.add(name)
+    return empty
+
+
+def record_merge(pipeline: Any, appended: list[str]) -> None:
+    """Tables a first load appended to (into an empty raw table) are merged into from then on: say
+    so in dlt's schema now, since a later run that brings a table no row leaves its hints as they were."""
+    schema = pipeline.default_schema
+    changed = [name for name in appended if schema.tables.get(name, {}).get("write_disposition") == "append"]
+    for name in changed:
+        schema.tables[name]["write_disposition"] = "merge"
+    if changed:
+        pipeline.schemas.save_schema(schema)
+
+
 def run_pipeline(system: str, destination: Any, pipelines_dir: Path, collector: Collector,
                  build: Callable[[], Any], translate: Callable[[Exception], SourceError], *,
                  after: Callable[[Any], None] | None = None) -> ExtractResult:

@@ -31,9 +31,11 @@ from connectors.base import (
     Collector,
     ExtractResult,
     SourceError,
+    empty_tables,
     exception_chain,
     loader_file_format,
     make_pipeline,
+    record_merge,
 )
 from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
 from connectors.files.read import read_file
@@ -142,23 +144,6 @@ def _empty(entity: EntitySpec) -> pa.Table:
     return pa.table({**cols, "_source_file": pa.array([], pa.string()), "_source_line": pa.array([], pa.int64())})
 
 
-def _empty_tables(pipeline: Any, names: list[str]) -> set[str]:
-    """The raw tables (of ``names``) that do not exist yet or hold no row in the destination."""
-    empty: set[str] = set()
-    with pipeline.sql_client() as client:
-        if not client.has_dataset():
-            return set(names)
-        schema = client.fully_qualified_dataset_name(quote=False)
-        for name in names:
-            exists = client.execute_sql(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-                schema, name)[0][0]
-            if not exists or not client.execute_sql(
-                    f"SELECT 1 FROM {client.make_qualified_table_name(name)} LIMIT 1"):
-                empty.add(name)
-    return empty
-
-
 def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping | Path | str,
          drop_dir: Path | str) -> ExtractResult:
     """Read the files the mapping's globs match in ``drop_dir`` and merge their good rows into
@@ -173,7 +158,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping
         raise SourceError(m.system, drop.name or str(drop), "the drop folder does not exist")
     collector = Collector(run_id, m.system, list(m.entities))
     pipeline = make_pipeline(m.system, destination, pipelines_dir)
-    empty = _empty_tables(pipeline, [e.name for e in m.entities.values()])
+    empty = empty_tables(pipeline, [e.name for e in m.entities.values()])
     resources = []
     for entity in m.entities.values():
         paths = sorted((p.relative_to(drop).as_posix(), p) for p in drop.glob(entity.files) if p.is_file())
@@ -188,6 +173,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping
         resources.append(r)
     try:
         pipeline.run(resources, loader_file_format=loader_file_format(destination))
+        record_merge(pipeline, sorted(empty))
     except Exception as e:
         for x in exception_chain(e):
             if isinstance(x, SourceError):

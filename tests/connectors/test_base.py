@@ -1,11 +1,19 @@
-"""The national-id guard and SourceError wording."""
+"""The national-id guard, JSON pages as text tables, and SourceError wording."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
-from connectors.base import SourceError, contains_national_id, mask_national_ids, national_id_rows
+from connectors.base import (
+    SourceError,
+    contains_national_id,
+    digit_counts,
+    json_text,
+    mask_national_ids,
+    national_id_rows,
+    text_table,
+)
 
 
 def nir(body: str) -> str:
@@ -45,6 +53,38 @@ def test_lookalikes_are_not_national_ids(text):
 def test_rows_carrying_one_are_located_by_column():
     t = pa.table({"id": [1, 2, 3], "a": ["ok", None, "x"], "b": ["y", f"n {nir('1850578006084')}", "z"]})
     assert national_id_rows(t) == {1: "b"}
+
+
+def test_rows_are_found_in_every_chunk_of_a_sliced_column():
+    # the numpy prefilter reads the string buffers: chunk boundaries, slice offsets and large_string
+    # offsets must not shift which row a number is reported in
+    phone = "06 12 34 56 78"  # 10 digits: ruled out without a regex
+    chunks = [pa.array(["a", phone, None], pa.large_string()),
+              pa.array([f"x {nir('1850578006084')}", "", be("850730033")], pa.large_string())]
+    t = pa.table({"a": pa.chunked_array(chunks)}).slice(1)
+    assert national_id_rows(t) == {2: "a", 4: "a"}
+    assert digit_counts(pa.array(["a1b22", None, "", phone]).slice(1)).tolist() == [0, 0, 10]
+
+
+def test_text_table_writes_what_json_text_writes():
+    rows = [
+        {"s": "é", "i": 12, "b": True, "f": 1.5, "o": {"k": 1}, "m": 1, "a": {"b": "x"}},
+        {"s": None, "i": -3, "b": False, "f": 2, "o": [1, "2"], "m": "2", "a": {"b": 7}},
+        "not an object",
+        {"i": 10**20, "b": None, "a": "flat"},
+    ]
+    fields = ["s", "i", "b", "f", "o", "m", "a__b", "missing"]
+
+    def value(row, field):
+        for key in field.split("__"):
+            row = row.get(key) if isinstance(row, dict) else None
+        return row
+
+    expected = {f: [json_text(value(r, f)) for r in rows] for f in fields}
+    table = text_table(rows, fields)
+    assert table.schema == pa.schema([(f, pa.string()) for f in fields])
+    assert table.to_pydict() == expected
+    assert expected["i"] == ["12", "-3", None, str(10**20)] and expected["b"][:2] == ["true", "false"]
 
 
 def test_source_error_reads_where_not_what():
