@@ -61,7 +61,7 @@ class IncrementalResolution:
     pairs: pa.Table
     model_version: str
     threshold: float
-    pairs_scored: int
+    pairs_scored: int  # at or above the pair floor
     delta_records: int  # new or changed records
     touched_citizens: int  # previous citizens re-clustered
     kept_citizens: int  # previous citizens carried over as they were, without re-clustering
@@ -130,7 +130,9 @@ def resolve_incremental(
             dataset_display_name="kept_records")
         between = 0
         if n_delta:
-            between = store_scored(con, [lk.inference.predict_between(new_sdf, old_sdf)], model_json)
+            between = store_scored(
+                con, [lk.inference.predict_between(new_sdf, old_sdf, threshold_match_probability=pair_floor)],
+                model_json)
         else:
             con.execute("CREATE TEMP TABLE scored AS SELECT NULL::VARCHAR AS record_key_l, "
                         "NULL::VARCHAR AS record_key_r WHERE false")
@@ -179,8 +181,10 @@ def resolve_incremental(
         # 3. the touched part re-scored and re-clustered as the batch path does
         t0 = time.perf_counter()
         part_sdf = db_api.register(part_std, dataset_display_name="touched_records")
-        pairs_scored = store_scored(con, [lk.inference.predict_within(part_sdf)], model_json) if part_std.num_rows \
-            else 0
+        pairs_scored = 0
+        if part_std.num_rows:
+            pairs_scored = store_scored(
+                con, [lk.inference.predict_within(part_sdf, threshold_match_probability=pair_floor)], model_json)
         timings["predict_within"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if part_std.num_rows:

@@ -62,7 +62,7 @@ class Resolution:
     model_json: dict[str, Any]
     model_version: str
     threshold: float
-    pairs_scored: int
+    pairs_scored: int  # pairs scored at or above the pair floor (every blocked pair without a floor)
     clusters_rebuilt: int = 0  # connected components split because they held a cannot-link
     must_links_refused: int = 0  # human must-links the clustering could not honour (a cannot-link won)
     timings: dict[str, float] = field(default_factory=dict)
@@ -151,7 +151,8 @@ def resolve(
     tying it into the cluster (1.0 alone), that edge's match weight, its per-comparison
     contributions (``explanation``, JSON: comparison -> match weight in bits, or
     ``{"decision": "must-link"}``) and the record at its other end (``linked_via``).
-    ``pairs`` holds the scored pairs at or above ``pair_floor`` (all blocked pairs when None).
+    ``pairs`` holds the scored pairs at or above ``pair_floor`` (all blocked pairs when None);
+    ``pairs_scored`` counts them.
 
     Human decisions (pairs of record keys; pairs naming a record not resolved are ignored):
     a ``must_links`` pair is an edge always present, whatever the model or the household guard
@@ -181,7 +182,8 @@ def resolve(
     try:
         t0 = time.perf_counter()
         lk = mdl.linker(con, mi, scoring_model(model))
-        pairs_scored = store_scored(con, [lk.inference.predict()], model)
+        # pairs below the floor are dropped inside Splink's scoring query, never materialised
+        pairs_scored = store_scored(con, [lk.inference.predict(threshold_match_probability=pair_floor)], model)
         timings["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
