@@ -218,8 +218,8 @@ _MIN_ID_DIGITS = 11
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string array's value offsets (``len + 1``, starting at 0) and its UTF-8 bytes, as numpy views
-    (no copy): lets a check look at every value in one numpy pass instead of one call per value."""
+    """A string array's value offsets (``len + 1``, starting at 0) and its UTF-8 bytes (a numpy view,
+    no copy): lets a check look at every value in one numpy pass instead of one call per value."""
     _, offsets_buf, data_buf = arr.buffers()[:3]
     width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     offsets = np.frombuffer(offsets_buf, width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64) \
@@ -505,7 +505,7 @@ def text_table(rows: Sequence[Any], fields: Iterable[str], *, text: Callable[[An
         for key in rest:
             values = [v.get(key) if isinstance(v, dict) else None for v in values]
         columns[f] = _text_column(values, text)
-    return pa.table(columns) if columns else pa.table({})
+    return pa.table(columns)
 
 
 def type_page(entity: str, table: pa.Table, fields: Mapping[str, Cast | None], key: str, where: str,
