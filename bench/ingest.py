@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sqlite3
 import sys
 import tempfile
@@ -27,8 +26,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import connectors  # noqa: F401  (dlt's environment: no telemetry, no Airflow Variables lookup)
 
 Row = tuple[str, int, float, float, str]  # name, rows, connector s, baseline s, target
 

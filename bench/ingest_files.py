@@ -12,13 +12,12 @@ Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+import connectors  # noqa: F401  (dlt's environment: no telemetry, no Airflow Variables lookup)
 
 MAPPING = """
 system = "bench"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -17,13 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import connectors  # noqa: F401  (sets dlt's environment: no telemetry, no Airflow Variables lookup)
 from hub.settings import Settings, SettingsError, Source, secret
 
 log = logging.getLogger(__name__)
 
-# Connectors get their secrets as arguments from the settings; dlt's lookup of every config key in
-# Airflow Variables (on whenever Airflow is installed) adds ~10 s per process and is not needed.
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
 
 Progress = Callable[[str, str], None]  # (step, message)
 

@@ -12,9 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-# As in hub.pipeline: connectors get secrets as arguments, so dlt need not search Airflow Variables
-# for every config key (~10 s per process when Airflow is installed).
-os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
+import connectors  # noqa: F401  (dlt's environment, as in every hub process)
 
 PG_HOST = os.environ.get("HUB_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HUB_TEST_PG_PORT", "5432"))
