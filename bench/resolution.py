@@ -79,7 +79,7 @@ def main() -> None:
         ("records (live)", f"{records.num_rows:,} ({live.num_rows:,})"),
         ("true persons", f"{len(set(truth['person_id'].to_pylist())):,}"),
         ("citizens", f"{citizens.num_rows:,}"),
-        ("pairs scored >= floor", f"{res.pairs_scored:,}"),
+        ("pairs scored", f"{res.pairs_scored:,}"),
         ("blocking recall", f"{block['recall']:.4%} ({block['covered']:,} / {block['true_pairs']:,})"),
         ("threshold", f"{res.threshold}"),
         ("precision", f"{scores['precision']:.4%}"),

@@ -62,7 +62,7 @@ class Resolution:
     model_json: dict[str, Any]
     model_version: str
     threshold: float
-    pairs_scored: int  # pairs scored at or above the pair floor (every blocked pair without a floor)
+    pairs_scored: int  # every blocked pair scored (``pairs`` keeps those at or above the floor)
     clusters_rebuilt: int = 0  # connected components split because they held a cannot-link
     must_links_refused: int = 0  # human must-links the clustering could not honour (a cannot-link won)
     timings: dict[str, float] = field(default_factory=dict)
@@ -152,7 +152,7 @@ def resolve(
     contributions (``explanation``, JSON: comparison -> match weight in bits, or
     ``{"decision": "must-link"}``) and the record at its other end (``linked_via``).
     ``pairs`` holds the scored pairs at or above ``pair_floor`` (all blocked pairs when None);
-    ``pairs_scored`` counts them.
+    ``pairs_scored`` counts every blocked pair scored.
 
     Human decisions (pairs of record keys; pairs naming a record not resolved are ignored):
     a ``must_links`` pair is an edge always present, whatever the model or the household guard
@@ -182,8 +182,8 @@ def resolve(
     try:
         t0 = time.perf_counter()
         lk = mdl.linker(con, mi, scoring_model(model))
-        # pairs below the floor are dropped inside Splink's scoring query, never materialised
-        pairs_scored = store_scored(con, [lk.inference.predict(threshold_match_probability=pair_floor)], model)
+        store_scored(con, _predict(con, lk, pair_floor, must_links), model)
+        pairs_scored = con.sql("SELECT n FROM blocked_count").fetchall()[0][0]
         timings["predict"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -204,6 +204,35 @@ def resolve(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
         pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
     )
+
+
+def _predict(
+    con: duckdb.DuckDBPyConnection, lk: Any, pair_floor: float | None, must_links: Sequence[tuple[str, str]]
+) -> list[Any]:
+    """Splink predictions of every blocked pair at or above ``pair_floor``, plus the blocked pairs
+    a human must-linked below it (their edge keeps its score).
+
+    Pairs below the floor are dropped inside Splink's scoring query, never materialised. Returns
+    the prediction tables; the number of blocked pairs (every pair scored) goes to temp table
+    ``blocked_count``.
+    """
+    blocked = lk.inference.compute_blocked_pairs_for_predict()  # predict() reuses it from the cache
+    con.execute(f"CREATE OR REPLACE TEMP TABLE blocked_count AS SELECT count(*) AS n FROM {blocked.physical_name}")
+    predictions = [lk.inference.predict(threshold_match_probability=pair_floor)]
+    must = ordered_pairs(must_links)
+    decided = None
+    if pair_floor is not None and must:
+        con.register("must_in", pa.table({"k1": [m[0] for m in must], "k2": [m[1] for m in must]}))
+        decided = con.sql(
+            f"""SELECT b.* FROM {blocked.physical_name} b JOIN must_in m
+                ON least(b.join_key_l, b.join_key_r) = m.k1 AND greatest(b.join_key_l, b.join_key_r) = m.k2"""
+        ).to_arrow_table()
+    blocked.drop_table_from_database_and_remove_from_cache()
+    if decided is not None and decided.num_rows:
+        lk.table_management.register_blocked_pairs_for_predict(
+            lk.table_management.register_table(decided, "__hub_must_link_pairs", overwrite=True))
+        predictions.append(lk.inference.predict())
+    return predictions
 
 
 def scoring_model(model: dict[str, Any]) -> dict[str, Any]:
