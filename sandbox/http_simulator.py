@@ -8,6 +8,14 @@ is identified by a *target* tuple (e.g. ``(collection, page)``); ``request_log``
 the same way everywhere are ``delay``, ``truncated``, ``html`` and ``reset``; the error ones
 (``500``, ``429`` with Retry-After, ``401``, any extra kind) are answered with the protocol's own
 error bodies, which each handler lists in ``fault_errors``.
+
+``latency`` (seconds, default 0) is server time added to every page answered normally (status 200
+through ``_serve``; not to fault answers, token or error responses). At 0 a local simulator
+answers a page in well under a millisecond, which no real silo does: Salesforce, ServiceNow or a
+portal spend tens to hundreds of milliseconds per page of 1000-2000 records. Benchmarks set it to
+measure a connector against a server that takes time, as real ones do (bench/ingest.py
+``--latency-ms``); tests leave it at 0 and stay fast. Concurrent requests wait concurrently (one
+thread per request), like a real server's workers.
 """
 
 from __future__ import annotations
@@ -83,6 +91,7 @@ class HTTPSimulator:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.request_log: list[tuple[Any, ...]] = []  # (*target, status)
+        self.latency = 0.0  # seconds of server time per page answered normally (see the module docstring)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -206,6 +215,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         fault = self.simulator._take_fault(target)
         if fault is not None and self._fail(fault, target, body):
             return
+        if self.simulator.latency > 0:
+            time.sleep(self.simulator.latency)
         self._log(target, 200)
         self._send(200, body, headers=headers)
 

@@ -128,7 +128,9 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
     }
 
     def build() -> Any:
-        source = rest_api_source(config, name=SYSTEM)
+        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+        source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for c, fields in COLLECTIONS.items():
             pages = PageText(fields)
             source.resources[c].add_step(pages)

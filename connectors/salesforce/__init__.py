@@ -239,7 +239,9 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
     }
 
     def build() -> Any:
-        source = rest_api_source(config, name=SYSTEM)
+        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+        source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for name, (sobject, fields) in OBJECTS.items():
             # only the queried fields are read: each record's "attributes" (type, url) is left out
             batches = PageText(fields)

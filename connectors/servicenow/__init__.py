@@ -181,7 +181,9 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
     }
 
     def build() -> Any:
-        source = rest_api_source(config, name=SYSTEM)
+        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+        source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for t in tables:
             fields = TABLES[t]
             pages = PageText(fields, text=_text)

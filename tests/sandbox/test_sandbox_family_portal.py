@@ -127,6 +127,21 @@ def test_delay_fault_slows_the_answer(portal: FamilyPortal):
     assert r.status_code == 200 and time.perf_counter() - started >= 0.4
 
 
+def test_latency_delays_every_page_but_not_errors(portal: FamilyPortal):
+    portal.latency = 0.5
+    for page in (1, 2):
+        started = time.perf_counter()
+        assert _get(portal, page).status_code == 200
+        assert time.perf_counter() - started >= 0.5
+    started = time.perf_counter()
+    assert requests.get(f"{portal.api_url}/responsables", timeout=5).status_code == 401
+    assert time.perf_counter() - started < 0.5
+    portal.latency = 0.0
+    started = time.perf_counter()
+    assert _get(portal).status_code == 200
+    assert time.perf_counter() - started < 0.5
+
+
 def test_fault_targets_a_page_and_a_count(portal: FamilyPortal):
     portal.inject("500", collection="responsables", page=2, count=2)
     assert _get(portal, 1).status_code == 200
