@@ -129,7 +129,7 @@ def main() -> None:
 
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    golden = survive(records.drop_columns(["person_id"]), links, now=now)
+    golden = survive(records.drop_columns(["person_id"]), links, now=now, standardised=res.standardised)
     survive_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     households, members = build_households(groupings, links, golden.citizens, now=now, keys=golden.keys)

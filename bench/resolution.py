@@ -67,7 +67,7 @@ def main() -> None:
     ids = assign_citizen_ids(res.links)
     ids_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    citizens = golden(records, ids, now=datetime.now(UTC))
+    citizens = golden(records, ids, now=datetime.now(UTC), standardised=res.standardised)
     golden_s = time.perf_counter() - t0
 
     scores = pairwise_scores(ids, truth)

@@ -168,7 +168,7 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
                               guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
                               review_band=tuple(band) if band else None, incremental=incremental)
         now = datetime.now(UTC)
-        golden = build_golden(ident.records, ident.links, now=now)
+        golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised)
         run_row = {
             "run_id": run_id,
             "model_version": ident.model_version,

@@ -69,6 +69,7 @@ class IncrementalResolution:
     clusters_rebuilt: int = 0
     must_links_refused: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    standardised: pa.Table | None = None  # every live record as compared, for survivorship to reuse
 
 
 def _keys(values: Iterable[str]) -> pa.Table:
@@ -220,6 +221,7 @@ def resolve_incremental(
         links=out, pairs=pairs, model_version=version, threshold=threshold, pairs_scored=int(between + pairs_scored),
         delta_records=int(n_delta), touched_citizens=int(n_touched), kept_citizens=int(n_kept),
         touched_records=part_std.num_rows, clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
+        standardised=std,
     )
 
 

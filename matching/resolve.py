@@ -66,6 +66,8 @@ class Resolution:
     clusters_rebuilt: int = 0  # connected components split because they held a cannot-link
     must_links_refused: int = 0  # human must-links the clustering could not honour (a cannot-link won)
     timings: dict[str, float] = field(default_factory=dict)
+    # the live records as compared (prepare()), for survivorship to reuse instead of standardising again
+    standardised: pa.Table | None = None
 
 
 def null_shared_contacts(
@@ -203,6 +205,7 @@ def resolve(
     return Resolution(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
         pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
+        standardised=std,
     )
 
 

@@ -201,18 +201,20 @@ def _prio_table(rules: dict[str, dict[str, Any]]) -> pa.Table:
 
 
 def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
-            rules: dict[str, dict[str, Any]] | None = None) -> Survivorship:
+            rules: dict[str, dict[str, Any]] | None = None, standardised: pa.Table | None = None) -> Survivorship:
     """Golden citizens with provenance and discrepancy worklists.
 
     ``citizen_links``: record_key, citizen_id (records absent from it — deleted ones — are
     ignored). ``now``: the timezone-aware time written to ``updated_at``. ``rules``: the
-    survivorship rules (default :data:`schemas.survivorship.RULES`).
+    survivorship rules (default :data:`schemas.survivorship.RULES`). ``standardised``: the
+    linked records already standardised (what the resolution compared: ``Resolution.standardised``),
+    so they are not standardised a second time; ``person_records`` are standardised when None.
     """
     if now.tzinfo is None:
         raise ValueError("survivorship needs a timezone-aware `now`")
     rules = RULES if rules is None else rules
     validate(rules)
-    std = standardise(person_records)
+    std = standardise(person_records) if standardised is None else standardised
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -288,6 +290,6 @@ ORDER BY c.source_system, c.record_key, c.attribute
 
 
 def golden(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
-           rules: dict[str, dict[str, Any]] | None = None) -> pa.Table:
+           rules: dict[str, dict[str, Any]] | None = None, standardised: pa.Table | None = None) -> pa.Table:
     """The golden ``citizen`` rows only (exactly the columns of ``schemas.contract.CITIZEN``)."""
-    return survive(person_records, citizen_links, now=now, rules=rules).citizens
+    return survive(person_records, citizen_links, now=now, rules=rules, standardised=standardised).citizens

@@ -98,15 +98,17 @@ def previous_links(wh: Warehouse) -> pa.Table | None:
     return data.cast(schema)
 
 
-def build_golden(records: pa.Table, links: pa.Table, *, now: datetime) -> Survivorship:
+def build_golden(records: pa.Table, links: pa.Table, *, now: datetime,
+                 standardised: pa.Table | None = None) -> Survivorship:
     """The golden citizens of resolved records by survivorship, with provenance and worklists.
 
     ``.citizens`` (``CITIZEN`` columns), ``.attributes`` (``CITIZEN_ATTRIBUTE``),
-    ``.discrepancies`` (``DISCREPANCY``); ``.num_rows`` counts the citizens.
+    ``.discrepancies`` (``DISCREPANCY``); ``.num_rows`` counts the citizens. ``standardised``:
+    the records as the resolution standardised them, when it kept them (saves standardising twice).
     """
     from matching.survivorship import survive
 
-    return survive(records, links, now=now)
+    return survive(records, links, now=now, standardised=standardised)
 
 
 def core_memberships(wh: Warehouse) -> pa.Table:

@@ -48,6 +48,7 @@ class LinkResult:
     pairs_scored: int
     timings: dict[str, float] = field(default_factory=dict)
     release: dict[str, Any] = field(default_factory=dict)  # the golden.resolution_release row
+    standardised: pa.Table | None = None  # the live records as the matching compared them (for survivorship)
 
 
 def compute_links(
@@ -139,7 +140,8 @@ def _publishable(
              len(in_force), queue.num_rows, report["new_citizens"], report["merged_citizens"],
              report["split_citizens"], report["unchanged_citizens"])
     return LinkResult(records=records, links=links, model_version=res.model_version, threshold=res.threshold,
-                      pairs_scored=res.pairs_scored, timings=dict(res.timings), release=release)
+                      pairs_scored=res.pairs_scored, timings=dict(res.timings), release=release,
+                      standardised=res.standardised)
 
 
 def _compute_incremental(

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
-from matching.survivorship import golden
+from matching.survivorship import golden, survive
 from schemas.contract import CITIZEN
 from tests.matching.conftest import make_records
 
@@ -100,3 +100,20 @@ def test_records_without_a_link_are_ignored():
     out = golden(records, _links(["finance:0"]), now=NOW)
     assert out["record_count"].to_pylist() == [1]
     assert out["given_names"].to_pylist() == ["Anne"]
+
+
+def test_the_resolutions_standardised_records_give_the_same_golden_records():
+    from matching.resolve import prepare
+
+    records = make_records(
+        {"given_names": "Anne", "usage_name": "Roux", "email": "anne@free.fr", "updated_at": OLD},
+        {"given_names": "ANNE", "usage_name": "ROUX", "phone": "06 11 22 33 44", "updated_at": NEW},
+        {"given_names": "Anne", "birth_date": date(1980, 3, 4), "address_line": "3 rue des Lilas",
+         "postcode": "69003"},
+    )
+    links = _links(records["record_key"].to_pylist())
+    fresh = survive(records, links, now=NOW)
+    reused = survive(records, links, now=NOW, standardised=prepare(records))
+    assert reused.citizens.equals(fresh.citizens)
+    assert reused.attributes.equals(fresh.attributes)
+    assert reused.citizens["email"].to_pylist() == ["anne@free.fr"]
