@@ -177,7 +177,6 @@ def resolve(
     t0 = time.perf_counter()
     mi = mdl.model_input(std)  # once, for training and scoring
     model = model_json if model_json is not None else mdl.train(mi)
-    version = mdl.model_version(model)
     timings["train"] = time.perf_counter() - t0
 
     con = duckdb.connect()
@@ -187,15 +186,25 @@ def resolve(
         store_scored(con, _predict(con, lk, pair_floor, must_links), model)
         pairs_scored = con.sql("SELECT n FROM blocked_count").fetchall()[0][0]
         timings["predict"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        edges = guarded_edges(con, std, threshold, must_links, cannot_links)
-        links, rebuilt, refused = cluster(con, std, edges)
-        timings["cluster"] = time.perf_counter() - t0
-
-        pairs = scored_pairs(con, pair_floor)
+        return clustered(con, std, model, threshold=threshold, pair_floor=pair_floor, must_links=must_links,
+                         cannot_links=cannot_links, pairs_scored=int(pairs_scored), timings=timings)
     finally:
         con.close()
+
+
+def clustered(
+    con: duckdb.DuckDBPyConnection, std: pa.Table, model: dict[str, Any], *, threshold: float,
+    pair_floor: float | None, must_links: Sequence[tuple[str, str]], cannot_links: Sequence[tuple[str, str]],
+    pairs_scored: int, timings: dict[str, float],
+) -> Resolution:
+    """The :class:`Resolution` of records ``std`` whose pairs :func:`store_scored` put in ``con``:
+    guarded edges, clusters honouring the decisions, the pairs kept (any scoring backend)."""
+    version = mdl.model_version(model)
+    t0 = time.perf_counter()
+    edges = guarded_edges(con, std, threshold, must_links, cannot_links)
+    links, rebuilt, refused = cluster(con, std, edges)
+    timings["cluster"] = time.perf_counter() - t0
+    pairs = scored_pairs(con, pair_floor)
     log.info(
         "resolved %d records into %d clusters (%d pairs scored, %d chained clusters rebuilt, model %s)",
         links.num_rows, pa.compute.count_distinct(links["cluster_id"]).as_py(), pairs_scored, rebuilt, version,
@@ -204,7 +213,7 @@ def resolve(
         log.warning("%d human must-link(s) not honoured: they would join a cannot-linked pair", refused)
     return Resolution(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
-        pairs_scored=int(pairs_scored), clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
+        pairs_scored=pairs_scored, clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
         standardised=std,
     )
 

@@ -16,7 +16,6 @@ model JSON it was given.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,16 +38,12 @@ from matching.resolve import (
     PAIR_FLOOR,
     PAIR_SCHEMA,
     Resolution,
-    cluster,
-    guarded_edges,
+    clustered,
     ordered_pairs,
     prepare,
-    scored_pairs,
     scoring_model,
     store_scored,
 )
-
-log = logging.getLogger(__name__)
 
 # Splink names the Spark table after the dataset: it must not be a Spark SQL keyword.
 DATASET_NAME = "person_records"
@@ -173,18 +168,7 @@ def resolve_on_spark(
         con.register("spark_predictions", kept)
         # through Splink's DuckDB API, so that store_scored reads it as it reads a DuckDB prediction
         store_scored(con, [DuckDBAPI(connection=con).query_sql("SELECT * FROM spark_predictions")], model_json)
-        t0 = time.perf_counter()
-        edges = guarded_edges(con, std, threshold, must_links, cannot_links)
-        links, rebuilt, refused = cluster(con, std, edges)
-        timings["cluster"] = time.perf_counter() - t0
-        pairs = scored_pairs(con, pair_floor)
+        return clustered(con, std, model_json, threshold=threshold, pair_floor=pair_floor, must_links=must_links,
+                         cannot_links=cannot_links, pairs_scored=pairs_scored, timings=timings)
     finally:
         con.close()
-    log.info("resolved %d records on Spark into %d clusters (%d pairs scored, model %s)",
-             links.num_rows, len(set(links["cluster_id"].to_pylist())), pairs_scored, version)
-    if refused:
-        log.warning("%d human must-link(s) not honoured: they would join a cannot-linked pair", refused)
-    return Resolution(
-        links=links, pairs=pairs, model_json=model_json, model_version=version, threshold=threshold,
-        pairs_scored=pairs_scored, clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
-    )
