@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ def main(verbose: bool) -> None:
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING" if verbose else "ERROR")
     for noisy in ("dlt", "great_expectations", "splink"):
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+    if not verbose:
+        # pyspark (installed for the Spark backend) warns about pandas 3 whenever great_expectations
+        # imports it, in every command, although no command runs Spark
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark\.")
 
 
 # ------------------------------------------------------------------------------------------ progress
