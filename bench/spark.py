@@ -27,7 +27,7 @@ from pyspark.sql import SparkSession
 
 from matching import model as mdl
 from matching.resolve import prepare, resolve
-from matching.spark import local_session, resolve_on_spark
+from matching.spark import resolve_on_spark, spark_session
 from sandbox.observations import person_records
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         duck_scored_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        spark = local_session(tmp)
+        spark = spark_session(tmp)
         session_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         on_spark = resolve_on_spark(spark, records, model, pair_floor=None)

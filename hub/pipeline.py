@@ -154,7 +154,9 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
 
     ``incremental`` (default: ``[matching] incremental`` in the settings): only new and changed
     records are scored, with the last run's model, against the published citizens; untouched
-    citizens keep their ids and records. Without a previous publication it runs in batch."""
+    citizens keep their ids and records. Without a previous publication it runs in batch.
+    ``[matching] spark_master`` (``local[2]``, ``spark://host:7077``…) scores a batch run's pairs
+    with Splink on that Spark cluster (the ``spark`` extra); incremental runs stay on DuckDB."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from matching.release import ReleaseGuard
     from warehouse.golden import build_golden, publish_resolution
@@ -163,10 +165,15 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     band = settings.extra.get("review_band")
     if incremental is None:
         incremental = bool(settings.extra.get("incremental", False))
+    spark = None
+    if settings.extra.get("spark_master") and not incremental:
+        from matching.spark import spark_session
+
+        spark = spark_session(settings.var_dir / "spark", master=str(settings.extra["spark_master"]))
     with _warehouse(settings) as wh:
         ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings),
                               guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
-                              review_band=tuple(band) if band else None, incremental=incremental)
+                              review_band=tuple(band) if band else None, incremental=incremental, spark=spark)
         now = datetime.now(UTC)
         golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised)
         run_row = {

@@ -49,15 +49,16 @@ from matching.resolve import (
 DATASET_NAME = "person_records"
 
 
-def local_session(work_dir: str | Path, *, cores: int = 2) -> SparkSession:
-    """A local Spark session ready for Splink: its similarity functions' jar, and a checkpoint
-    directory (Splink writes its intermediate tables there) and a warehouse directory in ``work_dir``.
+def spark_session(work_dir: str | Path, *, master: str | None = None, cores: int = 2) -> SparkSession:
+    """A Spark session ready for Splink: its similarity functions' jar, and a checkpoint directory
+    (Splink writes its intermediate tables there) and a warehouse directory in ``work_dir``.
 
-    On a cluster, build the session as the platform requires with ``spark.jars`` set to
+    ``master``: the cluster's master URL (``spark://host:7077``, ``yarn``, ``k8s://…``); default
+    ``local[cores]``, this machine. Where a platform builds sessions itself, give it ``spark.jars`` =
     :func:`splink.backends.spark.similarity_jar_location` and a checkpoint directory.
     """
     session = (
-        SparkSession.builder.master(f"local[{cores}]")
+        SparkSession.builder.master(master or f"local[{cores}]")
         .appName("citizen-hub-matching")
         .config("spark.jars", similarity_jar_location())
         # Spark's default of 200 shuffle partitions makes every small job pay for 200 tasks

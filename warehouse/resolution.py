@@ -54,7 +54,7 @@ class LinkResult:
 def compute_links(
     wh: Warehouse, run_id: str, *, model_dir: Path, model_json: dict | None = None,
     guard: Any = None, confirm_release: bool | None = None, review_band: tuple[float, float] | None = None,
-    incremental: bool = False,
+    incremental: bool = False, spark: Any = None,
 ) -> LinkResult:
     """Resolve every core person record honouring the human decisions; ids carried over.
 
@@ -69,6 +69,10 @@ def compute_links(
     re-clustered (:func:`matching.incremental.resolve_incremental`); every other citizen is
     carried over as published. The model is ``model_json`` or, when None, the last run's model
     from ``model_dir`` (never retrained). With no publication or no model yet, a batch run is made.
+
+    ``spark``: a Spark session (:func:`matching.spark.spark_session`): a batch run scores its pairs
+    with Splink on Spark (the model trained on DuckDB when not given); the clustering, decisions,
+    ids and release are the same. Incremental runs score their small delta on DuckDB.
     """
     if incremental:
         inc = _compute_incremental(wh, run_id, model_dir=model_dir, model_json=model_json, guard=guard,
@@ -78,7 +82,7 @@ def compute_links(
 
     from matching.decisions import constraints, decided_pairs, review_candidates
     from matching.identity import assign_citizen_ids
-    from matching.resolve import REVIEW_BAND, resolve
+    from matching.resolve import REVIEW_BAND, prepare, resolve
     from warehouse import decisions as store
 
     _add_link_columns(wh)
@@ -86,7 +90,16 @@ def compute_links(
     previous = previous_links(wh)
     in_force = store.decisions(wh)
     must, cannot = constraints(in_force)
-    res = resolve(records, model_json=model_json, must_links=must, cannot_links=cannot)
+    live = prepare(records) if spark is not None else None
+    if live is None or live.num_rows == 0:
+        res = resolve(records, model_json=model_json, must_links=must, cannot_links=cannot)
+    else:
+        from matching import model as mdl
+        from matching.spark import resolve_on_spark
+
+        # training stays on DuckDB (it samples); the pairs, the bulk of the work, are scored on Spark
+        model = model_json if model_json is not None else mdl.train(live)
+        res = resolve_on_spark(spark, records, model, must_links=must, cannot_links=cannot)
     save_model(model_dir, res.model_json, res.model_version)
     links = assign_citizen_ids(res.links, previous, retired=store.retired_ids(wh))
     queue = review_candidates(res.pairs, _stamped(links, res.model_version, run_id), decided_pairs(in_force),

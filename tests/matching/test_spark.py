@@ -12,7 +12,9 @@
   the same human must-link (on a pair scored below the floor) and cannot-link, honour both and give
   every record the same cluster id, linking edge, explanation and match weight (within 1e-6),
   except records of a cluster holding a record of a pair scored differently;
-* the model version of the JSON is on every Spark prediction and on the resolution.
+* the model version of the JSON is on every Spark prediction and on the resolution;
+* the identity step (:func:`warehouse.resolution.compute_links`) given the Spark session
+  publishes the same citizen of every record as without it.
 """
 
 from __future__ import annotations
@@ -58,10 +60,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local Spark session for the module."""
     require_java()
     try:
-        from matching.spark import local_session
+        from matching.spark import spark_session
     except ImportError as e:
         _unavailable("pyspark (the spark extra)", e)
-    session = local_session(tmp_path_factory.mktemp("spark"))
+    session = spark_session(tmp_path_factory.mktemp("spark"))
     yield session
     session.stop()
 
@@ -118,9 +120,32 @@ def _edge_pairs(duck: dict, spark: dict, gammas: list[str], jw_comparisons: set[
 
 # One test, so that one Spark session serves both checks whatever the xdist scheduling.
 @pytest.mark.slow
-def test_spark_agrees_with_duckdb(spark, sample, model):
+def test_spark_agrees_with_duckdb(spark, sample, model, tmp_path):
     _assert_same_scores(spark, sample, model)
     _assert_same_clusters(spark, sample, model)
+    _assert_same_publication(spark, sample, model, tmp_path)
+
+
+def _assert_same_publication(spark: Any, sample: pa.Table, model: dict[str, Any], tmp_path: Path) -> None:
+    from schemas.contract import PERSON_RECORD
+    from warehouse.engine import Warehouse
+    from warehouse.resolution import compute_links
+
+    def spark_tables() -> int:  # each Spark scoring registers the records under a name of its own
+        return len(spark.catalog.listTables())
+
+    citizens = {}
+    before = spark_tables()
+    for backend, session in (("duckdb", None), ("spark", spark)):
+        with Warehouse(f"duckdb:///{tmp_path / backend}.duckdb") as wh:
+            wh.write(PERSON_RECORD, sample.drop_columns(["person_id"]))
+            result = compute_links(wh, "run-1", model_dir=tmp_path / backend, model_json=model, spark=session)
+            assert result.model_version == mdl.model_version(model)
+            citizens[backend] = dict(zip(result.links["record_key"].to_pylist(),
+                                         result.links["citizen_id"].to_pylist(), strict=True))
+    assert len(set(citizens["duckdb"].values())) < len(citizens["duckdb"])  # some records were linked
+    assert spark_tables() > before  # the Spark run did score on Spark
+    assert citizens["spark"] == citizens["duckdb"]
 
 
 def _assert_same_scores(spark: Any, sample: pa.Table, model: dict[str, Any]) -> None:
