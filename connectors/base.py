@@ -555,6 +555,23 @@ class PageText(ItemTransform[Any, pa.Table]):
         return text_table(item if isinstance(item, list) else [item], self.fields, text=self.text)
 
 
+def add_page_steps(resource: Any, collector: Collector, entity: str, fields: Mapping[str, Cast | None], key: str,
+                   pages_of: str, locate: Callable[[dict[str, Any]], str], *,
+                   text: Callable[[Any], str | None] = json_text, column: Callable[[str], str] | None = None,
+                   adjust: Callable[[pa.Table], pa.Table] | None = None) -> None:
+    """The steps every HTTP resource takes: its pages as text before dlt's incremental
+    (:class:`PageText`), then, after it, typed and quarantined (:func:`type_page`, locators
+    ``<pages_of> <n>``, ``adjust`` applied to the text first) and guarded (:class:`Guard`)."""
+    pages = PageText(fields, text=text)
+
+    def typed(table: pa.Table) -> pa.Table:
+        return type_page(entity, adjust(table) if adjust else table, fields, key, f"{pages_of} {pages.page}",
+                         collector, column=column)
+
+    resource.add_step(pages)
+    resource.add_step(Guard(collector, entity, locate, prepare=typed, count_read=False))
+
+
 def json_page(system: str, locator: str, content: bytes, who: str, list_key: str | None = None) -> dict[str, Any]:
     """A page's JSON object, or a :class:`SourceError` naming the page: an HTML error page (even with
     status 200), truncated or malformed JSON, not an object, or no ``list_key`` list in it. The

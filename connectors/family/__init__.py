@@ -17,14 +17,12 @@ from connectors.base import (
     Cast,
     Collector,
     ExtractResult,
-    Guard,
-    PageText,
     SourceError,
+    add_page_steps,
     check_page,
     exception_chain,
     resource_name_of,
     run_pipeline,
-    type_page,
 )
 
 log = logging.getLogger(__name__)
@@ -132,13 +130,8 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
         # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
         source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for c, fields in COLLECTIONS.items():
-            pages = PageText(fields)
-            source.resources[c].add_step(pages)
-            source.resources[c].add_step(
-                Guard(collector, c, lambda row, c=c: f"{c} id={row.get('id')}",
-                      prepare=lambda table, c=c, fields=fields, pages=pages: type_page(
-                          c, table, fields, "id", f"{c} page {pages.page}", collector),
-                      count_read=False))
+            add_page_steps(source.resources[c], collector, c, fields, "id", f"{c} page",
+                           lambda row, c=c: f"{c} id={row.get('id')}")
         return source
 
     return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, base_url))

@@ -24,14 +24,12 @@ from connectors.base import (
     Cast,
     Collector,
     ExtractResult,
-    Guard,
-    PageText,
     SourceError,
+    add_page_steps,
     check_page,
     exception_chain,
     resource_name_of,
     run_pipeline,
-    type_page,
 )
 
 log = logging.getLogger(__name__)
@@ -244,13 +242,8 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
         source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for name, (sobject, fields) in OBJECTS.items():
             # only the queried fields are read: each record's "attributes" (type, url) is left out
-            batches = PageText(fields)
-            source.resources[name].add_step(batches)
-            source.resources[name].add_step(
-                Guard(collector, name, lambda row, s=sobject: f"{s} Id={row.get('id')}",
-                      prepare=lambda table, name=name, s=sobject, fields=fields, batches=batches: type_page(
-                          name, table, fields, "Id", f"{s} batch {batches.page}", collector, column=snake),
-                      count_read=False))
+            add_page_steps(source.resources[name], collector, name, fields, "Id", f"{sobject} batch",
+                           lambda row, s=sobject: f"{s} Id={row.get('id')}", column=snake)
         return source
 
     return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build,

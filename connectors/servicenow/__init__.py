@@ -26,16 +26,14 @@ from connectors.base import (
     Cast,
     Collector,
     ExtractResult,
-    Guard,
-    PageText,
     SourceError,
+    add_page_steps,
     check_page,
     ensure_raw_table,
     exception_chain,
     json_text,
     resource_name_of,
     run_pipeline,
-    type_page,
 )
 
 log = logging.getLogger(__name__)
@@ -186,13 +184,9 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
         source = rest_api_source(config, name=SYSTEM, parallelized=True)
         for t in tables:
             fields = TABLES[t]
-            pages = PageText(fields, text=_text)
-            source.resources[t].add_step(pages)
-            source.resources[t].add_step(
-                Guard(collector, t, lambda row, t=t: f"{t} sys_id={row.get('sys_id')}",
-                      prepare=lambda table, t=t, fields=fields, pages=pages: type_page(
-                          t, iso_datetimes(table, fields), fields, "sys_id", f"{t} page {pages.page}", collector),
-                      count_read=False))
+            add_page_steps(source.resources[t], collector, t, fields, "sys_id", f"{t} page",
+                           lambda row, t=t: f"{t} sys_id={row.get('sys_id')}", text=_text,
+                           adjust=lambda table, fields=fields: iso_datetimes(table, fields))
         return source
 
     # deletions are rare: the audit table must exist before the first one for staging to join it
