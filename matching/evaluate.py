@@ -66,38 +66,6 @@ def pairwise_scores(links: pa.Table, truth: pa.Table) -> dict[str, Any]:
     }
 
 
-def blocking_recall(pairs: pa.Table, truth: pa.Table) -> dict[str, Any]:
-    """Share of the true pairs (same person_id) that ``pairs`` (record_key_l, record_key_r) hold.
-
-    Use the pairs of a resolution run with no probability floor (every blocked pair) and the
-    truth of the records that were resolved.
-    """
-    con = duckdb.connect()
-    try:
-        con.register("pairs_in", pairs.select(["record_key_l", "record_key_r"]))
-        con.register("truth_in", truth.select(["record_key", "person_id"]))
-        covered, actual = con.sql(
-            """
-            WITH p AS (
-                SELECT DISTINCT least(record_key_l, record_key_r) AS a,
-                                greatest(record_key_l, record_key_r) AS b
-                FROM pairs_in WHERE record_key_l <> record_key_r
-            ),
-            by_p AS (SELECT count(*) AS n FROM truth_in GROUP BY person_id)
-            SELECT
-                (SELECT count(*) FROM p
-                   JOIN truth_in ta ON ta.record_key = p.a
-                   JOIN truth_in tb ON tb.record_key = p.b
-                 WHERE ta.person_id = tb.person_id),
-                (SELECT coalesce(sum(n * (n - 1) // 2), 0) FROM by_p)
-            """
-        ).fetchall()[0]
-    finally:
-        con.close()
-    covered, actual = int(covered), int(actual)
-    return {"recall": covered / actual if actual else 1.0, "covered": covered, "true_pairs": actual}
-
-
 def blocking_rule_recall(model_input: pa.Table, truth: pa.Table, rules: list[dict[str, Any]]) -> dict[str, Any]:
     """Share of the true pairs (same person_id) that at least one blocking rule makes.
 
