@@ -91,6 +91,7 @@ class HTTPSimulator:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.request_log: list[tuple[Any, ...]] = []  # (*target, status)
+        self.request_times: list[float] = []  # time.monotonic() of each request_log entry
         self.latency = 0.0  # seconds of server time per page answered normally (see the module docstring)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -158,6 +159,7 @@ class HTTPSimulator:
     def _record(self, target: Target, status: int) -> None:
         with self._lock:
             self.request_log.append((*target, status))
+            self.request_times.append(time.monotonic())
 
 
 class CollectionSimulator(HTTPSimulator):
