@@ -211,6 +211,9 @@ class Warehouse:
         self._commit()
 
     def _copy_into(self, target: str, cols: str, data: pa.Table) -> None:
+        # pyarrow 26's CSV writer turns a string column whose first chunk is empty into NUL bytes
+        # (a table built from a DuckDB result plus an added column has one): write no empty batch
+        data = pa.Table.from_batches([b for b in data.to_batches() if b.num_rows], schema=data.schema)
         buf = io.BytesIO()
         pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
         copy_sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"
