@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/resolution.py --people 10000
     .venv/bin/python bench/resolution.py --people 100000 --threshold 0.95
+    .venv/bin/python bench/resolution.py --people 100000 --surnames dense   # namesake stress case
 
 Prints records, pairs scored, blocking recall, pairwise precision / recall / F1 and per-phase
 timings of standardise, train, predict, cluster, citizen ids and golden records; then pairwise and
@@ -35,13 +36,15 @@ from matching.identity import assign_citizen_ids
 from matching.resolve import DEFAULT_THRESHOLD, prepare, resolve
 from matching.survivorship import golden
 from sandbox.observations import observe, person_records, to_person_records
-from sandbox.population import generate_population
+from sandbox.population import SURNAME_POOLS, generate_population
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=10_000, help="people in the synthetic commune")
     ap.add_argument("--seed", type=int, default=42, help="sandbox seed")
+    ap.add_argument("--surnames", choices=SURNAME_POOLS, default="france",
+                    help="surname pool: French frequencies, or the namesake-heavy stress case")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="clustering threshold")
     ap.add_argument("--errors", type=int, default=0, help="print this many wrong pairs (fp and fn) by kind")
     ap.add_argument("--attach", type=int, default=10_000, help="records attached incrementally (0: skip)")
@@ -50,7 +53,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.perf_counter()
-    population = generate_population(args.people, args.seed)
+    population = generate_population(args.people, args.seed, surnames=args.surnames)
     records = to_person_records(observe(population, args.seed))
     generate_s = time.perf_counter() - t0
     live = records.filter(pc.is_null(records["deleted_at"]))

@@ -88,6 +88,26 @@ SURNAMES: tuple[str, ...] = (
     "Nguyen", "Tran", "Le Bihan", "Saint-Martin", "D'Almeida", "Delacroix", "Dupré", "Le Floc'h",
 )
 
+# The long tail of surnames. France has about 1.3 million surnames; beyond the most common
+# (above) the sandbox builds French-looking ones from these parts, simple forms for the more
+# frequent ranks, particles and double names further down (see sandbox.population).
+SURNAME_ROOTS: tuple[str, ...] = (
+    "Bouch", "Char", "Fourn", "Lem", "Mar", "Gir", "Berg", "Del", "Pel", "Vall", "Cour", "Mont",
+    "Roch", "Font", "Bell", "Chaz", "Gu", "Lar", "Mal", "Prud", "Rav", "Sauv", "Tess", "Vern",
+    "Barb", "Carr", "Dur", "Ferr", "Gaud", "Jou", "Lab", "Mich", "Pag", "Quen", "Rouss", "Thib",
+    "Vign", "Ald", "Bonn", "Chev", "Despr", "Esc", "Fav", "Gren", "Hug", "Lav", "Mass", "Nod",
+    "Perr", "Rib", "Sarr", "Teyss", "Vach", "Aub", "Blond", "Cham", "Dam", "Estr", "Gall", "Jacqu",
+    "Laf", "Mor", "Noy", "Pont", "Rey", "Tard", "Baill", "Coll", "Fleur", "Gross", "Lann", "Marq",
+    "Pouj", "Rog", "Sim", "Trib", "Verd", "Brou", "Cast", "Dup",
+)
+SURNAME_MIDDLES: tuple[str, ...] = ("", "er", "ar", "on", "el", "ign", "oul", "and", "ev", "at", "ill")
+SURNAME_ENDINGS: tuple[str, ...] = (
+    "ier", "ard", "and", "aud", "eau", "el", "et", "ot", "in", "on", "ac", "at", "ès", "y", "ieux",
+    "ault", "enc", "ou", "oux", "ette", "elle", "ois", "ais", "é", "as", "anne", "ereau", "illon",
+    "ez", "er", "an", "ey", "ine", "eix", "iat", "oz", "ie", "is", "ieu", "aux",
+)
+SURNAME_PARTICLES: tuple[str, ...] = ("", "Le ", "De ", "Du ", "La ", "Des ", "D'", "Van ", "Saint-")
+
 # Communes of the Métropole de Lyon: (INSEE COG code, postcode, name, population weight in thousands).
 # Lyon is split into its arrondissements (municipal codes 69381-69389), as civil registers do.
 COMMUNES: tuple[tuple[str, str, str, int], ...] = (

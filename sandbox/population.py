@@ -51,7 +51,26 @@ _FEMALE = np.array(N.FEMALE_GIVEN_NAMES, dtype=object)
 _SURNAMES = np.array(N.SURNAMES, dtype=object)
 _W_MALE = zipf_weights(len(_MALE), 0.9)
 _W_FEMALE = zipf_weights(len(_FEMALE), 0.9)
-_W_SURNAME = zipf_weights(len(_SURNAMES), 0.8)
+# Surnames are drawn with French frequencies: Martin about 0.36 % of people, Bernard 0.16 %,
+# Dupont (26th) 0.08 % (INSEE birth records as Géopatronyme reports them), then a tail falling as
+# 1 / rank down to about 1.3 million surnames. The "dense" pool is the former sandbox's stress
+# case: only the listed surnames, Martin 9.7 % of people (a namesake for nearly everyone).
+SURNAME_COUNT = 1_300_000
+SURNAME_POOLS = ("france", "dense")
+
+
+def _surname_weights(pool: str) -> np.ndarray:
+    head = len(_SURNAMES)
+    if pool == "dense":
+        return zipf_weights(head, 0.8)
+    rank = np.arange(1, SURNAME_COUNT + 1, dtype=np.float64)
+    w = 0.0016 * (rank / 2) ** -0.27
+    w[0] = 0.0036
+    w[head:] = w[head - 1] * head / rank[head:]
+    return w / w.sum()
+
+
+_W_SURNAME = {pool: _surname_weights(pool) for pool in SURNAME_POOLS}
 _COMMUNE_CODE = np.array([c[0] for c in N.COMMUNES], dtype=object)
 _COMMUNE_POSTCODE = np.array([c[1] for c in N.COMMUNES], dtype=object)
 _COMMUNE_NAME = np.array([c[2] for c in N.COMMUNES], dtype=object)
@@ -59,8 +78,25 @@ _W_COMMUNE = np.array([c[3] for c in N.COMMUNES], dtype=np.float64)
 _W_COMMUNE /= _W_COMMUNE.sum()
 
 
-def _surnames(rng: np.random.Generator, n: int) -> np.ndarray:
-    return _SURNAMES[rng.choice(len(_SURNAMES), size=n, p=_W_SURNAME)]
+def surname(rank: int) -> str:
+    """The surname of a frequency rank (0 = Martin): the listed ones, then the built tail."""
+    if rank < len(_SURNAMES):
+        return _SURNAMES[rank]
+    i = rank - len(_SURNAMES)
+    parts = []
+    for values in (N.SURNAME_ROOTS, N.SURNAME_ENDINGS, N.SURNAME_MIDDLES, N.SURNAME_PARTICLES):
+        i, k = divmod(i, len(values))
+        parts.append(values[k])
+    root, ending, middle, particle = parts
+    name = f"{particle}{root}{middle}{ending}"
+    return f"{name}-{surname(len(_SURNAMES) + i - 1)}" if i else name
+
+
+def _surnames(rng: np.random.Generator, n: int, pool: str) -> np.ndarray:
+    w = _W_SURNAME[pool]
+    ranks = rng.choice(len(w), size=n, p=w)
+    uniq, inverse = np.unique(ranks, return_inverse=True)
+    return np.array([surname(int(r)) for r in uniq], dtype=object)[inverse]
 
 
 def _given_names(rng: np.random.Generator, female: np.ndarray) -> np.ndarray:
@@ -135,10 +171,16 @@ def _email_local(given: str, surname: str, pattern: int, year: int) -> str:
     return f"{last}.{first}"
 
 
-def generate_population(people: int, seed: int) -> Population:
-    """A commune of ``people`` persons living in households, deterministic for a given seed."""
+def generate_population(people: int, seed: int, surnames: str = "france") -> Population:
+    """A commune of ``people`` persons living in households, deterministic for a given seed.
+
+    ``surnames`` picks the surname pool: "france" (French frequencies, the default) or "dense"
+    (a namesake-heavy stress case, see :data:`SURNAME_POOLS`).
+    """
     if people <= 0:
         raise ValueError("people must be positive")
+    if surnames not in SURNAME_POOLS:
+        raise ValueError(f"surnames must be one of {SURNAME_POOLS}, not {surnames!r}")
     rng = np.random.default_rng(seed)
 
     # ---------------------------------------------------------------- households and members
@@ -227,7 +269,7 @@ def generate_population(people: int, seed: int) -> Population:
             break
         given[clash_idx] = _given_names(rng, female[clash_idx])
 
-    birth_name = _surnames(rng, people)
+    birth_name = _surnames(rng, people, surnames)
     usage_name = birth_name.copy()
     married = np.zeros(n_h, dtype=bool)
     married[(kind == 2) | (kind == 4)] = rng.random(int(((kind == 2) | (kind == 4)).sum())) < 0.55
@@ -250,11 +292,11 @@ def generate_population(people: int, seed: int) -> Population:
     usage_name[wife[double]] = birth_name[husband[double]] + "-" + birth_name[wife[double]]
     # Widows and divorced mothers often keep a former husband's name.
     former = ((kind == 1) | (kind == 5)) & head_female & (rng.random(n_h) < 0.45)
-    former_name = _surnames(rng, n_h)
+    former_name = _surnames(rng, n_h, surnames)
     usage_name[head_idx[former]] = former_name[former]
 
     # Children's surname, one per family.
-    kid_surname = _surnames(rng, n_h)  # the absent father's, by default (single parents)
+    kid_surname = _surnames(rng, n_h, surnames)  # the absent father's, by default (single parents)
     r = rng.random(n_h)
     father_line = hetero & (r < 0.82)
     kid_surname[father_line] = birth_name[husband[father_line]]

@@ -7,7 +7,11 @@ from collections import Counter
 
 import pyarrow.compute as pc
 
+import pytest
+
 from sandbox import Population, generate_population
+from sandbox.names import SURNAMES
+from sandbox.population import surname
 
 E164_FR = re.compile(r"^\+33[1-9]\d{8}$")
 
@@ -39,16 +43,39 @@ def test_twins_share_birth_date_and_family_but_not_first_name(population: Popula
         assert len({r["birth_name"] for r in g}) == 1
 
 
-def test_namesakes_across_households(population: Population):
-    rows = population.persons.to_pylist()
+def test_namesakes_across_households():
+    # with French surname frequencies a commune of 10,000 has a few hundred namesakes
+    rows = generate_population(10_000, 42).persons.to_pylist()
     names = Counter((r["given_names"].split(" ")[0], r["usage_name"]) for r in rows)
     shared = [k for k, n in names.items() if n >= 2]
-    assert len(shared) >= 10
+    assert len(shared) >= 100
     # namesakes are distinct people, mostly in different households
     by_name: dict[tuple, set[int]] = {}
     for r in rows:
         by_name.setdefault((r["given_names"].split(" ")[0], r["usage_name"]), set()).add(r["household_id"])
-    assert sum(len(by_name[k]) >= 2 for k in shared) >= 5
+    assert sum(len(by_name[k]) >= 2 for k in shared) >= 50
+
+
+def test_surnames_follow_french_frequencies_and_the_dense_pool_stays_available():
+    # France: ~0.36 % Martin, ~1.3 million surnames; a commune of 20,000 meets thousands of them
+    france = Counter(generate_population(20_000, 7).persons.column("birth_name").to_pylist())
+    assert 0.002 < france["Martin"] / 20_000 < 0.006
+    assert len(france) > 5_000
+    assert france.most_common(1)[0][0] == "Martin"
+    # the former sandbox's namesake-heavy stress pool: only the listed surnames, Martin ~10 %
+    dense = Counter(generate_population(20_000, 7, surnames="dense").persons.column("birth_name").to_pylist())
+    assert len(dense) < 2 * len(SURNAMES) and dense["Martin"] / 20_000 > 0.08  # (+ double names)
+    with pytest.raises(ValueError, match="surnames must be one of"):
+        generate_population(10, 7, surnames="paris")
+
+
+def test_built_surnames_are_distinct_and_simplest_where_most_frequent():
+    head = len(SURNAMES)
+    built = [surname(r) for r in range(head, head + 20_000)]
+    assert len(set(built)) > 0.99 * len(built)
+    assert not any(" " in s or "-" in s or "'" in s for s in built[:3_000])  # plain forms first
+    rare = [surname(r) for r in range(1_000_000, 1_000_200)]
+    assert all(s[0].isupper() for s in rare) and any("-" in s for s in rare)
 
 
 def test_names_look_french_with_accents_compounds_and_married_names(population: Population):
