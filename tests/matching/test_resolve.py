@@ -124,6 +124,36 @@ def test_similar_looking_prenoms_do_not_join_twins(resolution):
         assert pc.count_distinct(links["cluster_id"]).as_py() == 2, (first, second)
 
 
+def test_one_silo_holding_two_prenoms_born_the_same_day_holds_twins(resolution):
+    # MARIE and MARIE-ANNE, MARIE and MARIA on one family file, born the same day: twins, though
+    # a cut compound or a keying error between two silos is one person
+    for other in ("Marie-Anne Chloé", "Maria Emma", "Marine"):
+        twins = resolve(_twins("Marie", other, "F", "F"), model_json=resolution.model_json).links
+        assert pc.count_distinct(twins["cluster_id"]).as_py() == 2, other
+    shared = {"usage_name": "Brun", "birth_date": date(1990, 5, 3), "address_line": "3 rue des Sablons",
+              "postcode": "69120", "sex": "F"}
+    across = make_records({**shared, "source_system": "family", "role": "parent", "source_id": "r2",
+                           "given_names": "Marie-Anne Chloé"},
+                          {**shared, "source_system": "finance", "role": "debiteur", "source_id": "t1",
+                           "given_names": "MARIE"})
+    links = resolve(across, model_json=resolution.model_json).links
+    assert pc.count_distinct(links["cluster_id"]).as_py() == 1
+
+
+def test_a_child_is_not_the_service_desk_account_of_a_namesake_parent(resolution):
+    # JEAN CASTONES, 8, on the family file; a ServiceNow account JEAN CASTONES at the same address
+    # and phone (his father's): an account needs the age of digital consent (15); at 16 it is his
+    shared = {"given_names": "Jean", "usage_name": "Castones", "address_line": "32 rue des Tilleuls",
+              "postcode": "69330", "phone": "06 12 34 56 78", "updated_at": datetime(2026, 1, 1, tzinfo=UTC)}
+    child = {**shared, "source_system": "family", "role": "enfant", "source_id": "e1",
+             "birth_date": date(2017, 9, 7), "sex": "M"}
+    for born, apart in ((date(2017, 9, 7), True), (date(2009, 9, 7), False)):
+        both = make_records({**child, "birth_date": born},
+                            {**shared, "source_system": "servicenow", "role": "usager", "source_id": "u1"})
+        links = resolve(both, model_json=resolution.model_json).links
+        assert (pc.count_distinct(links["cluster_id"]).as_py() == 2) is apart, born
+
+
 def test_a_one_letter_typo_or_a_cut_compound_prenom_still_joins(resolution):
     shared = {"usage_name": "Klein", "birth_date": date(1981, 4, 12), "email": "eric.klein@example.org",
               "address_line": "2 boulevard de l'Église", "postcode": "69150"}
