@@ -393,8 +393,8 @@ def _too_young_sql(holder: str, other: str) -> str:
 # error is one person written two ways; one silo holding one person twice with another prénom
 # and the same birth date is rarer than twins, and a wrong merge costs more than a missed one.
 _CONFLICT_SQL = """
-(a.source_system = b.source_system AND a.birth_date_std = b.birth_date_std
- AND a.first_name_std <> b.first_name_std)
+coalesce(a.source_system = b.source_system AND a.birth_date_std = b.birth_date_std
+         AND a.first_name_std <> b.first_name_std, false)
 OR
 (a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
     coalesce(a.first_name_std = b.first_name_std, false)
