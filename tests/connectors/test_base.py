@@ -64,6 +64,9 @@ def test_rows_are_found_in_every_chunk_of_a_sliced_column():
     t = pa.table({"a": pa.chunked_array(chunks)}).slice(1)
     assert national_id_rows(t) == {2: "a", 4: "a"}
     assert digit_counts(pa.array(["a1b22", None, "", phone]).slice(1)).tolist() == [0, 0, 10]
+    # empty values anywhere (first, between, last) count 0 and do not shift their neighbours' sums
+    assert digit_counts(pa.array(["", "12", "", "", "3a4", "x", ""])).tolist() == [0, 2, 0, 0, 2, 0, 0]
+    assert digit_counts(pa.array(["", None, ""])).tolist() == [0, 0, 0]
 
 
 def test_text_table_writes_what_json_text_writes():
