@@ -156,21 +156,26 @@ def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
         invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            # single-threaded so that invalid rows carry their record number
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(delimiter=entity.delimiter, quote_char=entity.quote,
-                                             newlines_in_values=True, invalid_row_handler=on_invalid,
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=present, column_types={h: pa.string() for h in present},
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
-    except pa.ArrowInvalid:
-        # Arrow's parse messages quote the offending text: keep only where
-        raise SourceError(system, name, f"not a readable CSV with delimiter {entity.delimiter!r}") from None
+    def parse(threads: bool) -> pa.Table:
+        try:
+            return pacsv.read_csv(
+                io.BytesIO(body),
+                read_options=pacsv.ReadOptions(use_threads=threads, block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(delimiter=entity.delimiter, quote_char=entity.quote,
+                                                 newlines_in_values=True, invalid_row_handler=on_invalid,
+                                                 ignore_empty_lines=False),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=present, column_types={h: pa.string() for h in present},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid:
+            # Arrow's parse messages quote the offending text: keep only where
+            raise SourceError(system, name, f"not a readable CSV with delimiter {entity.delimiter!r}") from None
+
+    table = parse(threads=True)
+    if invalid:  # only a single-threaded parse numbers the rows it cannot split: parse again
+        invalid.clear()
+        table = parse(threads=False)
     # Physical lines: records are numbered from 1 (the header); a record spans 1 + its embedded breaks.
     n = table.num_rows
     records = n + len(invalid)
