@@ -1177,6 +1177,15 @@ def _errors_body(message: str, code: str, **extra: Any) -> bytes:
     return json.dumps({"errors": [{"message": message, "extensions": {"code": code}}], **extra}).encode()
 
 
+def _node_count(value: Any) -> int:
+    """How many connection nodes (dossiers) an answer holds, at any depth."""
+    if isinstance(value, dict):
+        nodes = value.get("nodes")
+        own = len(nodes) if isinstance(nodes, list) else 0
+        return own + sum(_node_count(v) for k, v in value.items() if k != "nodes")
+    return sum(_node_count(v) for v in value) if isinstance(value, list) else 0
+
+
 class _Handler(SimulatorHandler):
     simulator: DemarchesServer
     html_page = _HTML
@@ -1221,7 +1230,7 @@ class _Handler(SimulatorHandler):
             self._errors(400, "The request body must be JSON with a query string", "bad_request")
             return
         answer, target = self.simulator.execute(body["query"], variables, body.get("operationName"))
-        self._serve(target, compact_json(answer))
+        self._serve(target, compact_json(answer), records=_node_count(answer))
 
 
 DemarchesServer.handler = _Handler

@@ -265,7 +265,8 @@ class FamilyPortal(CollectionSimulator):
             return iter(list(self._data[collection].rows))
 
     # ------------------------------------------------------------------ pages
-    def _page(self, collection: str, page: int, per_page: int, since: str | None) -> tuple[bytes, bool]:
+    def _page(self, collection: str, page: int, per_page: int, since: str | None) -> tuple[bytes, int]:
+        """One page of a collection as JSON, and how many records it holds."""
         with self._lock:
             col = self._data[collection]
             lo = bisect.bisect_left(col.keys, (since, -1)) if since else 0
@@ -280,7 +281,7 @@ class FamilyPortal(CollectionSimulator):
         body = b'{"data":[' + b",".join(blobs) + b'],"meta":' + json.dumps(
             {"page": page, "per_page": per_page, "total": total}).encode() + b',"links":' + json.dumps(
             {"next": nxt}).encode() + b"}"
-        return body, has_next
+        return body, len(blobs)
 
 
 def _error_body(code: str, message: str) -> bytes:
@@ -325,8 +326,8 @@ class _Handler(SimulatorHandler):
             self._log((collection, None), 400)
             self._error(400, "bad_request", "invalid page, per_page or updated_since parameter")
             return
-        body, _ = portal._page(collection, page, per_page, since)
-        self._serve((collection, page), body)
+        body, records = portal._page(collection, page, per_page, since)
+        self._serve((collection, page), body, records=records)
 
 
 FamilyPortal.handler = _Handler

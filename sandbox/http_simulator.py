@@ -9,13 +9,16 @@ the same way everywhere are ``delay``, ``truncated``, ``html`` and ``reset``; th
 (``500``, ``429`` with Retry-After, ``401``, any extra kind) are answered with the protocol's own
 error bodies, which each handler lists in ``fault_errors``.
 
-``latency`` (seconds, default 0) is server time added to every page answered normally (status 200
-through ``_serve``; not to fault answers, token or error responses). At 0 a local simulator
-answers a page in well under a millisecond, which no real silo does: Salesforce, ServiceNow or a
-portal spend tens to hundreds of milliseconds per page of 1000-2000 records. Benchmarks set it to
-measure a connector against a server that takes time, as real ones do (bench/ingest.py
-``--latency-ms``); tests leave it at 0 and stay fast. Concurrent requests wait concurrently (one
-thread per request), like a real server's workers.
+``latency`` (seconds, default 0) and ``latency_per_record`` (seconds, default 0) are server time
+added to every page answered normally (status 200 through ``_serve``; not to fault answers, token
+or error responses): ``latency + records on the page × latency_per_record``, since a real server
+spends time per request (authentication, query planning, the round trip) and per record it reads
+and serialises. At 0 a local simulator answers a page in well under a millisecond, which no real
+silo does: Salesforce, ServiceNow or a portal spend tens of milliseconds to seconds per page of
+1000-10000 records. Benchmarks set them to measure a connector against a server that takes time,
+as real ones do (bench/ingest.py ``--latency-ms``, ``--ms-per-1000``); tests leave them at 0 and
+stay fast. Concurrent requests wait concurrently (one thread per request), like a real server's
+workers.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class HTTPSimulator:
         self.request_log: list[tuple[Any, ...]] = []  # (*target, status)
         self.request_times: list[float] = []  # time.monotonic() of each request_log entry
         self.latency = 0.0  # seconds of server time per page answered normally (see the module docstring)
+        self.latency_per_record = 0.0  # and per record on that page
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -212,13 +216,15 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _log(self, target: Target, status: int) -> None:
         self.simulator._record(target, status)
 
-    def _serve(self, target: Target, body: bytes, headers: dict[str, str] | None = None) -> None:
-        """Answer ``body`` with status 200, unless a fault waits for ``target``."""
+    def _serve(self, target: Target, body: bytes, headers: dict[str, str] | None = None, records: int = 0) -> None:
+        """Answer ``body`` (a page of ``records`` records) with status 200, unless a fault waits for
+        ``target``."""
         fault = self.simulator._take_fault(target)
         if fault is not None and self._fail(fault, target, body):
             return
-        if self.simulator.latency > 0:
-            time.sleep(self.simulator.latency)
+        server_time = self.simulator.latency + records * self.simulator.latency_per_record
+        if server_time > 0:
+            time.sleep(server_time)
         self._log(target, 200)
         self._send(200, body, headers=headers)
 

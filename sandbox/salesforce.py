@@ -504,7 +504,8 @@ class _Handler(SimulatorHandler):
             obj, records = cur
             start = int(offset)
             page = start // size + 1
-        self._serve((obj, page), org._batch(version, locator, records, start, size))
+        self._serve((obj, page), org._batch(version, locator, records, start, size),
+                    records=len(records[start:start + size]))
 
 
 SalesforceOrg.handler = _Handler

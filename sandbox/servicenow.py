@@ -396,7 +396,7 @@ class _Handler(SimulatorHandler):
         chunk = [self.simulator._render(table, r, fields, exclude) for r in rows[offset:offset + limit]]
         body = compact_json({"result": chunk})
         headers = {"X-Total-Count": str(len(rows)), "Link": self._links(table, q, offset, limit, len(rows))}
-        self._serve((table, page), body, headers=headers)
+        self._serve((table, page), body, headers=headers, records=len(chunk))
 
     def _links(self, table: str, q: dict[str, str], offset: int, limit: int, total: int) -> str:
         base = f"{self.simulator.url}/api/now/table/{table}"

@@ -142,6 +142,22 @@ def test_latency_delays_every_page_but_not_errors(portal: FamilyPortal):
     assert time.perf_counter() - started < 0.5
 
 
+def test_latency_per_record_grows_with_the_records_on_the_page(portal: FamilyPortal):
+    total = len(_all(portal, "responsables")[0])
+    last = -(-total // 50)  # the last page holds what is left over
+    portal.latency_per_record = 0.4 / 50  # 0.4 s for a full page of 50
+    try:
+        started = time.perf_counter()
+        assert len(_get(portal).json()["data"]) == 50
+        full = time.perf_counter() - started
+        started = time.perf_counter()
+        assert len(_get(portal, last + 1).json()["data"]) == 0  # past the end: no record, no wait
+        empty = time.perf_counter() - started
+    finally:
+        portal.latency_per_record = 0.0
+    assert full >= 0.4 and empty < 0.2
+
+
 def test_fault_targets_a_page_and_a_count(portal: FamilyPortal):
     portal.inject("500", collection="responsables", page=2, count=2)
     assert _get(portal, 1).status_code == 200
