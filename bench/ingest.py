@@ -368,9 +368,9 @@ def main() -> None:
             rows.append(bench_files(root, args.rows))
         if "http" in only:
             rows.extend(bench_http(root, args.people, args.latency_ms, args.ms_per_1000))
-    print(f"{'connector':36} {'rows':>10} {'hub rows/s':>12} {'baseline rows/s':>16} {'ratio':>7}  target")
+    print(f"{'connector':46} {'rows':>10} {'hub rows/s':>12} {'baseline rows/s':>16} {'ratio':>7}  target")
     for name, n, took, base, target in rows:
-        print(f"{name:36} {n:>10,} {n / took:>12,.0f} {n / base:>16,.0f} {base / took:>7.0%}  {target}")
+        print(f"{name:46} {n:>10,} {n / took:>12,.0f} {n / base:>16,.0f} {base / took:>7.0%}  {target}")
 
 
 if __name__ == "__main__":
