@@ -1,4 +1,5 @@
-"""Every hub process runs dlt without telemetry: no pipeline run is reported outside the authority."""
+"""Every hub process runs dlt without telemetry (no pipeline run is reported outside the authority)
+and without leaving copies of the loaded rows on disk."""
 
 from __future__ import annotations
 
@@ -21,11 +22,21 @@ print(telemetry.is_telemetry_started(), anon_tracker._ANON_TRACKER_ENDPOINT)
 """
 
 
+_BARE_ENV = {k: v for k, v in os.environ.items()
+             if k not in ("RUNTIME__DLTHUB_TELEMETRY", "PROVIDERS__ENABLE_AIRFLOW_SECRETS", "LOAD__DELETE_COMPLETED_JOBS")}
+
+
 def test_a_pipeline_run_after_importing_connectors_starts_no_telemetry(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME__DLTHUB_TELEMETRY",
-                                                             "PROVIDERS__ENABLE_AIRFLOW_SECRETS")}
-    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300, check=True)
+    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=tmp_path, env=_BARE_ENV, capture_output=True,
+                         text=True, timeout=300, check=True)
     started, endpoint = out.stdout.split()[-2:]
     assert started == "True"  # dlt did initialise its telemetry machinery for the run...
     assert endpoint == "None"  # ...but no tracker endpoint: nothing is sent
+
+
+def test_a_loaded_package_keeps_no_copy_of_the_rows(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", _PROBE], cwd=tmp_path, env=_BARE_ENV, capture_output=True, text=True,
+                   timeout=300, check=True)
+    loaded = tmp_path / "pipelines" / "probe" / "load" / "loaded"
+    assert [p.name for p in loaded.iterdir()]  # the package is recorded as loaded...
+    assert not [p for p in loaded.rglob("*") if p.suffix in (".parquet", ".jsonl", ".csv", ".gz")]  # ...its rows gone
