@@ -263,6 +263,7 @@ class SimulatorProcess:
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(kind, str(sandbox_root), child), daemon=True)
         self._proc.start()
+        child.close()  # the child's end lives in the child only: if it dies, recv() raises EOFError
         self.__dict__.update(self._conn.recv())
 
     def set_latency(self, per_page: float, per_record: float) -> None:
