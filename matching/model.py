@@ -352,8 +352,11 @@ def _round_probabilities(model: dict[str, Any]) -> None:
 
 
 def model_version(model_json: dict[str, Any]) -> str:
-    """A short content hash of the model (settings and trained parameters)."""
+    """A short content hash of the model (settings and trained parameters) and of what shapes its
+    input outside the JSON (:data:`RARE_NAME_MAX`, which decides the ``rare_name_key`` its blocking
+    rules read): changing either is a different model."""
     body = {k: v for k, v in model_json.items() if k != "linker_uid"}
+    body["hub_model_input"] = {"rare_name_max": RARE_NAME_MAX}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     return f"m-{digest[:12]}"
 

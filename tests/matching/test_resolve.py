@@ -48,6 +48,13 @@ def test_training_is_reproducible_and_the_version_is_a_content_hash(sandbox_reco
     assert model_version(changed) != resolution.model_version
 
 
+def test_the_version_changes_with_the_rare_name_threshold(resolution, monkeypatch):
+    import matching.model as mdl
+
+    monkeypatch.setattr(mdl, "RARE_NAME_MAX", mdl.RARE_NAME_MAX + 1)  # the same JSON, other blocking input
+    assert model_version(resolution.model_json) != resolution.model_version
+
+
 def test_a_given_model_is_used_as_is(sandbox_records, resolution):
     again = resolve(sandbox_records, model_json=resolution.model_json)
     assert again.model_version == resolution.model_version
