@@ -24,6 +24,13 @@ A foyer sharing no member with a previous one is named ``foyer:<smallest silo gr
 ``foyer:<smallest citizen id>`` for a foyer found by address), with ``#2``, ``#3``… when that
 name belonged to another foyer in the previous publication: a name is never handed to another
 foyer while the previous one is still on record.
+
+Implementation: DuckDB SQL over Arrow. The groupings are numbered in name order so that the
+merging (connected components, ``_components``) runs on integer arrays; a component's smallest
+number is its smallest grouping name. Ordered distinct lists are built as
+``list_sort(list_distinct(list(x)))``, which gives what ``string_agg(DISTINCT x ORDER BY x)``
+gives for about half the cost. Outputs are sorted: members by foyer, role (descending), citizen;
+foyers by id, those without a responsable (children only) last.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import logging
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -44,23 +52,18 @@ log = logging.getLogger(__name__)
 ADULT_ROLES = ("responsable", "conjoint")
 
 
-def _components(edges: list[tuple[str, str]], nodes: list[str]) -> dict[str, str]:
-    """Union-find: node -> smallest node of its connected component."""
-    parent = {n: n for n in nodes}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            parent[rb] = ra
-    return {n: find(n) for n in nodes}
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of nodes ``0..n-1`` joined by the edges ``a[i]-b[i]``: each node's
+    smallest node (labels only go down, to the smallest label of a neighbour, until every edge
+    joins two equal labels)."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[a], label[b])
+        np.minimum.at(label, a, low)
+        np.minimum.at(label, b, low)
+        label = label[label]
+        if np.array_equal(label[a], label[b]):
+            return label
 
 
 def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table, *,
@@ -98,15 +101,24 @@ CREATE TEMP TABLE m AS
 SELECT m.household_id AS grouping, l.citizen_id, lower(m.role) AS role, m.valid_from, m.valid_to,
        (m.valid_to IS NULL OR m.valid_to >= $today) AS current
 FROM m_in m JOIN links_in l USING (record_key)""", {"today": today})
-        nodes = [r[0] for r in con.sql("SELECT DISTINCT grouping FROM m ORDER BY 1").fetchall()]
+        # silo groupings numbered in name order; two share a foyer when they share a current adult
+        con.execute("""
+CREATE TEMP TABLE node AS
+SELECT grouping, row_number() OVER (ORDER BY grouping) - 1 AS gid FROM (SELECT DISTINCT grouping FROM m)""")
         edges = con.sql("""
-SELECT DISTINCT a.grouping, b.grouping FROM m a JOIN m b
+SELECT DISTINCT na.gid AS a, nb.gid AS b FROM m a JOIN m b
   ON a.citizen_id = b.citizen_id AND a.grouping < b.grouping
+JOIN node na ON na.grouping = a.grouping JOIN node nb ON nb.grouping = b.grouping
 WHERE a.current AND b.current AND a.role IN ('responsable', 'conjoint') AND b.role IN ('responsable', 'conjoint')
-""").fetchall()
-        comp = _components(edges, nodes)
-        con.register("comp", pa.table({"grouping": pa.array(list(comp), pa.string()),
-                                       "foyer": pa.array([f"foyer:{v}" for v in comp.values()], pa.string())}))
+""").to_arrow_table()
+        n = con.sql("SELECT count(*) FROM node").fetchall()[0][0]
+        root = _components(n, edges["a"].to_numpy(), edges["b"].to_numpy())
+        con.register("roots", pa.table({"gid": np.arange(n), "root": root}))
+        # each grouping's foyer is named after the smallest grouping it is merged with
+        con.execute("""
+CREATE TEMP TABLE comp AS
+SELECT n.grouping, 'foyer:' || r.grouping AS foyer
+FROM node n JOIN roots USING (gid) JOIN node r ON r.gid = roots.root""")
         con.execute("""
 CREATE TEMP TABLE person AS
 SELECT p.citizen_id, k.address_key AS addr, k.name_key AS surname_std, p.birth_date, p.address_line, p.postcode,
@@ -143,7 +155,7 @@ WITH per AS (
            count(*) FILTER (WHERE role = 'responsable') AS resp,
            min(valid_from) AS valid_from,
            CASE WHEN bool_or(valid_to IS NULL) THEN NULL ELSE max(valid_to) END AS valid_to,
-           coalesce(string_agg(DISTINCT nullif(grouping, ''), ',' ORDER BY nullif(grouping, '')), '') AS sources
+           coalesce(array_to_string(list_sort(list_distinct(list(nullif(grouping, '')))), ','), '') AS sources
     FROM mem GROUP BY foyer, citizen_id
 ),
 ranked AS (
@@ -166,7 +178,7 @@ WITH counts AS (
     FROM members GROUP BY household_id
 ),
 groupings AS (
-    SELECT foyer AS household_id, string_agg(DISTINCT grouping, ',' ORDER BY grouping) AS source_households
+    SELECT foyer AS household_id, array_to_string(list_sort(list_distinct(list(grouping))), ',') AS source_households
     FROM mem WHERE grouping <> '' GROUP BY foyer
 ),
 head AS (
@@ -179,7 +191,7 @@ SELECT c.household_id, p.address_line, p.postcode, p.city, c.members, c.minors,
        $now AS updated_at
 FROM counts c LEFT JOIN groupings g USING (household_id) LEFT JOIN head h USING (household_id)
 LEFT JOIN person p ON p.citizen_id = h.citizen_id
-ORDER BY h.household_id""", params={"today": today, "now": now}).to_arrow_table()
+ORDER BY h.household_id, c.household_id""", params={"today": today, "now": now}).to_arrow_table()
     finally:
         con.close()
     hs, ms = arrow_schema(HOUSEHOLD), arrow_schema(HOUSEHOLD_MEMBER)
