@@ -6,18 +6,40 @@ null), the records are ranked by the attribute's criteria (by default proof leve
 priority, then recency, then frequency) and closed by the smallest record key, so ties resolve the
 same on every run and in any row order.
 
-Everything runs as DuckDB SQL over Arrow, on a long table of candidates (one row per record and
-attribute). The criteria are packed into one integer ranking key per candidate, so two hash
-aggregations (no sort) pick each value's best record and then the two best values; comparing
-the winner with the runner-up names the criterion that decided (the ``rule`` kept as provenance).
-
 The postal address (street line, postcode, commune) survives as one block from one record, so a
 golden address never mixes the street of one record with the postcode of another.
+
+How it runs: DuckDB SQL over Arrow, one statement per temp table (one plan each is cheaper than
+one big plan). The steps, with their share of the 2-core sandbox's 1M-person build:
+
+1. ``rec`` — one row per linked record: the columns the candidates read, the record's ordinal
+   ``rid`` (record-key order: the final tie-break) and its citizen's ordinal ``cid`` (citizen-id
+   order). Both are numbered on the narrow key columns and joined back: a window over the wide
+   rows would carry every column through its sort.
+2. ``vals`` — the candidates (one per record and attribute holding a usable value; attributes
+   are small integer codes ``a``), streamed into one hash aggregation: one row per citizen,
+   attribute and distinct value, with the value's frequency and its best record's key. The
+   criteria are packed into one 128-bit integer ranking key per candidate (see ``_FIELDS``), so
+   ``max()`` ranks and nothing is sorted. Only integers are kept: the value as displayed is
+   computed for the winners alone.
+3. ``top`` — per citizen and attribute: how many values, and the best value's key, whose bits
+   name the winning record (``rid``) and whether it is a fallback.
+4. ``contest`` — only where a citizen's attribute has two values or more (a few % of them): the
+   two best values and the criterion that separates them (the ``rule`` kept as provenance).
+   Elsewhere the rule is ``unanimous`` (or ``fallback``).
+5. ``winners`` — the winning record's value, comparison key and provenance, joined from ``rec``
+   by ``rid``.
+
+The outputs keep their documented order (citizens by id; attributes by citizen and attribute;
+discrepancies by silo, record and attribute) but sort on the integer ordinals, which follow the
+string order. A discrepancy needs a second value, so the worklists re-read the candidates of the
+contested citizens only.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +80,18 @@ _GOLDEN_ATTRIBUTES = ("given_names", "birth_name", "usage_name", "sex", "birth_d
 _NO_PRIORITY = 1000
 
 
+# Integer codes: ``a`` of a candidate attribute; the output order of a golden attribute name
+# (alphabetical, as ``ORDER BY attribute`` sorts the strings).
+_CODE = {attr: i for i, attr in enumerate(_CANDIDATES)}
+_NAMES_SQL = "[" + ", ".join(f"'{attr}'" for attr in _CANDIDATES) + "]"
+_OUTPUT_ORDER = {name: i for i, name in enumerate(sorted((set(_CANDIDATES) - {"address"}) | set(_ADDRESS_PARTS)))}
+
+
+def _name_sql(code: str) -> str:
+    """SQL: the attribute name of a code column."""
+    return f"{_NAMES_SQL}[{code} + 1]"
+
+
 @dataclass(frozen=True)
 class Survivorship:
     """What survivorship produces: the golden rows and their provenance and worklists."""
@@ -74,48 +108,70 @@ class Survivorship:
         return self.citizens.num_rows
 
 
-def _candidates_sql(rules: dict[str, dict[str, Any]]) -> str:
-    parts = []
+def _kinds(rules: dict[str, dict[str, Any]]) -> list[tuple[str, int, str, str]]:
+    """(attribute, fallback, display value SQL, comparison key SQL) of each kind of candidate."""
+    kinds = []
     for attr, (value, key) in _CANDIDATES.items():
         if attr not in rules:
             continue
-        addr = ", ".join(f"{expr} AS {name}" if attr == "address" else f"NULL AS {name}"
-                         for name, expr in _ADDRESS_PARTS.items())
-        parts.append(f"SELECT citizen_id, record_key, rid, source_system, certification_level, updated_at, "
-                     f"'{attr}' AS attribute, 0 AS fallback, {key} AS k, {value} AS v, {addr} FROM base")
+        kinds.append((attr, 0, value, key))
         fb = rules[attr].get("fallback")
         if fb and fb in _CANDIDATES:
-            fvalue, fkey = _CANDIDATES[fb]
-            nulls = ", ".join(f"NULL AS {name}" for name in _ADDRESS_PARTS)
-            parts.append(f"SELECT citizen_id, record_key, rid, source_system, certification_level, updated_at, "
-                         f"'{attr}' AS attribute, 1 AS fallback, {fkey} AS k, {fvalue} AS v, {nulls} FROM base")
+            kinds.append((attr, 1, *_CANDIDATES[fb]))
+    return kinds
+
+
+def _candidates_sql(rules: dict[str, dict[str, Any]], source: str, columns: str, *, with_value: bool) -> str:
+    """SQL of the candidates of ``source`` records: ``columns``, a, fallback, k (and v)."""
+    parts = []
+    for attr, fallback, value, key in _kinds(rules):
+        v = f", {value} AS v" if with_value else ""
+        parts.append(f"SELECT {columns}, {_CODE[attr]} AS a, {fallback} AS fallback, {key} AS k{v} FROM {source}")
     return " UNION ALL ".join(f"SELECT * FROM ({p}) WHERE k IS NOT NULL" for p in parts)
+
+
+def _kind_sql(rules: dict[str, dict[str, Any]], pick: int, a: str, fallback: str) -> str:
+    """SQL: per kind of candidate (``a``, ``fallback`` columns), its value (pick 2) or key (pick 3)."""
+    whens = " ".join(f"WHEN {a} = {_CODE[kind[0]]} AND {fallback} = {kind[1]} THEN {kind[pick]}"
+                     for kind in _kinds(rules))
+    return f"CASE {whens} END" if whens else "CAST(NULL AS VARCHAR)"
+
+
+def _record_columns(std: pa.Table) -> list[str]:
+    """The standardised columns the candidates' SQL reads."""
+    sql = " ".join(e for pair in _CANDIDATES.values() for e in pair) + " " + " ".join(_ADDRESS_PARTS.values())
+    fixed = {"record_key", "citizen_id", "source_system", "certification_level", "updated_at"}
+    return [c for c in std.column_names if c not in fixed and re.search(rf"\b{re.escape(c)}\b", sql)]
 
 
 # Each criterion as a bounded non-negative integer, bigger is better, and its width in bits. The
 # ranking key packs them, in the attribute's order, into one HUGEINT with the record's ordinal
-# (smallest record key best) in the lowest bits: one integer max() ranks, no sort needed.
+# (smallest record key best) in the lowest bits: one integer max() ranks, no sort needed. A
+# value's key adds 1 << 120 when it is not a fallback: the key alone names the best record
+# (lowest bits) and whether it is a fallback.
 _FIELDS = {
-    "certification": ("certification_level", "least(greatest(certification_level, 0), 3)", 2),
-    "source_priority": ("prank", f"{2 * _NO_PRIORITY} - prank", 11),
-    "recency": ("secs", "least(greatest(coalesce(secs, 0), 0), 34359738367)", 35),
-    "frequency": ("freq", "least(freq, 16777215)", 24),
+    "certification": ("least(greatest(certification_level, 0), 3)", 2),
+    "source_priority": (f"{2 * _NO_PRIORITY} - prank", 11),
+    "recency": ("least(greatest(coalesce(secs, 0), 0), 34359738367)", 35),
+    "frequency": ("least(freq, 16777215)", 24),
 }
 _RID_BITS = 32
+_RID_MASK = (1 << _RID_BITS) - 1
+_FALLBACK_BIT = 120
 
 
 def _packed_key_sql(rules: dict[str, dict[str, Any]], *, with_frequency: bool) -> str:
     """SQL of the packed ranking key per attribute (frequency 0 when not ``with_frequency``)."""
     whens = []
     for attr, rule in rules.items():
-        shift, terms = _RID_BITS, [f"CAST({(1 << _RID_BITS) - 1} - rid AS HUGEINT)"]
+        shift, terms = _RID_BITS, [f"CAST({_RID_MASK} - rid AS HUGEINT)"]
         for c in reversed(rule["order"]):
-            _, expr, width = _FIELDS[c]
+            expr, width = _FIELDS[c]
             if c != "frequency" or with_frequency:
                 terms.append(f"(CAST({expr} AS HUGEINT) << {shift})")
             shift += width
-        whens.append(f"WHEN '{attr}' THEN {' + '.join(terms)}")
-    return f"CASE attribute {' '.join(whens)} END"
+        whens.append(f"WHEN {_CODE[attr]} THEN {' + '.join(terms)}")
+    return f"CASE a {' '.join(whens)} END"
 
 
 def _frequency_term_sql(rules: dict[str, dict[str, Any]]) -> str:
@@ -124,78 +180,106 @@ def _frequency_term_sql(rules: dict[str, dict[str, Any]]) -> str:
     for attr, rule in rules.items():
         if "frequency" not in rule["order"]:
             continue
-        shift = _RID_BITS + sum(_FIELDS[c][2] for c in rule["order"][rule["order"].index("frequency") + 1:])
-        whens.append(f"WHEN '{attr}' THEN (CAST({_FIELDS['frequency'][1]} AS HUGEINT) << {shift})")
-    return f"CASE attribute {' '.join(whens)} ELSE CAST(0 AS HUGEINT) END" if whens else "CAST(0 AS HUGEINT)"
+        shift = _RID_BITS + sum(_FIELDS[c][1] for c in rule["order"][rule["order"].index("frequency") + 1:])
+        whens.append(f"WHEN {_CODE[attr]} THEN (CAST({_FIELDS['frequency'][0]} AS HUGEINT) << {shift})")
+    return f"CASE a {' '.join(whens)} ELSE CAST(0 AS HUGEINT) END" if whens else "CAST(0 AS HUGEINT)"
 
 
 def _rule_names_sql(rules: dict[str, dict[str, Any]]) -> str:
-    def differs(c: str) -> str:
-        return "p.w_freq <> p.c_freq" if c == "frequency" else f"w.{_FIELDS[c][0]} <> c.{_FIELDS[c][0]}"
-
+    """CASE branches naming the first criterion on which the winner ``w`` and runner-up ``c`` differ."""
+    differs = {"certification": "w.certification_level <> c.certification_level",
+               "source_priority": f"coalesce(wp.rank, {_NO_PRIORITY}) <> coalesce(cp.rank, {_NO_PRIORITY})",
+               "recency": "w.secs <> c.secs",
+               "frequency": "p.w_freq <> p.c_freq"}
     decide = []
     for i in range(len(CRITERIA)):
-        whens = " ".join(f"WHEN '{a}' THEN {differs(r['order'][i])}" for a, r in rules.items() if i < len(r["order"]))
-        names = " ".join(f"WHEN '{a}' THEN '{r['order'][i]}'" for a, r in rules.items() if i < len(r["order"]))
+        whens = " ".join(f"WHEN {_CODE[a]} THEN {differs[r['order'][i]]}" for a, r in rules.items()
+                         if i < len(r["order"]))
+        names = " ".join(f"WHEN {_CODE[a]} THEN '{r['order'][i]}'" for a, r in rules.items() if i < len(r["order"]))
         if whens:
-            decide.append(f"WHEN coalesce(CASE p.attribute {whens} END, false) THEN CASE p.attribute {names} END")
+            decide.append(f"WHEN coalesce(CASE p.a {whens} END, false) THEN CASE p.a {names} END")
     return " ".join(decide)
 
 
-def _sql(rules: dict[str, dict[str, Any]]) -> dict[str, str]:
-    rid_mask = (1 << _RID_BITS) - 1
+def _sql(rules: dict[str, dict[str, Any]], record_columns: list[str]) -> dict[str, str]:
+    prank = f"coalesce(p.rank, {_NO_PRIORITY})"
     return {
-        "cand": f"""
-CREATE TEMP TABLE cand AS
-WITH base AS (
-    SELECT l.citizen_id, s.*, row_number() OVER (ORDER BY s.record_key) AS rid
-    FROM std s JOIN links_in l USING (record_key)
+        "rec": f"""
+CREATE TEMP TABLE rec AS
+WITH ids AS (
+    SELECT record_key, citizen_id, row_number() OVER (ORDER BY record_key) AS rid
+    FROM (SELECT s.record_key, l.citizen_id FROM std s JOIN links_in l USING (record_key))
 ),
-raw AS ({_candidates_sql(rules)}),
-keyed AS (
-    SELECT raw.*, coalesce(p.rank, {_NO_PRIORITY}) AS prank, CAST(epoch(raw.updated_at) AS BIGINT) AS secs
-    FROM raw LEFT JOIN prio p ON p.attribute = raw.attribute AND p.source_system = raw.source_system
-)
-SELECT *, {_packed_key_sql(rules, with_frequency=False)} AS row_key FROM keyed
+cit AS (SELECT citizen_id, row_number() OVER (ORDER BY citizen_id) AS cid FROM (SELECT DISTINCT citizen_id FROM ids))
+SELECT cit.cid, ids.rid, ids.citizen_id, s.record_key, s.source_system, s.certification_level, s.updated_at,
+       CAST(epoch(s.updated_at) AS BIGINT) AS secs, {", ".join(f"s.{c}" for c in record_columns)}
+FROM std s JOIN ids USING (record_key) JOIN cit USING (citizen_id)
 """,
-        # one row per distinct value: its frequency and its best record's key (integers only)
+        # one row per distinct value: its frequency and its key (its best record's, plus frequency)
         "vals": f"""
 CREATE TEMP TABLE vals AS
-SELECT citizen_id, attribute, fallback, k, freq,
-       CAST({rid_mask} - (best_key & {rid_mask}) AS BIGINT) AS rid,
-       (CAST(1 - fallback AS HUGEINT) << 120) + best_key + {_frequency_term_sql(rules)} AS value_key
-FROM (SELECT citizen_id, attribute, fallback, k, count(*) AS freq, max(row_key) AS best_key
-      FROM cand GROUP BY citizen_id, attribute, fallback, k)
+WITH cand AS ({_candidates_sql(rules, "rec", "cid, rid, source_system, certification_level, secs",
+                               with_value=False)}),
+keyed AS (
+    SELECT cand.*, {prank} AS prank FROM cand LEFT JOIN prio p ON p.a = cand.a AND p.source_system = cand.source_system
+)
+SELECT cid, a, fallback, freq,
+       (CAST(1 - fallback AS HUGEINT) << {_FALLBACK_BIT}) + best_key + {_frequency_term_sql(rules)} AS value_key
+FROM (SELECT cid, a, fallback, k, count(*) AS freq, max({_packed_key_sql(rules, with_frequency=False)}) AS best_key
+      FROM keyed GROUP BY cid, a, fallback, k)
 """,
-        # the two best values of each citizen and attribute
-        "ranked": """
-CREATE TEMP TABLE ranked AS
-SELECT citizen_id, attribute, count(*) FILTER (WHERE fallback = 0) AS n_values,
-       max_by(struct_pack(fallback, k, freq, rid), value_key, 2) AS top
-FROM vals GROUP BY citizen_id, attribute
+        # per citizen and attribute: how many values, the best one's key
+        "top": """
+CREATE TEMP TABLE top AS
+SELECT cid, a, count(*) AS n, count(*) FILTER (WHERE fallback = 0) AS n_values, max(value_key) AS best
+FROM vals GROUP BY cid, a
+""",
+        # where there are two values or more: the criterion that separates the two best
+        "contest": f"""
+CREATE TEMP TABLE contest AS
+WITH two AS (
+    SELECT v.cid, v.a, max_by(struct_pack(v.fallback, v.freq, v.value_key), v.value_key, 2) AS top
+    FROM vals v SEMI JOIN top t ON t.cid = v.cid AND t.a = v.a AND t.n > 1
+    GROUP BY v.cid, v.a
+),
+p AS (
+    SELECT cid, a, top[1].fallback AS w_fallback, top[1].freq AS w_freq,
+           CAST({_RID_MASK} - (top[1].value_key & {_RID_MASK}) AS BIGINT) AS w_rid,
+           top[2].fallback AS c_fallback, top[2].freq AS c_freq,
+           CAST({_RID_MASK} - (top[2].value_key & {_RID_MASK}) AS BIGINT) AS c_rid
+    FROM two
+)
+SELECT p.cid, p.a,
+       CASE WHEN p.w_fallback = 1 THEN 'fallback'
+            WHEN p.c_fallback = 1 THEN 'unanimous'
+            {_rule_names_sql(rules)}
+            ELSE 'tie_break' END AS rule
+FROM p JOIN rec w ON w.rid = p.w_rid JOIN rec c ON c.rid = p.c_rid
+LEFT JOIN prio wp ON wp.a = p.a AND wp.source_system = w.source_system
+LEFT JOIN prio cp ON cp.a = p.a AND cp.source_system = c.source_system
 """,
         "winners": f"""
 CREATE TEMP TABLE winners AS
-SELECT p.citizen_id, p.attribute, w.k, w.v, w.address_line, w.postcode, w.city, w.record_key, w.source_system,
-       w.certification_level, w.updated_at, w.fallback,
-       CASE WHEN w.fallback = 1 THEN 'fallback'
-            WHEN p.c_k IS NULL OR p.c_fallback = 1 THEN 'unanimous'
-            {_rule_names_sql(rules)}
-            ELSE 'tie_break' END AS rule,
-       p.n_values AS candidates
-FROM (SELECT citizen_id, attribute, n_values, top[1].fallback AS w_fallback, top[1].rid AS w_rid,
-             top[1].freq AS w_freq, top[2].fallback AS c_fallback, top[2].rid AS c_rid, top[2].k AS c_k,
-             top[2].freq AS c_freq
-      FROM ranked) p
-JOIN cand w ON w.rid = p.w_rid AND w.attribute = p.attribute AND w.fallback = p.w_fallback
-LEFT JOIN cand c ON c.rid = p.c_rid AND c.attribute = p.attribute AND c.fallback = p.c_fallback
+WITH t AS (
+    SELECT cid, a, n_values, 1 - CAST(best >> {_FALLBACK_BIT} AS INTEGER) AS fallback,
+           CAST({_RID_MASK} - (best & {_RID_MASK}) AS BIGINT) AS rid
+    FROM top
+)
+SELECT t.cid, w.citizen_id, t.a, t.fallback, {_kind_sql(rules, 3, "t.a", "t.fallback")} AS k,
+       {_kind_sql(rules, 2, "t.a", "t.fallback")} AS v,
+       {", ".join(f"CASE WHEN t.a = {_CODE['address']} AND t.fallback = 0 THEN {expr} END AS {name}"
+                  for name, expr in _ADDRESS_PARTS.items())},
+       w.record_key, w.source_system, w.certification_level, w.updated_at,
+       coalesce(c.rule, CASE WHEN t.fallback = 1 THEN 'fallback' ELSE 'unanimous' END) AS rule,
+       t.n_values AS candidates
+FROM t JOIN rec w ON w.rid = t.rid LEFT JOIN contest c ON c.cid = t.cid AND c.a = t.a
 """,
     }
 
 
 def _prio_table(rules: dict[str, dict[str, Any]]) -> pa.Table:
-    rows = [(a, s, i) for a, r in rules.items() for i, s in enumerate(r.get("source_priority", []))]
-    return pa.table({"attribute": pa.array([r[0] for r in rows], pa.string()),
+    rows = [(_CODE[a], s, i) for a, r in rules.items() for i, s in enumerate(r.get("source_priority", []))]
+    return pa.table({"a": pa.array([r[0] for r in rows], pa.int32()),
                      "source_system": pa.array([r[1] for r in rows], pa.string()),
                      "rank": pa.array([r[2] for r in rows], pa.int32())})
 
@@ -221,15 +305,12 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
         con.register("std", std)
         con.register("links_in", citizen_links.select(["record_key", "citizen_id"]))
         con.register("prio", _prio_table(rules))
-        sql = _sql(rules)
-        for step in ("cand", "vals", "ranked", "winners"):  # one statement each: cheaper than one plan
+        sql = _sql(rules, _record_columns(std))
+        for step in ("rec", "vals", "top", "contest", "winners"):
             con.execute(sql[step])
-        citizens = _citizens(con, now)
+        citizens, keys = _citizens(con, now)
         attributes = _attributes(con, rules)
         discrepancies = _discrepancies(con, rules)
-        keys = con.sql("SELECT citizen_id, max(k) FILTER (WHERE attribute = 'address') AS address_key, "
-                       "max(k) FILTER (WHERE attribute = 'usage_name') AS name_key "
-                       "FROM winners GROUP BY citizen_id").to_arrow_table()
     finally:
         con.close()
     log.info("survivorship: %d citizens, %d attribute provenances, %d discrepancies from %d links",
@@ -237,54 +318,63 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     return Survivorship(citizens, attributes, discrepancies, keys)
 
 
-def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> pa.Table:
+def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pa.Table, pa.Table]:
+    """The golden citizens, and their standardised address and usage name (the foyers' keys)."""
     pivot = []
     for a in _GOLDEN_ATTRIBUTES:
         if a in _ADDRESS_PARTS:
-            pivot.append(f"max({a}) FILTER (WHERE attribute = 'address') AS {a}")
+            pivot.append(f"max({a}) FILTER (WHERE a = {_CODE['address']}) AS {a}")
         elif a == "birth_date":
-            pivot.append("CAST(max(v) FILTER (WHERE attribute = 'birth_date') AS DATE) AS birth_date")
+            pivot.append(f"CAST(max(v) FILTER (WHERE a = {_CODE['birth_date']}) AS DATE) AS birth_date")
         else:
-            pivot.append(f"max(v) FILTER (WHERE attribute = '{a}') AS {a}")
+            pivot.append(f"max(v) FILTER (WHERE a = {_CODE[a]}) AS {a}")
+    pivot.append(f"max(k) FILTER (WHERE a = {_CODE['address']}) AS address_key")
+    pivot.append(f"max(k) FILTER (WHERE a = {_CODE['usage_name']}) AS name_key")
     out = con.sql(f"""
 WITH counts AS (
-    SELECT l.citizen_id, count(*) AS record_count,
-           string_agg(DISTINCT s.source_system, ',' ORDER BY s.source_system) AS source_systems
-    FROM std s JOIN links_in l USING (record_key) GROUP BY l.citizen_id
+    SELECT cid, any_value(citizen_id) AS citizen_id, count(*) AS record_count,
+           array_to_string(list_sort(list_distinct(list(source_system))), ',') AS source_systems
+    FROM rec GROUP BY cid
 ),
-g AS (SELECT citizen_id, {", ".join(pivot)} FROM winners GROUP BY citizen_id)
-SELECT counts.citizen_id, g.* EXCLUDE (citizen_id), record_count, source_systems, $now AS updated_at
-FROM counts LEFT JOIN g USING (citizen_id) ORDER BY counts.citizen_id
+g AS (SELECT cid, {", ".join(pivot)} FROM winners GROUP BY cid)
+SELECT counts.citizen_id, g.* EXCLUDE (cid), record_count, source_systems, $now AS updated_at
+FROM counts LEFT JOIN g USING (cid) ORDER BY cid
 """, params={"now": now}).to_arrow_table()
     schema = arrow_schema(CITIZEN)
-    return out.select(schema.names).cast(schema)
+    return out.select(schema.names).cast(schema), out.select(["citizen_id", "address_key", "name_key"])
 
 
 def _attributes(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
-    conflict = [a for a, r in rules.items() if r.get("conflict")]
-    parts = ["SELECT *, attribute AS golden_attribute, v AS value FROM winners WHERE attribute <> 'address'"]
-    parts += [f"SELECT *, '{p}', {p} FROM winners WHERE attribute = 'address' AND {p} IS NOT NULL"
+    conflict = [_CODE[a] for a, r in rules.items() if r.get("conflict")] or [-1]
+    address = _CODE["address"]
+    order = "CASE a " + " ".join(f"WHEN {_CODE[a]} THEN {_OUTPUT_ORDER[a]}" for a in _CANDIDATES if a != "address")
+    parts = [f"SELECT *, {_name_sql('a')} AS golden_attribute, {order} END AS o, v AS value FROM winners "
+             f"WHERE a <> {address}"]
+    parts += [f"SELECT *, '{p}', {_OUTPUT_ORDER[p]}, {p} FROM winners WHERE a = {address} AND {p} IS NOT NULL"
               for p in _ADDRESS_PARTS]
     out = con.sql(f"""
 SELECT citizen_id, golden_attribute AS attribute, value, record_key, source_system, certification_level,
-       updated_at AS observed_at, rule, (candidates > 1 AND list_contains($conflict, attribute)) AS conflict,
+       updated_at AS observed_at, rule, (candidates > 1 AND a IN ({", ".join(map(str, conflict))})) AS conflict,
        CAST(candidates AS INTEGER) AS candidates
-FROM ({" UNION ALL ".join(parts)}) ORDER BY citizen_id, attribute
-""", params={"conflict": conflict or [""]}).to_arrow_table()
+FROM ({" UNION ALL ".join(parts)}) ORDER BY cid, o
+""").to_arrow_table()
     schema = arrow_schema(CITIZEN_ATTRIBUTE)
     return out.select(schema.names).cast(schema)
 
 
 def _discrepancies(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
-    worklist = [a for a, r in rules.items() if r.get("worklist")]
-    out = con.sql("""
-SELECT c.source_system, c.record_key, c.citizen_id, c.attribute, c.v AS silo_value, w.v AS golden_value,
-       w.record_key AS golden_record_key, w.source_system AS golden_source_system,
+    worklist = [_CODE[a] for a, r in rules.items() if r.get("worklist")] or [-1]
+    # only a contested citizen (two values of an attribute) has records differing from the golden value
+    contested = "(SELECT * FROM rec WHERE cid IN (SELECT cid FROM contest))"
+    cand = _candidates_sql(rules, contested, "cid, citizen_id, record_key, source_system", with_value=True)
+    out = con.sql(f"""
+SELECT c.source_system, c.record_key, c.citizen_id, {_name_sql('c.a')} AS attribute, c.v AS silo_value,
+       w.v AS golden_value, w.record_key AS golden_record_key, w.source_system AS golden_source_system,
        w.certification_level AS golden_certification_level
-FROM cand c JOIN winners w ON w.citizen_id = c.citizen_id AND w.attribute = c.attribute
-WHERE c.fallback = 0 AND c.k <> w.k AND list_contains($worklist, c.attribute)
-ORDER BY c.source_system, c.record_key, c.attribute
-""", params={"worklist": worklist or [""]}).to_arrow_table()
+FROM ({cand}) c JOIN winners w ON w.cid = c.cid AND w.a = c.a
+WHERE c.fallback = 0 AND c.k <> w.k AND c.a IN ({", ".join(map(str, worklist))})
+ORDER BY c.source_system, c.record_key, attribute
+""").to_arrow_table()
     schema = arrow_schema(DISCREPANCY)
     return out.select(schema.names).cast(schema)
 
