@@ -56,7 +56,10 @@ log = logging.getLogger(__name__)
 
 def _name_value(raw: str, std: str) -> str:
     # As the silo wrote it, unless standardisation split it ("MARTIN née DUPONT"): then the part.
-    return f"CASE WHEN {_norm_text(raw)} = {std} THEN trim({raw}) ELSE {std} END"
+    # A standardised name is already normalised (A-Z words, single spaces), so when upper(raw)
+    # equals it the normalised raw does too: the costly normalisation runs for the other rows only.
+    return (f"CASE WHEN upper({raw}) = {std} OR {_norm_text(raw)} = {std} THEN trim({raw}) "
+            f"ELSE {std} END")
 
 
 # attribute -> (display value, comparison key: null when the value is unusable)
@@ -78,6 +81,8 @@ _ADDRESS_PARTS = {"address_line": "trim(address_line)", "postcode": "postcode_st
 _GOLDEN_ATTRIBUTES = ("given_names", "birth_name", "usage_name", "sex", "birth_date", "email", "phone",
                       "address_line", "postcode", "city")
 _NO_PRIORITY = 1000
+# the attributes whose winning comparison key is kept: the foyers match on them
+_KEYED = ("address", "usage_name")
 
 
 # Integer codes: ``a`` of a candidate attribute; the output order of a golden attribute name
@@ -121,19 +126,20 @@ def _kinds(rules: dict[str, dict[str, Any]]) -> list[tuple[str, int, str, str]]:
     return kinds
 
 
-def _candidates_sql(rules: dict[str, dict[str, Any]], source: str, columns: str, *, with_value: bool) -> str:
-    """SQL of the candidates of ``source`` records: ``columns``, a, fallback, k (and v)."""
+def _candidates_sql(rules: dict[str, dict[str, Any]], source: str, columns: str) -> str:
+    """SQL of the candidates of ``source`` records: ``columns``, a, fallback, k (no display value)."""
     parts = []
-    for attr, fallback, value, key in _kinds(rules):
-        v = f", {value} AS v" if with_value else ""
-        parts.append(f"SELECT {columns}, {_CODE[attr]} AS a, {fallback} AS fallback, {key} AS k{v} FROM {source}")
+    for attr, fallback, _, key in _kinds(rules):
+        parts.append(f"SELECT {columns}, {_CODE[attr]} AS a, {fallback} AS fallback, {key} AS k FROM {source}")
     return " UNION ALL ".join(f"SELECT * FROM ({p}) WHERE k IS NOT NULL" for p in parts)
 
 
-def _kind_sql(rules: dict[str, dict[str, Any]], pick: int, a: str, fallback: str) -> str:
-    """SQL: per kind of candidate (``a``, ``fallback`` columns), its value (pick 2) or key (pick 3)."""
+def _kind_sql(rules: dict[str, dict[str, Any]], pick: int, a: str, fallback: str,
+              only: tuple[str, ...] | None = None) -> str:
+    """SQL: per kind of candidate (``a``, ``fallback`` columns), its value (pick 2) or key (pick 3);
+    null for the attributes not in ``only`` when given."""
     whens = " ".join(f"WHEN {a} = {_CODE[kind[0]]} AND {fallback} = {kind[1]} THEN {kind[pick]}"
-                     for kind in _kinds(rules))
+                     for kind in _kinds(rules) if only is None or kind[0] in only)
     return f"CASE {whens} END" if whens else "CAST(NULL AS VARCHAR)"
 
 
@@ -218,8 +224,7 @@ FROM std s JOIN ids USING (record_key) JOIN cit USING (citizen_id)
         # one row per distinct value: its frequency and its key (its best record's, plus frequency)
         "vals": f"""
 CREATE TEMP TABLE vals AS
-WITH cand AS ({_candidates_sql(rules, "rec", "cid, rid, source_system, certification_level, secs",
-                               with_value=False)}),
+WITH cand AS ({_candidates_sql(rules, "rec", "cid, rid, source_system, certification_level, secs")}),
 keyed AS (
     SELECT cand.*, {prank} AS prank FROM cand LEFT JOIN prio p ON p.a = cand.a AND p.source_system = cand.source_system
 )
@@ -265,7 +270,8 @@ WITH t AS (
            CAST({_RID_MASK} - (best & {_RID_MASK}) AS BIGINT) AS rid
     FROM top
 )
-SELECT t.cid, w.citizen_id, t.a, t.fallback, {_kind_sql(rules, 3, "t.a", "t.fallback")} AS k,
+SELECT t.cid, w.citizen_id, t.a, t.fallback, t.rid,
+       {_kind_sql(rules, 3, "t.a", "t.fallback", only=_KEYED)} AS k,
        {_kind_sql(rules, 2, "t.a", "t.fallback")} AS v,
        {", ".join(f"CASE WHEN t.a = {_CODE['address']} AND t.fallback = 0 THEN {expr} END AS {name}"
                   for name, expr in _ADDRESS_PARTS.items())},
@@ -364,16 +370,28 @@ FROM ({" UNION ALL ".join(parts)}) ORDER BY cid, o
 
 def _discrepancies(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
     worklist = [_CODE[a] for a, r in rules.items() if r.get("worklist")] or [-1]
-    # only a contested citizen (two values of an attribute) has records differing from the golden value
+    # Only a contested citizen (two values of an attribute) has records differing from the golden
+    # value: their candidates are rebuilt (keys only), the few differing ones get their value.
     contested = "(SELECT * FROM rec WHERE cid IN (SELECT cid FROM contest))"
-    cand = _candidates_sql(rules, contested, "cid, citizen_id, record_key, source_system", with_value=True)
     out = con.sql(f"""
-SELECT c.source_system, c.record_key, c.citizen_id, {_name_sql('c.a')} AS attribute, c.v AS silo_value,
+WITH cand AS ({_candidates_sql(rules, contested, "cid, rid")}),
+golden AS (  -- the winner's own candidate row: its comparison key
+    SELECT w.cid, w.a, c.k AS golden_k FROM winners w
+    JOIN cand c ON c.cid = w.cid AND c.a = w.a AND c.rid = w.rid AND c.fallback = w.fallback
+),
+differs AS (
+    SELECT c.cid, c.a, c.rid FROM cand c JOIN golden g ON g.cid = c.cid AND g.a = c.a
+    WHERE c.fallback = 0 AND c.k <> g.golden_k AND c.a IN ({", ".join(map(str, worklist))})
+),
+silo AS (
+    SELECT d.cid, d.a, r.source_system, r.record_key, r.citizen_id, {_kind_sql(rules, 2, "d.a", "0")} AS silo_value
+    FROM differs d JOIN rec r ON r.rid = d.rid
+)
+SELECT s.source_system, s.record_key, s.citizen_id, {_name_sql('s.a')} AS attribute, s.silo_value,
        w.v AS golden_value, w.record_key AS golden_record_key, w.source_system AS golden_source_system,
        w.certification_level AS golden_certification_level
-FROM ({cand}) c JOIN winners w ON w.cid = c.cid AND w.a = c.a
-WHERE c.fallback = 0 AND c.k <> w.k AND c.a IN ({", ".join(map(str, worklist))})
-ORDER BY c.source_system, c.record_key, attribute
+FROM silo s JOIN winners w ON w.cid = s.cid AND w.a = s.a
+ORDER BY s.source_system, s.record_key, attribute
 """).to_arrow_table()
     schema = arrow_schema(DISCREPANCY)
     return out.select(schema.names).cast(schema)
