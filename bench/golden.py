@@ -73,8 +73,8 @@ def memberships(obs) -> pa.Table:
 
 
 _TRUTH_SQL = """
-WITH owner AS (  -- the true person of each citizen: the one most of its records belong to
-    SELECT citizen_id, arg_max(person_id, n) AS person_id, count(*) > 1 AS merged
+WITH owner AS (  -- the true person of each citizen: the one most of its records belong to (ties: smallest id)
+    SELECT citizen_id, arg_max(person_id, (n, -person_id)) AS person_id, count(*) > 1 AS merged
     FROM (SELECT l.citizen_id, r.person_id, count(*) AS n FROM links l JOIN rec r USING (record_key)
           GROUP BY ALL) GROUP BY citizen_id
 ),
@@ -214,8 +214,8 @@ def _foyer_check(con, pop, links, records, members) -> str:
     con.register("members", members)
     con.register("recs", records.select(["record_key", "person_id"]))
     row = con.sql("""
-WITH cp AS (  -- citizen -> person (majority)
-    SELECT citizen_id, arg_max(person_id, n) AS person_id FROM
+WITH cp AS (  -- citizen -> person (majority; ties: smallest id)
+    SELECT citizen_id, arg_max(person_id, (n, -person_id)) AS person_id FROM
       (SELECT l.citizen_id, r.person_id, count(*) AS n FROM links l JOIN recs r USING (record_key) GROUP BY ALL)
     GROUP BY citizen_id
 ),
