@@ -33,7 +33,7 @@ bench: $(BIN)/.installed
 
 # Re-resolve the lock after changing pyproject.toml.
 lock: $(BIN)/.installed
-	$(BIN)/uv pip compile --python $(BIN)/python --extra dev pyproject.toml -o constraints.txt --quiet
+	$(BIN)/uv pip compile --python $(BIN)/python --extra dev --extra bench --overrides bench/overrides.txt pyproject.toml -o constraints.txt --quiet
 
 clean:
 	rm -rf $(VENV) var
