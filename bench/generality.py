@@ -76,6 +76,7 @@ COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "add
 # 19371233 stay invalid: 1937-12-33).
 EXPORT_DATE = "iso"  # "iso": yyyy-mm-dd; "raw": as shipped (yyyymmdd)
 ENTITY = re.compile(r"^rec-(\d+)-(?:org|dup-\d+)$")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Refused)\b")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -164,6 +165,7 @@ class HubRun:
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)  # last lines printed when it failed
     error_at: str | None = None  # innermost traceback frame, when it ended in one
+    error: str | None = None  # the exception line (else the last line printed)
     notes: list[str] = field(default_factory=list)
     workdir: Path | None = None
 
@@ -206,6 +208,8 @@ def run_hub(dataset: str, rows_by_source: dict[str, list[dict[str, str]]], work:
         frames = [ln.strip() for ln in lines if ln.strip().startswith('File "')]
         if frames:
             out.error_at = frames[-1]
+        errors = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
+        out.error = errors[-1] if errors else lines[-1] if lines else None
     links, notes = read_links(work / "hub.duckdb")
     out.links, out.notes = links, notes
     return out
@@ -353,8 +357,7 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
         print(f"  hub run: {status}; {len(hub.links):,} of {n_records:,} records linked"
               + (f"; {'; '.join(hub.notes)}" if hub.notes else ""))
         if not hub.ok:
-            if hub.error_at:
-                print(f"  failed in: {hub.error_at}")
+            print(f"  error: {hub.error}" + (f"\n  failed in: {hub.error_at}" if hub.error_at else ""))
             print("  last lines of its output:")
             for ln in hub.tail:
                 print(f"    | {ln}")
@@ -419,7 +422,7 @@ def main() -> None:
             line += (f"hub {'exit 0' if hub.ok else f'FAILED exit {hub.exit_code}'} P {hub_s['pair_p']:.4f} "
                      f"R {hub_s['pair_r']:.4f} F1 {hub_s['pair_f1']:.4f} ({hub.wall_s:.1f} s)")
             if not hub.ok and hub.tail:
-                line += f"; last line: `{hub.tail[-1][:300]}`" + (f" at `{hub.error_at}`" if hub.error_at else "")
+                line += f"; error: `{(hub.error or '')[:300]}`" + (f" at `{hub.error_at}`" if hub.error_at else "")
         if bare_s is not None:
             line += (f"; bare P {bare_s['pair_p']:.4f} R {bare_s['pair_r']:.4f} F1 {bare_s['pair_f1']:.4f} "
                      f"({bare_secs:.1f} s)")
