@@ -30,6 +30,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/golden.py --people 100000
 	$(BIN)/python bench/ingest.py --rows 1000000
 	$(BIN)/python bench/spark.py --people 2000
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --overrides bench/overrides.txt --editable '.[dev,bench]'
+	$(BIN)/python bench/generality.py
 
 # Re-resolve the lock after changing pyproject.toml.
 lock: $(BIN)/.installed
