@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +20,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.items_transform import ItemTransform
 
+from connectors.identifiers import (  # noqa: F401  (re-exported: every connector's guard)
+    NATIONAL_ID_COLUMNS,
+    contains_national_id,
+    digit_counts,
+    is_national_id_column,
+    mask_national_ids,
+    national_id_rows,
+    national_id_spans,
+    string_buffers,
+)
 from schemas.contract import QUARANTINE, SQL_TYPES, arrow_schema
 
 log = logging.getLogger(__name__)
@@ -97,7 +106,7 @@ class Collector:
             "source_system": self.source_system,
             "entity": entity,
             "stage": "extract",
-            "locator": locator,
+            "locator": mask_national_ids(locator),
             "field": field_name,
             "reason_code": reason_code,
             "reason": reason,
@@ -140,69 +149,8 @@ def _json_default(v: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- national ids
-# Columns that carry a French NIR or a Belgian national register number by name: never read.
-NATIONAL_ID_COLUMNS = frozenset({
-    "nir", "nir_cle", "insee_nir", "numero_securite_sociale", "num_secu", "no_secu", "numero_secu",
-    "securite_sociale", "numero_ss", "num_ss", "nss", "matricule_secu",
-    "niss", "insz", "rrn", "numero_national", "registre_national", "numero_registre_national",
-    "rijksregisternummer", "numero_niss",
-})
-
-
-def is_national_id_column(name: str) -> bool:
-    return name.strip().lower() in NATIONAL_ID_COLUMNS
-
-
-_NIR = re.compile(
-    r"(?<![0-9A-Za-z+])([1-478])[ .]?(\d{2})[ .]?(0[1-9]|1[0-2]|[2-9]\d)[ .]?(\d{2}|2[ABab])"
-    r"[ .]?(\d{3})[ .]?(\d{3})[ .]?(\d{2})(?!\d)"
-)
-_BE = re.compile(r"(?<![0-9+])(\d{2})[ .]?(\d{2})[ .]?(\d{2})[ .-]?(\d{3})[ .-]?(\d{2})(?!\d)")
-# RE2 (Arrow) has no look-behind: a looser prefilter, confirmed row by row with the checks above.
-_PREFILTER = (
-    r"(^|[^0-9A-Za-z+])[1-478][ .]?\d{2}[ .]?\d{2}[ .]?(\d{2}|2[ABab])[ .]?\d{3}[ .]?\d{3}[ .]?\d{2}($|\D)"
-    r"|(^|[^0-9+])\d{2}[ .]?\d{2}[ .]?\d{2}[ .-]?\d{3}[ .-]?\d{2}($|\D)"
-)
-
-
-def _nir_ok(m: re.Match[str]) -> bool:
-    sex, yy, mm, dep, com, order, key = m.groups()
-    dep_digits = dep.upper().replace("2A", "19").replace("2B", "18")
-    n = int(sex + yy + mm + dep_digits + com + order)
-    return int(key) == 97 - n % 97
-
-
-def _be_ok(m: re.Match[str]) -> bool:
-    yy, mm, dd, order, key = m.groups()
-    month, day = int(mm), int(dd)
-    if not (month <= 12 or 20 <= month <= 32 or 40 <= month <= 52) or day > 31:
-        return False
-    base = int(yy + mm + dd + order)
-    return int(key) in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
-
-
-def national_id_spans(text: str) -> list[tuple[int, int]]:
-    """Positions of French NIRs and Belgian national numbers (check digits verified) in a text."""
-    spans = [m.span() for m in _NIR.finditer(text) if _nir_ok(m)]
-    spans += [m.span() for m in _BE.finditer(text) if _be_ok(m)]
-    return sorted(spans)
-
-
-def contains_national_id(text: str) -> bool:
-    return bool(national_id_spans(text))
-
-
-def mask_national_ids(text: str) -> str:
-    """The text with every national id replaced by a fixed mask."""
-    out, last = [], 0
-    for start, end in national_id_spans(text):
-        if start < last:
-            continue
-        out.append(text[last:start])
-        out.append("[identifiant national masqué]")
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+# The screen itself (shapes, the settings' patterns and column names) lives in connectors.identifiers;
+# what every connector shares is re-exported here.
 
 
 def drop_national_id_columns(table: pa.Table) -> pa.Table:
@@ -211,64 +159,6 @@ def drop_national_id_columns(table: pa.Table) -> pa.Table:
         log.info("dropping %d national-id column(s) at extraction", len(drop))
         table = table.drop_columns(drop)
     return table
-
-
-# A Belgian number has 11 digits, a NIR 13 (Corsica: 2A / 2B) to 15: shorter values cannot hold one.
-_MIN_ID_DIGITS = 11
-
-
-def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string array's value offsets (``len + 1``, starting at 0) and its UTF-8 bytes (a numpy view,
-    no copy): lets a check look at every value in one numpy pass instead of one call per value."""
-    _, offsets_buf, data_buf = arr.buffers()[:3]
-    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64) \
-        if len(arr) else np.zeros(1, np.int64)
-    start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(data_buf, np.uint8)[start:end] if data_buf is not None and end > start \
-        else np.zeros(0, np.uint8)
-    return offsets - start, data
-
-
-def digit_counts(arr: pa.Array) -> np.ndarray:
-    """How many ASCII digits each value of a string array holds (a null counts what its slot holds,
-    normally nothing)."""
-    offsets, data = string_buffers(arr)
-    counts = np.zeros(len(offsets) - 1, np.int64)
-    starts = offsets[:-1]
-    filled = offsets[1:] > starts
-    if filled.any():
-        # one sum per non-empty value: between two non-empty starts lie only that value's bytes
-        # (summed as int32, 3-4x faster than int64: no single value holds 2**31 digits)
-        counts[filled] = np.add.reduceat((data - 48) < 10, starts[filled], dtype=np.int32)
-    return counts
-
-
-def national_id_rows(table: pa.Table) -> dict[int, str]:
-    """Row index -> the first string column carrying a national id. Values with fewer than 11 digits
-    are ruled out in one numpy pass, the rest through an RE2 prefilter, and only its hits are checked
-    in Python (check digits)."""
-    found: dict[int, str] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            continue
-        start = 0
-        for chunk in col.chunks:
-            offsets, _ = string_buffers(chunk)
-            long_enough = np.diff(offsets) >= _MIN_ID_DIGITS  # bytes: a cheap bound on digits
-            candidates = np.flatnonzero(long_enough & (digit_counts(chunk) >= _MIN_ID_DIGITS)
-                                        if long_enough.any() else long_enough)
-            if len(candidates):
-                values = chunk.take(pa.array(candidates))
-                hits = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, _PREFILTER), False)
-                                      .to_numpy(zero_copy_only=False))
-                for j, v in zip(hits, values.take(pa.array(hits)).to_pylist(), strict=True):
-                    i = start + int(candidates[j])
-                    if v is not None and i not in found and contains_national_id(v):
-                        found[i] = name
-            start += len(chunk)
-    return found
 
 
 # ---------------------------------------------------------------------------- typed casts

@@ -21,6 +21,12 @@ Example::
     [sources.associations]
     kind = "associations"
     drop_dir = "var/sandbox/associations"
+
+    [privacy]   # numbers the law of the deployment forbids storing, beyond the NIR and Belgian number
+    forbidden_id_columns = ["ssn", "soc_sec_id"]
+    forbidden_id_patterns = [{ name = "us_ssn", regex = "(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}($|[^0-9])" }]
+
+Loading settings puts ``[privacy]`` in force for the process (``connectors.identifiers``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from connectors.identifiers import ForbiddenIds, forbidden_ids_from_settings, set_forbidden_ids
 
 DEFAULT_CONFIG = Path("var/hub.toml")
 DEFAULT_WAREHOUSE_URL = "duckdb:///var/hub.duckdb"
@@ -54,6 +62,7 @@ class Settings:
     config_path: Path | None = None
     sandbox_root: Path | None = None  # set when the sources are the sandbox's (demo, tests)
     extra: dict[str, Any] = field(default_factory=dict)
+    privacy: ForbiddenIds = field(default_factory=ForbiddenIds)  # [privacy]: forbidden ids, in force
 
     @property
     def pipelines_dir(self) -> Path:
@@ -90,6 +99,11 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
             raise SettingsError(f"{where}: [sources.{name}] needs a `kind` (finance, family, associations)")
         params = {k: v for k, v in spec.items() if k != "kind"}
         sources.append(Source(name=name, kind=spec["kind"], params=params))
+    try:
+        privacy = forbidden_ids_from_settings(data.get("privacy"), f"{where}: [privacy]")
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    set_forbidden_ids(privacy)  # whoever loads the settings screens with them (CLI, DAG tasks)
     hub = data.get("hub", {})
     sandbox = hub.get("sandbox_root")
     return Settings(
@@ -99,6 +113,7 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
         config_path=config_path,
         sandbox_root=Path(sandbox) if sandbox else None,
         extra=dict(data.get("matching", {})),
+        privacy=privacy,
     )
 
 

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.base import SourceError, is_national_id_column
+from connectors.base import SourceError
 from connectors.files.mapping import EntitySpec
+from connectors.identifiers import is_national_id_column, looks_like_id_column
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class RawFile:
     lines: np.ndarray  # physical line (CSV) or sheet row (XLSX) of each row, int64
     invalid: list[tuple[int, str, int]]  # (line, raw text, number of fields) of rows that could not be split
     width: int = 0  # fields in the header
+    forbidden: int = 0  # columns of the header never read (national ids, the settings' forbidden names)
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -122,6 +124,12 @@ def check_header(system: str, name: str, header: list[str], entity: EntitySpec) 
     if missing:
         detail = f"; also new column(s) {', '.join(new)}" if new and entity.on_new_column == "error" else ""
         raise SourceError(system, f"{name}:1", f"mapped column missing from the header{detail}", field=missing[0])
+    suspect = [h for h in new if looks_like_id_column(h)]
+    if suspect and entity.on_new_column == "error":
+        # never suggest mapping it: such a number is a forbidden identifier, not a column to load
+        raise SourceError(system, f"{name}:1", "new column looks like a personal identification number: a "
+                          "forbidden identifier, it will not be loaded (name it in the settings' [privacy] "
+                          "forbidden_id_columns so that it is dropped unread)", field=suspect[0])
     if new and entity.on_new_column == "error":
         raise SourceError(system, f"{name}:1", "new column not in the mapping: the contract is frozen "
                           "(add it to the mapping, or set on_new_column = \"ignore\")", field=new[0])
@@ -192,7 +200,7 @@ def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
     start = 1 + np.concatenate([[0], np.cumsum(extra + 1)])[:-1]  # first line of each record
     lines = start[parsed_slots[:n]]
     bad = [(int(start[number - 1]) if number - 1 <= records else number, text, k) for number, text, k in invalid]
-    return _finish(name, table, lines, bad, entity, len(header))
+    return _finish(name, table, lines, bad, entity, header)
 
 
 def _check_quotes(system: str, name: str, body: bytes, entity: EntitySpec) -> None:
@@ -208,7 +216,7 @@ def _check_quotes(system: str, name: str, body: bytes, entity: EntitySpec) -> No
 
 
 def _finish(name: str, table: pa.Table, lines: np.ndarray, invalid: list[tuple[int, str, int]],
-            entity: EntitySpec, width: int) -> RawFile:
+            entity: EntitySpec, header: list[str]) -> RawFile:
     """Rename to raw names, drop blank rows (all values empty: not a row)."""
     table = table.rename_columns([entity.columns[h].name for h in table.column_names])
     if table.num_rows and table.num_columns:
@@ -219,7 +227,7 @@ def _finish(name: str, table: pa.Table, lines: np.ndarray, invalid: list[tuple[i
             keep = pc.invert(blank)
             table = table.filter(keep)
             lines = lines[keep.to_numpy(zero_copy_only=False)]
-    return RawFile(name, table, lines, invalid, width)
+    return RawFile(name, table, lines, invalid, len(header), sum(map(is_national_id_column, header)))
 
 
 # ---------------------------------------------------------------------------- XLSX
@@ -304,7 +312,7 @@ def read_xlsx(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile
     table = (pa.concat_tables(chunks) if chunks
              else pa.table({h: pa.array([], pa.string()) for h in present}))
     lines = np.concatenate(line_chunks) if line_chunks else np.zeros(0, np.int64)
-    return _finish(name, table, lines, invalid, entity, width)
+    return _finish(name, table, lines, invalid, entity, header)
 
 
 def read_file(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:

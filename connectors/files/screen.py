@@ -17,10 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.base import national_id_rows, string_buffers
 from connectors.files.mapping import ColumnSpec, EntitySpec
 from connectors.files.read import RawFile
-from connectors.identifiers import CHECKS
+from connectors.identifiers import CHECKS, national_id_rows, string_buffers
 
 SPACES = "[ \u00a0\u202f]"
 NATIONAL_ID_REASON = "a national identification number (NIR / national register) may not be stored"
@@ -403,8 +402,11 @@ def screen(raw: RawFile, entity: EntitySpec) -> Screened:
             bad_rows.append({"locator": f"{raw.name}:{int(raw.lines[i])}", "field": r.field_of[i],
                              "reason_code": code, "reason": reason, "payload": payload})
     for line, text_row, k in raw.invalid:
+        # a row that cannot be split cannot have its forbidden column cut out: keep none of its text
         bad_rows.append({"locator": f"{raw.name}:{line}", "field": None, "reason_code": "wrong_column_count",
-                         "reason": f"{k} fields where the header has {raw.width}", "payload": text_row})
+                         "reason": f"{k} fields where the header has {raw.width}"
+                         + (" (text withheld: the file has a forbidden identifier column)" if raw.forbidden else ""),
+                         "payload": None if raw.forbidden else text_row})
     keep = pa.array(~r.assigned)
     good = pa.table({c.name: typed[c.name].filter(keep) if len(bad_idx) else typed[c.name]
                      for c in entity.columns.values()})

@@ -34,7 +34,9 @@ def be(body: str, born_2000: bool = False) -> str:
     be("850730033"),
     be("050730033", born_2000=True),
     "tel 85.07.30-033." + be("850730033")[-2:],
-], ids=["nir_plain", "nir_spaced", "nir_corse_2A", "nir_corse_2B", "be_plain", "be_born_2000", "be_dotted"])
+    nir("1850578006084")[:-2] + f"{(int(nir('1850578006084')[-2:]) + 1) % 97:02d}",  # a wrong key is no excuse
+], ids=["nir_plain", "nir_spaced", "nir_corse_2A", "nir_corse_2B", "be_plain", "be_born_2000", "be_dotted",
+        "nir_wrong_key"])
 def test_national_ids_are_found_and_masked(text):
     assert contains_national_id(text)
     masked = mask_national_ids(f"x {text} y")
@@ -42,10 +44,9 @@ def test_national_ids_are_found_and_masked(text):
 
 
 @pytest.mark.parametrize("text", [
-    nir("1850578006084")[:-2] + f"{(int(nir('1850578006084')[-2:]) + 1) % 97:02d}",
     "06 12 34 56 78", "+33612345678", "+32471234567", "12345678900011", "F2026-000123", "W751000001",
     "2026-01-05T09:00:00Z",
-], ids=["nir_wrong_key", "phone_fr", "phone_e164_fr", "phone_e164_be", "siret", "invoice", "rna", "timestamp"])
+], ids=["phone_fr", "phone_e164_fr", "phone_e164_be", "siret", "invoice", "rna", "timestamp"])
 def test_lookalikes_are_not_national_ids(text):
     assert not contains_national_id(text)
 
