@@ -187,16 +187,25 @@ def run_hub(dataset: str, rows_by_source: dict[str, list[dict[str, str]]], work:
         export_csv(rows, work / "drop" / s / f"{s}_export.csv")
     config = work / "hub.toml"
     config.write_text(hub_toml(work, list(rows_by_source)), encoding="utf-8")
+    out = run_cli(["run", "--config", str(config)], work, config)
+    links, out.notes = read_links(work / "hub.duckdb")
+    # record_key <system>:<entity>/<rec_id> -> (system, rec_id)
+    out.links = {(k.partition(":")[0], k.rsplit("/", 1)[-1]): c for k, c in links.items()}
+    return out
+
+
+def run_cli(args: list[str], work: Path, config: Path | None = None) -> HubRun:
+    """`hub <args>` as a new process in ``work``; its output kept in work/hub.stdout / hub.stderr."""
     hub = Path(sys.executable).parent / "hub"
-    env = {k: v for k, v in os.environ.items() if k != "HUB_WAREHOUSE_URL"}
-    env["HUB_CONFIG"] = str(config)
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE_URL", "HUB_CONFIG")}
+    if config:
+        env["HUB_CONFIG"] = str(config)
     env.setdefault("COLUMNS", "200")  # rich cuts long lines to 80 columns when piped
     t0 = time.perf_counter()
-    proc = subprocess.run([str(hub), "run", "--config", str(config)], cwd=work, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run([str(hub), *args], cwd=work, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t0
-    (work / "hub-run.stdout").write_text(proc.stdout, encoding="utf-8")
-    (work / "hub-run.stderr").write_text(proc.stderr, encoding="utf-8")
+    (work / "hub.stdout").write_text(proc.stdout, encoding="utf-8")
+    (work / "hub.stderr").write_text(proc.stderr, encoding="utf-8")
     out = HubRun(ok=proc.returncode == 0, exit_code=proc.returncode, wall_s=wall, workdir=work)
     m = re.search(r"Pipeline time: ([\d.,]+) s", proc.stdout)
     if m:
@@ -210,13 +219,11 @@ def run_hub(dataset: str, rows_by_source: dict[str, list[dict[str, str]]], work:
             out.error_at = frames[-1]
         errors = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
         out.error = errors[-1] if errors else lines[-1] if lines else None
-    links, notes = read_links(work / "hub.duckdb")
-    out.links, out.notes = links, notes
     return out
 
 
-def read_links(db: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
-    """golden.citizen_link as {(source, rec_id): citizen_id}, and what the warehouse says about
+def read_links(db: Path) -> tuple[dict[str, str], list[str]]:
+    """golden.citizen_link as {record_key: citizen_id}, and what the warehouse says about
     quarantined rows."""
     import duckdb
 
@@ -229,11 +236,9 @@ def read_links(db: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
             return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
                                     "AND table_name = ?", [schema, table]).fetchall()[0][0])
 
-        links: dict[tuple[str, str], str] = {}
+        links: dict[str, str] = {}
         if has("golden", "citizen_link"):
-            for key, cid in con.execute("SELECT record_key, citizen_id FROM golden.citizen_link").fetchall():
-                system, _, source_id = key.partition(":")
-                links[(system, source_id.rsplit("/", 1)[-1])] = cid
+            links = dict(con.execute("SELECT record_key, citizen_id FROM golden.citizen_link").fetchall())
         else:
             notes.append("golden.citizen_link does not exist")
         if has("ops", "quarantine"):
@@ -247,14 +252,24 @@ def read_links(db: Path) -> tuple[dict[tuple[str, str], str], list[str]]:
 
 
 # ------------------------------------------------------------------------------------------ bare Splink
-def bare_settings(link_type: str):
-    """Generic Splink 5 settings for person records with these columns, from Splink's own library."""
-    import splink.comparison_library as cl
-    from splink import SettingsCreator, block_on
+@dataclass(frozen=True)
+class BareModel:
+    """A generic Splink 5 model for some columns: comparisons, blocking, training rules."""
 
-    return SettingsCreator(
-        link_type=link_type,
-        unique_id_column_name="rec_id",
+    unique_id: str
+    comparisons: list  # ComparisonCreator
+    blocking: list  # BlockingRuleCreator
+    prior_rules: list  # deterministic rules for the prior
+    em_rules: list  # one EM session each
+
+
+def febrl_model() -> BareModel:
+    """Generic settings for the FEBRL columns, from Splink's own library."""
+    import splink.comparison_library as cl
+    from splink import block_on
+
+    return BareModel(
+        unique_id="rec_id",
         comparisons=[
             cl.NameComparison("given_name"),
             cl.NameComparison("surname"),
@@ -264,51 +279,81 @@ def bare_settings(link_type: str):
             cl.JaroWinklerAtThresholds("suburb", [0.9]),
             cl.LevenshteinAtThresholds("postcode", [1]),
         ],
-        blocking_rules_to_generate_predictions=[
-            block_on("given_name", "surname"),
-            block_on("surname", "date_of_birth"),
-            block_on("given_name", "date_of_birth"),
-            block_on("postcode", "street_number"),
-            block_on("suburb", "address_1"),
-        ],
-        retain_intermediate_calculation_columns=False,
+        blocking=[block_on("given_name", "surname"), block_on("surname", "date_of_birth"),
+                  block_on("given_name", "date_of_birth"), block_on("postcode", "street_number"),
+                  block_on("suburb", "address_1")],
+        prior_rules=[block_on("given_name", "surname", "date_of_birth"),
+                     block_on("surname", "postcode", "street_number")],
+        em_rules=[block_on("given_name", "surname"), block_on("date_of_birth"), block_on("postcode")],
     )
 
 
-def run_bare(rows_by_source: dict[str, list[dict[str, str]]], threshold: float) -> tuple[dict, float]:
-    """Train, predict and cluster with the bare model; {(source, rec_id): cluster} and seconds."""
-    import duckdb
-    import pyarrow as pa
-    from splink import DuckDBAPI, Linker, block_on
+def canonical_model() -> BareModel:
+    """Generic settings for canonical person records (the sandbox runs), from Splink's own library."""
+    import splink.comparison_library as cl
+    from splink import block_on
 
-    cols = [c for c in COLUMNS if c != "soc_sec_id"]  # a national id is never an input
-    tables = {s: pa.table({c: [r[c] or None for r in rows] for c in cols}) for s, rows in rows_by_source.items()}
+    return BareModel(
+        unique_id="record_key",
+        comparisons=[
+            cl.NameComparison("first_name"),
+            cl.NameComparison("surname"),
+            cl.DateOfBirthComparison("birth_date", input_is_string=False),
+            cl.EmailComparison("email"),
+            cl.ExactMatch("phone"),
+            cl.LevenshteinAtThresholds("address_line", [1, 3]),
+            cl.LevenshteinAtThresholds("postcode", [1]),
+        ],
+        blocking=[block_on("first_name", "surname"), block_on("surname", "birth_date"),
+                  block_on("first_name", "birth_date"), block_on("email"), block_on("phone"),
+                  block_on("postcode", "address_line")],
+        prior_rules=[block_on("first_name", "surname", "birth_date"), block_on("email")],
+        em_rules=[block_on("first_name", "surname"), block_on("birth_date"), block_on("postcode")],
+    )
+
+
+def run_bare(tables: dict, model: BareModel, threshold: float) -> tuple[dict[tuple[str, str], str], float]:
+    """Train, predict and cluster with a bare model on Arrow tables (one per source; more than one is
+    linked and deduplicated); {(source, unique id): cluster} and seconds."""
+    import duckdb
+    from splink import DuckDBAPI, Linker, SettingsCreator
+
     t0 = time.perf_counter()
     con = duckdb.connect()
     db_api = DuckDBAPI(connection=con)
     sdfs = [db_api.register(t, dataset_display_name=s) for s, t in tables.items()]
-    link_type = "dedupe_only" if len(sdfs) == 1 else "link_and_dedupe"
-    lk = Linker(sdfs if len(sdfs) > 1 else sdfs[0], bare_settings(link_type), log_level=logging.WARNING)
-    lk.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth"), block_on("surname", "postcode", "street_number")],
-        recall=0.7)
+    settings = SettingsCreator(
+        link_type="dedupe_only" if len(sdfs) == 1 else "link_and_dedupe", unique_id_column_name=model.unique_id,
+        comparisons=model.comparisons, blocking_rules_to_generate_predictions=model.blocking,
+        retain_intermediate_calculation_columns=False)
+    lk = Linker(sdfs if len(sdfs) > 1 else sdfs[0], settings, log_level=logging.ERROR)  # not its training notes
+    lk.training.estimate_probability_two_random_records_match(model.prior_rules, recall=0.7)
     lk.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
-    for rule in (block_on("given_name", "surname"), block_on("date_of_birth"), block_on("postcode")):
+    for rule in model.em_rules:
         lk.training.estimate_parameters_using_expectation_maximisation(rule)
     preds = lk.inference.predict(threshold_match_probability=0.5)
     clusters = lk.clustering.cluster_pairwise_predictions_at_threshold(preds, threshold_match_probability=threshold)
     rel = clusters.as_duckdbpyrelation()
-    names = rel.columns
-    src_col = "source_dataset" if "source_dataset" in names else None
-    sel = f"{src_col}, rec_id, cluster_id" if src_col else "rec_id, cluster_id"
+    uid = model.unique_id
     result: dict[tuple[str, str], str] = {}
-    only = next(iter(rows_by_source))
-    for row in rel.select(sel).fetchall():
-        s, rid, cid = row if src_col else (only, *row)
-        result[(s, rid)] = str(cid)
+    if "source_dataset" in rel.columns:
+        for s, rid, cid in rel.select(f"source_dataset, {uid}, cluster_id").fetchall():
+            result[(s, rid)] = str(cid)
+    else:
+        only = next(iter(tables))
+        for rid, cid in rel.select(f"{uid}, cluster_id").fetchall():
+            result[(only, rid)] = str(cid)
     seconds = time.perf_counter() - t0
     con.close()
     return result, seconds
+
+
+def febrl_tables(rows_by_source: dict[str, list[dict[str, str]]]) -> dict:
+    """The bare model's input: the data set's columns as shipped, without the national id."""
+    import pyarrow as pa
+
+    cols = [c for c in COLUMNS if c != "soc_sec_id"]  # a national id is never an input
+    return {s: pa.table({c: [r[c] or None for r in rows] for c in cols}) for s, rows in rows_by_source.items()}
 
 
 def warm_up() -> None:
@@ -318,7 +363,83 @@ def warm_up() -> None:
                      for i, n in enumerate(["ann", "anne", "bob", "rob", "bobby", "anna"] * 5)]}
     for i, r in enumerate(rows["warm"]):
         r["rec_id"] = f"rec-{i}-org"
-    run_bare(rows, 0.9)
+    run_bare(febrl_tables(rows), febrl_model(), 0.9)
+
+
+# ------------------------------------------------------------------------------------------ sandbox
+# The bare model's view of canonical person records: generic cleaning only (case, accents, spaces, the
+# first prénom, digits of a phone), nothing of the hub's standardisation.
+CANONICAL_ROWS_SQL = """
+    SELECT record_key,
+           nullif(lower(strip_accents(trim(split_part(trim(given_names), ' ', 1)))), '') AS first_name,
+           nullif(lower(strip_accents(trim(coalesce(usage_name, birth_name)))), '') AS surname,
+           CAST(birth_date AS DATE) AS birth_date,
+           nullif(lower(trim(email)), '') AS email,
+           nullif(regexp_replace(phone, '[^0-9]', '', 'g'), '') AS phone,
+           nullif(lower(strip_accents(trim(address_line))), '') AS address_line,
+           nullif(trim(postcode), '') AS postcode
+    FROM {table} WHERE deleted_at IS NULL"""
+
+
+def sandbox_unavailable(country: str) -> str | None:
+    """Why `hub demo` cannot build this country's sandbox yet (None: it can)."""
+    if country == "fr":
+        return None
+    out = subprocess.run([str(Path(sys.executable).parent / "hub"), "demo", "--help"], capture_output=True,
+                         text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    if "--country" not in out:
+        return f"`hub demo` has no --country option yet: the {country.upper()} sandbox is not built (TODO)"
+    return None
+
+
+def run_sandbox(country: str, people: int, seed: int, threshold: float, *, hub_on: bool, bare_on: bool,
+                keep: bool) -> str:
+    """`hub demo` on the sandbox (its five silos through the real connectors) scored on the sandbox's
+    truth, and the bare model on the same live canonical person records; the summary line."""
+    import duckdb
+
+    label = f"sandbox {country.upper()} ({people:,} people, seed {seed})"
+    why = sandbox_unavailable(country)
+    if why:
+        print(f"\n== {label}: skipped — {why}")
+        return f"- {label}: skipped — {why}"
+    work = Path(tempfile.mkdtemp(prefix=f"generality-sandbox-{country}-"))
+    var = work / "var"
+    args = ["demo", "--people", str(people), "--seed", str(seed), "--var", str(var)]
+    if country != "fr":
+        args += ["--country", country]
+    hub = run_cli(args, work)  # not optional: the demo builds the sandbox the bare model reads
+    hub.links, hub.notes = read_links(var / "hub.duckdb")
+    db = var / "hub.duckdb"
+    records = None
+    if db.exists():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            records = con.sql(CANONICAL_ROWS_SQL.format(table="core.person_record")).to_arrow_table()
+        except duckdb.Error as e:
+            hub.notes.append(f"core.person_record unreadable ({type(e).__name__})")
+        finally:
+            con.close()
+    truth_file = var / "sandbox" / "truth.parquet"
+    if records is None or not truth_file.exists():
+        print(f"\n== {label}: `hub demo` left no canonical records or no truth; exit {hub.exit_code}: {hub.error}")
+        return f"- {label}: hub demo exit {hub.exit_code}, no records to score: `{hub.error}`"
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(truth_file, columns=["record_key", "person_id"])
+    live = set(records.column("record_key").to_pylist())
+    truth = {k: str(p) for k, p in zip(t.column("record_key").to_pylist(), t.column("person_id").to_pylist(),
+                                       strict=True) if k in live}
+    hub_s = scores(hub.links, truth) if hub_on else None
+    bare_s = bare_secs = None
+    if bare_on:
+        bare, bare_secs = run_bare({"records": records}, canonical_model(), threshold)
+        bare_s = scores({k[1]: c for k, c in bare.items()}, truth)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+        hub.workdir = None
+    print_table(label, len(truth), hub if hub_on else None, hub_s, bare_s, bare_secs, threshold)
+    return summary_line(label, hub if hub_on else None, hub_s, bare_s, bare_secs)
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -365,6 +486,21 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
             print(f"  run folder: {hub.workdir}")
 
 
+def summary_line(label: str, hub: HubRun | None, hub_s: dict | None, bare_s: dict | None,
+                 bare_secs: float | None) -> str:
+    """One line of the findings file."""
+    line = f"- {label}: "
+    if hub is not None and hub_s is not None:
+        line += (f"hub {'exit 0' if hub.ok else f'FAILED exit {hub.exit_code}'} P {hub_s['pair_p']:.4f} "
+                 f"R {hub_s['pair_r']:.4f} F1 {hub_s['pair_f1']:.4f} ({hub.wall_s:.1f} s)")
+        if not hub.ok and hub.tail:
+            line += f"; error: `{(hub.error or '')[:300]}`" + (f" at `{hub.error_at}`" if hub.error_at else "")
+    if bare_s is not None:
+        line += (f"; bare P {bare_s['pair_p']:.4f} R {bare_s['pair_r']:.4f} F1 {bare_s['pair_f1']:.4f} "
+                 f"({bare_secs:.1f} s)")
+    return line
+
+
 def append_findings(text: str) -> None:
     with FINDINGS.open("a", encoding="utf-8") as f:
         f.write(text.rstrip() + "\n\n")
@@ -387,6 +523,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", action="append", choices=sorted(DATASETS),
                     help="a data set (repeatable; default: all FEBRL sets)")
+    ap.add_argument("--sandbox", action="append", choices=["fr", "be"],
+                    help="also the sandbox of that country through `hub demo` (repeatable)")
+    ap.add_argument("--people", type=int, default=10_000, help="sandbox size (--sandbox)")
+    ap.add_argument("--seed", type=int, default=42, help="sandbox seed (--sandbox)")
     ap.add_argument("--threshold", type=float, default=0.9, help="the bare model's clustering threshold")
     ap.add_argument("--no-hub", action="store_true", help="skip the hub runs")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Splink runs")
@@ -396,13 +536,14 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("splink").setLevel(logging.ERROR)  # its training warnings, not ours
 
-    folder = febrl_dir()
-    datasets = args.dataset or list(DATASETS)
-    print(f"generality bench, commit {git_head()}, FEBRL files from {folder}")
+    datasets = args.dataset or ([] if args.sandbox else list(DATASETS))
+    folder = febrl_dir() if datasets else None
+    print(f"generality bench, commit {git_head()}" + (f", FEBRL files from {folder}" if folder else ""))
     if not args.no_bare:
         warm_up()
     summary: list[str] = []
     for ds in datasets:
+        assert folder is not None
         rows_by_source = {s: read_febrl(folder / f) for s, f in DATASETS[ds]}
         truth = {(s, r["rec_id"]): entity_of(r["rec_id"]) for s, rows in rows_by_source.items() for r in rows}
         hub = hub_s = bare_s = bare_secs = None
@@ -414,19 +555,14 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
                 hub.workdir = None
         if not args.no_bare:
-            bare, bare_secs = run_bare(rows_by_source, args.threshold)
+            bare, bare_secs = run_bare(febrl_tables(rows_by_source), febrl_model(), args.threshold)
             bare_s = scores(bare, truth)
         print_table(ds, len(truth), hub, hub_s, bare_s, bare_secs, args.threshold)
-        line = f"- {ds}: "
-        if hub is not None and hub_s is not None:
-            line += (f"hub {'exit 0' if hub.ok else f'FAILED exit {hub.exit_code}'} P {hub_s['pair_p']:.4f} "
-                     f"R {hub_s['pair_r']:.4f} F1 {hub_s['pair_f1']:.4f} ({hub.wall_s:.1f} s)")
-            if not hub.ok and hub.tail:
-                line += f"; error: `{(hub.error or '')[:300]}`" + (f" at `{hub.error_at}`" if hub.error_at else "")
-        if bare_s is not None:
-            line += (f"; bare P {bare_s['pair_p']:.4f} R {bare_s['pair_r']:.4f} F1 {bare_s['pair_f1']:.4f} "
-                     f"({bare_secs:.1f} s)")
+        line = summary_line(ds, hub, hub_s, bare_s, bare_secs)
         summary.append(line)
+    for country in args.sandbox or ():
+        summary.append(run_sandbox(country, args.people, args.seed, args.threshold, hub_on=not args.no_hub,
+                                   bare_on=not args.no_bare, keep=args.keep))
     if args.findings:
         append_findings(f"### bench/generality.py run at {time.strftime('%H:%M', time.gmtime())} UTC, "
                         f"commit {git_head()}\n" + "\n".join(summary))
