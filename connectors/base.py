@@ -6,10 +6,12 @@ collection/page, table:key) and the field, never what the field held.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -35,12 +37,36 @@ from schemas.contract import QUARANTINE, SQL_TYPES, arrow_schema
 log = logging.getLogger(__name__)
 
 
+# ---------------------------------------------------------------------------- the source's name
+# A connector package is a *kind* of system (its ``SYSTEM``); a configured source has a name, and
+# the name is what the warehouse knows it by: ``raw_<name>``, ``source_system``, keys ``<name>:…``.
+# Two finance databases are two sources of kind ``finance`` (``compta``, ``regie``) and coexist.
+# The runner sets the name around a connector's ``load`` (:func:`stored_as`); pipelines, counts and
+# errors take it from there, so a connector needs no parameter for it.
+_SOURCE_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("hub_source_name", default=None)
+
+
+@contextlib.contextmanager
+def stored_as(name: str) -> Iterator[None]:
+    """Within the block, a connector's rows are stored under the source name ``name``."""
+    token = _SOURCE_NAME.set(name)
+    try:
+        yield
+    finally:
+        _SOURCE_NAME.reset(token)
+
+
+def system_name(system: str) -> str:
+    """The name a connector of kind (or mapping system) ``system`` stores its rows under now."""
+    return _SOURCE_NAME.get() or system
+
+
 # ---------------------------------------------------------------------------- errors and results
 class SourceError(Exception):
     """A source could not be read. The message names where, never the value."""
 
     def __init__(self, source_system: str, locator: str, message: str, field: str | None = None):
-        self.source_system = source_system
+        self.source_system = system_name(source_system)
         self.locator = locator
         self.field = field
         self.message = message
@@ -88,6 +114,7 @@ class Collector:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.source_system = system_name(self.source_system)
         for e in self.entities:
             self.read.setdefault(e, 0)
             self.quarantined.setdefault(e, 0)
@@ -281,9 +308,11 @@ class Guard(ItemTransform[Any, dict[str, Any]]):
 
 # ---------------------------------------------------------------------------- dlt plumbing
 def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
-    """The dlt pipeline of one system: dataset ``raw_<system>``, state kept under pipelines_dir."""
+    """The dlt pipeline of one system: dataset ``raw_<system>``, state kept under pipelines_dir
+    (``system`` is the configured source's name when the runner set one: :func:`stored_as`)."""
     import dlt
 
+    system = system_name(system)
     return dlt.pipeline(
         pipeline_name=f"hub_{system}",
         destination=destination,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from hub.report import fr_date
@@ -87,6 +88,7 @@ def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
                    "[matching] incremental setting), or recompute everything.")
 def run(config: Path | None, confirm_release: bool, incremental: bool | None) -> None:
     """Run the pipeline on the configured sources: ingest, canonical layer, resolution, golden."""
+    from hub.pipeline import NothingToResolve
     from hub.pipeline import run as run_pipeline
     from hub.report import print_run
     from warehouse.resolution import ReleaseRefused
@@ -96,6 +98,9 @@ def run(config: Path | None, confirm_release: bool, incremental: bool | None) ->
         with _Steps() as steps:
             report = run_pipeline(settings, progress=steps, confirm_release=confirm_release or None,
                                   incremental=incremental)
+    except NothingToResolve as e:
+        err.print(f"[red]run stopped:[/red] {escape(str(e))}")
+        sys.exit(1)
     except ReleaseRefused as e:
         err.print(f"[red]release refused:[/red] {e}")
         err.print("The previous publication stays in place. Check `hub review releases`, then rerun with "

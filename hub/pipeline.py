@@ -53,7 +53,7 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     personal data) and raised; what earlier runs loaded stays in place.
     """
     started = time.perf_counter()  # imports included: they are part of what a step costs
-    from connectors.base import SourceError
+    from connectors.base import SourceError, stored_as
     from connectors.registry import SYSTEMS
     from warehouse import ops
 
@@ -64,7 +64,9 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     with _warehouse(settings) as wh:
         try:
             params = _connector_params(source, module)
-            result = module.load(wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir, **params)
+            # the source's name, not its kind, is the system: raw_<name>, source_system, keys
+            with stored_as(source.name):
+                result = module.load(wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir, **params)
         except (SourceError, SettingsError) as e:
             ops.record_source_runs(wh, run_id, [_failed_count(source.name, str(e))])
             raise
@@ -116,21 +118,15 @@ def _failed_count(source_name: str, error: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ canonical
 def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Staging models → quality gate → core tables, for every source whose raw data exists.
-
-    Then the register's completeness guard: a table or column holding personal data that the
-    register of processing does not map raises ``warehouse.register_guard.UnmappedPersonalData``
-    naming it, before anything is resolved or published."""
+    """Staging models → quality gate → core tables, for every source whose raw data exists."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from connectors.registry import staging_models
-    from warehouse import register_guard
     from warehouse.staging import build_canonical as build
 
     with _warehouse(settings) as wh:
         present = [s for s in settings.sources if _has_raw(wh, s.name)]
-        models = staging_models([(s.kind, s.params) for s in present])
+        models = staging_models([(s.name, s.kind, s.params) for s in present])
         counts = build(wh, models, run_id)
-        register_guard.check(wh)
     staged = sum(c.staged for c in counts)
     passed = sum(c.passed for c in counts)
     return {
@@ -208,6 +204,28 @@ def _pinned_model(settings: Settings) -> dict | None:
 
 
 # ------------------------------------------------------------------------------------------ all
+class NothingToResolve(Exception):
+    """No source could be read in this run (or none is configured): nothing is built or published.
+    ``failed`` lists ``{"source", "error"}`` per failed source; the message names each and why."""
+
+    def __init__(self, failed: list[dict[str, str]], config: Path | None = None):
+        self.failed = failed
+        if failed:
+            why = "; ".join(f"{f['source']}: {_without_prefix(f['error'], f['source'])}" for f in failed)
+            msg = (f"every source failed, so nothing was built, resolved or published (the last publication "
+                   f"stays in place). {why}. Fix these sources and run again.")
+        else:
+            msg = (f"no source is configured in {config or 'the settings'}: declare at least one "
+                   "[sources.<name>] with its `kind` (see docs/connectors.md)")
+        super().__init__(msg)
+
+
+def _without_prefix(error: str, source: str) -> str:
+    """A source's error without the source name it starts with (the message names it already)."""
+    error = error.rstrip(". ")
+    return error[len(source) + 2:] if error.startswith(f"{source}: ") else error
+
+
 @dataclass
 class RunReport:
     run_id: str
@@ -221,7 +239,9 @@ class RunReport:
 def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
         confirm_release: bool | None = None, incremental: bool | None = None) -> RunReport:
     """The whole job: ingest every source (one failing source does not stop the others), build the
-    canonical layer, resolve identities and publish the golden records."""
+    canonical layer, resolve identities and publish the golden records.
+
+    Raises :class:`NothingToResolve` when no source could be read (or none is configured)."""
     from connectors.base import SourceError
 
     say = progress or (lambda step, msg: None)
@@ -237,6 +257,8 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
             continue
         report.ingested.append(summary)
         say(f"ingest {source.name}", f"{summary['rows_loaded']:,} rows loaded in {summary['seconds']} s")
+    if not report.ingested:
+        raise NothingToResolve(report.failed, settings.config_path)
     say("canonical", "running")
     report.canonical = build_canonical(settings, report.run_id)
     say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")

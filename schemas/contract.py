@@ -21,8 +21,10 @@ CERTIFICATION_LEVELS = {
     2: "franceconnect",  # FranceConnect / an authentic source
 }
 
-ROLES = ("usager", "parent", "enfant", "debiteur", "dirigeant", "contact", "demandeur")
-HOUSEHOLD_ROLES = ("responsable", "conjoint", "enfant")
+# ``personne`` / ``membre``: the neutral roles, for a source that records none (no role-specific rule
+# applies to them).
+ROLES = ("usager", "parent", "enfant", "debiteur", "dirigeant", "contact", "demandeur", "personne")
+HOUSEHOLD_ROLES = ("responsable", "conjoint", "enfant", "membre")
 INTERACTION_KINDS = (
     "demande",
     "facture",
@@ -107,7 +109,8 @@ PERSON_RECORD = Table(
         C("source_system", "text", "the silo: finance, family, associations, ...", nullable=False),
         C("source_id", "text", "the record's id in its silo (entity-prefixed where the silo has several)",
           nullable=False),
-        C("role", "text", "usager, parent, enfant, debiteur, dirigeant, contact, demandeur", nullable=False),
+        C("role", "text", "usager, parent, enfant, debiteur, dirigeant, contact, demandeur; personne when the silo "
+          "records no role", nullable=False),
         C("given_names", "text", "all prénoms known, in order, space-separated, as the silo wrote them",
           personal=True),
         C("birth_name", "text", "nom de naissance, when the silo distinguishes it", personal=True),
@@ -141,7 +144,7 @@ HOUSEHOLD_MEMBERSHIP = Table(
         C("source_system", "text", "the silo", nullable=False),
         C("household_id", "text", "`<source_system>:<the silo's grouping id>`", nullable=False),
         C("record_key", "text", "the member's person_record", nullable=False),
-        C("role", "text", "responsable, conjoint or enfant", nullable=False),
+        C("role", "text", "responsable, conjoint or enfant; membre when the silo records no role", nullable=False),
         C("valid_from", "date", "membership start when known"),
         C("valid_to", "date", "membership end when known (null: current)"),
     ),

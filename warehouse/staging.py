@@ -79,6 +79,7 @@ def build_canonical(
     today: date | None = None,
 ) -> list[StageCount]:
     """Create the staging views, gate their rows, rebuild the core tables of the silos given.
+    Every canonical table is created from the contract if missing, so one no model feeds is empty.
 
     ``models`` maps a canonical table name to ``[(model_name, select_sql), ...]``. Each model
     becomes the view ``staging.<model_name>``; a table's models are unioned and validated
@@ -96,6 +97,10 @@ def build_canonical(
             model_system(name)
     gate = gate or QualityGate(today)
     wh.create_schema(STAGING_SCHEMA)
+    # Every canonical table exists after a build, empty when no source feeds it (a person file
+    # alone feeds no household or interaction): the golden build, the desk and the run report
+    # read them all.
+    wh.ensure_tables(CANONICAL_TABLES)
     now = datetime.now(UTC)
     counts: list[StageCount] = []
     for table in BUILD_ORDER:

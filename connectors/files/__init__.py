@@ -16,6 +16,7 @@ connector reads the files its globs match in a drop folder, types and checks the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable
@@ -58,9 +59,11 @@ def staging_models(mapping: Mapping | Path | str) -> dict[str, list[tuple[str, s
     return _staging_models(mapping if isinstance(mapping, Mapping) else load_mapping(mapping))
 
 
-def source_staging(params: AnyMapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """The staging models of one configured files source (``mapping`` in its settings)."""
-    return staging_models(params["mapping"])
+def source_staging(params: AnyMapping[str, Any], name: str | None = None) -> dict[str, list[tuple[str, str]]]:
+    """The staging models of one configured files source (``mapping`` in its settings); ``name``:
+    the source's name, which the rows carry as source_system (default: the mapping's ``system``)."""
+    m = load_mapping(params["mapping"])
+    return staging_models(dataclasses.replace(m, system=name) if name else m)
 
 
 def configure(params: AnyMapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:

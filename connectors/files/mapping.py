@@ -31,6 +31,10 @@ CANONICAL = {t.name: t for t in CANONICAL_TABLES}
 # contract fields that are `<source_system>:<id>` keys: a column mapped onto them gets the prefix
 KEY_FIELDS = {"record_key", "interaction_key", "organisation_key", "household_id"}
 _OWN_KEY = {"person_record": "record_key", "interaction": "interaction_key", "organisation": "organisation_key"}
+# A role the mapping leaves out: the neutral one, to which no role-specific rule applies.
+DEFAULT_ROLE = {"person_record": "personne", "household_membership": "membre"}
+UNMAPPED = ("keep", "null", "quarantine")  # what a value map does with a value it does not list
+ON_ERROR = ("quarantine", "null")  # a bad value sets the row aside, or only that field to null
 
 
 class MappingError(ValueError):
@@ -55,6 +59,7 @@ class ColumnSpec:
     check: str | None = None  # siren, siret, rna, rna_or_old (connectors.identifiers.CHECKS)
     true_values: tuple[str, ...] = ("true", "1", "oui", "vrai", "yes", "o", "y")
     false_values: tuple[str, ...] = ("false", "0", "non", "faux", "no", "n")
+    on_error: str = "quarantine"  # null: a bad value is set to null (and noted), the row loads
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class FieldSpec:
     ref: str | None = None
     transforms: tuple[str, ...] = ()
     prefix: str = ""  # text put before the value (e.g. "beneficiaire/" in a source_id)
+    # value map: (source value, canonical value) pairs, source values compared trimmed and
+    # case-insensitively after the transforms; ``unmapped`` says what other values become
+    value_map: tuple[tuple[str, str], ...] = ()
+    unmapped: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -204,6 +213,11 @@ def _entity(name: str, spec: dict[str, Any], where: str, base: Path) -> EntitySp
     for k in key:
         if k not in columns:
             raise MappingError(f"{at}.key: {k!r} is not a declared column")
+        if columns[k].on_error == "null":
+            raise MappingError(f"{at}.columns.{k}: a key column cannot be nulled (on_error = \"null\")")
+    for label, c in columns.items():
+        if c.on_error == "null" and c.required:
+            raise MappingError(f"{at}.columns.{label}: a required column cannot be nulled (on_error = \"null\")")
     delimiter = spec["delimiter"]
     if delimiter not in DELIMITERS:
         raise MappingError(f"{at}.delimiter: {delimiter!r} is not one of ';' ',' '\\t' '|'")
@@ -242,7 +256,7 @@ def _column(label: str, spec: Any, at: str, base: ColumnSpec | None) -> ColumnSp
     if not isinstance(spec, dict):
         raise MappingError(f"{at}: a type name (\"text\", \"date\", ...) or a table")
     known = {"type", "required", "absent_ok", "scale", "pattern", "enum", "max_length", "minimum", "maximum",
-             "check", "true_values", "false_values"}
+             "check", "true_values", "false_values", "on_error"}
     unknown = set(spec) - known
     if unknown:
         raise MappingError(f"{at}: unknown setting(s) {', '.join(sorted(unknown))}")
@@ -252,6 +266,8 @@ def _column(label: str, spec: Any, at: str, base: ColumnSpec | None) -> ColumnSp
         _choice(values["type"], TYPES, f"{at}.type")
     if "check" in values:
         _choice(values["check"], tuple(CHECKS), f"{at}.check")
+    if "on_error" in values:
+        _choice(values["on_error"], ON_ERROR, f"{at}.on_error")
     if "pattern" in values:
         try:
             re.compile(values["pattern"])
@@ -271,11 +287,20 @@ def _field(spec: Any, entity: EntitySpec, at: str) -> FieldSpec:
     transforms = tuple(spec.get("transforms") or ())
     for t in transforms:
         _choice(t, TRANSFORMS, f"{at}.transforms")
+    unknown = set(spec) - {"column", "columns", "const", "concat", "coalesce", "json", "ref", "sep", "transforms",
+                           "prefix", "map", "unmapped"}
+    if unknown:
+        raise MappingError(f"{at}: unknown setting(s) {', '.join(sorted(unknown))}")
+    value_map, unmapped = _value_map(spec, at)
     kinds = ["ref"] if "ref" in spec else [k for k in ("column", "const", "concat", "coalesce", "json") if k in spec]
     if len(kinds) != 1:
         raise MappingError(f"{at}: give exactly one of column, const, concat, coalesce, ref, json")
     kind = kinds[0]
     prefix = str(spec.get("prefix", ""))
+    if value_map and kind not in ("column", "concat", "coalesce"):
+        raise MappingError(f"{at}.map: a value map translates a column's values (column, concat or coalesce)")
+    if unmapped == "quarantine" and kind != "column":
+        raise MappingError(f"{at}.unmapped: \"quarantine\" needs a single `column` (its row is set aside)")
     if kind == "const":
         return FieldSpec("const", value=spec["const"], transforms=transforms)
     if kind == "ref":
@@ -284,17 +309,39 @@ def _field(spec: Any, entity: EntitySpec, at: str) -> FieldSpec:
             raise MappingError(f"{at}: a ref needs `column` or `columns` (the referenced entity's key)")
         fs = FieldSpec("ref", columns=tuple(cols), ref=spec["ref"], transforms=transforms)
     elif kind == "column":
-        fs = FieldSpec("column", columns=(spec["column"],), transforms=transforms, prefix=prefix)
+        fs = FieldSpec("column", columns=(spec["column"],), transforms=transforms, prefix=prefix,
+                       value_map=value_map, unmapped=unmapped)
     else:
         cols = spec[kind]
         if isinstance(cols, str) or not cols:
             raise MappingError(f"{at}.{kind}: a list of columns")
         fs = FieldSpec(kind, columns=tuple(cols), sep=str(spec.get("sep", " ")), transforms=transforms,
-                       prefix=prefix)
+                       prefix=prefix, value_map=value_map, unmapped=unmapped)
     for c in fs.columns:
         if c not in entity.columns:
             raise MappingError(f"{at}: {c!r} is not a declared column of entities.{entity.name}")
     return fs
+
+
+def _value_map(spec: dict[str, Any], at: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """``map = { <source value> = <canonical value>, ... }`` and ``unmapped = keep | null | quarantine``."""
+    raw = spec.get("map")
+    unmapped = _choice(spec.get("unmapped", "keep"), UNMAPPED, f"{at}.unmapped")
+    if raw is None:
+        if "unmapped" in spec:
+            raise MappingError(f"{at}.unmapped: only with a `map`")
+        return (), unmapped
+    if not isinstance(raw, dict) or not raw:
+        raise MappingError(f"{at}.map: a table of source value = canonical value")
+    pairs: dict[str, tuple[str, str]] = {}
+    for k, v in raw.items():
+        if isinstance(v, dict | list):
+            raise MappingError(f"{at}.map.{k}: a value (text, number or boolean)")
+        folded = str(k).strip().upper()
+        if folded in pairs and pairs[folded][1] != str(v):
+            raise MappingError(f"{at}.map: {pairs[folded][0]!r} and {k!r} are the same value, mapped differently")
+        pairs[folded] = (str(k).strip(), str(v).lower() if isinstance(v, bool) else str(v))
+    return tuple(pairs.values()), unmapped
 
 
 def _feed(entity: EntitySpec, spec: dict[str, Any], at: str) -> Feed:
@@ -312,6 +359,8 @@ def _feed(entity: EntitySpec, spec: dict[str, Any], at: str) -> Feed:
             raise MappingError(f"{at}: source_system is the mapping's `system`, it cannot be mapped")
         fields[fname] = _field(fspec, entity, f"{at}.{fname}")
     defaulted = {"source_system", "source_id", "certification_level", _OWN_KEY.get(table, "")}
+    if table in DEFAULT_ROLE:
+        defaulted.add("role")  # optional: the neutral role (DEFAULT_ROLE) when the silo records none
     for c in contract.columns:
         if not c.nullable and c.name not in fields and c.name not in defaulted:
             raise MappingError(f"{at}: {table}.{c.name} is required by the contract: map it")

@@ -8,13 +8,19 @@ columns, in contract order, every NULL typed. Keys follow the hub's convention:
 
 from __future__ import annotations
 
-from connectors.files.mapping import CANONICAL, KEY_FIELDS, EntitySpec, FieldSpec, Mapping
-from schemas.contract import Table
+from connectors.files.mapping import CANONICAL, DEFAULT_ROLE, KEY_FIELDS, EntitySpec, FieldSpec, Mapping
+from schemas.contract import HOUSEHOLD_ROLES, ROLES, Table
 
 SQL_TYPE = {"text": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE PRECISION",
             "bool": "BOOLEAN", "date": "DATE", "timestamptz": "TIMESTAMPTZ", "money": "DECIMAL(14,2)",
             "json": "VARCHAR"}
 _OWN_KEY = {"person_record": "record_key", "interaction": "interaction_key", "organisation": "organisation_key"}
+# The household feed accepts what the person feed accepts: a person role read from the same column
+# becomes the household role it implies (a parent heads the household, a child is a child, any
+# other role is a plain member); household roles pass as they are.
+HOUSEHOLD_ROLE_OF = {"parent": "responsable", "enfant": "enfant",
+                     **{r: "membre" for r in ROLES if r not in ("parent", "enfant")}}
+assert not set(HOUSEHOLD_ROLE_OF) - set(ROLES) and set(HOUSEHOLD_ROLE_OF.values()) <= set(HOUSEHOLD_ROLES)
 
 
 def _lit(value: object) -> str:
@@ -45,7 +51,23 @@ def _json_string(expr: str) -> str:
     return f"COALESCE('\"' || {escaped} || '\"', 'null')"
 
 
-def _expr(system: str, entity: EntitySpec, fname: str, f: FieldSpec, logical: str) -> str:
+def _mapped(e: str, f: FieldSpec) -> str:
+    """The value map as a CASE: source values compared trimmed and upper-cased (the silo's own
+    spelling varies in case); a value not listed is kept, or null (``unmapped``: keep | null;
+    ``quarantine`` sets such rows aside at extraction, so none reaches here)."""
+    folded = f"UPPER(TRIM(CAST({e} AS VARCHAR)))"
+    whens = " ".join(f"WHEN UPPER({_lit(k)}) THEN {_lit(v)}" for k, v in f.value_map)
+    other = "NULL" if f.unmapped == "null" else f"CAST({e} AS VARCHAR)"
+    return f"(CASE {folded} {whens} ELSE {other} END)"
+
+
+def _household_role(e: str) -> str:
+    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in HOUSEHOLD_ROLE_OF.items())
+    return f"(CASE LOWER(CAST({e} AS VARCHAR)) {whens} ELSE LOWER(CAST({e} AS VARCHAR)) END)"
+
+
+def _expr(system: str, entity: EntitySpec, fname: str, f: FieldSpec, logical: str,
+          table: str = "") -> str:
     target = SQL_TYPE[logical]
     if f.kind == "const":
         e = _lit(f.value)
@@ -66,6 +88,12 @@ def _expr(system: str, entity: EntitySpec, fname: str, f: FieldSpec, logical: st
         e = f"'{{' || {members} || '}}'"
     for t in f.transforms:
         e = f"{t.upper()}({e})"
+    if f.value_map:
+        e = _mapped(e, f)
+    if fname == "role" and table == "household_membership" and f.kind != "const":
+        e = _household_role(e)
+    if fname == "role" and table in DEFAULT_ROLE:  # an empty or unmapped role: the neutral one
+        e = f"COALESCE({e}, {_lit(DEFAULT_ROLE[table])})"
     if f.prefix:
         e = f"{_lit(f.prefix)} || {e}"
     if fname in KEY_FIELDS and f.kind in ("column", "concat", "coalesce"):
@@ -84,7 +112,7 @@ def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
     exprs: list[tuple[str, str]] = []
     for c in contract.columns:
         if c.name in fields and c.name != "source_id":
-            e = _expr(system, entity, c.name, fields[c.name], c.type)
+            e = _expr(system, entity, c.name, fields[c.name], c.type, table_name)
         elif c.name == "source_id":
             e = source_id
         elif c.name == "source_system":
@@ -93,6 +121,8 @@ def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
             e = f"CAST('{system}:' || {source_id} AS VARCHAR)"
         elif c.name == "certification_level":
             e = "CAST(0 AS INTEGER)"
+        elif c.name == "role" and table_name in DEFAULT_ROLE:
+            e = f"CAST({_lit(DEFAULT_ROLE[table_name])} AS VARCHAR)"
         elif c.name == "birth_date_precision" and "birth_date" in fields:
             birth = _expr(system, entity, "birth_date", fields["birth_date"], "date")
             e = f"CAST(CASE WHEN {birth} IS NOT NULL THEN 'day' END AS VARCHAR)"

@@ -196,7 +196,7 @@ def test_rna_and_nulls():
     ({"entities": {"u": {"files": "*.csv", "key": "id", "columns": {"id": "text", "nir": "text"}}}},
      "national identification number"),
     ({"entities": {"u": {"files": "*.csv", "key": "id", "columns": {"id": "text"},
-                         "feeds": [{"table": "person_record"}]}}}, "person_record.role is required"),
+                         "feeds": [{"table": "interaction"}]}}}, "interaction.record_key is required"),
     ({"entities": {"u": {"files": "*.csv", "key": "id", "columns": {"id": "text"},
                          "feeds": [{"table": "person_record", "role": {"const": "usager"}, "email": "mail"}]}}},
      "'mail' is not a declared column"),
