@@ -118,15 +118,21 @@ def _failed_count(source_name: str, error: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ canonical
 def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Staging models → quality gate → core tables, for every source whose raw data exists."""
+    """Staging models → quality gate → core tables, for every source whose raw data exists.
+
+    Then the register's completeness guard: a table or column holding personal data that the
+    register of processing does not map raises ``warehouse.register_guard.UnmappedPersonalData``
+    naming it, before anything is resolved or published."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from connectors.registry import staging_models
+    from warehouse import register_guard
     from warehouse.staging import build_canonical as build
 
     with _warehouse(settings) as wh:
         present = [s for s in settings.sources if _has_raw(wh, s.name)]
         models = staging_models([(s.name, s.kind, s.params) for s in present])
         counts = build(wh, models, run_id)
+        register_guard.check(wh)
     staged = sum(c.staged for c in counts)
     passed = sum(c.passed for c in counts)
     return {
