@@ -124,9 +124,13 @@ class Collector:
         self.quarantined.setdefault(entity, 0)
 
     def quarantine(self, entity: str, locator: str, field_name: str | None, reason_code: str, reason: str,
-                   payload: Mapping[str, Any] | str | None) -> None:
-        """Set one row aside. The payload is masked for national ids before it is kept."""
-        self.quarantined[entity] = self.quarantined.get(entity, 0) + 1
+                   payload: Mapping[str, Any] | str | None, *, counted: bool = True) -> None:
+        """Set one row aside. The payload is masked for national ids before it is kept.
+
+        ``counted=False``: a note on a row that *is* loaded (a bad field set to null, reason code
+        ``nulled_<reason>``), kept with the quarantined rows but not counted among them."""
+        if counted:
+            self.quarantined[entity] = self.quarantined.get(entity, 0) + 1
         self.read.setdefault(entity, 0)
         self.rows.append({
             "run_id": self.run_id,

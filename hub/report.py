@@ -37,6 +37,9 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
     console.print(t)
     for f in report.failed:
         console.print(f"[red]source failed[/red] {f['error']}")
+    # a mapping's `on_error = "null"` notes (reason nulled_<reason>) are on rows that were loaded
+    nulled = [r for r in reasons if r["reason_code"].startswith("nulled_")]
+    reasons = [r for r in reasons if not r["reason_code"].startswith("nulled_")]
     if reasons:
         q = Table("source", "entity", "stage", "reason", "rows", title="Quarantined rows", box=None)
         for r in reasons:
@@ -44,6 +47,11 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         console.print(q)
     else:
         console.print("Quarantined rows: none")
+    if nulled:
+        n = Table("source", "entity", "reason", "fields", title="Fields set to null (their rows loaded)", box=None)
+        for r in nulled:
+            n.add_row(r["source_system"], r["entity"], r["reason_code"].removeprefix("nulled_"), f"{r['count']:,}")
+        console.print(n)
     c = report.canonical
     console.print(
         f"Canonical layer: {layer['person_record']:,} person records, {layer['interaction']:,} interactions, "

@@ -39,7 +39,7 @@ from connectors.base import (
     record_merge,
 )
 from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
-from connectors.files.read import read_file
+from connectors.files.read import RawFile, read_file
 from connectors.files.screen import Screened, arrow_type, screen
 from connectors.files.staging import staging_models as _staging_models
 
@@ -115,6 +115,93 @@ def _supersede(system: str, entity: EntitySpec, files: list[Screened]) -> None:
     log.info("%s: %s: %d row(s) superseded by a later file of the same drop", system, entity.name, old.num_rows)
 
 
+# Reasons about one field's value, which ``on_error = "null"`` turns into a null field: not a
+# missing key, a national id (the row never loads), a required or one-of-required value, a duplicate.
+NULLABLE_REASONS = frozenset({"bad_date", "bad_decimal", "bad_integer", "bad_boolean", "bad_timestamp", "pattern",
+                              "enum", "too_long", "out_of_range", "bad_siren", "bad_siret", "bad_rna"})
+
+
+def _line_index(raw: RawFile) -> dict[int, int]:
+    return {int(line): i for i, line in enumerate(raw.lines)}
+
+
+def _row_of(locator: str, index: dict[int, int]) -> int | None:
+    return index.get(int(locator.rsplit(":", 1)[1]))
+
+
+def _screen(raw: RawFile, entity: EntitySpec) -> tuple[Screened, list[dict[str, Any]]]:
+    """Screen one file; a bad value in an ``on_error = "null"`` column is set to null and the file
+    screened again (until no such column is at fault), so the row is judged on what remains.
+    Returns the screening and the notes on loaded rows (one per field set to null)."""
+    nullable = {c.label for c in entity.columns.values() if c.on_error == "null"}
+    s = screen(raw, entity)
+    if not nullable:
+        return s, []
+    index = _line_index(raw)
+    table = raw.table
+    nulled: dict[int, list[dict[str, Any]]] = {}
+    for _ in range(len(nullable)):
+        hits = [b for b in s.bad if b["field"] in nullable and b["reason_code"] in NULLABLE_REASONS]
+        if not hits:
+            break
+        by_column: dict[str, list[int]] = {}
+        for b in hits:
+            i = _row_of(b["locator"], index)
+            if i is None:
+                continue
+            by_column.setdefault(entity.columns[b["field"]].name, []).append(i)
+            nulled.setdefault(i, []).append(b)
+        for name, rows in by_column.items():
+            mask = np.zeros(table.num_rows, bool)
+            mask[rows] = True
+            pos = table.column_names.index(name)
+            table = table.set_column(pos, name, pc.if_else(pa.array(mask), pa.scalar(None, pa.string()),
+                                                           table.column(name)))
+        s = screen(dataclasses.replace(raw, table=table), entity)
+    if not nulled:
+        return s, []
+    # payloads are the rows as the file has them, not as nulled
+    labels = {c.name: c.label for c in entity.columns.values()}
+    order = sorted(nulled)
+    originals = dict(zip(order, raw.table.take(pa.array(order, pa.int64())).rename_columns(
+        [labels.get(n, n) for n in raw.table.column_names]).to_pylist(), strict=True))
+    set_aside = set()
+    for b in s.bad:
+        i = _row_of(b["locator"], index) if b["reason_code"] != "wrong_column_count" else None
+        if i in nulled:
+            b["payload"] = originals[i]
+            set_aside.add(i)
+    notes = [{"locator": b["locator"], "field": b["field"], "reason_code": f"nulled_{b['reason_code']}",
+              "reason": f"{b['reason']}: the field is set to null, the row loaded", "payload": originals[i]}
+             for i in order if i not in set_aside for b in nulled[i]]
+    return s, notes
+
+
+def _unmapped(entity: EntitySpec, s: Screened) -> None:
+    """Value maps with ``unmapped = "quarantine"``: a row whose value the map does not list is set
+    aside (reason ``unmapped_value``). Values compare trimmed and case-insensitively, as staging maps them."""
+    for feed in entity.feeds:
+        for fname, f in feed.fields.items():
+            if f.unmapped != "quarantine" or not s.good.num_rows:
+                continue
+            label = f.columns[0]
+            name = entity.columns[label].name
+            values = pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(s.good.column(name), pa.string())))
+            keys = pa.array([k.upper() for k, _ in f.value_map], pa.string())
+            bad = pc.and_(pc.invert(pc.is_null(values)), pc.invert(pc.is_in(values, value_set=keys)))
+            bad = pc.fill_null(bad, False)
+            if not pc.any(bad).as_py():
+                continue
+            rows = s.good.filter(bad)
+            by_name = {c.name: c.label for c in entity.columns.values()}
+            for payload in rows.rename_columns([by_name.get(h, h) for h in rows.column_names]).to_pylist():
+                line = payload.pop("_source_line")
+                payload.pop("_source_file")
+                s.bad.append({"locator": f"{s.name}:{line}", "field": label, "reason_code": "unmapped_value",
+                              "reason": f"a value the map of {feed.table}.{fname} does not list", "payload": payload})
+            s.good = s.good.filter(pc.invert(bad))
+
+
 def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]], collector: Collector):
     """The entity's good rows from its changed files, as one Arrow table per run."""
     import dlt
@@ -122,19 +209,27 @@ def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]],
     state = dlt.current.resource_state()
     seen: dict[str, str] = state.setdefault("files", {})
     screened: list[Screened] = []
+    notes: list[dict[str, Any]] = []
     digests: dict[str, str] = {}
     for name, path in paths:
         digest = _sha256(path)
         if seen.get(name) == digest:
             log.info("%s: %s unchanged since it was loaded, skipped", system, name)
             continue
-        screened.append(screen(read_file(system, path, name, entity), entity))
+        s, nulled = _screen(read_file(system, path, name, entity), entity)
+        _unmapped(entity, s)
+        screened.append(s)
+        notes.extend(nulled)
         digests[name] = digest
     _supersede(system, entity, screened)
     for s in screened:
         collector.add_read(entity.name, s.rows_read)
         for b in s.bad:
             collector.quarantine(entity.name, b["locator"], b["field"], b["reason_code"], b["reason"], b["payload"])
+    set_aside = {b["locator"] for s in screened for b in s.bad}  # a later file's key, an unmapped value
+    for b in (n for n in notes if n["locator"] not in set_aside):
+        collector.quarantine(entity.name, b["locator"], b["field"], b["reason_code"], b["reason"], b["payload"],
+                             counted=False)
     seen.update(digests)
     if screened:
         yield pa.concat_tables([s.good for s in screened])
