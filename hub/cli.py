@@ -281,5 +281,9 @@ from hub.review import decide, review  # noqa: E402  (registered last: their own
 main.add_command(review)
 main.add_command(decide)
 
+from hub.gdpr import gdpr  # noqa: E402  (the DPO's commands, in their own module)
+
+main.add_command(gdpr)
+
 if __name__ == "__main__":
     main()
