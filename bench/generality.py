@@ -57,6 +57,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 
 HERE = Path(__file__).resolve().parent
 MAPPINGS = HERE / "generality"
@@ -187,17 +188,37 @@ def run_hub(dataset: str, rows_by_source: dict[str, list[dict[str, str]]], work:
         export_csv(rows, work / "drop" / s / f"{s}_export.csv")
     config = work / "hub.toml"
     config.write_text(hub_toml(work, list(rows_by_source)), encoding="utf-8")
-    out = run_cli(["run", "--config", str(config)], work, config)
+    register = write_register(work, list(rows_by_source))
+    out = run_cli(["run", "--config", str(config)], work, config,
+                  extra_env={"HUB_REGISTER": str(register)} if register else None)
     links, out.notes = read_links(work / "hub.duckdb")
     # record_key <system>:<entity>/<rec_id> -> (system, rec_id)
     out.links = {(k.partition(":")[0], k.rsplit("/", 1)[-1]): c for k, c in links.items()}
     return out
 
 
-def run_cli(args: list[str], work: Path, config: Path | None = None) -> HubRun:
+def write_register(work: Path, sources: list[str]) -> Path | None:
+    """The shipped register of processing plus one processing per source (bench/generality/
+    register_source.toml), or None when this hub has no register."""
+    try:
+        from schemas.register import register_path
+    except ImportError:
+        return None
+    template = (MAPPINGS / "register_source.toml").read_text(encoding="utf-8")
+    block = Template(template[template.index("[[processing]]"):])
+    text = register_path().read_text(encoding="utf-8")
+    text += "".join(f"\n{block.substitute(system=s, dashed=s.replace('_', '-'))}" for s in sources)
+    path = work / "register.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(args: list[str], work: Path, config: Path | None = None, extra_env: dict[str, str] | None = None
+            ) -> HubRun:
     """`hub <args>` as a new process in ``work``; its output kept in work/hub.stdout / hub.stderr."""
     hub = Path(sys.executable).parent / "hub"
-    env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE_URL", "HUB_CONFIG")}
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE_URL", "HUB_CONFIG", "HUB_REGISTER")}
+    env.update(extra_env or {})
     if config:
         env["HUB_CONFIG"] = str(config)
     env.setdefault("COLUMNS", "200")  # rich cuts long lines to 80 columns when piped
