@@ -68,14 +68,18 @@ class _Steps:
 @click.option("--var", "var_dir", default="var", show_default=True, type=click.Path(path_type=Path),
               help="Where the sandbox, the warehouse and dlt's state go.")
 @click.option("--with-demarches", is_flag=True, help="Also run the Démarches simplifiées silo (a sixth source).")
-def demo(people: int, seed: int, var_dir: Path, with_demarches: bool) -> None:
+@click.option("--country", type=click.Choice(["fr", "be"], case_sensitive=False), default="fr", show_default=True,
+              help="Sandbox mode: a French commune (fr) or the Brussels-Capital region, bilingual FR / NL (be).")
+def demo(people: int, seed: int, var_dir: Path, with_demarches: bool, country: str) -> None:
     """Generate a commune, start its simulated silos, run the whole job, report what it found."""
+    from hub.demo import COUNTRY_LABELS
     from hub.demo import demo as run_demo
     from hub.report import print_demo
 
     with _Steps() as steps:
         result = run_demo(var_dir, people, seed, progress=steps, with_demarches=with_demarches,
-                          warehouse_url=os.environ.get("HUB_WAREHOUSE_URL"))
+                          warehouse_url=os.environ.get("HUB_WAREHOUSE_URL"), country=country.upper())
+    console.print(f"\nSandbox mode: {result.country}, {COUNTRY_LABELS[result.country]}")
     print_demo(console, result)
 
 

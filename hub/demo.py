@@ -2,6 +2,8 @@
 
 Five silos: finance (a SQL database), associations (a CSV drop) and three real HTTP servers that
 run for the duration of the demo: the family portal, a Salesforce org and a ServiceNow instance.
+``country`` "FR" (the default) builds a commune of the Métropole de Lyon, "BE" the Brussels-Capital
+region (bilingual streets, Belgian names and phones; see :mod:`sandbox.population`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from hub.pipeline import Progress, RunReport, run
 from hub.settings import Settings, render_toml, settings_from_dict
 
 FAMILY_TOKEN_ENV = "HUB_FAMILY_TOKEN"
+# What each sandbox mode is, as the demo names it
+COUNTRY_LABELS = {"FR": "French commune (Métropole de Lyon)", "BE": "Brussels-Capital region (FR / NL)"}
 SANDBOX_TOKEN = "sandbox-family-token"  # the simulator's own token: not a secret of any real system
 SALESFORCE_SECRET_ENV = "HUB_SALESFORCE_CLIENT_SECRET"
 SERVICENOW_PASSWORD_ENV = "HUB_SERVICENOW_PASSWORD"
@@ -32,6 +36,7 @@ class DemoResult:
     generate_seconds: float
     accuracy: dict[str, Any]
     sandbox_counts: dict[str, Any]
+    country: str = "FR"  # the sandbox mode: "FR" or "BE"
 
 
 def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str | None = None, *,
@@ -57,11 +62,14 @@ def sandbox_settings(var_dir: Path, sandbox, family_url: str, warehouse_url: str
     if demarches is not None:
         sources["demarches"] = {"kind": "demarches", "base_url": demarches.url,
                                 "demarches": list(demarches.demarche_numbers), "token_env": DEMARCHES_TOKEN_ENV}
-    data = {
+    data: dict[str, Any] = {
         "hub": {"var_dir": str(var_dir), "sandbox_root": str(sandbox.root)},
         "warehouse": {"url": warehouse_url or f"duckdb:///{var_dir / 'hub.duckdb'}"},
         "sources": sources,
     }
+    country = getattr(sandbox, "country", "FR")
+    if country != "FR":  # the deployment's country: the identity standardisation follows it
+        data["matching"] = {"country": country}
     path = var_dir / "hub.toml"
     path.write_text(render_toml(data), encoding="utf-8")
     return settings_from_dict(data, config_path=path)
@@ -83,9 +91,10 @@ class SandboxRun:
 @contextmanager
 def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str | None = None,
                     finance_url: str | None = None, fresh: bool = True,
-                    with_demarches: bool = False, defects: bool = False) -> Iterator[SandboxRun]:
-    """Build the sandbox under var_dir/sandbox, start its simulators (family portal, Salesforce,
-    ServiceNow), yield settings for them."""
+                    with_demarches: bool = False, defects: bool = False,
+                    country: str = "FR") -> Iterator[SandboxRun]:
+    """Build the sandbox (``country`` "FR" or "BE") under var_dir/sandbox, start its simulators
+    (family portal, Salesforce, ServiceNow), yield settings for them."""
     from sandbox import build_sandbox
 
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -97,11 +106,11 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
             elif p.exists():
                 p.unlink()
     started = time.perf_counter()
-    sb = build_sandbox(var_dir / "sandbox", people=people, seed=seed, finance_url=finance_url)
+    sb = build_sandbox(var_dir / "sandbox", people=people, seed=seed, finance_url=finance_url, country=country)
     if defects:
         from sandbox.defects import inject_defects
 
-        inject_defects(sb.root)
+        inject_defects(sb.root, country=sb.country)
     generate_seconds = time.perf_counter() - started
     with ExitStack() as stack:
         yield start_simulators(stack, sb, var_dir, warehouse_url=warehouse_url, with_demarches=with_demarches,
@@ -149,16 +158,21 @@ def accuracy(settings: Settings, sandbox_root: Path) -> dict[str, Any]:
 
 
 def demo(var_dir: Path, people: int, seed: int = 42, *, warehouse_url: str | None = None,
-         progress: Progress | None = None, with_demarches: bool = False) -> DemoResult:
-    """Generate a commune, run its silos, run the whole job on them and score it."""
+         progress: Progress | None = None, with_demarches: bool = False, country: str = "FR") -> DemoResult:
+    """Generate a commune (``country`` "FR") or a Brussels population ("BE"), run its silos, run the
+    whole job on them and score it."""
+    country = country.upper()
+    if country not in COUNTRY_LABELS:
+        raise ValueError(f"country must be one of {', '.join(COUNTRY_LABELS)}, not {country!r}")
     say = progress or (lambda step, msg: None)
-    say("sandbox", f"generating {people:,} people and their silos")
+    mode = "" if country == "FR" else f" ({COUNTRY_LABELS[country]})"
+    say("sandbox", f"generating {people:,} people{mode} and their silos")
     # the demo's silos carry a few real-world defects, to show what the hub does with them
     with running_sandbox(var_dir, people, seed, warehouse_url=warehouse_url, with_demarches=with_demarches,
-                         defects=True) as sr:
-        say("sandbox", f"built in {sr.generate_seconds:.1f} s; family portal, Salesforce, ServiceNow"
-                       + (", Démarches simplifiées" if sr.demarches else "") + " simulators running")
+                         defects=True, country=country) as sr:
+        say("sandbox", f"{country} sandbox built in {sr.generate_seconds:.1f} s; family portal, Salesforce, "
+                       "ServiceNow" + (", Démarches simplifiées" if sr.demarches else "") + " simulators running")
         report = run(sr.settings, progress=progress)
     scores = accuracy(sr.settings, sr.sandbox.root)
     return DemoResult(settings=sr.settings, report=report, generate_seconds=sr.generate_seconds, accuracy=scores,
-                      sandbox_counts=dict(sr.sandbox.counts))
+                      sandbox_counts=dict(sr.sandbox.counts), country=country)

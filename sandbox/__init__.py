@@ -1,6 +1,7 @@
 """A synthetic commune with ground truth, and the simulated silos seeded from it.
 
-``build_sandbox(root, people, seed)`` writes everything under ``root``:
+``build_sandbox(root, people, seed)`` writes everything under ``root`` (``country="BE"``: a
+Brussels population, see :func:`sandbox.population.generate_population`):
 
 - ``finance.sqlite`` (or the database at ``finance_url``): tables tiers, factures, paiements;
 - ``family/<collection>.json``: the family portal's data, served by ``Sandbox.family_portal()``;
@@ -78,6 +79,7 @@ class Sandbox:
     person_records: dict[str, int] = field(default_factory=dict)
     # rows per silo table / collection / file, e.g. "finance.tiers", "family.enfants", "associations.dirigeants.csv"
     rows: dict[str, int] = field(default_factory=dict)
+    country: str = "FR"  # "FR": a commune of the Métropole de Lyon; "BE": the Brussels-Capital region
 
     @property
     def counts(self) -> dict[str, int]:
@@ -140,12 +142,14 @@ def truth_table(obs: Observations) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | None = None) -> Sandbox:
-    """Generate the commune and write the six silos and the truth under ``root``."""
+def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | None = None,
+                  country: str = "FR") -> Sandbox:
+    """Generate the commune (``country`` "BE": Brussels) and write the six silos and the truth under
+    ``root``."""
     started = time.perf_counter()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    pop = generate_population(people, seed)
+    pop = generate_population(people, seed, country=country)
     obs = observe(pop, seed)
     url = finance_url or f"sqlite:///{(root / 'finance.sqlite').resolve()}"
     rows: dict[str, int] = {}
@@ -173,7 +177,8 @@ def build_sandbox(root: Path, people: int, seed: int = 42, finance_url: str | No
         "demarches": ds.truth.num_rows,
     }
     sb = Sandbox(root=root, people=people, seed=seed, finance_url=url, family_dir=family_dir,
-                 associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows)
+                 associations_dir=assoc_dir, truth_path=truth_path, person_records=records, rows=rows,
+                 country=pop.country)
     _write_manifest(sb)
     log.info("sandbox: %d people, %d person records built in %.1f s", people, truth.num_rows,
              time.perf_counter() - started)
@@ -188,7 +193,7 @@ def _write_manifest(sb: Sandbox) -> None:
     if parsed.password:
         url = url.replace(f":{parsed.password}@", ":***@", 1)
     manifest = {"people": sb.people, "seed": sb.seed, "finance_url": url,
-                "person_records": sb.person_records, "rows": sb.rows}
+                "person_records": sb.person_records, "rows": sb.rows, "country": sb.country}
     (sb.root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
@@ -199,7 +204,8 @@ def open_sandbox(root: Path, finance_url: str | None = None) -> Sandbox:
     return Sandbox(root=root, people=manifest["people"], seed=manifest["seed"],
                    finance_url=finance_url or manifest["finance_url"], family_dir=root / "family",
                    associations_dir=root / "associations", truth_path=root / TRUTH_FILE,
-                   person_records=manifest["person_records"], rows=manifest["rows"])
+                   person_records=manifest["person_records"], rows=manifest["rows"],
+                   country=manifest.get("country", "FR"))
 
 
 def serve_salesforce(root: Path, port: int = 0, **kwargs: Any) -> SalesforceOrg:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from datetime import date
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,29 @@ log = logging.getLogger(__name__)
 FICTIONAL_NIR = "1 85 05 78 006 084 91"
 
 
-def inject_defects(root: Path) -> dict[str, int]:
+def belgian_national_number(birth: date, order: int, compact: bool = False) -> str:
+    """A Belgian national register number (rijksregisternummer / numéro national) with a valid key:
+    YY.MM.DD-XXX.CC, CC = 97 - (YYMMDDXXX mod 97), with a 2 in front of the nine digits for
+    births from 2000. ``order`` is odd for men, even for women. ``compact``: the 11 digits alone."""
+    if not 1 <= order <= 998:
+        raise ValueError("the order number is 001-998")
+    base = f"{birth:%y%m%d}{order:03d}"
+    key = 97 - int(("2" if birth.year >= 2000 else "") + base) % 97
+    if compact:
+        return f"{base}{key:02d}"
+    return f"{base[0:2]}.{base[2:4]}.{base[4:6]}-{base[6:9]}.{key:02d}"
+
+
+# Fictional Belgian numbers with a valid key (one born before 2000, one after): never stored either.
+FICTIONAL_NATIONAL_NUMBERS = (belgian_national_number(date(1985, 7, 30), 33),
+                              belgian_national_number(date(2004, 2, 27), 122, compact=True))
+
+
+def inject_defects(root: Path, country: str = "FR") -> dict[str, int]:
     """Append defective rows to the associations export and spoil one family-portal e-mail.
 
+    ``country`` "BE" (a Brussels sandbox): Belgian names, and a national register number pasted into
+    the phone field of one row and into the address of another (in place of the NIR).
     Returns the number of defects per silo. Idempotent on a freshly built sandbox only.
     """
     root = Path(root)
@@ -36,11 +57,21 @@ def inject_defects(root: Path) -> dict[str, int]:
     def row(**changes: str) -> list[str]:
         return [changes.get(c, template[c]) for c in header]
 
-    bad = [
-        row(id=str(next_id), nom="ROUSSEL", prenom="Adèle", date_naissance="31/02/1985"),  # impossible date
-        [str(next_id + 1), rna, "Secrétaire", "M.", "PERRIN"],  # a row cut short
-        row(id=str(next_id + 2), nom="GARNIER", prenom="Hugo", telephone=FICTIONAL_NIR),  # NIR in a field
-    ]
+    if country.upper() == "BE":
+        born, compact = FICTIONAL_NATIONAL_NUMBERS
+        bad = [
+            row(id=str(next_id), nom="JANSSENS", prenom="Lotte", date_naissance="31/02/1985"),  # impossible date
+            [str(next_id + 1), rna, "Secrétaire", "M.", "VAN DEN BOSSCHE"],  # a row cut short
+            row(id=str(next_id + 2), nom="EL AMRANI", prenom="Karim", telephone=born),  # national number as phone
+            row(id=str(next_id + 3), nom="Peeters", prenom="Jan",
+                adresse=f"Rue Haute 12 (NN {compact})"),  # pasted into the address
+        ]
+    else:
+        bad = [
+            row(id=str(next_id), nom="ROUSSEL", prenom="Adèle", date_naissance="31/02/1985"),  # impossible date
+            [str(next_id + 1), rna, "Secrétaire", "M.", "PERRIN"],  # a row cut short
+            row(id=str(next_id + 2), nom="GARNIER", prenom="Hugo", telephone=FICTIONAL_NIR),  # NIR in a field
+        ]
     with open(dirigeants, "a", encoding="cp1252", newline="") as fh:
         csv.writer(fh, delimiter=";", lineterminator="\r\n").writerows(bad)
 
