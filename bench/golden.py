@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/golden.py --people 10000
     .venv/bin/python bench/golden.py --people 100000 --misses 5
+    .venv/bin/python bench/golden.py --people 100000 --country be   # the Brussels sandbox
 
 Resolves the sandbox's person records (the identity step, timed), then builds the golden layer
 (survivorship with provenance and worklists, then foyers; timed) and prints:
@@ -40,7 +41,7 @@ from matching.resolve import resolve
 from matching.standardise import standardise
 from matching.survivorship import survive
 from sandbox.observations import observe, to_person_records
-from sandbox.population import generate_population
+from sandbox.population import COUNTRIES, generate_population
 from schemas.contract import HOUSEHOLD_MEMBERSHIP, arrow_schema
 
 
@@ -94,12 +95,15 @@ FROM owner o JOIN truth t USING (person_id) JOIN gold g USING (citizen_id) JOIN 
 """
 
 
-def _keys(table: pa.Table, key: str, birth: str, usage: str | None) -> pa.Table:
-    """Comparison keys: the name upper case without accents, the address standardised."""
+def _keys(table: pa.Table, key: str, birth: str, usage: str | None, country: str = "FR") -> pa.Table:
+    """Comparison keys: the name upper case without accents, the address standardised (with the
+    sandbox's country: a Belgian postcode is not a French one)."""
     cols = {"record_key": table[key], "birth_name": table[birth], "address_line": table["address_line"],
             "postcode": table["postcode"]}
     if usage:
         cols["usage_name"] = table[usage]
+    if country != "FR":
+        cols["country"] = pa.array([country] * table.num_rows, pa.string())
     std = standardise(pa.table(cols))
     return pa.table({
         "id": table[key], "birth_name_k": std["birth_name_std"],
@@ -112,11 +116,14 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--misses", type=int, default=0, help="print this many missed citizens per attribute")
+    ap.add_argument("--country", type=str.upper, choices=COUNTRIES, default="FR",
+                    help="sandbox mode: a French commune (fr) or the Brussels-Capital region (be; the true "
+                         "address is its French form)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.perf_counter()
-    pop = generate_population(args.people, args.seed)
+    pop = generate_population(args.people, args.seed, country=args.country)
     obs = observe(pop, args.seed)
     records = to_person_records(obs)
     groupings = memberships(obs)
@@ -139,19 +146,22 @@ def main() -> None:
     # ---------------------------------------------------------------- accuracy against the truth
     persons = pop.persons
     tk = _keys(persons.append_column("record_key", pc.cast(persons["person_id"], pa.string())), "record_key",
-               "birth_name", None)
+               "birth_name", None, args.country)
     truth = pa.table({"person_id": persons["person_id"], "birth_name_k": tk["birth_name_k"],
                       "birth_date": persons["birth_date"], "address_k": tk["address_k"]})
     live = records.filter(pc.is_null(records["deleted_at"]))
-    rk = _keys(live, "record_key", "birth_name", "usage_name")
+    rk = _keys(live, "record_key", "birth_name", "usage_name", args.country)
     # a record's birth name: the one it writes, else its only name (what survivorship falls back to)
     rec_std = standardise(live.select(["record_key", "birth_name", "usage_name"]))
     rec = pa.table({"record_key": live["record_key"], "person_id": live["person_id"],
                     "birth_name_k": pc.coalesce(rec_std["birth_name_std"], rec_std["usage_name_std"]),
                     "birth_date": live["birth_date"], "address_k": rk["address_k"]})
     cit = golden.citizens
-    gstd = standardise(cit.select(["citizen_id", "birth_name", "usage_name", "address_line", "postcode"])
-                       .rename_columns(["record_key", "birth_name", "usage_name", "address_line", "postcode"]))
+    gin = (cit.select(["citizen_id", "birth_name", "usage_name", "address_line", "postcode"])
+           .rename_columns(["record_key", "birth_name", "usage_name", "address_line", "postcode"]))
+    if args.country != "FR":
+        gin = gin.append_column("country", pa.array([args.country] * gin.num_rows, pa.string()))
+    gstd = standardise(gin)
     gold = pa.table({"citizen_id": cit["citizen_id"], "birth_name_k": gstd["birth_name_std"],
                      "birth_date": cit["birth_date"],
                      "address_k": pc.binary_join_element_wise(gstd["address_std"], gstd["postcode_std"], "|")})

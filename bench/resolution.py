@@ -3,6 +3,7 @@
     .venv/bin/python bench/resolution.py --people 10000
     .venv/bin/python bench/resolution.py --people 100000 --threshold 0.95
     .venv/bin/python bench/resolution.py --people 100000 --surnames dense   # namesake stress case
+    .venv/bin/python bench/resolution.py --people 100000 --country be       # the Brussels sandbox
 
 Prints records, pairs scored, blocking recall, pairwise precision / recall / F1 and per-phase
 timings of standardise, train, predict, cluster, citizen ids and golden records; then pairwise and
@@ -36,7 +37,7 @@ from matching.identity import assign_citizen_ids
 from matching.resolve import DEFAULT_THRESHOLD, prepare, resolve
 from matching.survivorship import golden
 from sandbox.observations import observe, person_records, to_person_records
-from sandbox.population import SURNAME_POOLS, generate_population
+from sandbox.population import COUNTRIES, SURNAME_POOLS, generate_population
 
 
 def main() -> None:
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42, help="sandbox seed")
     ap.add_argument("--surnames", choices=SURNAME_POOLS, default="france",
                     help="surname pool: French frequencies, or the namesake-heavy stress case")
+    ap.add_argument("--country", type=str.upper, choices=COUNTRIES, default="FR",
+                    help="sandbox mode: a French commune (fr) or the Brussels-Capital region (be)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="clustering threshold")
     ap.add_argument("--errors", type=int, default=0, help="print this many wrong pairs (fp and fn) by kind")
     ap.add_argument("--attach", type=int, default=10_000, help="records attached incrementally (0: skip)")
@@ -53,7 +56,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.perf_counter()
-    population = generate_population(args.people, args.seed, surnames=args.surnames)
+    population = generate_population(args.people, args.seed, surnames=args.surnames, country=args.country)
     records = to_person_records(observe(population, args.seed))
     generate_s = time.perf_counter() - t0
     live = records.filter(pc.is_null(records["deleted_at"]))
@@ -61,7 +64,7 @@ def main() -> None:
 
     # Both runs below start warm: Splink imported and its first linker, SQL parsing and DuckDB
     # functions exercised once (seconds on this machine, paid once per process, not per run).
-    resolve(person_records(2_000, args.seed))
+    resolve(person_records(2_000, args.seed, country=args.country))
 
     t0 = time.perf_counter()
     res = resolve(records, threshold=args.threshold)
@@ -78,6 +81,7 @@ def main() -> None:
     # the floor, as the hub does; every blocked pair would be tens of millions at 1M records)
     block = blocking_rule_recall(mdl.model_input(prepare(records)), truth, mdl.blocking_rules())
     out = [
+        ("sandbox", f"{args.country} ({'Brussels-Capital region' if args.country == 'BE' else 'French commune'})"),
         ("people", f"{args.people:,}"),
         ("records (live)", f"{records.num_rows:,} ({live.num_rows:,})"),
         ("true persons", f"{len(set(truth['person_id'].to_pylist())):,}"),
