@@ -76,6 +76,9 @@ COLUMNS = ["rec_id", "given_name", "surname", "street_number", "address_1", "add
 # be declared as a date, so the export carries the same digits as yyyy-mm-dd (invalid dates such as
 # 19371233 stay invalid: 1937-12-33).
 EXPORT_DATE = "iso"  # "iso": yyyy-mm-dd; "raw": as shipped (yyyymmdd)
+# Which product code the hub runs: a clean export of a commit (PYTHONPATH put before the editable
+# install), or the work tree as it is (--ref worktree). Set by main().
+PRODUCT: dict[str, Path | str | None] = {"root": HERE.parent, "pythonpath": None, "label": "work tree"}
 ENTITY = re.compile(r"^rec-(\d+)-(?:org|dup-\d+)$")
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Refused)\b")
 
@@ -206,7 +209,8 @@ def write_register(work: Path, sources: list[str]) -> Path | None:
         return None
     template = (MAPPINGS / "register_source.toml").read_text(encoding="utf-8")
     block = Template(template[template.index("[[processing]]"):])
-    text = register_path().read_text(encoding="utf-8")
+    shipped = Path(PRODUCT["root"]) / "schemas" / "register.toml"
+    text = (shipped if shipped.exists() else register_path()).read_text(encoding="utf-8")
     text += "".join(f"\n{block.substitute(system=s, dashed=s.replace('_', '-'))}" for s in sources)
     path = work / "register.toml"
     path.write_text(text, encoding="utf-8")
@@ -219,6 +223,8 @@ def run_cli(args: list[str], work: Path, config: Path | None = None, extra_env: 
     hub = Path(sys.executable).parent / "hub"
     env = {k: v for k, v in os.environ.items() if k not in ("HUB_WAREHOUSE_URL", "HUB_CONFIG", "HUB_REGISTER")}
     env.update(extra_env or {})
+    if PRODUCT["pythonpath"]:
+        env["PYTHONPATH"] = str(PRODUCT["pythonpath"])
     if config:
         env["HUB_CONFIG"] = str(config)
     env.setdefault("COLUMNS", "200")  # rich cuts long lines to 80 columns when piped
@@ -406,8 +412,11 @@ def sandbox_unavailable(country: str) -> str | None:
     """Why `hub demo` cannot build this country's sandbox yet (None: it can)."""
     if country == "fr":
         return None
+    env = {**os.environ, "COLUMNS": "200"}
+    if PRODUCT["pythonpath"]:
+        env["PYTHONPATH"] = str(PRODUCT["pythonpath"])
     out = subprocess.run([str(Path(sys.executable).parent / "hub"), "demo", "--help"], capture_output=True,
-                         text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+                         text=True, env=env).stdout
     if "--country" not in out:
         return f"`hub demo` has no --country option yet: the {country.upper()} sandbox is not built (TODO)"
     return None
@@ -540,6 +549,16 @@ def git_head() -> str:
     return head + (f" + uncommitted changes in {', '.join(sorted({d[3:] for d in dirty}))}" if dirty else "")
 
 
+def export_commit(ref: str, into: Path) -> str:
+    """The product packages of ``ref`` (git archive) under ``into``; the commit's short hash."""
+    commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", f"{ref}^{{commit}}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", "--format=tar", commit, "connectors",
+                              "matching", "warehouse", "hub", "schemas", "sandbox"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return commit
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", action="append", choices=sorted(DATASETS),
@@ -552,6 +571,9 @@ def main() -> None:
     ap.add_argument("--no-hub", action="store_true", help="skip the hub runs")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Splink runs")
     ap.add_argument("--keep", action="store_true", help="keep each run folder (warehouse, output) for inspection")
+    ap.add_argument("--ref", default="HEAD",
+                    help="the commit whose product code the hub runs (a clean export; default HEAD), or "
+                         "'worktree' for the work tree as it is, uncommitted changes included")
     ap.add_argument("--findings", action="store_true", help=f"append a summary to {FINDINGS}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -559,7 +581,13 @@ def main() -> None:
 
     datasets = args.dataset or ([] if args.sandbox else list(DATASETS))
     folder = febrl_dir() if datasets else None
-    print(f"generality bench, commit {git_head()}" + (f", FEBRL files from {folder}" if folder else ""))
+    if args.ref == "worktree":
+        PRODUCT["label"] = f"work tree at {git_head()}"
+    else:
+        src = Path(tempfile.mkdtemp(prefix="generality-src-"))
+        commit = export_commit(args.ref, src)
+        PRODUCT.update(root=src, pythonpath=src, label=f"commit {commit} (clean export)")
+    print(f"generality bench: the hub runs {PRODUCT['label']}" + (f"; FEBRL files from {folder}" if folder else ""))
     if not args.no_bare:
         warm_up()
     summary: list[str] = []
@@ -586,7 +614,9 @@ def main() -> None:
                                    bare_on=not args.no_bare, keep=args.keep))
     if args.findings:
         append_findings(f"### bench/generality.py run at {time.strftime('%H:%M', time.gmtime())} UTC, "
-                        f"commit {git_head()}\n" + "\n".join(summary))
+                        f"the hub on {PRODUCT['label']}\n" + "\n".join(summary))
+    if PRODUCT["pythonpath"]:
+        shutil.rmtree(str(PRODUCT["pythonpath"]), ignore_errors=True)
 
 
 if __name__ == "__main__":
