@@ -265,19 +265,62 @@ def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
         err.print("these settings are not the sandbox's (no [hub] sandbox_root)")
         sys.exit(2)
     sb = open_sandbox(settings.sandbox_root)
+    path = settings.config_path or Path(os.environ.get("HUB_CONFIG") or "var/hub.toml")
+    # start_simulators writes var_dir/hub.toml afresh: keep what the user's files hold besides the
+    # simulators' addresses (their sections, sources, keys and comments)
+    written = settings.var_dir / "hub.toml"
+    before = {p: p.read_text(encoding="utf-8") for p in {path, written} if p.exists()}
     with ExitStack() as stack:
         sr = start_simulators(stack, sb, settings.var_dir, warehouse_url=settings.warehouse_url, base_port=port,
                               with_demarches=with_demarches)
+        _keep_user_settings(path, written, before)
         for s in sr.settings.sources:
             url = s.params.get("base_url") or s.params.get("login_url") or s.params.get("instance_url")
             if url:
-                console.print(f"{s.name:<12} {url}")
-        console.print(f"settings written to {sr.settings.config_path}; Ctrl-C to stop")
+                console.print(f"{s.name:<12} {url}", soft_wrap=True)
+        console.print(f"settings updated in {path} (your own sections and sources kept). In another shell, "
+                      "before `hub run`:", soft_wrap=True)
+        for line in _exports(sr.settings, path):
+            console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
+        console.print("Ctrl-C to stop")
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+def _keep_user_settings(path: Path, written: Path, before: dict[Path, str]) -> None:
+    """Merge the simulators' settings (just written to ``written``) into the user's file ``path``,
+    as it was before; a file the user did not point at gets its own text back."""
+    import tomllib
+
+    from hub.settings import merge_settings_text
+
+    fresh = tomllib.loads(written.read_text(encoding="utf-8"))
+    updates = {k: fresh[k] for k in ("sources", "hub", "matching") if k in fresh}
+    if path in before:
+        path.write_text(merge_settings_text(before[path], updates), encoding="utf-8")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(written.read_text(encoding="utf-8"), encoding="utf-8")
+    if written.resolve() != path.resolve() and written in before:
+        written.write_text(before[written], encoding="utf-8")
+
+
+def _exports(settings: Any, path: Path) -> list[str]:
+    """The shell lines `hub run` needs: the settings file and every ``*_env`` variable the sources
+    name, with the simulators' values (sandbox credentials, not secrets of any real system)."""
+    import shlex
+
+    lines = [f"export HUB_CONFIG={shlex.quote(str(path.resolve()))}"]
+    seen = set()
+    for s in settings.sources:
+        for k, var in sorted(s.params.items()):
+            if k.endswith("_env") and var not in seen and os.environ.get(var):
+                seen.add(var)
+                lines.append(f"export {var}={shlex.quote(os.environ[var])}")
+    return lines
 
 
 from hub.review import decide, review  # noqa: E402  (registered last: their own module)

@@ -128,6 +128,27 @@ def secret(params: dict[str, Any], key: str, source: str) -> str:
     return value
 
 
+def merge_settings_text(text: str, updates: dict[str, Any]) -> str:
+    """The settings file ``text`` with the keys of ``updates`` set (``{section: {key: value}}``,
+    ``sources`` as ``{name: {key: value}}``), everything else kept as written: other sections,
+    other sources, other keys, comments."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    for section, values in updates.items():
+        if section == "sources":
+            sources = doc.setdefault("sources", tomlkit.table(is_super_table=True))
+            for name, spec in values.items():
+                table = sources.setdefault(name, tomlkit.table())
+                for k, v in spec.items():
+                    table[k] = v
+        else:
+            table = doc.setdefault(section, tomlkit.table())
+            for k, v in values.items():
+                table[k] = v
+    return tomlkit.dumps(doc)
+
+
 def render_toml(settings: dict[str, Any]) -> str:
     """A minimal TOML writer for the flat two-level settings this module reads."""
     lines: list[str] = []

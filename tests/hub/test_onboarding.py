@@ -248,3 +248,74 @@ def test_a_renamed_connector_model_keeps_no_trace_of_its_kind():
                 code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
                 code = re.sub(r"\braw_autre\.\w+", "", code)  # raw_autre.associations: a table, not the system
                 assert not re.search(rf"\b{kind}\b", code), (kind, name)
+
+
+# ------------------------------------------------------------------ 7. hub sandbox serve
+def test_sandbox_serve_prints_what_hub_run_needs_and_keeps_the_users_settings(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from sandbox import build_sandbox
+
+    var = tmp_path / "var"
+    sb = build_sandbox(var / "sandbox", people=120, seed=3)
+    cfg = var / "hub.toml"
+    cfg.write_text(f"""# my deployment: comments stay
+[hub]
+var_dir = "{var}"
+sandbox_root = "{sb.root}"
+
+[warehouse]
+url = "duckdb:///{var / 'hub.duckdb'}"
+
+[matching]
+review_band = [0.5, 0.9]  # my review band
+
+[sources.family]
+kind = "family"
+base_url = "http://127.0.0.1:1"
+token_env = "HUB_FAMILY_TOKEN"
+per_page = 500
+
+[sources.people]
+kind = "files"
+mapping = "people.toml"
+drop_dir = "drop"
+""", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | {"PYTHONUNBUFFERED": "1"}
+    hub = str(Path(sys.executable).parent / "hub")
+    proc = subprocess.Popen([hub, "sandbox", "serve", "--config", str(cfg), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(120), "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        reader.join(5)
+    out = "".join(lines)
+    assert f"export HUB_CONFIG={cfg.resolve()}" in out, out
+    assert "export HUB_FAMILY_TOKEN=sandbox-family-token" in out, out
+    assert "export HUB_SALESFORCE_CLIENT_SECRET=" in out and "export HUB_SERVICENOW_PASSWORD=" in out, out
+    text = cfg.read_text(encoding="utf-8")
+    assert "# my deployment: comments stay" in text and "# my review band" in text
+    settings = load_settings(cfg)
+    assert settings.extra["review_band"] == [0.5, 0.9]
+    assert settings.source("people").params == {"mapping": "people.toml", "drop_dir": "drop"}
+    family = settings.source("family").params
+    assert family["per_page"] == 500 and family["base_url"] != "http://127.0.0.1:1"
+    assert {s.name for s in settings.sources} >= {"finance", "family", "associations", "salesforce", "servicenow"}
