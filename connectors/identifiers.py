@@ -159,60 +159,85 @@ CHECKS = {
 #
 # NIR: sex 1 / 2 (3, 4, 7, 8: temporary numbers), year, month (01-12; 20-42 and 50-99 where INSEE
 # records no real month), département (01-99, 2A / 2B), commune (3 digits), order (3 digits), then
-# an optional 2-digit key: 13 or 15 digits (Corsica: 11 or 13 digits around 2A / 2B).
+# an optional 2-digit key: 13 or 15 digits (Corsica: 11 or 13 digits around 2A / 2B). Any one
+# separator may stand between two of its groups, or none: its shape is specific enough.
 # Belgian number: YYMMDD (month +20 / +40 for bis numbers, 00 when unknown; day 00-31), 3 digits
-# of order, 2 check digits (97 - number mod 97, with a leading 2 for births from 2000): 11 digits.
-# Any one separator may stand between two groups (space, no-break or narrow no-break space, thin
-# space, dot, dash, slash, or " - " / " / " / " . "), never inside a group.
+# of order, 2 check digits (97 - number mod 97, with a leading 2 for births from 2000): 11 digits,
+# written as people write it: 85.07.30-033.61 (a separator at each of the four places), 850730 033
+# 61, 850730-03361, 850730033 61 or 85073003361. Eleven digits are a loose shape: dates followed by
+# a postcode or a number (09/2018 13001) would pass if separators could fall anywhere.
+# A separator is one space, no-break or narrow no-break space, thin space, dot, dash or slash, or a
+# spaced " - " / " / " / " . "; never inside a group.
 #
-# Where a value is only shaped like a national id and is far more likely something else, a valid
-# key is required: digits glued to a letter (VAT numbers FR12345678901, references like INV2024…)
-# and 11 digits starting 32 / 33 written without a separator (a Belgian or French phone number in
-# E.164 without its +). A value preceded by + (a phone number) or by a digit (part of a longer
-# number: IBAN, SIRET, invoice numbers) is never taken.
+# Where a value is only shaped like a national id and is far more likely something else, the key
+# must be valid: digits glued to a letter (VAT numbers FR12345678901, references like INV2024…);
+# eleven bare digits that read as a phone number without its + (324[5-9]…: a Belgian mobile,
+# 33[1-9]…: a French number) or as a dated reference (20[12]x…: 2024…); nine digits, a dot and
+# two (an amount: 632424356.73). A value preceded by + (a phone number) or by a digit (part of a
+# longer number: IBAN, SIRET, an invoice number) is never taken.
 _SEP_CHARS = " .\\-/\u00a0\u202f\u2009"
 _S = f"(?:[{_SEP_CHARS}]| [-./] )?"  # one optional separator between groups
 _S1 = f"(?:[{_SEP_CHARS}]| [-./] )"  # one separator, present
+_S1_NODOT = f"(?:[{_SEP_CHARS.replace('.', '')}]| [-./] )"
 _NIR_MONTH = r"(?:0[1-9]|1[0-2]|[23]\d|4[0-2]|[5-9]\d)"
 _NIR_DEP = r"(?:0[1-9]|[13-9]\d|2[0-9AaBb])"
-_NIR = rf"[1-478]{_S}\d\d{_S}{_NIR_MONTH}{_S}{_NIR_DEP}{_S}\d{{3}}{_S}\d{{3}}(?:{_S}\d\d)?"
+# a NIR is written with a separator at each of its places (1 84 12 75 115 423 57, mixed ones too),
+# or with none (1841275115423, its key run on or apart)
+_NIR = (rf"(?:[1-478]{_S1}\d\d{_S1}{_NIR_MONTH}{_S1}{_NIR_DEP}{_S1}\d{{3}}{_S1}\d{{3}}(?:{_S1}\d\d)?"
+        rf"|[1-478]\d\d{_NIR_MONTH}{_NIR_DEP}\d{{6}}(?:{_S}\d\d)?)")
 _BE_MONTH = r"(?:0\d|1[0-2]|2\d|3[0-2]|4\d|5[0-2])"
 _BE_DAY = r"(?:[0-2]\d|3[01])"
-_BE_TAIL = rf"{_BE_DAY}{_S}\d{{3}}{_S}\d\d"
-_BE = rf"\d\d{_S}{_BE_MONTH}{_S}{_BE_TAIL}"
-# the Belgian shape minus 11 bare digits starting 32 / 33 (phone numbers without their +)
-_BE_NOT_PHONE = (
-    rf"(?:(?:[0-24-9]\d|3[014-9]){_S}{_BE_MONTH}{_S}{_BE_TAIL}"
-    rf"|3[23](?:{_S1}{_BE_MONTH}{_S}{_BE_TAIL}|{_BE_MONTH}{_S1}{_BE_TAIL}"
-    rf"|{_BE_MONTH}{_BE_DAY}{_S1}\d{{3}}{_S}\d\d|{_BE_MONTH}{_BE_DAY}\d{{3}}{_S1}\d\d))"
-)
+
+
+def _be_layouts(bare: str, key_apart: str) -> str:
+    """The Belgian layouts, with ``bare`` for the eleven-digit one and ``key_apart``'s separator."""
+    yy, mm, dd = r"\d\d", _BE_MONTH, _BE_DAY
+    return (f"(?:{yy}{_S1}{mm}{_S1}{dd}{_S1}\\d{{3}}{_S1}\\d\\d"  # 85.07.30-033.61
+            f"|{yy}{mm}{dd}{_S1}\\d{{3}}{_S1}\\d\\d"  # 850730 033 61
+            f"|{yy}{mm}{dd}{_S1}\\d{{5}}"  # 850730-03361
+            f"|{yy}{mm}{dd}\\d{{3}}{key_apart}\\d\\d"  # 850730033 61
+            f"|{bare})")
+
+
+_BE = _be_layouts(rf"\d\d{_BE_MONTH}{_BE_DAY}\d{{5}}", _S1)
+# the same minus eleven bare digits starting 324[5-9], 33[1-9] or 20[12] and nine digits.two
+_BE_STRONG = _be_layouts(
+    rf"(?:(?:[0145-9]\d|2[1-9]|3[014-9]){_BE_MONTH}|20(?:0\d|3[0-2]|4\d|5[0-2])"
+    rf"|32(?:0\d|1[0-2]|2\d|3[0-2]|4[0-4]|5[0-2])|330\d){_BE_DAY}\d{{5}}", _S1_NODOT)
 # RE2 (Arrow) has no look-around: boundaries are matched as characters, which is the same test for
 # "does the value contain one". LOOSE finds every shape; STRONG the ones taken without a key check.
-_LOOSE = rf"(?:^|[^0-9+])(?:{_NIR}|{_BE})(?:$|[^0-9])"
-_STRONG = rf"(?:^|[^0-9A-Za-z+])(?:{_NIR}|{_BE_NOT_PHONE})(?:$|[^0-9])"
+# Nor is a national id a piece of a longer chain of groups (phone numbers, dates, amounts, IBANs:
+# 0033 6 41 44 52 08 09 102 02 51): nothing like "<digit><separator>" right before it, nor
+# "<separator><digit>" right after.
+_LEFT = f"(?:^|[^0-9+{_SEP_CHARS}]|(?:^|[^0-9])[{_SEP_CHARS}])"
+_RIGHT = f"(?:$|[^0-9{_SEP_CHARS}]|[{_SEP_CHARS}](?:$|[^0-9]))"
+_LEFT_STRONG = f"(?:^|[^0-9A-Za-z+{_SEP_CHARS}]|(?:^|[^0-9])[{_SEP_CHARS}])"
+_LOOSE = rf"{_LEFT}(?:{_NIR}|{_BE}){_RIGHT}"
+_STRONG = rf"{_LEFT_STRONG}(?:{_NIR}|{_BE_STRONG}){_RIGHT}"
 # Python (masking, and the few values LOOSE takes but STRONG does not): one match per candidate
-_NIR_PY = re.compile(
-    rf"(?<![0-9+])(?P<sex>[1-478]){_S}(?P<yy>\d\d){_S}(?P<mm>{_NIR_MONTH}){_S}(?P<dep>{_NIR_DEP}){_S}"
-    rf"(?P<com>\d{{3}}){_S}(?P<ord>\d{{3}})(?:{_S}(?P<key>\d\d))?(?![0-9])")
-_BE_PY = re.compile(
-    rf"(?<![0-9+])(?P<yy>\d\d){_S}(?P<mm>{_BE_MONTH}){_S}(?P<dd>{_BE_DAY}){_S}(?P<ord>\d{{3}}){_S}"
-    rf"(?P<key>\d\d)(?![0-9])")
+_PY_LEFT = rf"(?<![0-9+])(?<![0-9][{_SEP_CHARS}])"
+_PY_RIGHT = rf"(?![0-9])(?![{_SEP_CHARS}][0-9])"
+_NIR_PY = re.compile(f"{_PY_LEFT}{_NIR}{_PY_RIGHT}")
+_BE_PY = re.compile(f"{_PY_LEFT}{_BE}{_PY_RIGHT}")
+_BE_WEAK_BARE = re.compile(r"324[5-9]|33[1-9]|20[12]")
+_AMOUNT = re.compile(r"\d{9}\.\d\d")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # A Belgian number has 11 digits, a NIR 13 (Corsica: 11, around 2A / 2B) or 15: fewer cannot hold one.
 MIN_ID_DIGITS = 11
 MASK = "[identifiant national masqué]"
 
 
-def _nir_key_ok(m: re.Match[str]) -> bool:
-    if m["key"] is None:
+def _nir_key_ok(chars: str) -> bool:
+    """``chars``: the NIR without its separators (13 or 15 characters)."""
+    if len(chars) != 15:
         return False
-    dep = m["dep"].upper().replace("2A", "19").replace("2B", "18")
-    return int(m["key"]) == 97 - int(m["sex"] + m["yy"] + m["mm"] + dep + m["com"] + m["ord"]) % 97
+    body = chars[:13].upper().replace("2A", "19").replace("2B", "18")
+    return int(chars[13:]) == 97 - int(body) % 97
 
 
-def _be_key_ok(m: re.Match[str]) -> bool:
-    base = int(m["yy"] + m["mm"] + m["dd"] + m["ord"])
-    return int(m["key"]) in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
+def _be_key_ok(digits: str) -> bool:
+    base = int(digits[:9])
+    return int(digits[9:]) in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
 
 
 def _glued(text: str, start: int) -> bool:
@@ -230,13 +255,14 @@ def _spans_of(rx: re.Pattern[str], text: str, accept: Any) -> Iterator[tuple[int
 
 
 def _nir_accept(m: re.Match[str], text: str) -> bool:
-    return not _glued(text, m.start()) or _nir_key_ok(m)
+    return not _glued(text, m.start()) or _nir_key_ok(re.sub(r"[^0-9A-Za-z]", "", m.group()))
 
 
 def _be_accept(m: re.Match[str], text: str) -> bool:
-    bare = m.end() - m.start() == 11  # 11 characters for 11 digits: no separator
-    phone_like = bare and m["yy"] in ("32", "33")
-    return (not _glued(text, m.start()) and not phone_like) or _be_key_ok(m)
+    found = m.group()
+    digits = re.sub(r"\D", "", found)
+    likely_else = (len(found) == 11 and _BE_WEAK_BARE.match(found) is not None) or _AMOUNT.fullmatch(found)
+    return (not _glued(text, m.start()) and not likely_else) or _be_key_ok(digits)
 
 
 # ---------------------------------------------------------------------------- the deployment's own
