@@ -38,23 +38,32 @@ def main(verbose: bool) -> None:
 
 # ------------------------------------------------------------------------------------------ progress
 class _Steps:
-    """A live progress display: one line per pipeline step with its outcome."""
+    """A live progress display: one line per pipeline step with its outcome. When the output is not
+    a terminal (a log, a pipe), each step's outcome is printed once, whole, as a plain line: a live
+    display would cut long messages to its width."""
 
     def __init__(self) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        self.live = console.is_terminal
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"),
                                  TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=console)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Steps:
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
     def __call__(self, step: str, msg: str) -> None:
+        if not self.live:
+            if msg != "running":
+                console.print(f"  {step:<24} {msg}", soft_wrap=True, markup=False, highlight=False)
+            return
         if step not in self.tasks:
             self.tasks[step] = self.progress.add_task(step, total=1, msg=msg)
         done = msg != "running"

@@ -36,7 +36,7 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
                   f"{r['rows_quarantined']:,}", "yes" if r["ok"] else "[red]NO[/red]")
     console.print(t)
     for f in report.failed:
-        console.print(f"[red]source failed[/red] {f['error']}")
+        console.print(f"[red]source failed[/red] {escape(f['error'])}")
     # a mapping's `on_error = "null"` notes (reason nulled_<reason>) are on rows that were loaded
     nulled = [r for r in reasons if r["reason_code"].startswith("nulled_")]
     reasons = [r for r in reasons if not r["reason_code"].startswith("nulled_")]

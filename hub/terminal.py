@@ -12,9 +12,10 @@ from rich.console import Console
 
 from hub.settings import Settings, SettingsError, load_settings
 
-# Piped output (CI logs, `| less`) gets a wide page rather than rich's 80-column default.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+# Piped output (CI logs, `| less`, a file) gets a wide page for tables rather than rich's 80-column
+# default, and messages are never wrapped or cut to a width: a log keeps every word of them.
+console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=not sys.stdout.isatty())
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, soft_wrap=not sys.stderr.isatty())
 
 config_option = click.option("--config", type=click.Path(path_type=Path),
                              help="Settings file (default: $HUB_CONFIG, var/hub.toml).")

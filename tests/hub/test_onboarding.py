@@ -319,3 +319,36 @@ drop_dir = "drop"
     family = settings.source("family").params
     assert family["per_page"] == 500 and family["base_url"] != "http://127.0.0.1:1"
     assert {s.name for s in settings.sources} >= {"finance", "family", "associations", "salesforce", "servicenow"}
+
+
+# ------------------------------------------------------------------ 6. messages never cut
+def test_messages_are_never_cut_when_the_output_is_not_a_terminal(tmp_path: Path, register):
+    register("people", PEOPLE_COLUMNS)
+    register("extra", PEOPLE_COLUMNS)
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    people_csv(good / "people.csv", n=20)
+    long_name = "people_export_from_the_municipal_register_of_the_whole_metropolitan_area_final_version.csv"
+    text = (good / "people.csv").read_text(encoding="utf-8").splitlines()
+    (bad / long_name).write_text("\n".join([text[0] + ",favourite_colour"] + [t + ",blue" for t in text[1:]]) + "\n",
+                                 encoding="utf-8")
+    (tmp_path / "people.toml").write_text(PEOPLE_MAPPING, encoding="utf-8")
+    url = f"duckdb:///{tmp_path / 'var' / 'hub.duckdb'}"
+    cfg = _write_settings(tmp_path / "hub.toml", tmp_path / "var", url,
+                          f'[sources.people]\nkind = "files"\nmapping = "{tmp_path / "people.toml"}"\n'
+                          f'drop_dir = "{good}"\n\n'
+                          f'[sources.extra]\nkind = "files"\nmapping = "{tmp_path / "people.toml"}"\n'
+                          f'drop_dir = "{bad}"\n')
+    result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
+    assert result.exit_code == 1, result.output  # a source failed: the run says so in its exit status
+    message = (f"extra: {long_name}:1, field favourite_colour: new column not in the mapping: the contract is "
+               'frozen (add it to the mapping, or set on_new_column = "ignore")')
+    lines = result.output.splitlines()
+    # the progress line and the report's line each carry the whole message, on one line
+    assert any(line.strip() == f"ingest extra             failed: {message}" for line in lines), result.output
+    assert any(line.strip() == f"source failed {message}" for line in lines), result.output
+    assert "…" not in result.output
+    # the good source still ran to the report
+    assert "Resolution:" in result.output
+

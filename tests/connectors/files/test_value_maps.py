@@ -14,7 +14,8 @@ from connectors.files.mapping import MappingError, parse_mapping
 from warehouse.engine import Warehouse
 from warehouse.staging import build_canonical
 
-SCHOOL = """
+ROLES = '{ responsable = "parent", OUDER = "parent", KIND = "enfant", eleve = "enfant" }'
+SCHOOL = f"""
 system = "ecole"
 
 [defaults]
@@ -32,23 +33,23 @@ qualite = "text"
 nom = "text"
 prenom = "text"
 sexe = "text"
-naissance = { type = "date", on_error = "null" }
-courriel = { type = "text", pattern = "[^@ ]+@[^@ ]+", on_error = "null" }
+naissance = {{ type = "date", on_error = "null" }}
+courriel = {{ type = "text", pattern = "[^@ ]+@[^@ ]+", on_error = "null" }}
 
 [[entities.eleves.feeds]]
 table = "person_record"
-role = { column = "qualite", map = { responsable = "parent", OUDER = "parent", KIND = "enfant", eleve = "enfant" }, unmapped = "quarantine" }
+role = {{ column = "qualite", map = {ROLES}, unmapped = "quarantine" }}
 usage_name = "nom"
 given_names = "prenom"
-sex = { column = "sexe", map = { Female = "F", Male = "M", V = "F" }, unmapped = "null" }
+sex = {{ column = "sexe", map = {{ Female = "F", Male = "M", V = "F" }}, unmapped = "null" }}
 birth_date = "naissance"
 email = "courriel"
 
 [[entities.eleves.feeds]]
 table = "household_membership"
 household_id = "famille"
-record_key = { ref = "eleves", column = "id" }
-role = { column = "qualite", map = { responsable = "parent", OUDER = "parent", KIND = "enfant", eleve = "enfant" } }
+record_key = {{ ref = "eleves", column = "id" }}
+role = {{ column = "qualite", map = {ROLES} }}
 """
 
 HEADER = "id;famille;qualite;nom;prenom;sexe;naissance;courriel"
