@@ -241,8 +241,11 @@ def run_cli(args: list[str], work: Path, config: Path | None = None, extra_env: 
         lines = [ln for ln in (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines()) if ln.strip()]
         out.tail = lines[-12:]
         # where it failed: the innermost frame of a traceback, and the exception line
-        frames = [ln.strip() for ln in lines if ln.strip().startswith('File "')]
-        if frames:
+        frames = [ln.strip().replace(f'"{PRODUCT["root"]}/', '"') for ln in lines if ln.strip().startswith('File "')]
+        ours = [f for f in frames if "site-packages" not in f]
+        if ours:
+            out.error_at = ours[-1] + (f" (raised in {frames[-1]})" if frames[-1] != ours[-1] else "")
+        elif frames:
             out.error_at = frames[-1]
         errors = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
         out.error = errors[-1] if errors else lines[-1] if lines else None
