@@ -193,7 +193,9 @@ def _write_manifest(sb: Sandbox) -> None:
     if parsed.password:
         url = url.replace(f":{parsed.password}@", ":***@", 1)
     manifest = {"people": sb.people, "seed": sb.seed, "finance_url": url,
-                "person_records": sb.person_records, "rows": sb.rows, "country": sb.country}
+                "person_records": sb.person_records, "rows": sb.rows}
+    if sb.country != "FR":  # a French sandbox's files stay byte for byte what they were
+        manifest["country"] = sb.country
     (sb.root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
 
 

@@ -101,6 +101,27 @@ def association_tables(obs: Observations) -> dict[str, list[dict[str, str]]]:
             "demandes_subvention.csv": demandes}
 
 
+def best_fit(value: Any) -> Any:
+    """A text as a Windows office tool saves it in cp1252: letters the code page lacks (Polish ź,
+    Romanian ș, Turkish ğ / ı) written as their closest Latin letter ("best fit"), else "?"."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode(ENCODING)
+        return value
+    except UnicodeEncodeError:
+        from sandbox.population import ascii_fold
+
+        out = []
+        for ch in value:
+            try:
+                ch.encode(ENCODING)
+                out.append(ch)
+            except UnicodeEncodeError:
+                out.append(ascii_fold(ch) or "?")
+        return "".join(out)
+
+
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
     """Write one office-tool CSV; returns the number of data rows."""
     n = 0
@@ -108,7 +129,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]
         writer = csv.writer(fh, delimiter=";", quotechar='"', quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([row[c] for c in columns])
+            writer.writerow([best_fit(row[c]) for c in columns])
             n += 1
     return n
 
