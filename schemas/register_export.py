@@ -64,6 +64,13 @@ CSV_COLUMNS = (
     "Date de mise à jour",
 )
 
+# golden attributes, as a French reader knows them
+ATTRIBUTE_LABELS = {
+    "given_names": "prénoms", "birth_name": "nom de naissance", "usage_name": "nom d'usage", "sex": "sexe",
+    "birth_date": "date de naissance", "email": "courriel", "phone": "téléphone", "address_line": "adresse",
+    "postcode": "code postal", "city": "commune",
+}
+
 KIND_LABELS = {"hub": "traitement du hub", "source": "traitement d'un service (données reçues de son logiciel)"}
 
 
@@ -90,6 +97,10 @@ def transfers_text(p: Processing) -> str:
                  + (f" — documentation : {t.documentation}" if t.documentation else "") for t in p.transfers)
 
 
+def _attributes(names: Iterable[str]) -> str:
+    return ", ".join(ATTRIBUTE_LABELS.get(n, n) for n in names)
+
+
 def access_text(a: Access, register: Register) -> str:
     services = ", ".join(register.services[s].label if s in register.services else s for s in a.services)
     coll = ("toutes les collectivités" if ALL in a.collectivites
@@ -98,11 +109,11 @@ def access_text(a: Access, register: Register) -> str:
     if a.search:
         parts.append("recherche")
     if a.read:
-        parts.append("consultation : " + ", ".join(a.read))
+        parts.append("consultation : " + _attributes(a.read))
     if a.interaction_kinds:
         parts.append("interactions : " + ", ".join(a.interaction_kinds))
     if a.prefill:
-        parts.append("pré-remplissage : " + ", ".join(a.prefill))
+        parts.append("pré-remplissage : " + _attributes(a.prefill))
     return " — ".join(parts)
 
 

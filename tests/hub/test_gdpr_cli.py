@@ -130,7 +130,12 @@ def test_html_page_is_french_structured_self_contained_and_readable(tmp_path):
                   "Transferts hors UE", "Mesures de sécurité", "Analyse d'impact (AIPD)", "Sous-traitants"):
         assert label in text
     for p in REGISTER.processings:
-        assert p.legal_basis.text.replace("'", "&#x27;") in html or p.legal_basis.text in text
+        assert p.legal_basis.text in text
+    # the desk's and the prefill's access rules, in French words
+    assert ("Accueil – guichet unique (Commune de Bourg-Exemple) — recherche — consultation : prénoms, "
+            "nom de naissance, nom d'usage, sexe, date de naissance") in text
+    assert "pré-remplissage : prénoms, nom d'usage, courriel, téléphone" in text
+    assert "Durée de conservation" in text and "10 ans (pièces justificatives des comptes publics" in text
     for table, column in _personal_columns():
         assert re.search(rf"{re.escape(table)}</code> : [^<]*\b{column}\b", html), (table, column)
     # every text / background pair of the style sheet meets WCAG AA (4.5:1)
