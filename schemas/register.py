@@ -302,6 +302,12 @@ class Register:
                 out.setdefault(table, set()).update(cols)
         return out
 
+    def access_for(self, service: str, collectivite: str | None = None) -> list[tuple[Processing, Access]]:
+        """What a service (of a collectivité, when given) may do, processing by processing: the
+        rules the desk enforces. Empty for an unknown service: it reads nothing."""
+        return [(p, a) for p in self.processings for a in p.access if service in a.services
+                and (collectivite is None or ALL in a.collectivites or collectivite in a.collectivites)]
+
     def prefill_services(self) -> dict[str, tuple[Processing, Access]]:
         """Service id -> (the processing it prefills for, its access rule)."""
         return {s: (p, a) for p in self.processings for a in p.access if a.prefill for s in a.services}

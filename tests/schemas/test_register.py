@@ -67,6 +67,18 @@ def test_prefill_contracts_come_from_the_register():
         service("marketing")
 
 
+def test_access_rules_say_what_each_service_of_each_collectivite_may_do():
+    r = load_register()
+    desk = r.access_for("accueil-usager", "commune")
+    assert [p.id for p, _ in desk] == ["demarches-en-ligne", "guichet-unique"]
+    _, rule = desk[1]
+    assert rule.search and "birth_date" in rule.read and "facture" not in rule.interaction_kinds
+    assert r.access_for("accueil-usager", "ccas") == []
+    assert [p.id for p, _ in r.access_for("action-sociale", "ccas")] == ["guichet-unique"]
+    assert [p.id for p, _ in r.access_for("dpo", "ccas")] == ["droits-rgpd"]
+    assert r.access_for("marketing") == []
+
+
 def test_an_edited_register_applies_to_the_prefill(tmp_path, monkeypatch):
     kinds = 'interaction_kinds = ["demande", "inscription", "subvention", "ticket", "rendez-vous"]\n'
     old = kinds + 'prefill = ["given_names", "usage_name", "email", "phone"]'
