@@ -116,8 +116,10 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
                     "path": c,
                     "data_selector": "data",
                     "params": {"per_page": per_page},
+                    # a record the portal sends without updated_at is loaded (every run), never
+                    # a reason to fail the collection
                     "incremental": {"start_param": "updated_since", "cursor_path": "updated_at",
-                                    "initial_value": "1970-01-01T00:00:00Z"},
+                                    "initial_value": "1970-01-01T00:00:00Z", "on_cursor_value_missing": "include"},
                     "response_actions": [_check_response(c)],
                 },
             }

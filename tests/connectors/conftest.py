@@ -92,9 +92,10 @@ class Portal:
     base_url: str = ""
 
     def page(self, collection: str, page: int, per_page: int, since: str | None) -> dict[str, Any]:
-        rows = sorted(self.collections.get(collection, []), key=lambda r: (r["updated_at"], r["id"]))
+        # a record without updated_at (some portals leave it out) sorts first and is always sent
+        rows = sorted(self.collections.get(collection, []), key=lambda r: (r.get("updated_at") or "", r["id"]))
         if since:
-            rows = [r for r in rows if r["updated_at"] >= since]
+            rows = [r for r in rows if not r.get("updated_at") or r["updated_at"] >= since]
         chunk = rows[(page - 1) * per_page: page * per_page]
         more = page * per_page < len(rows)
         nxt = None
