@@ -32,6 +32,7 @@ Loading settings puts ``[privacy]`` in force for the process (``connectors.ident
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from typing import Any
 from connectors.identifiers import ForbiddenIds, forbidden_ids_from_settings, set_forbidden_ids
 
 DEFAULT_CONFIG = Path("var/hub.toml")
+# A source's name is its source_system, its raw dataset raw_<name> and its staging models' prefix.
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 DEFAULT_WAREHOUSE_URL = "duckdb:///var/hub.duckdb"
 
 
@@ -49,7 +52,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Source:
-    name: str  # the source_system name in the warehouse (finance, family, associations, ...)
+    name: str  # the source_system in the warehouse: raw_<name>, keys <name>:… (two of one kind coexist)
     kind: str  # the connector package
     params: dict[str, Any]
 
@@ -95,6 +98,10 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
     url = os.environ.get("HUB_WAREHOUSE_URL") or data.get("warehouse", {}).get("url") or DEFAULT_WAREHOUSE_URL
     sources = []
     for name, spec in (data.get("sources") or {}).items():
+        if not SOURCE_NAME.match(name):
+            raise SettingsError(f"{where}: [sources.{name}]: a source's name is its system in the warehouse "
+                                f"(raw_<name>, keys <name>:…): lower-case letters, digits and single underscores, "
+                                f"starting with a letter (e.g. compta, regie_eau)")
         if not isinstance(spec, dict) or "kind" not in spec:
             raise SettingsError(f"{where}: [sources.{name}] needs a `kind` (finance, family, associations)")
         params = {k: v for k, v in spec.items() if k != "kind"}

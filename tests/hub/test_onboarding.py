@@ -352,3 +352,10 @@ def test_messages_are_never_cut_when_the_output_is_not_a_terminal(tmp_path: Path
     # the good source still ran to the report
     assert "Resolution:" in result.output
 
+
+
+def test_a_source_name_that_cannot_be_a_system_is_refused_naming_it():
+    from hub.settings import SettingsError, settings_from_dict
+
+    with pytest.raises(SettingsError, match=r"\[sources\.Compta-2\]: a source's name is its system"):
+        settings_from_dict({"sources": {"Compta-2": {"kind": "finance", "url": "sqlite:///x"}}})
