@@ -359,3 +359,54 @@ def test_a_source_name_that_cannot_be_a_system_is_refused_naming_it():
 
     with pytest.raises(SettingsError, match=r"\[sources\.Compta-2\]: a source's name is its system"):
         settings_from_dict({"sources": {"Compta-2": {"kind": "finance", "url": "sqlite:///x"}}})
+
+
+# ------------------------------------------------------------------ 9. the documented worked example
+def worked_example() -> dict[str, str]:
+    """The worked example's files, as docs/connectors.md shows them (each block follows a marker)."""
+    text = DOCS.read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"<!-- worked-example: (\S+) -->\n```\w+\n(.*?)```", text, re.S))
+    assert set(blocks) == {"people.toml", "hub.toml", "register.toml", "command"}, set(blocks)
+    sample = re.search(r"### Worked example.*?```text\n(.*?)```", text, re.S)
+    assert sample is not None
+    blocks["sample"] = sample.group(1)
+    return blocks
+
+
+def test_the_documented_worked_example_runs_as_documented(tmp_path: Path, monkeypatch):
+    from schemas.register import DEFAULT_PATH
+
+    example = worked_example()
+    monkeypatch.chdir(tmp_path)
+    for var in ("HUB_WAREHOUSE_URL", "HUB_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    Path("people.toml").write_text(example["people.toml"], encoding="utf-8")
+    Path("hub.toml").write_text(example["hub.toml"], encoding="utf-8")
+    register = tmp_path / "register.toml"
+    register.write_text(DEFAULT_PATH.read_text(encoding="utf-8") + "\n" + example["register.toml"], encoding="utf-8")
+    monkeypatch.setenv("HUB_REGISTER", str(register))
+    Path("drop").mkdir()
+    counts = people_csv(Path("drop/people.csv"), n=60)
+    # the generated file is shaped as the documented sample: same header, dates, duplicates
+    header = Path("drop/people.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == example["sample"].splitlines()[0]
+
+    command = example["command"].split()
+    assert command[:2] == ["hub", "run"]
+    result = invoke(*command[1:])
+    assert result.exit_code == 0, result.output
+    out = [" ".join(line.split()) for line in result.output.splitlines()]
+    rows = counts["rows"]
+    assert f"extract people people {rows} {rows} 0 yes" in out, result.output
+    assert f"quality people person_record {rows} {rows} 0 yes" in out, result.output
+    assert "Quarantined rows: none" in out
+    assert any(line.startswith(f"Canonical layer: {rows} person records, 0 interactions, 0 household memberships")
+               for line in out), result.output
+    resolution = next(line for line in out if line.startswith("Resolution:"))
+    citizens = int(re.search(r"→ ([\d,]+) citizens", resolution).group(1).replace(",", ""))
+    assert resolution.startswith(f"Resolution: {rows} records →")
+    # every record is linked to a citizen; the duplicates make fewer citizens than records
+    assert counts["people"] <= citizens < rows, resolution
+    with Warehouse("duckdb:///var/hub.duckdb") as wh:
+        assert wh.scalar("SELECT count(*) FROM golden.citizen_link") == rows
+        assert wh.scalar("SELECT count(DISTINCT citizen_id) FROM golden.citizen_link") == citizens
