@@ -204,3 +204,12 @@ def test_http_source_rows_carrying_any_form_are_quarantined(portal, duck: Wareho
     _store_quarantine(duck, result)
     needles = set().union(*(canaries(v) for v in ISSUE_FORMS))
     assert byte_hits([tmp_path / "hub.duckdb", tmp_path / "p"], needles) == {}
+
+
+def test_a_mapping_declaring_a_forbidden_column_is_refused(us_privacy, tmp_path: Path):
+    path = tmp_path / "intake.toml"
+    path.write_text(SSN_MAPPING.replace('montant = "decimal"', 'montant = "decimal"\n"Soc Sec ID" = "text"'),
+                    encoding="utf-8")
+    with pytest.raises(files.MappingError) as err:
+        files.load_mapping(path)
+    assert "Soc Sec ID" in str(err.value)
