@@ -143,7 +143,7 @@ def resolve_incremental(
         t0 = time.perf_counter()
         seeds = set(con.sql("SELECT record_key FROM delta").fetchall())
         if n_delta:
-            edges = guarded_edges(con, std, threshold, must_links, cannot_links)
+            edges = guarded_edges(con, std, model_json, threshold, must_links, cannot_links)
             con.register("between_edges", edges)
             seeds |= set(con.sql("SELECT record_key_l FROM between_edges UNION "
                                  "SELECT record_key_r FROM between_edges").fetchall())
@@ -189,8 +189,9 @@ def resolve_incremental(
         timings["predict_within"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if part_std.num_rows:
-            edges = guarded_edges(con, std_part, threshold, must_links, cannot_links)
-            links, rebuilt, refused = cluster(con, std_part, edges)
+            edges = guarded_edges(con, std_part, model_json, threshold, must_links, cannot_links,
+                                  population=std)
+            links, rebuilt, refused = cluster(con, std_part, edges, model_json)
             pairs = scored_pairs(con, pair_floor)
         else:
             links, rebuilt, refused = LINK_SCHEMA.empty_table(), 0, 0

@@ -1,12 +1,19 @@
 """The Splink model as data: settings in code, trained parameters saved as versioned JSON.
 
 One ``dedupe_only`` model over the union of every silo's standardised person records
-(``source_system`` is a column). Comparisons are written for French / Belgian data in raw
-DuckDB SQL so that the model JSON reads as what it does.
+(``source_system`` is a column). Comparisons are written in raw DuckDB SQL so that the model JSON
+reads as what it does.
 
-Household guard (see docs in :mod:`matching.resolve`): the first-name "else" level has a fixed,
-very small m probability, so that a different prénom outweighs a shared surname, address,
-phone, e-mail and even a shared birth date (twins).
+The model is shaped by the data it is given, not by one deployment's habits: :func:`profile`
+measures how much of each field the sources fill; :func:`settings` keeps the comparisons and
+blocking rules whose fields are filled and :func:`train` picks the training rules that find pairs
+in these records (a rule that finds none is replaced by the next candidate, never a crash).
+
+Household guard (see docs in :mod:`matching.resolve`): the first-name "different" level (no
+common initial, not swapped with the name, no shared prénom) has a fixed, very small m
+probability, so that a different prénom outweighs a shared surname, address, phone, e-mail and
+even a shared birth date (twins). A prénom written another way (an initial, a nickname sharing the
+initial, the name columns swapped) has levels of its own, trained like the others.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import copy
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +56,14 @@ PROBABILITY_FLOOR = 1e-3
 # first, see matching.resolve.null_shared_contacts), and the general floor capped a shared
 # e-mail / phone at ~10 bits, leaving same-name records with one common contact unlinked.
 U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
+
+# Both names, swapped: one export wrote the prénom in the name column and the name in the prénom's.
+SWAPPED_SQL = ('jaro_winkler_similarity("first_name_std_l", "surname_std_r") >= 0.9 '
+               'AND jaro_winkler_similarity("surname_std_l", "first_name_std_r") >= 0.9')
+# One of the names written in the other's column (a prénom filed as the name, or the other way).
+CROSSED_SQL = '"first_name_std_l" = "surname_std_r" OR "surname_std_l" = "first_name_std_r"'
+# Mobile numbers (E.164): two different mobiles disagree, a landline and a mobile do not.
+MOBILE_RE = r"^\+33[67]|^\+324"
 
 # A prénom + name combination carried by at most this many records is blocked on without a
 # postcode or a birth year (see model_input).
@@ -103,6 +120,13 @@ def comparisons() -> list[dict[str, Any]]:
             # MARIE ANNE vs ANNE MARIE; weak: siblings and twins share middle prénoms too
             _level("list_has_any(string_split(\"given_names_std_l\", ' '), "
                    "string_split(\"given_names_std_r\", ' '))", "another prénom shared"),
+            # the prénom and name columns swapped by one export
+            _level(SWAPPED_SQL, "names swapped"),
+            _level(CROSSED_SQL, "name in the other column"),
+            # G. / GERARD: an initial; ALLY / ALYSSA, TOM / THOMAS: a short form sharing the initial
+            _level('left("first_name_std_l", 1) = left("first_name_std_r", 1) '
+                   'AND (length("first_name_std_l") = 1 OR length("first_name_std_r") = 1)', "initial"),
+            _level('left("first_name_std_l", 1) = left("first_name_std_r", 1)', "same initial"),
             _level("ELSE", "different",
                    m_probability=FIRST_NAME_DISAGREE_M, fix_m_probability=True),
         ],
@@ -117,6 +141,8 @@ def comparisons() -> list[dict[str, Any]]:
             _level('list_has_any("surnames_std_l", "surnames_std_r")', "birth / usage name shared"),
             _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.92', "jw >= 0.92"),
             _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.8', "jw >= 0.8"),
+            _level(SWAPPED_SQL, "names swapped"),
+            _level(CROSSED_SQL, "name in the other column"),
             _level("ELSE", "different", m_probability=DISAGREE_M["surname"], fix_m_probability=True),
         ],
     }
@@ -158,24 +184,29 @@ def comparisons() -> list[dict[str, Any]]:
             _null("phone_std"),
             _level('"phone_std_l" = "phone_std_r"', "exact"),
             # a landline here and a mobile there is no disagreement: people have both
-            _level("NOT (regexp_matches(\"phone_std_l\", '^\\+33[67]') "
-                   "AND regexp_matches(\"phone_std_r\", '^\\+33[67]'))", "not two mobiles"),
+            _level(f"NOT (regexp_matches(\"phone_std_l\", '{MOBILE_RE}') "
+                   f"AND regexp_matches(\"phone_std_r\", '{MOBILE_RE}'))", "not two mobiles"),
             _level("ELSE", "two different mobiles", m_probability=DISAGREE_M["phone"], fix_m_probability=True),
         ],
     }
     address = {
         "output_column_name": "address",
-        "comparison_description": "street line and French / Belgian postcode",
+        "comparison_description": "street line and postcode; either alone when the other is unknown",
         "comparison_levels": [
-            _null("postcode_std"),
-            _level('"address_std_l" = "address_std_r" AND "postcode_std_l" = "postcode_std_r"', "exact"),
+            # nothing to compare: neither a street line nor a postcode on both sides
+            _level('("address_std_l" IS NULL OR "address_std_r" IS NULL) '
+                   'AND ("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "null", is_null_level=True),
+            _level('"address_std_l" = "address_std_r" AND ("postcode_std_l" = "postcode_std_r" '
+                   'OR "postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "exact"),
             _level(
                 '"postcode_std_l" = "postcode_std_r" '
                 'AND jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.9',
                 "same postcode, similar street",
             ),
             _level('"postcode_std_l" = "postcode_std_r"', "same postcode"),
-            _level('left("postcode_std_l", 2) = left("postcode_std_r", 2)', "same département"),
+            # a postcode keyed with two digits swapped, or written for a neighbouring office
+            _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.95', "similar street"),
+            _level('left("postcode_std_l", 2) = left("postcode_std_r", 2)', "same postcode area"),
             _level("ELSE", "different"),
         ],
     }
@@ -190,59 +221,232 @@ def comparisons() -> list[dict[str, Any]]:
     return [first_name, surname, dob, email, phone, address, sex]
 
 
-def blocking_rules() -> list[dict[str, Any]]:
-    """Blocking rules for predictions (recall measured in bench/resolution.py)."""
-    return [
-        {"blocking_rule": 'l."rare_name_key" = r."rare_name_key"'},
-        # Same prénom and name alone makes blocks that grow with the square of the population
-        # (thousands of MARIE MARTIN in a métropole): always add a postcode or a birth year.
-        # The prénom is its first part (JEAN for JEAN-PIERRE): one silo keeps a compound prénom
-        # whole, another cuts it.
-        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
-                          'AND l."postcode_std" = r."postcode_std"',
-         "arrays_to_explode": ["surnames_std"]},
-        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
-                          'AND l."birth_year" = r."birth_year"',
-         "arrays_to_explode": ["surnames_std"]},
-        {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_key" = r."first_name_key"'},
-        {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'},
-        # a surname change (marriage) with no birth date: same prénom at the same street line
-        {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."address_std" = r."address_std"'},
-        # a typo in the prénom with no birth date: same name at the same street line
-        {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."address_std" = r."address_std"',
-         "arrays_to_explode": ["surnames_std"]},
-        {"blocking_rule": 'l."phone_std" = r."phone_std"'},
-        {"blocking_rule": 'l."email_std" = r."email_std"'},
-        {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."postcode_std" = r."postcode_std"'},
-    ]
-
-
-# Rules for EM: each leaves the comparisons it does not use free to be estimated. Each stays
-# household-sized at a million records (prénom + name alone would not: see blocking_rules).
-EM_BLOCKING_RULES = (
-    'l."first_name_std" = r."first_name_std" AND l."surname_std" = r."surname_std" '
-    'AND l."postcode_std" = r."postcode_std"',
-    'l."birth_date_std" = r."birth_date_std"',
-    'l."phone_std" = r."phone_std" AND l."postcode_std" = r."postcode_std"',
+# Blocking rules for predictions, each with the model-input columns it needs (recall measured in
+# bench/resolution.py). A rule whose columns no source fills is left out (see settings()).
+_BLOCKING_RULES: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("rare_name_key",), {"blocking_rule": 'l."rare_name_key" = r."rare_name_key"'}),
+    # Same prénom and name alone makes blocks that grow with the square of the population
+    # (thousands of MARIE MARTIN in a métropole): always add a postcode or a birth year.
+    # The prénom is its first part (JEAN for JEAN-PIERRE): one silo keeps a compound prénom
+    # whole, another cuts it.
+    (("first_name_key", "surnames_std", "postcode_std"),
+     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
+                       'AND l."postcode_std" = r."postcode_std"', "arrays_to_explode": ["surnames_std"]}),
+    (("first_name_key", "surnames_std", "birth_year"),
+     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
+                       'AND l."birth_year" = r."birth_year"', "arrays_to_explode": ["surnames_std"]}),
+    (("birth_date_std", "first_name_key"),
+     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_key" = r."first_name_key"'}),
+    (("birth_date_std", "surname_std"),
+     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'}),
+    # a surname change (marriage) with no birth date: same prénom at the same street line
+    (("first_name_key", "address_std"),
+     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."address_std" = r."address_std"'}),
+    # a typo in the prénom with no birth date: same name at the same street line
+    (("surnames_std", "address_std"),
+     {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."address_std" = r."address_std"',
+      "arrays_to_explode": ["surnames_std"]}),
+    (("phone_std",), {"blocking_rule": 'l."phone_std" = r."phone_std"'}),
+    (("email_std",), {"blocking_rule": 'l."email_std" = r."email_std"'}),
+    (("birth_date_std", "postcode_std"),
+     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."postcode_std" = r."postcode_std"'}),
+    # the prénom and name columns swapped by one export
+    (("first_name_std", "surname_std"),
+     {"blocking_rule": 'l."first_name_std" = r."surname_std" AND l."surname_std" = r."first_name_std"'}),
+    # a postcode keyed wrong, no birth date: the same name on the same street line is caught above;
+    # the same prénom, name and town (blocks stay small: a town's namesakes)
+    (("first_name_key", "surname_std", "city_std"),
+     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surname_std" = r."surname_std" '
+                       'AND l."city_std" = r."city_std"'}),
 )
 
-# Deterministic rules (with their assumed recall) to estimate the prior.
-DETERMINISTIC_RULES = (
-    'l."first_name_std" = r."first_name_std" AND l."surname_std" = r."surname_std" '
-    'AND l."birth_date_std" = r."birth_date_std"',
-    'l."first_name_std" = r."first_name_std" AND l."surname_std" = r."surname_std" '
-    'AND l."email_std" = r."email_std"',
+
+# Broader rules, for records that the rules above miss (a typo in the name and a postcode keyed
+# wrong, no birth date): each is used when the pairs it makes in these records stay within
+# BROAD_RULE_PAIRS (they do in a file of thousands, seldom in a city of a million).
+BROAD_BLOCKING: tuple[tuple[str, ...], ...] = (
+    ("first_name_std", "postcode_std"),
+    ("surname_std", "postcode_std"),
+    ("birth_date_std",),
+    ("address_std",),
+    ("first_name_std", "city_std"),
+    ("surname_std", "city_std"),
+    ("first_name_std", "surname_std"),
+    ("surname_std",),
+)
+BROAD_RULE_PAIRS = (1_000_000, 5)  # at most max(1M, 5 per record) pairs per rule
+
+
+def blocking_rules(profile: FieldProfile | None = None) -> list[dict[str, Any]]:
+    """Blocking rules for predictions: those whose columns the sources fill, then the broad rules
+    whose pairs stay within the budget (without a profile: the first list only)."""
+    rules = [copy.deepcopy(rule) for cols, rule in _BLOCKING_RULES if profile is None or profile.fills(*cols)]
+    if profile is not None:
+        budget = max(BROAD_RULE_PAIRS[0], BROAD_RULE_PAIRS[1] * profile.records)
+        rules += [{"blocking_rule": _rule_sql(cols)} for cols in BROAD_BLOCKING
+                  if profile.fills(*cols) and 0 < profile.rule_pairs.get(cols, budget + 1) <= budget]
+    return rules
+
+
+# Candidate rules for EM, in order of preference, as the columns they block on. Each leaves the
+# comparisons it does not use free to be estimated, and stays household-sized at a million records
+# (prénom + name alone would not: see blocking_rules). train() keeps the first ones that find pairs.
+EM_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("first_name_std", "surname_std", "postcode_std"),
+    ("birth_date_std",),
+    ("phone_std", "postcode_std"),
+    ("email_std",),
+    ("phone_std",),
+    ("surname_std", "birth_year"),
+    ("first_name_std", "surname_std", "address_std"),
+    ("first_name_std", "surname_std", "city_std"),
+    ("postcode_std", "birth_year"),
+    ("first_name_std", "surname_std"),
+)
+EM_RULES_MAX = 3
+# A training rule must find at least this many pairs (fewer teach EM nothing) and at most this many
+# (EM reads every pair of its rule on every iteration).
+EM_MIN_PAIRS = 20
+EM_MAX_PAIRS = 30_000_000
+
+# Deterministic rules (with their assumed recall) to estimate the prior: prénom and name plus one
+# personal identifier, the first ones the data can count.
+DETERMINISTIC_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("first_name_std", "surname_std", "birth_date_std"),
+    ("first_name_std", "surname_std", "email_std"),
+    ("first_name_std", "surname_std", "phone_std"),
+    ("first_name_std", "surname_std", "address_std"),
+    ("first_name_std", "surname_std", "postcode_std"),
 )
 DETERMINISTIC_RECALL = 0.8
+# When no deterministic rule finds a pair: the prior a dedupe of n records starts from (each
+# record has one duplicate among the others, on average a tenth of one).
+FALLBACK_DUPLICATES_PER_RECORD = 0.1
 
 
-def settings() -> dict[str, Any]:
-    """Untrained Splink settings."""
+def _rule_sql(cols: Sequence[str]) -> str:
+    return " AND ".join(f'l."{c}" = r."{c}"' for c in cols)
+
+
+# Which model-input columns a comparison reads to have anything to compare.
+COMPARISON_FIELDS: dict[str, tuple[str, ...]] = {
+    "first_name": ("first_name_std",),
+    "surname": ("surname_std",),
+    "birth_date": ("birth_year",),
+    "email": ("email_std",),
+    "phone": ("phone_std",),
+    "address": ("address_std", "postcode_std"),  # either
+    "sex": ("sex_std",),
+}
+# A field is used when at least this many records carry it and two of them share a value.
+MIN_FILLED = 10
+# Records show households when at least this share of them lives with someone of their name, of
+# another initial, born two or more years apart (34 % in the sandbox; a file of people alone, with
+# the errors of its keying, 0-0.3 %).
+HOUSEHOLD_MIN_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class FieldProfile:
+    """How much of each model field the sources fill: what the model is built from.
+
+    ``fields``: column -> (records carrying it, distinct values, records sharing their value
+    with another). ``by_source``: source_system -> column -> share of its records carrying it.
+    """
+
+    records: int
+    fields: dict[str, tuple[int, int, int]]
+    by_source: dict[str, dict[str, float]]
+    # share of records living with someone of their name but another initial, born years apart (a
+    # parent, a child, a sibling): the households the guards protect (see households())
+    housemate_share: float = 0.0
+    # pairs each broad blocking rule (BROAD_BLOCKING) makes in these records
+    rule_pairs: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def households(self) -> bool:
+        """Whether these records show household structure (:data:`HOUSEHOLD_MIN_SHARE`)."""
+        return self.housemate_share >= HOUSEHOLD_MIN_SHARE
+
+    def usable(self, column: str) -> bool:
+        filled, _distinct, shared = self.fields.get(column, (0, 0, 0))
+        return filled >= MIN_FILLED and shared >= 2
+
+    def fills(self, *columns: str) -> bool:
+        return all(self.usable(c) for c in columns)
+
+    def comparisons_used(self) -> list[str]:
+        return [name for name, cols in COMPARISON_FIELDS.items() if any(self.usable(c) for c in cols)]
+
+    def left_out(self) -> dict[str, str]:
+        """Comparisons left out, with why (for the run report)."""
+        out = {}
+        for name, cols in COMPARISON_FIELDS.items():
+            if not any(self.usable(c) for c in cols):
+                filled = max(self.fields.get(c, (0, 0, 0))[0] for c in cols)
+                out[name] = (f"no source fills {' or '.join(cols)}" if filled == 0 else
+                             f"{filled} record(s) carry {' or '.join(cols)}, too few shared values to learn from")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "housemate_share": round(self.housemate_share, 4),
+                "households": self.households(),
+                "fields": {c: {"filled": f, "distinct": d, "shared": sh} for c, (f, d, sh) in self.fields.items()},
+                "by_source": self.by_source}
+
+
+PROFILE_COLUMNS = ("first_name_std", "first_name_key", "surname_std", "surnames_std", "sex_std", "birth_date_std",
+                   "birth_year", "email_std", "phone_std", "address_std", "postcode_std", "city_std",
+                   "rare_name_key")
+
+
+def profile(model_in: pa.Table) -> FieldProfile:
+    """Coverage and cardinality of each model field, overall and per source (one DuckDB pass)."""
+    cols = [c for c in PROFILE_COLUMNS if c in model_in.column_names]
+    cols_all = set(model_in.column_names)
+    con = duckdb.connect()
+    try:
+        con.register("mi", model_in)
+        fields: dict[str, tuple[int, int, int]] = {}
+        for c in cols:
+            key = f'to_json("{c}")' if c == "surnames_std" else f'"{c}"'
+            filled, distinct, shared = con.sql(
+                f"""SELECT coalesce(sum(n), 0), count(*), coalesce(sum(n) FILTER (WHERE n > 1), 0)
+                    FROM (SELECT {key} AS v, count(*) AS n FROM mi WHERE "{c}" IS NOT NULL GROUP BY 1)"""
+            ).fetchall()[0]
+            fields[c] = (int(filled), int(distinct), int(shared))
+        shares = ", ".join(f'avg(("{c}" IS NOT NULL)::INT) AS "{c}"' for c in cols)
+        rel = con.sql(f"SELECT source_system, {shares} FROM mi GROUP BY 1 ORDER BY 1")
+        by_source = {row[0]: {c: round(float(v), 4) for c, v in zip(cols, row[1:], strict=True)}
+                     for row in rel.fetchall()}
+        housemates = 0
+        if {"surname_std", "first_name_std", "birth_year", "address_std"} <= set(cols):
+            housemates = con.sql(
+                """SELECT count(DISTINCT a.record_key) FROM mi a JOIN mi b
+                   ON a.surname_std = b.surname_std AND a.address_std = b.address_std
+                   AND a.record_key <> b.record_key
+                   WHERE left(a.first_name_std, 1) <> left(b.first_name_std, 1)
+                     AND abs(a.birth_year - b.birth_year) >= 2"""
+            ).fetchall()[0][0]
+        rule_pairs = {cols: _pairs(con, cols) for cols in BROAD_BLOCKING if set(cols) <= set(cols_all)}
+    finally:
+        con.close()
+    return FieldProfile(records=model_in.num_rows, fields=fields, by_source=by_source,
+                        housemate_share=housemates / model_in.num_rows if model_in.num_rows else 0.0,
+                        rule_pairs=rule_pairs)
+
+
+def settings(profile: FieldProfile | None = None) -> dict[str, Any]:
+    """Untrained Splink settings: every comparison and blocking rule, or with ``profile`` those whose
+    fields the sources fill."""
+    used = None if profile is None else set(profile.comparisons_used())
+    chosen = [c for c in comparisons() if used is None or c["output_column_name"] in used]
+    if profile is not None and not profile.households():
+        _free_disagreement(chosen)
     return {
         "link_type": "dedupe_only",
         "unique_id_column_name": "record_key",
-        "comparisons": comparisons(),
-        "blocking_rules_to_generate_predictions": blocking_rules(),
+        "comparisons": chosen,
+        "blocking_rules_to_generate_predictions": blocking_rules(profile),
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": False,
         "additional_columns_to_retain": ["source_system"],
@@ -251,13 +455,33 @@ def settings() -> dict[str, Any]:
     }
 
 
+def _free_disagreement(chosen: list[dict[str, Any]]) -> None:
+    """Let EM estimate the disagreement levels whose m is otherwise fixed (in place)."""
+    for comparison in chosen:
+        for level in comparison["comparison_levels"]:
+            if level.pop("fix_m_probability", False):
+                level.pop("m_probability", None)
+
+
+def household_guard(model: dict[str, Any]) -> bool:
+    """Whether a model was built for records with households: its first-name disagreement has the
+    fixed weight of the household guard (:func:`settings`); the guards of :mod:`matching.resolve`
+    then refuse firmly different prénoms, birth dates and twins. Without households those are
+    weighed as EM learnt them, like any disagreement."""
+    for comparison in model["comparisons"]:
+        if comparison["output_column_name"] == "first_name":
+            return any(lv.get("fix_m_probability") for lv in comparison["comparison_levels"])
+    return True
+
+
 def model_input(standardised: pa.Table) -> pa.Table:
     """The columns the model reads, from a :func:`matching.standardise.standardise` output.
 
     Adds ``rare_name_key`` (prénom|name when at most :data:`RARE_NAME_MAX` records carry that
     combination, else null): a blocking key that compares every record of an uncommon name
-    while common names are blocked with a postcode or a birth year. A table that already is a
-    model input (it has ``rare_name_key``) is returned as it is.
+    while common names are blocked with a postcode or a birth year; and ``city_std`` (the town,
+    upper, without accents or punctuation) when the standardised table has no such column. A table
+    that already is a model input (it has ``rare_name_key``) is returned as it is.
     """
     if "rare_name_key" in standardised.column_names:
         return standardised
@@ -267,7 +491,125 @@ def model_input(standardised: pa.Table) -> pa.Table:
     counts = pc.value_counts(names)
     rare = pc.filter(counts.field("values"), pc.less_equal(counts.field("counts"), RARE_NAME_MAX))
     key = pc.if_else(pc.is_in(names, value_set=rare), names, pa.scalar(None, pa.string()))
-    return table.append_column("rare_name_key", key)
+    table = table.append_column("rare_name_key", key)
+    return table.append_column("city_std", _city_key(standardised))
+
+
+def _city_key(standardised: pa.Table) -> pa.Array:
+    if "city_std" in standardised.column_names:
+        return standardised["city_std"]
+    if "city" not in standardised.column_names:
+        return pa.nulls(standardised.num_rows, pa.string())
+    city = pc.utf8_upper(pc.utf8_normalize(standardised["city"].cast(pa.string()), "NFKD"))
+    city = pc.replace_substring_regex(city, r"[^A-Z0-9]+", " ")
+    city = pc.utf8_trim_whitespace(city)
+    return pc.if_else(pc.equal(city, ""), pa.scalar(None, pa.string()), city)
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, cols: Sequence[str]) -> int:
+    """Record pairs (l < r) a conjunction of equalities on ``cols`` makes in table ``mi``."""
+    keys = ", ".join(f'"{c}"' for c in cols)
+    nonnull = " AND ".join(f'"{c}" IS NOT NULL' for c in cols)
+    return int(con.sql(f"SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM "
+                       f"(SELECT count(*) AS n FROM mi WHERE {nonnull} GROUP BY {keys})").fetchall()[0][0])
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The rules :func:`train` uses on these records, and the candidates it passed over (with why)."""
+
+    deterministic_rules: tuple[str, ...]
+    em_rules: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]  # (rule, reason)
+
+
+def training_plan(model_in: pa.Table, prof: FieldProfile) -> TrainingPlan:
+    """Choose the prior's deterministic rules and the EM rules from the pairs each finds here.
+
+    EM rules: the candidates in order, kept when they find between :data:`EM_MIN_PAIRS` and
+    :data:`EM_MAX_PAIRS` pairs, up to :data:`EM_RULES_MAX`, and past that only while a comparison
+    has not been left free by any kept rule (its m would stay untrained).
+    """
+    used = set(prof.comparisons_used())
+    skipped: list[tuple[str, str]] = []
+    con = duckdb.connect()
+    try:
+        con.register("mi", model_in.select([c for c in model_in.column_names if c != "surnames_std"]))
+        deterministic = []
+        for cols in DETERMINISTIC_CANDIDATES:
+            if prof.fills(*cols) and len(deterministic) < 2 and _pairs(con, cols) > 0:
+                deterministic.append(_rule_sql(cols))
+        em: list[str] = []
+        untrained = set(used)
+        for cols in EM_CANDIDATES:
+            rule = _rule_sql(cols)
+            if not prof.fills(*cols):
+                skipped.append((rule, "a field no source fills"))
+                continue
+            if len(em) >= EM_RULES_MAX and not untrained:
+                break
+            n = _pairs(con, cols)
+            if n < EM_MIN_PAIRS or n > EM_MAX_PAIRS:
+                skipped.append((rule, f"{n:,} pairs"))
+                continue
+            frees = {name for name in used if not set(COMPARISON_FIELDS[name]) & set(cols)}
+            if len(em) >= EM_RULES_MAX and not frees & untrained:
+                continue
+            em.append(rule)
+            untrained -= frees
+    finally:
+        con.close()
+    return TrainingPlan(tuple(deterministic), tuple(em), tuple(skipped))
+
+
+def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MAX_PAIRS,
+          profile_: FieldProfile | None = None) -> dict[str, Any]:
+    """Train the model on standardised, live records (or their :func:`model_input`); return the
+    model JSON (a dict).
+
+    The comparisons, blocking and training rules come from the fields these records fill
+    (:func:`profile`, :func:`training_plan`). Reproducible: the prior is counted by deterministic
+    rules, u is sampled with ``seed``, m is estimated by EM on the planned rules. A comparison no
+    rule could train keeps Splink's starting m values (floored, see :func:`_floor_probabilities`).
+    """
+    from splink.internals.exceptions import EMTrainingException
+
+    mi = model_input(standardised)
+    prof = profile_ or profile(mi)
+    for name, why in prof.left_out().items():
+        log.warning("matching: comparison %r left out: %s", name, why)
+    plan = training_plan(mi, prof)
+    con = duckdb.connect()
+    try:
+        untrained = settings(prof)
+        if not plan.deterministic_rules:
+            log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
+                        FALLBACK_DUPLICATES_PER_RECORD)
+            untrained["probability_two_random_records_match"] = _fallback_prior(mi.num_rows)
+        lk = linker(con, mi, untrained)
+        if plan.deterministic_rules:
+            lk.training.estimate_probability_two_random_records_match(
+                list(plan.deterministic_rules), recall=DETERMINISTIC_RECALL)
+        lk.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+        for rule in plan.em_rules:
+            try:
+                lk.training.estimate_parameters_using_expectation_maximisation(rule)
+            except EMTrainingException as e:  # defensive: the plan counted pairs for it
+                log.warning("matching: training rule skipped (%s)", type(e).__name__)
+        model = lk.misc.save_model_to_json()
+    finally:
+        con.close()
+    model.pop("linker_uid", None)
+    _floor_probabilities(model)
+    _round_probabilities(model)
+    log.info("trained the matching model on %d records (version %s; comparisons %s; EM rules %d)",
+             mi.num_rows, model_version(model), ", ".join(prof.comparisons_used()), len(plan.em_rules))
+    return model
+
+
+def _fallback_prior(n: int) -> float:
+    pairs = max(n * (n - 1) / 2, 1)
+    return min(0.5, max(1e-9, FALLBACK_DUPLICATES_PER_RECORD * n / pairs))
 
 
 def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any]) -> Any:
@@ -277,33 +619,6 @@ def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any
     db_api = DuckDBAPI(connection=con)
     sdf = db_api.register(model_input(table), dataset_display_name="person_records")
     return Linker(sdf, copy.deepcopy(model), log_level=None)
-
-
-def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MAX_PAIRS) -> dict[str, Any]:
-    """Train the model on standardised, live records (or their :func:`model_input`); return the
-    model JSON (a dict).
-
-    Reproducible: the prior is counted by deterministic rules, u is sampled with ``seed``, m is
-    estimated by EM on fixed blocking rules.
-    """
-    con = duckdb.connect()
-    try:
-        lk = linker(con, standardised, settings())
-        lk.training.estimate_probability_two_random_records_match(
-            list(DETERMINISTIC_RULES), recall=DETERMINISTIC_RECALL
-        )
-        lk.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        for rule in EM_BLOCKING_RULES:
-            lk.training.estimate_parameters_using_expectation_maximisation(rule)
-        model = lk.misc.save_model_to_json()
-    finally:
-        con.close()
-    model.pop("linker_uid", None)
-    _floor_probabilities(model)
-    _round_probabilities(model)
-    log.info("trained the matching model on %d records (version %s)", standardised.num_rows,
-             model_version(model))
-    return model
 
 
 def _floor_probabilities(model: dict[str, Any]) -> None:

@@ -5,16 +5,27 @@ standardise → (train) → Splink predict → guarded edges → connected compo
 Household guard. Members of one household share surname, address, phone and often e-mail;
 twins share a birth date too. Three things keep them apart:
 
-* the model gives a first-name disagreement a fixed weight of about -20 bits
-  (:data:`matching.model.FIRST_NAME_DISAGREE_M`);
-* an edge enters the clustering only with *personal* evidence: the first prénoms are the same
-  (exactly, but for one keying error when the sexes do not differ, or a compound cut by one
-  silo), or, when a side has no first name, birth dates agree firmly. Similar-looking prénoms
-  (MARIE / MARTINE: twins) are not enough. Surname, address,
-  phone and e-mail are shared by a household, so they alone never make an edge, whatever
+* the model gives a first-name disagreement (no common initial, not swapped with the name, no
+  prénom shared) a fixed weight of about -20 bits (:data:`matching.model.FIRST_NAME_DISAGREE_M`);
+* an edge enters the clustering only with *personal* evidence (:func:`guarded_edges`): the first
+  prénoms are the same (exactly, but for one keying error when the sexes do not differ, or a
+  compound cut by one silo); or the prénom is written another way (similar spelling, a short form
+  sharing the initial, another of the person's prénoms) and the birth dates agree firmly; or it is
+  an initial, swapped with the name or another prénom of the person's, and an e-mail, a phone or the
+  street line is shared; or, with no first name on a side, the birth dates agree firmly. Surname,
+  address, phone and e-mail are shared by a household, so they alone never make an edge, whatever
   the probability they add up to;
+* a missing birth date is not neutral between namesakes: with a birth date unknown on a side and a
+  prénom and name that the records show to be several people's (born in two years or more), the
+  names also need a shared e-mail, phone or street line;
+* two records that cannot be one person never join (:data:`_CONFLICT_SQL`): firmly different
+  prénoms or birth dates, twins (born the same day, two prénoms each carried by other records too,
+  so not a keying error), an adult-only role held by a record too young for it;
 * a phone number or e-mail carried by people of many different surnames is a switchboard or a
   shared mailbox, not a person's: it is ignored (:func:`null_shared_contacts`).
+
+Each pair above the threshold that a guard refuses is counted by reason
+(:attr:`Resolution.vetoes`) and its explanation says which (``"veto"``).
 
 Deleted records (``deleted_at`` not null) are not resolved.
 """
@@ -45,10 +56,18 @@ MAX_SURNAMES_PER_CONTACT = 3
 # Pairs in this probability band with no human decision go to the review queue.
 REVIEW_BAND = (0.2, 0.8)
 
-# gamma values (Splink numbers the non-null levels from the last, "else" = 0, null = -1)
-_FIRST_NAME_SAME = 4  # exact, one edit, compound cut (similar-looking prénoms are not enough)
-_FIRST_NAME_ONE_EDIT = 5  # LOUIS / LOUISE: one letter, agreeing only when the sexes do not differ
-_BIRTH_DATE_FIRM = 3  # one digit differs, swapped, exact
+# Comparison levels (by label, matching.model) that count as personal evidence in the guard.
+_FIRST_NAME_SAME = ("exact", "one edit", "compound cut")
+_FIRST_NAME_ONE_EDIT = ("one edit",)  # LOUIS / LOUISE: agreeing only when the sexes do not differ
+_FIRST_NAME_OTHER_WAY = ("jw >= 0.92", "jw >= 0.85", "another prénom shared", "names swapped",
+                         "name in the other column", "initial", "same initial")
+_FIRST_NAME_SIMILAR = ("jw >= 0.92", "jw >= 0.85", "another prénom shared")  # with contact and street
+_FIRST_NAME_WRITTEN_OFF = ("another prénom shared", "names swapped", "initial")  # also without birth date
+_BIRTH_DATE_FIRM = ("exact", "day and month swapped", "one digit differs")
+_CONTACT_SAME = (("email", ("exact",)), ("phone", ("exact",)))
+_PLACE_SAME = (("address", ("exact", "same postcode, similar street")),)
+# A prénom carried by at least this many records is a name people have (not a keying error).
+ATTESTED_NAME_MIN = 2
 
 
 @dataclass
@@ -68,6 +87,10 @@ class Resolution:
     timings: dict[str, float] = field(default_factory=dict)
     # the live records as compared (prepare()), for survivorship to reuse instead of standardising again
     standardised: pa.Table | None = None
+    # pairs at or above the threshold that a guard refused, by reason (see guarded_edges)
+    vetoes: dict[str, int] = field(default_factory=dict)
+    # how much of each field the records fill (matching.model.profile), when the model was trained here
+    profile: Any = None
 
 
 def null_shared_contacts(
@@ -176,7 +199,8 @@ def resolve(
 
     t0 = time.perf_counter()
     mi = mdl.model_input(std)  # once, for training and scoring
-    model = model_json if model_json is not None else mdl.train(mi)
+    prof = mdl.profile(mi)
+    model = model_json if model_json is not None else mdl.train(mi, profile_=prof)
     timings["train"] = time.perf_counter() - t0
 
     con = duckdb.connect()
@@ -186,8 +210,10 @@ def resolve(
         store_scored(con, _predict(con, lk, pair_floor, must_links), model)
         pairs_scored = con.sql("SELECT n FROM blocked_count").fetchall()[0][0]
         timings["predict"] = time.perf_counter() - t0
-        return clustered(con, std, model, threshold=threshold, pair_floor=pair_floor, must_links=must_links,
-                         cannot_links=cannot_links, pairs_scored=int(pairs_scored), timings=timings)
+        res = clustered(con, std, model, threshold=threshold, pair_floor=pair_floor, must_links=must_links,
+                        cannot_links=cannot_links, pairs_scored=int(pairs_scored), timings=timings)
+        res.profile = prof
+        return res
     finally:
         con.close()
 
@@ -201,8 +227,9 @@ def clustered(
     guarded edges, clusters honouring the decisions, the pairs kept (any scoring backend)."""
     version = mdl.model_version(model)
     t0 = time.perf_counter()
-    edges = guarded_edges(con, std, threshold, must_links, cannot_links)
-    links, rebuilt, refused = cluster(con, std, edges)
+    edges = guarded_edges(con, std, model, threshold, must_links, cannot_links)
+    vetoes = veto_counts(con)
+    links, rebuilt, refused = cluster(con, std, edges, model)
     timings["cluster"] = time.perf_counter() - t0
     pairs = scored_pairs(con, pair_floor)
     log.info(
@@ -214,7 +241,7 @@ def clustered(
     return Resolution(
         links=links, pairs=pairs, model_json=model, model_version=version, threshold=threshold,
         pairs_scored=pairs_scored, clusters_rebuilt=rebuilt, must_links_refused=refused, timings=timings,
-        standardised=std,
+        standardised=std, vetoes=vetoes,
     )
 
 
@@ -270,7 +297,7 @@ def store_scored(con: duckdb.DuckDBPyConnection, predictions: Sequence[Any], mod
     selects = [
         f"""SELECT least(record_key_l, record_key_r) AS record_key_l,
                    greatest(record_key_l, record_key_r) AS record_key_r,
-                   match_probability, match_weight, gamma_first_name, gamma_birth_date, gamma_sex, {kept}
+                   match_probability, match_weight, {kept}
             FROM {preds.physical_name}"""
         for preds in predictions
     ]
@@ -287,52 +314,158 @@ def store_scored(con: duckdb.DuckDBPyConnection, predictions: Sequence[Any], mod
 
 def scored_pairs(con: duckdb.DuckDBPyConnection, pair_floor: float | None) -> pa.Table:
     """The pairs of temp table ``scored`` at or above ``pair_floor`` (all when None), sorted."""
-    floor_sql = "" if pair_floor is None else "WHERE match_probability >= $f"
+    floor_sql = "" if pair_floor is None else "WHERE p.match_probability >= $f"
+    _ensure_vetoed(con)
     return con.sql(
-        f"""SELECT record_key_l, record_key_r, match_probability, match_weight, explanation
-            FROM scored_x {floor_sql} ORDER BY record_key_l, record_key_r""",
+        f"""SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight,
+                   CASE WHEN v.veto IS NULL THEN p.explanation
+                        ELSE CAST(json_merge_patch(coalesce(p.explanation, '{{}}'), json_object('veto', v.veto))
+                                  AS VARCHAR) END AS explanation
+            FROM scored_x p
+            LEFT JOIN vetoed v ON v.record_key_l = p.record_key_l AND v.record_key_r = p.record_key_r
+            {floor_sql} ORDER BY p.record_key_l, p.record_key_r""",
         params={} if pair_floor is None else {"f": pair_floor},
     ).to_arrow_table().cast(PAIR_SCHEMA)
 
 
 def guarded_edges(
-    con: duckdb.DuckDBPyConnection, std: pa.Table, threshold: float,
+    con: duckdb.DuckDBPyConnection, std: pa.Table, model: dict[str, Any], threshold: float,
     must_links: Sequence[tuple[str, str]], cannot_links: Sequence[tuple[str, str]],
+    *, population: pa.Table | None = None,
 ) -> pa.Table:
     """The clustering edges from temp table ``scored``: the household guard, cannot-links and must-links.
 
-    Registers ``std`` as ``std_cl`` and the decisions (read later by :func:`cluster`).
+    Registers ``std`` as ``std_cl`` (with how many records of ``population``, default ``std``,
+    carry each prénom) and the decisions (read later by :func:`cluster`). The pairs at or above
+    ``threshold`` that a guard refuses go to temp table ``vetoed`` with the reason
+    (:func:`veto_counts`, :func:`scored_pairs`).
     """
-    con.register("std_cl", std)
+    _register_std(con, std, population)
     _register_decisions(con, must_links, cannot_links)
-    return con.sql(
+    con.execute(
         f"""
+        CREATE OR REPLACE TEMP TABLE guarded AS
         SELECT p.record_key_l, p.record_key_r, p.match_probability, p.match_weight, p.explanation,
-               false AS decided
+               {_veto_sql(model)} AS veto
         FROM scored_x p
         JOIN std_cl a ON a.record_key = p.record_key_l
         JOIN std_cl b ON b.record_key = p.record_key_r
         WHERE p.match_probability >= $t
-          AND ((p.gamma_first_name >= $fn AND NOT (p.gamma_first_name = $fn1 AND p.gamma_sex = 0))
-               OR (p.gamma_first_name = -1 AND p.gamma_birth_date >= $bd))
-          AND NOT ({_CONFLICT_SQL})
           AND NOT EXISTS (SELECT 1 FROM human_cannot h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
           AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = p.record_key_l AND h.k2 = p.record_key_r)
+        """,
+        {"t": threshold},
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE vetoed AS SELECT record_key_l, record_key_r, veto FROM guarded "
+                "WHERE veto IS NOT NULL")
+    return con.sql(
+        """
+        SELECT record_key_l, record_key_r, match_probability, match_weight, explanation, false AS decided
+        FROM guarded WHERE veto IS NULL
         UNION ALL
         -- a must-link is an edge whatever the model says; it keeps its score when it has one
-        SELECT m.k1, m.k2, 1.0, p.match_weight, '{{"decision": "must-link"}}', true
+        SELECT m.k1, m.k2, 1.0, p.match_weight, '{"decision": "must-link"}', true
         FROM human_must m LEFT JOIN scored p ON p.record_key_l = m.k1 AND p.record_key_r = m.k2
         WHERE m.k1 IN (SELECT record_key FROM std_cl) AND m.k2 IN (SELECT record_key FROM std_cl)
-        """,
-        params={"t": threshold, "fn": _FIRST_NAME_SAME, "fn1": _FIRST_NAME_ONE_EDIT, "bd": _BIRTH_DATE_FIRM},
+        """
     ).to_arrow_table()
 
 
+def veto_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Pairs the last :func:`guarded_edges` refused, by reason."""
+    _ensure_vetoed(con)
+    return {r: int(n) for r, n in con.sql("SELECT veto, count(*) FROM vetoed GROUP BY 1 ORDER BY 1").fetchall()}
+
+
+def _ensure_vetoed(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS vetoed "
+                "(record_key_l VARCHAR, record_key_r VARCHAR, veto VARCHAR)")
+
+
+def _register_std(con: duckdb.DuckDBPyConnection, std: pa.Table, population: pa.Table | None) -> None:
+    """``std`` as temp table ``std_cl`` with ``fn_n`` (records of ``population`` whose prénom starts
+    as its does: MARIE for MARIE-ANNE)
+    and ``name_years`` (distinct birth years among the records of ``population`` carrying its prénom
+    and name: two or more, the name is several people's)."""
+    con.register("std_in_cl", std)
+    con.register("population_cl", population if population is not None else std)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE std_cl AS
+           SELECT s.*, coalesce(n.fn_n, 0) AS fn_n, coalesce(y.name_years, 0) AS name_years FROM std_in_cl s
+           LEFT JOIN (SELECT first_name_key, count(*) AS fn_n FROM population_cl
+                      WHERE first_name_key IS NOT NULL GROUP BY 1) n USING (first_name_key)
+           LEFT JOIN (SELECT first_name_std, surname_std, count(DISTINCT birth_year) AS name_years
+                      FROM population_cl WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL
+                      GROUP BY 1, 2) y USING (first_name_std, surname_std)"""
+    )
+    con.unregister("std_in_cl")
+    con.unregister("population_cl")
+
+
+def _levels(model: dict[str, Any], name: str) -> dict[str, int] | None:
+    """A comparison's gamma value per level label (Splink numbers the non-null levels from the
+    last: "else" = 0, null = -1); None when the model has no such comparison."""
+    for comparison in model["comparisons"]:
+        if comparison["output_column_name"] == name:
+            levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+            return {lv.get("label_for_charts"): len(levels) - 1 - i for i, lv in enumerate(levels)}
+    return None
+
+
+def _gamma_in(model: dict[str, Any], name: str, labels: Sequence[str]) -> str:
+    levels = _levels(model, name)
+    values = sorted({levels[label] for label in labels if levels and label in levels})
+    return f'coalesce(p."gamma_{name}" IN ({", ".join(map(str, values))}), false)' if values else "false"
+
+
+def _gamma_null(model: dict[str, Any], name: str) -> str:
+    return "true" if _levels(model, name) is None else f'coalesce(p."gamma_{name}" = -1, true)'
+
+
+def _any_of(model: dict[str, Any], spec: Sequence[tuple[str, Sequence[str]]]) -> str:
+    return "(" + " OR ".join(_gamma_in(model, name, labels) for name, labels in spec) + ")"
+
+
+def _veto_sql(model: dict[str, Any]) -> str:
+    """Why a scored pair (``p``, records ``a`` and ``b``) may not be an edge, or NULL."""
+    strong = (f"({_gamma_in(model, 'first_name', _FIRST_NAME_SAME)} AND NOT "
+              f"({_gamma_in(model, 'first_name', _FIRST_NAME_ONE_EDIT)} AND coalesce(p.\"gamma_sex\" = 0, false)))"
+              if _levels(model, "sex") is not None else _gamma_in(model, "first_name", _FIRST_NAME_SAME))
+    other_way = _gamma_in(model, "first_name", _FIRST_NAME_OTHER_WAY)
+    written_off = _gamma_in(model, "first_name", _FIRST_NAME_WRITTEN_OFF)
+    no_first = _gamma_null(model, "first_name")
+    dob_firm = _gamma_in(model, "birth_date", _BIRTH_DATE_FIRM)
+    dob_null = _gamma_null(model, "birth_date")
+    contact = _any_of(model, _CONTACT_SAME)
+    place = _any_of(model, _PLACE_SAME)
+    similar = _gamma_in(model, "first_name", _FIRST_NAME_SIMILAR)
+    evidence = (f"({strong} OR ({other_way} AND {dob_firm}) OR ({similar} AND {contact} AND {place}) "
+                f"OR ({written_off} AND ({contact} OR {place})) OR ({no_first} AND {dob_firm}))")
+    # a birth date unknown on a side, nothing but the names to go on, and the names are those of
+    # several people (their records carry two birth years or more)
+    namesake = (f"({dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) "
+                "AND (a.name_years >= 2 OR b.name_years >= 2))")
+    if not mdl.household_guard(model):
+        # no households in these records: disagreements are weighed, not vetoed
+        return f"""CASE
+        WHEN {_ROLE_AGE_SQL} THEN 'too_young_for_role'
+        WHEN {namesake} THEN 'namesake_without_birth_date'
+        END"""
+    return f"""CASE
+        WHEN {_TWINS_SQL} THEN 'twins'
+        WHEN {_PRENOM_CONFLICT_SQL} THEN 'prenoms_differ'
+        WHEN {_BIRTH_DATE_CONFLICT_SQL} THEN 'birth_dates_differ'
+        WHEN {_ROLE_AGE_SQL} THEN 'too_young_for_role'
+        WHEN NOT {evidence} THEN 'household_evidence_only'
+        WHEN {namesake} THEN 'namesake_without_birth_date'
+        END"""
+
+
 def _explanation_columns(columns: list[str], model: dict[str, Any]) -> list[str]:
-    """The prediction columns :func:`_explanation_sql` reads (gamma_*, mw_*, mw_tf_adj_*)."""
+    """The prediction columns the guard and :func:`_explanation_sql` read (gamma_*, mw_*, mw_tf_adj_*)."""
     names = [c["output_column_name"] for c in model["comparisons"]]
     wanted = [f"{prefix}{n}" for n in names for prefix in ("gamma_", "mw_", "mw_tf_adj_")]
-    return [c for c in wanted if c in columns and c not in ("gamma_first_name", "gamma_birth_date", "gamma_sex")]
+    return [c for c in wanted if c in columns]
 
 
 def _explanation_sql(columns: list[str], model: dict[str, Any]) -> str:
@@ -369,34 +502,51 @@ def _register_decisions(
         con.register(name, pa.table({"k1": [r[0] for r in rows], "k2": [r[1] for r in rows]}, schema=schema))
 
 
-# The youngest age at which a person can hold a role: a débiteur, an association's dirigeant, a
-# parent on the family portal, a CRM contact, a démarche's demandeur are adults; a service-desk
-# account (ServiceNow ``usager``) needs the age of digital consent, 15 in France.
-ROLE_MIN_AGE = {"debiteur": 18, "dirigeant": 18, "parent": 18, "contact": 18, "demandeur": 18, "usager": 15}
+# The youngest age at which a person can hold a role, from what the role is (schemas.contract): a
+# débiteur, an association's dirigeant, a parent, a CRM contact, a démarche's demandeur are adults;
+# the holder of an online account (``compte``) has the age of digital consent, 15 in France. Any
+# other role (``usager``, a silo's own word) says nothing of age. The check needs the date the holder
+# was recorded (``updated_at``); without it, no veto.
+ROLE_MIN_AGE = {"debiteur": 18, "dirigeant": 18, "parent": 18, "contact": 18, "demandeur": 18, "compte": 15}
 
 
 def _too_young_sql(holder: str, other: str) -> str:
     """True when ``other``'s birth date makes them younger than ``holder``'s role allows at the
-    time ``holder`` was recorded (the namesake child of an adult record)."""
+    time ``holder`` was recorded (the namesake child of an adult record); never NULL."""
     ages = " ".join(f"WHEN '{role}' THEN {age}" for role, age in ROLE_MIN_AGE.items())
-    return f"""({other}.birth_year IS NOT NULL AND date_diff('year',
+    return f"""coalesce({other}.birth_year IS NOT NULL AND {holder}.updated_at IS NOT NULL AND date_diff('year',
         coalesce({other}.birth_date_std, make_date({other}.birth_year, 12, 31)),
-        CAST({holder}.updated_at AS DATE)) < CASE {holder}.role {ages} ELSE 0 END)"""
+        CAST({holder}.updated_at AS DATE)) < CASE {holder}.role {ages} ELSE 0 END, false)"""
 
 
-# Two records that cannot be one person: firmly different prénoms (not one keying error apart,
-# in the whole prénom or its first part — NCIOLAS / NICOLAS-JEAN —, unless the sexes differ:
-# LOUIS / LOUISE) or birth dates (mirroring the "different" levels of
-# matching.model.comparisons), one too young for the role the other was recorded in, or two
-# records of one silo born the same day under prénoms written differently: MARIE and MARIE-ANNE,
-# MARIE and MARIA on one family file are twins. Between two silos a cut compound or a keying
-# error is one person written two ways; one silo holding one person twice with another prénom
-# and the same birth date is rarer than twins, and a wrong merge costs more than a missed one.
-_CONFLICT_SQL = """
-coalesce(a.source_system = b.source_system AND a.birth_date_std = b.birth_date_std
-         AND a.first_name_std <> b.first_name_std, false)
-OR
-(a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
+_SWAPPED = ("coalesce(jaro_winkler_similarity(a.first_name_std, b.surname_std) >= 0.9 "
+            "AND jaro_winkler_similarity(a.surname_std, b.first_name_std) >= 0.9, false)")
+_INITIAL = ("coalesce((length(a.first_name_std) = 1 OR length(b.first_name_std) = 1) "
+            "AND left(a.first_name_std, 1) = left(b.first_name_std, 1), false)")
+_SHARED_GIVEN = ("coalesce(list_has_any(string_split(a.given_names_std, ' '), "
+                 "string_split(b.given_names_std, ' ')), false)")
+
+# Twins: born the same day under two prénoms whose first parts are each carried by other records
+# too (names people have, where a keying error makes a string nobody else carries: NICHOHLAS). In one
+# silo any such difference (MARIE / MARIE-ANNE / MARIA on one family file: a silo holding one
+# person twice under two real prénoms and the same birth date is rarer than twins); across silos
+# only a firm one (not one keying error, a cut compound or a shared prénom, one person written two
+# ways by two services). An initial or swapped columns are not a prénom.
+_TWINS_SQL = f"""(coalesce(a.birth_date_std = b.birth_date_std AND a.first_name_std <> b.first_name_std
+     AND length(a.first_name_std) > 1 AND length(b.first_name_std) > 1
+     AND a.fn_n >= {ATTESTED_NAME_MIN} AND b.fn_n >= {ATTESTED_NAME_MIN}, false)
+  AND NOT {_SWAPPED}
+  AND (a.source_system = b.source_system OR NOT (
+      coalesce(damerau_levenshtein(a.first_name_std, b.first_name_std) <= 1, false)
+      OR coalesce(a.first_name_key = b.first_name_key, false)
+      OR coalesce(starts_with(a.first_name_std, b.first_name_std) OR starts_with(b.first_name_std, a.first_name_std),
+                  false)
+      OR {_SHARED_GIVEN})))"""
+
+# Firmly different prénoms: not one keying error apart, in the whole prénom or its first part —
+# NCIOLAS / NICOLAS-JEAN — (unless the sexes differ: LOUIS / LOUISE), not similar, not a prefix,
+# no prénom shared, not the name columns swapped, not an initial of the other.
+_PRENOM_CONFLICT_SQL = f"""(a.first_name_std IS NOT NULL AND b.first_name_std IS NOT NULL AND NOT (
     coalesce(a.first_name_std = b.first_name_std, false)
     OR coalesce((damerau_levenshtein(a.first_name_std, b.first_name_std) = 1
                  OR damerau_levenshtein(a.first_name_key, b.first_name_key) <= 1)
@@ -404,9 +554,11 @@ OR
     OR coalesce(jaro_winkler_similarity(a.first_name_std, b.first_name_std) >= 0.85, false)
     OR coalesce(starts_with(a.first_name_std, b.first_name_std), false)
     OR coalesce(starts_with(b.first_name_std, a.first_name_std), false)
-    OR coalesce(list_has_any(string_split(a.given_names_std, ' '), string_split(b.given_names_std, ' ')), false)
-))
-OR (a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL AND NOT (
+    OR {_SHARED_GIVEN} OR {_SWAPPED} OR {_INITIAL}
+))"""
+
+# Firmly different birth dates (mirroring the "different" level of matching.model.comparisons).
+_BIRTH_DATE_CONFLICT_SQL = """(a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL AND NOT (
     coalesce(a.birth_date_std = b.birth_date_std, false)
     OR coalesce(a.birth_year = b.birth_year AND a.birth_month = b.birth_day
                 AND a.birth_day = b.birth_month, false)
@@ -414,11 +566,16 @@ OR (a.birth_year IS NOT NULL AND b.birth_year IS NOT NULL AND NOT (
                 false)
     OR coalesce(a.birth_year = b.birth_year AND a.birth_month = b.birth_month, false)
     OR coalesce(a.birth_year = b.birth_year AND (a.birth_month IS NULL OR b.birth_month IS NULL), false)
-))
-""" + f"OR {_too_young_sql('a', 'b')} OR {_too_young_sql('b', 'a')}\n"
+))"""
+
+_ROLE_AGE_SQL = f"({_too_young_sql('a', 'b')} OR {_too_young_sql('b', 'a')})"
+
+# Two records that cannot be one person (read on standardised records a and b of std_cl).
+_CONFLICT_SQL = f"({_TWINS_SQL} OR {_PRENOM_CONFLICT_SQL} OR {_BIRTH_DATE_CONFLICT_SQL} OR {_ROLE_AGE_SQL})"
 
 
-def cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> tuple[pa.Table, int, int]:
+def cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table,
+            model: dict[str, Any] | None = None) -> tuple[pa.Table, int, int]:
     """Connected components over the kept edges, then cannot-link repair.
 
     Connected components can chain a household through a record that agrees with two of its
@@ -448,7 +605,7 @@ def cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table) -> t
               WHERE cc.cluster_id IN (SELECT cluster_id FROM big))
         SELECT a.record_key AS k1, b.record_key AS k2
         FROM m a JOIN m b ON a.cluster_id = b.cluster_id AND a.record_key < b.record_key
-        WHERE ({_CONFLICT_SQL})
+        WHERE ({_CONFLICT_SQL if model is None or mdl.household_guard(model) else _ROLE_AGE_SQL})
           AND NOT EXISTS (SELECT 1 FROM human_must h WHERE h.k1 = a.record_key AND h.k2 = b.record_key)
         UNION
         SELECT h.k1, h.k2 FROM human_cannot h

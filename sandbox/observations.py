@@ -1001,7 +1001,7 @@ def _servicenow_records(t: pa.Table, country: str = "FR") -> pa.Table:
     ids = [f"sys_user/{i}" for i in t.column("sys_id").to_pylist()]
     return _canonical({
         "record_key": [f"servicenow:{s}" for s in ids], "source_system": ["servicenow"] * n, "source_id": ids,
-        "role": ["usager"] * n, "given_names": t.column("first_name"), "usage_name": t.column("last_name"),
+        "role": ["compte"] * n, "given_names": t.column("first_name"), "usage_name": t.column("last_name"),
         "email": t.column("email"), "phone": _first_present(t.column("mobile_phone"), t.column("phone")),
         "address_line": t.column("street"), "postcode": t.column("zip"), "city": t.column("city"),
         "country": [country] * n, "certification_level": [0] * n, "updated_at": _utc(t.column("sys_updated_on")),

@@ -23,7 +23,7 @@ CERTIFICATION_LEVELS = {
 
 # ``personne`` / ``membre``: the neutral roles, for a source that records none (no role-specific rule
 # applies to them).
-ROLES = ("usager", "parent", "enfant", "debiteur", "dirigeant", "contact", "demandeur", "personne")
+ROLES = ("usager", "parent", "enfant", "debiteur", "dirigeant", "contact", "demandeur", "compte", "personne")
 HOUSEHOLD_ROLES = ("responsable", "conjoint", "enfant", "membre")
 INTERACTION_KINDS = (
     "demande",
@@ -109,8 +109,8 @@ PERSON_RECORD = Table(
         C("source_system", "text", "the silo: finance, family, associations, ...", nullable=False),
         C("source_id", "text", "the record's id in its silo (entity-prefixed where the silo has several)",
           nullable=False),
-        C("role", "text", "usager, parent, enfant, debiteur, dirigeant, contact, demandeur; personne when the silo "
-          "records no role", nullable=False),
+        C("role", "text", "usager, parent, enfant, debiteur, dirigeant, contact, demandeur, compte (holder of an "
+          "online account); personne when the silo records no role", nullable=False),
         C("given_names", "text", "all prénoms known, in order, space-separated, as the silo wrote them",
           personal=True),
         C("birth_name", "text", "nom de naissance, when the silo distinguishes it", personal=True),

@@ -1,10 +1,10 @@
--- servicenow.sys_user -> person_record (role usager). The Table API never lists deleted records:
+-- servicenow.sys_user -> person_record (role compte: an online account's holder). The Table API never lists deleted records:
 -- a sys_audit_delete row for the user gives deleted_at. No birth date: the desk does not ask.
 SELECT
     'servicenow:sys_user/' || u.sys_id                               AS record_key,
     'servicenow'                                                     AS source_system,
     'sys_user/' || u.sys_id                                          AS source_id,
-    'usager'                                                         AS role,
+    'compte'                                                         AS role,
     NULLIF(TRIM(u.first_name), '')                                   AS given_names,
     CAST(NULL AS VARCHAR)                                            AS birth_name,
     NULLIF(TRIM(u.last_name), '')                                    AS usage_name,
