@@ -534,6 +534,39 @@ def summary_line(label: str, hub: HubRun | None, hub_s: dict | None, bare_s: dic
     return line
 
 
+def print_misses(rows_by_source: dict[str, list[dict[str, str]]], truth: dict, hub: dict, bare: dict | None,
+                 n: int) -> None:
+    """Up to ``n`` true pairs the hub split (records it linked, so not quarantined ones) and ``n`` pairs
+    it merged wrongly, with the records' fields and whether the bare model put them together."""
+    rec = {(s, r["rec_id"]): r for s, rows in rows_by_source.items() for r in rows}
+    by_entity: dict[str, list] = defaultdict(list)
+    for k, e in truth.items():
+        if k in hub:
+            by_entity[e].append(k)
+    fields = [c for c in COLUMNS if c not in ("rec_id", "soc_sec_id")]
+
+    def show(a, b, what: str) -> None:
+        together = "yes" if bare is not None and a in bare and bare.get(a) == bare.get(b) else "no"
+        print(f"  {what}: {a[0]}:{a[1]} / {b[0]}:{b[1]} (bare model: together {together})")
+        for k in (a, b):
+            print("    " + " | ".join(f"{rec[k][c]}" for c in fields))
+
+    missed = [(ks[i], ks[j]) for ks in by_entity.values() for i in range(len(ks)) for j in range(i + 1, len(ks))
+              if hub[ks[i]] != hub[ks[j]]]
+    print(f"  hub: {len(missed):,} true pairs split among linked records; fields: {' | '.join(fields)}")
+    for a, b in missed[:n]:
+        show(a, b, "split")
+    by_cluster: dict[str, list] = defaultdict(list)
+    for k, c in hub.items():
+        if k in truth:
+            by_cluster[c].append(k)
+    wrong = [(ks[i], ks[j]) for ks in by_cluster.values() for i in range(len(ks)) for j in range(i + 1, len(ks))
+             if truth[ks[i]] != truth[ks[j]]]
+    print(f"  hub: {len(wrong):,} wrong pairs")
+    for a, b in wrong[:n]:
+        show(a, b, "merged")
+
+
 def append_findings(text: str) -> None:
     with FINDINGS.open("a", encoding="utf-8") as f:
         f.write(text.rstrip() + "\n\n")
@@ -577,6 +610,7 @@ def main() -> None:
     ap.add_argument("--ref", default="HEAD",
                     help="the commit whose product code the hub runs (a clean export; default HEAD), or "
                          "'worktree' for the work tree as it is, uncommitted changes included")
+    ap.add_argument("--misses", type=int, default=0, help="print this many pairs the hub split / merged wrongly")
     ap.add_argument("--findings", action="store_true", help=f"append a summary to {FINDINGS}")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -599,6 +633,7 @@ def main() -> None:
         rows_by_source = {s: read_febrl(folder / f) for s, f in DATASETS[ds]}
         truth = {(s, r["rec_id"]): entity_of(r["rec_id"]) for s, rows in rows_by_source.items() for r in rows}
         hub = hub_s = bare_s = bare_secs = None
+        bare: dict = {}
         if not args.no_hub:
             work = Path(tempfile.mkdtemp(prefix=f"generality-{ds}-"))
             hub = run_hub(ds, rows_by_source, work)
@@ -610,6 +645,8 @@ def main() -> None:
             bare, bare_secs = run_bare(febrl_tables(rows_by_source), febrl_model(), args.threshold)
             bare_s = scores(bare, truth)
         print_table(ds, len(truth), hub, hub_s, bare_s, bare_secs, args.threshold)
+        if args.misses and hub is not None:
+            print_misses(rows_by_source, truth, hub.links, None if args.no_bare else bare, args.misses)
         line = summary_line(ds, hub, hub_s, bare_s, bare_secs)
         summary.append(line)
     for country in args.sandbox or ():
