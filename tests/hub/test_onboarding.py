@@ -388,8 +388,13 @@ def test_the_documented_worked_example_runs_as_documented(tmp_path: Path, monkey
     Path("drop").mkdir()
     counts = people_csv(Path("drop/people.csv"), n=60)
     # the generated file is shaped as the documented sample: same header, dates, duplicates
-    header = Path("drop/people.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == example["sample"].splitlines()[0]
+    lines = Path("drop/people.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == example["sample"].splitlines()[0]
+    # one impossible date: the mapping's on_error = "null" keeps the person, without a birth date
+    fields = lines[5].split(",")
+    fields[3] = fields[3][:5] + "02-30"
+    lines[5] = ",".join(fields)
+    Path("drop/people.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     command = example["command"].split()
     assert command[:2] == ["hub", "run"]
@@ -400,6 +405,8 @@ def test_the_documented_worked_example_runs_as_documented(tmp_path: Path, monkey
     assert f"extract people people {rows} {rows} 0 yes" in out, result.output
     assert f"quality people person_record {rows} {rows} 0 yes" in out, result.output
     assert "Quarantined rows: none" in out
+    nulled = out.index("Fields set to null (their rows loaded)")
+    assert out[nulled + 2] == "people people bad_date 1", result.output
     assert any(line.startswith(f"Canonical layer: {rows} person records, 0 interactions, 0 household memberships")
                for line in out), result.output
     resolution = next(line for line in out if line.startswith("Resolution:"))
