@@ -175,9 +175,11 @@ class HubRun:
 
 
 def hub_toml(work: Path, sources: list[str]) -> str:
-    """The settings a new user writes: a warehouse and one `files` source per mapping
-    (README: Settings; docs/connectors.md: a mapping file)."""
-    lines = ["[warehouse]", f'url = "duckdb:///{work / "hub.duckdb"}"', ""]
+    """The settings a new user writes (docs/connectors.md, worked example): a warehouse, the var dir,
+    the data set's national id as a forbidden column, and one `files` source per mapping."""
+    lines = ["[warehouse]", f'url = "duckdb:///{work / "hub.duckdb"}"', "",
+             "[hub]", f'var_dir = "{work / "var"}"', "",
+             "[privacy]  # FEBRL's social-security number: dropped unread", 'forbidden_id_columns = ["soc_sec_id"]', ""]
     for s in sources:
         lines += [f"[sources.{s}]", 'kind = "files"', f'mapping = "{MAPPINGS / (s + ".toml")}"',
                   f'drop_dir = "{work / "drop" / s}"', ""]
