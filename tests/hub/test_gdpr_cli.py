@@ -145,18 +145,17 @@ def test_html_page_is_french_structured_self_contained_and_readable(tmp_path):
         assert _contrast(fg, bg) >= 4.5, (fg, bg)
 
 
-def test_the_export_is_refused_when_the_warehouse_holds_unmapped_personal_data(tmp_path):
-    db = tmp_path / "hub.duckdb"
-    with Warehouse(f"duckdb:///{db}") as wh:
+def test_the_export_is_refused_when_the_warehouse_holds_unmapped_personal_data(tmp_path, warehouse_url):
+    with Warehouse(warehouse_url) as wh:
         wh.create_schema("raw_finance")
         wh.execute("CREATE TABLE raw_finance.contacts_urgence (id TEXT, nom TEXT, telephone TEXT)")
     config = tmp_path / "hub.toml"
-    config.write_text(f'[warehouse]\nurl = "duckdb:///{db}"\n', encoding="utf-8")
+    config.write_text(f'[warehouse]\nurl = "{warehouse_url}"\n', encoding="utf-8")
     result, out = _export(tmp_path, "html", "--config", str(config), env={"HUB_WAREHOUSE_URL": ""})
     assert result.exit_code == 3
     assert "raw_finance.contacts_urgence (id, nom, telephone): table not in the register" in result.output
     assert not out.exists()
-    with Warehouse(f"duckdb:///{db}") as wh:
+    with Warehouse(warehouse_url) as wh:
         wh.execute("DROP TABLE raw_finance.contacts_urgence")
     result, out = _export(tmp_path, "html", "--config", str(config), env={"HUB_WAREHOUSE_URL": ""})
     assert result.exit_code == 0, result.output
