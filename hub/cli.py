@@ -186,7 +186,7 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
 
 @citizen.command("prefill")
 @click.argument("citizen_id")
-@click.option("--service", required=True, help="The asking service (see schemas/purposes.py); it reads only "
+@click.option("--service", required=True, help="The asking service (see schemas/register.toml); it reads only "
               "the attributes its purpose allows, and that purpose goes to the access log.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_option
