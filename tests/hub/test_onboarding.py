@@ -167,15 +167,41 @@ def test_a_person_file_alone_runs_to_its_report(tmp_path: Path, warehouse_url: s
 
 
 # ------------------------------------------------------------------ 2. every source failing
-def test_every_source_failing_is_one_clear_message_and_no_traceback(tmp_path: Path):
+def test_every_source_failing_is_one_clear_message_and_no_traceback(tmp_path: Path, monkeypatch):
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+
+    class Refuses(BaseHTTPRequestHandler):  # a portal refusing the token (checked in dlt's worker threads)
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PORTAIL_TOKEN", "t")
     (tmp_path / "people.toml").write_text(PEOPLE_MAPPING, encoding="utf-8")
     url = f"duckdb:///{tmp_path / 'var' / 'hub.duckdb'}"
     cfg = _write_settings(
         tmp_path / "hub.toml", tmp_path / "var", url,
         f'[sources.people]\nkind = "files"\nmapping = "{tmp_path / "people.toml"}"\n'
         f'drop_dir = "{tmp_path / "no-such-folder"}"\n\n'
-        '[sources.compta]\nkind = "finance"\nurl = "sqlite:///' + str(tmp_path / "absent" / "f.sqlite") + '"\n')
-    result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
+        '[sources.compta]\nkind = "finance"\nurl = "sqlite:///' + str(tmp_path / "absent" / "f.sqlite") + '"\n\n'
+        f'[sources.portail]\nkind = "family"\nbase_url = "http://127.0.0.1:{closed}"\ntoken_env = "PORTAIL_TOKEN"\n\n'
+        f'[sources.ecoles]\nkind = "family"\nbase_url = "http://127.0.0.1:{server.server_port}"\n'
+        'token_env = "PORTAIL_TOKEN"\n')
+    try:
+        result = CliRunner().invoke(main, ["run", "--config", str(cfg)])
+    finally:
+        server.shutdown()
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     out = " ".join(result.output.split())
@@ -183,6 +209,10 @@ def test_every_source_failing_is_one_clear_message_and_no_traceback(tmp_path: Pa
     assert "every source failed" in out
     assert "people: no-such-folder: the drop folder does not exist" in out, out
     assert "compta:" in out and "cannot connect to the finance database" in out, out
+    # an error raised inside dlt's worker threads names the source too, not its kind
+    assert re.search(r"portail: portal http://127\.0\.0\.1:\d+: cannot reach the family portal", out), out
+    assert re.search(r"ecoles: \w+ \S+: HTTP 401", out), out
+    assert "family:" not in out
 
 
 def test_no_source_at_all_is_a_clear_message(tmp_path: Path):
