@@ -206,17 +206,17 @@ def test_belgian_phone_formats(e164, style, written):
 def _silo_rows(obs: Observations) -> list[dict]:
     """(person_id, silo, name, street line) of every person record with its address as the silo wrote it."""
     fam = {r["id"]: r for r in obs.family_familles.to_pylist()}
+    sources = (
+        ("family", obs.family_responsables, "nom", lambda r: fam[r["famille_id"]]["ligne"]),
+        ("associations", obs.dirigeants, "nom", lambda r: r["adresse"]),
+        ("salesforce", obs.salesforce_contacts, "LastName", lambda r: r["MailingStreet"]),
+        ("servicenow", obs.servicenow_users, "last_name", lambda r: r["street"]),
+        ("finance", obs.finance_tiers, "nom", lambda r: r["adresse"]),
+    )
     rows = []
-    for r in obs.family_responsables.to_pylist():
-        rows.append({"person_id": r["person_id"], "silo": "family", "name": r["nom"], "line": fam[r["famille_id"]]["ligne"]})
-    for r in obs.dirigeants.to_pylist():
-        rows.append({"person_id": r["person_id"], "silo": "associations", "name": r["nom"], "line": r["adresse"]})
-    for r in obs.salesforce_contacts.to_pylist():
-        rows.append({"person_id": r["person_id"], "silo": "salesforce", "name": r["LastName"], "line": r["MailingStreet"]})
-    for r in obs.servicenow_users.to_pylist():
-        rows.append({"person_id": r["person_id"], "silo": "servicenow", "name": r["last_name"], "line": r["street"]})
-    for r in obs.finance_tiers.to_pylist():
-        rows.append({"person_id": r["person_id"], "silo": "finance", "name": r["nom"], "line": r["adresse"]})
+    for silo, table, name, line in sources:
+        for r in table.to_pylist():
+            rows.append({"person_id": r["person_id"], "silo": silo, "name": r[name], "line": line(r)})
     return rows
 
 
@@ -260,7 +260,7 @@ def test_silos_write_particles_attached_detached_and_recased(be_population, be_o
     particled = re.compile(r"^(Van den|Van der|Van de|Vanden|Vander|Van|De|Le|Du|El)\s")
     forms: dict[str, set[str]] = defaultdict(set)
     for r in _silo_rows(be_observations):
-        birth, usage = truth[r["person_id"]]
+        usage = truth[r["person_id"]][1]
         if r["name"] is not None and particled.match(usage) and r["silo"] != "finance":
             forms[usage].add(r["name"])
     written = [w for ws in forms.values() for w in ws]
@@ -352,3 +352,29 @@ def test_brussels_sandbox_builds_with_truth_and_manifest(be_sandbox):
     assert families and all(f["adresse"]["code_postal"] in BRUSSELS_POSTCODES for f in families)
     enfants = json.loads((be_sandbox.family_dir / "enfants.json").read_text(encoding="utf-8"))
     assert {e["classe"][0] for e in enfants} <= {"M", "P", "S"}
+
+
+# ---------------------------------------------------------------------------- hub demo --country
+
+
+def test_demo_settings_name_the_brussels_deployment(be_sandbox, tmp_path: Path):
+    from hub.demo import sandbox_settings
+
+    settings = sandbox_settings(tmp_path, be_sandbox, "http://127.0.0.1:9/family")
+    assert settings.extra.get("country") == "BE"
+    assert 'country = "BE"' in (tmp_path / "hub.toml").read_text(encoding="utf-8")
+    french = build_sandbox(tmp_path / "fr", people=150, seed=2)
+    (tmp_path / "fr-var").mkdir()
+    assert "country" not in sandbox_settings(tmp_path / "fr-var", french, "http://127.0.0.1:9/family").extra
+
+
+def test_hub_demo_has_a_country_option():
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "--help"])
+    assert result.exit_code == 0
+    assert "--country [fr|be]" in result.output
+    bad = CliRunner().invoke(main, ["demo", "--country", "nl"])
+    assert bad.exit_code != 0
