@@ -58,8 +58,8 @@ PROBABILITY_FLOOR = 1e-3
 U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
 
 # Both names, swapped: one export wrote the prénom in the name column and the name in the prénom's.
-SWAPPED_SQL = ('jaro_winkler_similarity("first_name_std_l", "surname_std_r") >= 0.9 '
-               'AND jaro_winkler_similarity("surname_std_l", "first_name_std_r") >= 0.9')
+SWAPPED_SQL = ('jaro_winkler_similarity("first_name_std_l", "surname_std_r") >= 0.8 '
+               'AND jaro_winkler_similarity("surname_std_l", "first_name_std_r") >= 0.8')
 # One of the names written in the other's column (a prénom filed as the name, or the other way).
 CROSSED_SQL = '"first_name_std_l" = "surname_std_r" OR "surname_std_l" = "first_name_std_r"'
 # Mobile numbers (E.164): two different mobiles disagree, a landline and a mobile do not.
@@ -88,6 +88,7 @@ MODEL_COLUMNS = (
     "address_std",
     "postcode_std",
 )
+# ... and carries besides (model_input): the town, and the rare-name blocking key.
 
 
 def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
@@ -193,9 +194,10 @@ def comparisons() -> list[dict[str, Any]]:
         "output_column_name": "address",
         "comparison_description": "street line and postcode; either alone when the other is unknown",
         "comparison_levels": [
-            # nothing to compare: neither a street line nor a postcode on both sides
+            # nothing to compare: neither a street line, a postcode nor a town on both sides
             _level('("address_std_l" IS NULL OR "address_std_r" IS NULL) '
-                   'AND ("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "null", is_null_level=True),
+                   'AND ("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL) '
+                   'AND ("city_std_l" IS NULL OR "city_std_r" IS NULL)', "null", is_null_level=True),
             _level('"address_std_l" = "address_std_r" AND ("postcode_std_l" = "postcode_std_r" '
                    'OR "postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "exact"),
             _level(
@@ -206,6 +208,7 @@ def comparisons() -> list[dict[str, Any]]:
             _level('"postcode_std_l" = "postcode_std_r"', "same postcode"),
             # a postcode keyed with two digits swapped, or written for a neighbouring office
             _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.95', "similar street"),
+            _level('"city_std_l" = "city_std_r"', "same town"),
             _level('left("postcode_std_l", 2) = left("postcode_std_r", 2)', "same postcode area"),
             _level("ELSE", "different"),
         ],
@@ -302,6 +305,10 @@ EM_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("first_name_std", "surname_std", "city_std"),
     ("postcode_std", "birth_year"),
     ("first_name_std", "surname_std"),
+    # where nothing above leaves the names free (no birth date, e-mail or phone): the place alone
+    ("address_std",),
+    ("postcode_std",),
+    ("city_std",),
 )
 EM_RULES_MAX = 3
 # A training rule must find at least this many pairs (fewer teach EM nothing) and at most this many
@@ -335,7 +342,7 @@ COMPARISON_FIELDS: dict[str, tuple[str, ...]] = {
     "birth_date": ("birth_year",),
     "email": ("email_std",),
     "phone": ("phone_std",),
-    "address": ("address_std", "postcode_std"),  # either
+    "address": ("address_std", "postcode_std", "city_std"),  # any
     "sex": ("sex_std",),
 }
 # A field is used when at least this many records carry it and two of them share a value.
@@ -553,6 +560,9 @@ def training_plan(model_in: pa.Table, prof: FieldProfile) -> TrainingPlan:
                 skipped.append((rule, f"{n:,} pairs"))
                 continue
             frees = {name for name in used if not set(COMPARISON_FIELDS[name]) & set(cols)}
+            if not frees:  # every comparison is in the rule: nothing left for EM to estimate
+                skipped.append((rule, "leaves no comparison to estimate"))
+                continue
             if len(em) >= EM_RULES_MAX and not frees & untrained:
                 continue
             em.append(rule)

@@ -505,8 +505,9 @@ def _register_decisions(
 # The youngest age at which a person can hold a role, from what the role is (schemas.contract): a
 # débiteur, an association's dirigeant, a parent, a CRM contact, a démarche's demandeur are adults;
 # the holder of an online account (``compte``) has the age of digital consent, 15 in France. Any
-# other role (``usager``, a silo's own word) says nothing of age. The check needs the date the holder
-# was recorded (``updated_at``); without it, no veto.
+# other role (``usager``, a silo's own word) says nothing of age. The age is taken when the holder
+# was recorded (``updated_at``), today when the silo does not say (an older age: a weaker check, never
+# no check and never a NULL that would drop the pair).
 ROLE_MIN_AGE = {"debiteur": 18, "dirigeant": 18, "parent": 18, "contact": 18, "demandeur": 18, "compte": 15}
 
 
@@ -514,9 +515,9 @@ def _too_young_sql(holder: str, other: str) -> str:
     """True when ``other``'s birth date makes them younger than ``holder``'s role allows at the
     time ``holder`` was recorded (the namesake child of an adult record); never NULL."""
     ages = " ".join(f"WHEN '{role}' THEN {age}" for role, age in ROLE_MIN_AGE.items())
-    return f"""coalesce({other}.birth_year IS NOT NULL AND {holder}.updated_at IS NOT NULL AND date_diff('year',
+    return f"""coalesce({other}.birth_year IS NOT NULL AND date_diff('year',
         coalesce({other}.birth_date_std, make_date({other}.birth_year, 12, 31)),
-        CAST({holder}.updated_at AS DATE)) < CASE {holder}.role {ages} ELSE 0 END, false)"""
+        coalesce(CAST({holder}.updated_at AS DATE), current_date)) < CASE {holder}.role {ages} ELSE 0 END, false)"""
 
 
 _SWAPPED = ("coalesce(jaro_winkler_similarity(a.first_name_std, b.surname_std) >= 0.9 "
