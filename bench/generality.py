@@ -166,6 +166,7 @@ class HubRun:
     exit_code: int
     wall_s: float
     pipeline_s: float | None = None
+    resolution_s: float | None = None  # the pipeline's resolution step (standardise, train, score, cluster, golden)
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)  # last lines printed when it failed
     error_at: str | None = None  # innermost traceback frame, when it ended in one
@@ -239,6 +240,9 @@ def run_cli(args: list[str], work: Path, config: Path | None = None, extra_env: 
     m = re.search(r"Pipeline time: ([\d.,]+) s", proc.stdout)
     if m:
         out.pipeline_s = float(m.group(1).replace(",", ""))
+    m = re.search(r"Pipeline time: .*?resolution ([\d.,]+) s", proc.stdout)
+    if m:
+        out.resolution_s = float(m.group(1).replace(",", ""))
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines()) if ln.strip()]
         out.tail = lines[-12:]
@@ -490,7 +494,7 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
     ]
     hub_label = "hub (mapping files + hub run)"
     bare_label = f"bare Splink 5 (cluster at {threshold})"
-    print(f"  {'':<26} {hub_label:>30} {bare_label:>30}")
+    print(f"  {'':<26} {hub_label:>38} {bare_label:>38}")
 
     def cell(s: dict | None, k: str | None, label: str) -> str:
         if s is None:
@@ -502,12 +506,14 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
         return f"{s['clusters']:,} ({s['entities']:,})"
 
     for label, k in rows:
-        print(f"  {label:<26} {cell(hub_s, k, label):>30} {cell(bare_s, k, label):>30}")
+        print(f"  {label:<26} {cell(hub_s, k, label):>38} {cell(bare_s, k, label):>38}")
     hub_t = "—"
     if hub is not None:
         hub_t = f"{hub.wall_s:.1f} s wall" + (f", {hub.pipeline_s:.1f} s pipeline" if hub.pipeline_s else "")
+        if hub.resolution_s:
+            hub_t = f"{hub.wall_s:.0f} s wall, {hub.pipeline_s:.1f} pipeline, {hub.resolution_s:.1f} resolve"
     bare_t = f"{bare_secs:.1f} s" if bare_secs is not None else "—"
-    print(f"  {'time':<26} {hub_t:>30} {bare_t:>30}")
+    print(f"  {'time':<26} {hub_t:>38} {bare_t:>38}")
     if hub is not None:
         status = "exit 0" if hub.ok else f"FAILED: exit {hub.exit_code}"
         print(f"  hub run: {status}; {len(hub.links):,} of {n_records:,} records linked"
