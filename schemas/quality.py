@@ -46,6 +46,8 @@ EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 FR_POSTCODE = r"^[0-9]{5}$"
 BE_POSTCODE = r"^[1-9][0-9]{3}$"
 ANY_POSTCODE = r"^[0-9]{4,5}$"  # organisations carry no country: French or Belgian shape
+# A postcode whose country nobody gave: any country's shape (US 12345-6789, UK SW1A 1AA, NL 1234 AB, ...)
+UNKNOWN_COUNTRY_POSTCODE = r"^[0-9A-Za-z][0-9A-Za-z -]{1,9}$"
 COUNTRY_CODE = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2
 COG_CODE = r"^(?:[0-9]{5}|2[AB][0-9]{3})$"  # INSEE COG commune code (Corsica: 2A / 2B); Belgian NIS too
 CURRENCY_CODE = r"^[A-Z]{3}$"  # ISO 4217 shape
@@ -100,7 +102,6 @@ def _not_before(later: str, earlier: str) -> Expectation:
 
 
 def _person_record(today: date) -> list[Expectation]:
-    french_address = Col(name="country").is_null() | (Col(name="country") == "FR")
     return [
         _shape("record_key", KEY_SHAPE, "of the form <source_system>:<source_id>"),
         _in_set("role", ROLES),
@@ -114,7 +115,11 @@ def _person_record(today: date) -> list[Expectation]:
         _in_set("birth_date_precision", BIRTH_DATE_PRECISIONS),
         _in_set("certification_level", sorted(CERTIFICATION_LEVELS)),
         _shape("email", EMAIL_SHAPE, "shaped like an e-mail address"),
-        _shape("postcode", FR_POSTCODE, "a 5-digit French postcode", row_condition=french_address),
+        # checked against the address's country only where a silo gives it: a file of another country
+        # that does not say so is not French (matching detects each source's locale from its data)
+        _shape("postcode", FR_POSTCODE, "a 5-digit French postcode", row_condition=Col(name="country") == "FR"),
+        _shape("postcode", UNKNOWN_COUNTRY_POSTCODE, "a postcode (letters, digits, spaces)",
+               row_condition=Col(name="country").is_null()),
         _shape("postcode", BE_POSTCODE, "a 4-digit Belgian postcode", row_condition=Col(name="country") == "BE"),
         _shape("country", COUNTRY_CODE, "an ISO 3166 alpha-2 code"),
         _shape("birth_country_code", COUNTRY_CODE, "an ISO 3166 alpha-2 code"),

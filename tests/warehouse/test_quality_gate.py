@@ -62,7 +62,8 @@ DEFECTS = [
      "expect_column_values_to_be_in_set"),
     ("person_record", {"certification_level": 5}, "certification_level", "expect_column_values_to_be_in_set"),
     ("person_record", {"email": "marie.example.fr"}, "email", "expect_column_values_to_match_regex"),
-    ("person_record", {"postcode": "6903"}, "postcode", "expect_column_values_to_match_regex"),
+    ("person_record", {"postcode": "6903", "country": "FR"}, "postcode", "expect_column_values_to_match_regex"),
+    ("person_record", {"postcode": "69 003 !"}, "postcode", "expect_column_values_to_match_regex"),
     ("person_record", {"postcode": "69003", "country": "BE"}, "postcode", "expect_column_values_to_match_regex"),
     ("person_record", {"country": "FRA"}, "country", "expect_column_values_to_match_regex"),
     ("person_record", {"city_code": "693"}, "city_code", "expect_column_values_to_match_regex"),
@@ -127,6 +128,12 @@ def test_duplicate_key_flags_both_rows(gate: QualityGate, table_name: str) -> No
     row = GOOD[table_name]
     failures = gate.validate(table, _rows(table, [row, _with_key(table, row, 1), row]))
     assert {(f.row, f.field) for f in failures} == {(0, ",".join(table.key)), (2, ",".join(table.key))}
+
+
+def test_a_postcode_of_unknown_country_is_not_held_to_the_french_shape(gate: QualityGate) -> None:
+    for postcode in ("2031", "90210-1234", "SW1A 1AA", "1012 AB"):
+        row = GOOD["person_record"] | {"postcode": postcode, "country": None}
+        assert gate.validate(PERSON_RECORD, _rows(PERSON_RECORD, [row])) == [], postcode
 
 
 def test_belgian_postcode_passes_for_a_belgian_address(gate: QualityGate) -> None:
