@@ -43,7 +43,8 @@ import pyarrow as pa
 import pyarrow.compute
 
 from matching import model as mdl
-from matching.standardise import standardise
+from matching.placeholders import null_implausible_values
+from matching.standardise import standardise, with_report
 
 log = logging.getLogger(__name__)
 
@@ -97,48 +98,25 @@ def null_shared_contacts(
     standardised: pa.Table, *, max_surnames: int = MAX_SURNAMES_PER_CONTACT,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
-    """Null ``phone_std`` / ``email_std`` values carried by more than ``max_surnames`` surnames.
-
-    A household shares a landline or a family mailbox under one or two surnames; a town-hall
-    switchboard or a CCAS mailbox appears under dozens. Dataset-level, so not in standardise.
+    """Null the values the data shows are shared by implausibly many people: phones / e-mails
+    carried by more than ``max_surnames`` surnames, and the other rules of
+    :func:`matching.placeholders.null_implausible_values` (which returns the counts as well).
     """
-    db = con or duckdb.connect()
-    try:
-        db.register("std_in", standardised)
-        cols = ", ".join(
-            f'"{c}"' for c in standardised.column_names if c not in ("phone_std", "email_std")
-        )
-        out = db.sql(
-            f"""
-            WITH shared_phone AS (
-                SELECT phone_std FROM std_in WHERE phone_std IS NOT NULL
-                GROUP BY phone_std HAVING count(DISTINCT surname_std) > $m
-            ), shared_email AS (
-                SELECT email_std FROM std_in WHERE email_std IS NOT NULL
-                GROUP BY email_std HAVING count(DISTINCT surname_std) > $m
-            )
-            SELECT {cols},
-                CASE WHEN phone_std IN (SELECT phone_std FROM shared_phone) THEN NULL
-                     ELSE phone_std END AS phone_std,
-                CASE WHEN email_std IN (SELECT email_std FROM shared_email) THEN NULL
-                     ELSE email_std END AS email_std
-            FROM std_in
-            """,
-            params={"m": max_surnames},
-        ).to_arrow_table()
-        db.unregister("std_in")
-    finally:
-        if con is None:
-            db.close()
-    return out.select(standardised.column_names)
+    return null_implausible_values(standardised, max_surnames_per_contact=max_surnames, con=con)[0]
 
 
-def prepare(person_records: pa.Table) -> pa.Table:
-    """Live records (not deleted), standardised, shared contacts removed: the model's input."""
+def prepare(
+    person_records: pa.Table, *, locales: dict[str, str] | None = None, default_locale: str | None = None,
+) -> pa.Table:
+    """Live records (not deleted), standardised, values shared by implausibly many people removed:
+    the model's input. ``locales`` / ``default_locale``: see :func:`matching.standardise.standardise`
+    (None: detected per source). The locales used and the counts of values nulled per field are
+    in :func:`matching.standardise.standardise_report` of the result."""
     live = person_records
     if "deleted_at" in live.column_names:
         live = live.filter(live["deleted_at"].is_null())
-    std = null_shared_contacts(standardise(live))
+    std, nulled = null_implausible_values(standardise(live, locales=locales, default_locale=default_locale))
+    std = with_report(std, {"placeholders_nulled": nulled})
     # a fixed row order: seeded sampling (u estimation) picks rows by position
     return std.take(pa.compute.sort_indices(std["record_key"]))
 
