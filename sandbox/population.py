@@ -364,9 +364,11 @@ def generate_population(people: int, seed: int, surnames: str = "france", countr
     ``country`` "BE" makes it the Brussels-Capital region instead of the Métropole de Lyon: each
     household belongs to one of the region's communities (names drawn from its lists, a partner
     from another one now and then), streets under a French and a Dutch name
-    (``address_line`` / ``address_line_nl``, ``city`` / ``city_nl``), 4-digit postcodes, NIS
-    commune codes, +32 phones, and a usage name far rarer than in France (Belgian women keep their
-    birth name). The households, twins, namesakes, moves and ground truth work as in France.
+    (``address_line`` / ``address_line_nl``, ``city`` / ``city_nl``, the same for the previous
+    address), 4-digit postcodes, NIS commune codes (``city_code``, ``birth_place_code``), +32
+    phones, and a usage name far rarer than in France (Belgian women keep their birth name); each
+    person also carries ``community`` and ``language`` (fr / nl: which language the silos mostly
+    write to them in). The households, twins, namesakes, moves and ground truth work as in France.
     The French default is unchanged by this option: same seed, same population.
     """
     if people <= 0:
