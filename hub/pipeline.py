@@ -181,7 +181,8 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     with _warehouse(settings) as wh:
         ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings),
                               guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
-                              review_band=tuple(band) if band else None, incremental=incremental, spark=spark)
+                              review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
+                              **_locales(settings))
         now = datetime.now(UTC)
         golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised)
         run_row = {
@@ -196,9 +197,18 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         publish_resolution(wh, run_id, links=ident.links, citizens=golden, run_row=run_row)
     summary = {k: v for k, v in run_row.items() if k != "finished_at"}
     summary["release"] = ident.release
+    summary["matching"] = ident.matching
     summary["mode"] = "incremental" if incremental else "batch"
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _locales(settings: Settings) -> dict[str, Any]:
+    """Each source's identity standardisation (FR, BE or NEUTRAL): ``[sources.<name>] country``, else
+    ``[matching] country`` for every source; a source neither sets is detected from its rows."""
+    per_source = {s.name: str(s.params["country"]) for s in settings.sources if s.params.get("country")}
+    default = settings.extra.get("country")
+    return {"locales": per_source or None, "default_locale": str(default) if default else None}
 
 
 def _pinned_model(settings: Settings) -> dict | None:

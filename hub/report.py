@@ -64,6 +64,7 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         f"({cross:,} known to more than one silo); {r['pairs_scored']:,} pairs scored; "
         f"model {r['model_version']}, {r.get('mode', 'batch')} run"
     )
+    _print_matching(console, r.get("matching") or {})
     rel = r.get("release")
     if rel:
         sizes = rel.get("size_histogram") or {}
@@ -80,6 +81,41 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         f"Pipeline time: {report.seconds} s (ingest: {steps}; canonical {c.get('seconds')} s; "
         f"resolution {r.get('seconds')} s)"
     )
+
+
+# the model fields the run report shows per source, with the words a data engineer reads
+_REPORT_FIELDS = (("first_name_std", "prénom"), ("surname_std", "nom"), ("birth_date_std", "naissance"),
+                  ("sex_std", "sexe"), ("email_std", "e-mail"), ("phone_std", "téléphone"),
+                  ("address_std", "adresse"), ("postcode_std", "code postal"), ("city_std", "commune"))
+
+
+def _print_matching(console: Console, m: dict[str, Any]) -> None:
+    """What the matching was built from: each field's coverage per source, the comparisons left out
+    and why, each source's locale, values nulled as placeholders, and the pairs the guards refused."""
+    prof = m.get("profile") or {}
+    by_source = prof.get("by_source") or {}
+    if by_source:
+        locales = m.get("locales") or {}
+        t = Table("source", "locale", *(label for _c, label in _REPORT_FIELDS),
+                  title="Matching: share of each source's records carrying each field", box=None)
+        for src, shares in sorted(by_source.items()):
+            t.add_row(src, str(locales.get(src, "")),
+                      *(f"{shares.get(c, 0):.0%}" if shares.get(c) else "·" for c, _label in _REPORT_FIELDS))
+        console.print(t)
+        households = "yes" if prof.get("households") else "no"
+        console.print(f"Households in these records: {households} ({prof.get('housemate_share', 0):.1%} of records "
+                      "live with someone of their name born years apart; household guards "
+                      f"{'on' if prof.get('households') else 'off'})")
+    for name, why in (m.get("left_out") or {}).items():
+        console.print(f"Comparison left out: {name} ({escape(why)})")
+    nulled = {f: n for f, n in (m.get("placeholders_nulled") or {}).items() if n}
+    if nulled:
+        console.print("Values ignored as placeholders (shared by implausibly many people): "
+                      + ", ".join(f"{f} {n:,}" for f, n in sorted(nulled.items())))
+    vetoes = m.get("vetoes") or {}
+    if vetoes:
+        console.print("Pairs above the threshold refused by a guard: "
+                      + ", ".join(f"{reason.replace('_', ' ')} {n:,}" for reason, n in sorted(vetoes.items())))
 
 
 def print_demo(console: Console, result) -> None:

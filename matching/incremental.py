@@ -87,6 +87,8 @@ def resolve_incremental(
     must_links: Sequence[tuple[str, str]] = (),
     cannot_links: Sequence[tuple[str, str]] = (),
     retired: Iterable[str] = (),
+    locales: dict[str, str] | None = None,
+    default_locale: str | None = None,
 ) -> IncrementalResolution:
     """Attach new and changed records to the ``previous`` citizens without a full recompute.
 
@@ -98,7 +100,7 @@ def resolve_incremental(
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    std = prepare(person_records)
+    std = prepare(person_records, locales=locales, default_locale=default_locale)
     timings["standardise"] = time.perf_counter() - t0
     version = mdl.model_version(model_json)
     prev = _previous(previous)

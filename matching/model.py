@@ -87,6 +87,9 @@ MODEL_COLUMNS = (
     "phone_std",
     "address_std",
     "postcode_std",
+    "house_number_std",
+    "street_key",
+    "street_skeleton",
 )
 # ... and carries besides (model_input): the town, and the rare-name blocking key.
 
@@ -200,11 +203,20 @@ def comparisons() -> list[dict[str, Any]]:
                    'AND ("city_std_l" IS NULL OR "city_std_r" IS NULL)', "null", is_null_level=True),
             _level('"address_std_l" = "address_std_r" AND ("postcode_std_l" = "postcode_std_r" '
                    'OR "postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "exact"),
+            # the same street and number, its type word in another language (Avenue Louise 12 /
+            # Louizalaan 12) or spelt another way (matching.standardise: street_key, street_skeleton)
+            _level('"postcode_std_l" = "postcode_std_r" AND "house_number_std_l" = "house_number_std_r" '
+                   'AND ("street_key_l" = "street_key_r" OR "street_skeleton_l" = "street_skeleton_r")',
+                   "same street and number"),
             _level(
                 '"postcode_std_l" = "postcode_std_r" '
                 'AND jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.9',
                 "same postcode, similar street",
             ),
+            # a street whose name is translated (Rue de la Loi 16 / Wetstraat 16), or another street
+            # at the same number: EM weighs it on the data
+            _level('"postcode_std_l" = "postcode_std_r" AND "house_number_std_l" = "house_number_std_r"',
+                   "same postcode and number"),
             _level('"postcode_std_l" = "postcode_std_r"', "same postcode"),
             # a postcode keyed with two digits swapped, or written for a neighbouring office
             _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.95', "similar street"),

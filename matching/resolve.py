@@ -66,7 +66,7 @@ _FIRST_NAME_SIMILAR = ("jw >= 0.92", "jw >= 0.85", "another prénom shared")  # 
 _FIRST_NAME_WRITTEN_OFF = ("another prénom shared", "names swapped", "initial")  # also without birth date
 _BIRTH_DATE_FIRM = ("exact", "day and month swapped", "one digit differs")
 _CONTACT_SAME = (("email", ("exact",)), ("phone", ("exact",)))
-_PLACE_SAME = (("address", ("exact", "same postcode, similar street")),)
+_PLACE_SAME = (("address", ("exact", "same street and number", "same postcode, similar street")),)
 # A prénom carried by at least this many records is a name people have (not a keying error).
 ATTESTED_NAME_MIN = 2
 
@@ -146,6 +146,8 @@ def resolve(
     pair_floor: float | None = PAIR_FLOOR,
     must_links: Sequence[tuple[str, str]] = (),
     cannot_links: Sequence[tuple[str, str]] = (),
+    locales: dict[str, str] | None = None,
+    default_locale: str | None = None,
 ) -> Resolution:
     """Resolve person records (all silos together) into clusters, one per person.
 
@@ -161,10 +163,14 @@ def resolve(
     a ``must_links`` pair is an edge always present, whatever the model or the household guard
     say; a ``cannot_links`` pair never ends in one cluster (components holding both are rebuilt
     greedily, see :func:`cluster`). A must-link that would join a cannot-linked pair loses.
+
+    ``locales`` (``source_system`` -> FR, BE or NEUTRAL) and ``default_locale`` choose each
+    source's standardisation rules; a source neither names is detected from its rows
+    (:func:`matching.standardise.standardise`).
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    std = prepare(person_records)
+    std = prepare(person_records, locales=locales, default_locale=default_locale)
     timings["standardise"] = time.perf_counter() - t0
 
     if std.num_rows == 0:

@@ -134,6 +134,8 @@ def resolve_on_spark(
     pair_floor: float | None = PAIR_FLOOR,
     must_links: Sequence[tuple[str, str]] = (),
     cannot_links: Sequence[tuple[str, str]] = (),
+    locales: dict[str, str] | None = None,
+    default_locale: str | None = None,
 ) -> Resolution:
     """:func:`matching.resolve.resolve` with the pairs scored on Spark, for a trained model.
 
@@ -144,7 +146,7 @@ def resolve_on_spark(
     version = mdl.model_version(model_json)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    std = prepare(person_records)
+    std = prepare(person_records, locales=locales, default_locale=default_locale)
     timings["standardise"] = time.perf_counter() - t0
     if std.num_rows == 0:
         return Resolution(links=LINK_SCHEMA.empty_table(), pairs=PAIR_SCHEMA.empty_table(), model_json=model_json,

@@ -49,12 +49,16 @@ class LinkResult:
     timings: dict[str, float] = field(default_factory=dict)
     release: dict[str, Any] = field(default_factory=dict)  # the golden.resolution_release row
     standardised: pa.Table | None = None  # the live records as the matching compared them (for survivorship)
+    # what the model was built from and refused, for the run report (no personal data): fields filled
+    # per source, comparisons left out and why, locales per source, values nulled as placeholders, vetoes
+    matching: dict[str, Any] = field(default_factory=dict)
 
 
 def compute_links(
     wh: Warehouse, run_id: str, *, model_dir: Path, model_json: dict | None = None,
     guard: Any = None, confirm_release: bool | None = None, review_band: tuple[float, float] | None = None,
-    incremental: bool = False, spark: Any = None,
+    incremental: bool = False, spark: Any = None, locales: dict[str, str] | None = None,
+    default_locale: str | None = None,
 ) -> LinkResult:
     """Resolve every core person record honouring the human decisions; ids carried over.
 
@@ -73,10 +77,14 @@ def compute_links(
     ``spark``: a Spark session (:func:`matching.spark.spark_session`): a batch run scores its pairs
     with Splink on Spark (the model trained on DuckDB when not given); the clustering, decisions,
     ids and release are the same. Incremental runs score their small delta on DuckDB.
+
+    ``locales`` / ``default_locale``: each source's standardisation rules (FR, BE, NEUTRAL; a source
+    neither names is detected from its rows, see :func:`matching.standardise.standardise`).
     """
+    where = {"locales": locales, "default_locale": default_locale}
     if incremental:
         inc = _compute_incremental(wh, run_id, model_dir=model_dir, model_json=model_json, guard=guard,
-                                   confirm_release=confirm_release, review_band=review_band)
+                                   confirm_release=confirm_release, review_band=review_band, **where)
         if inc is not None:
             return inc
 
@@ -90,16 +98,16 @@ def compute_links(
     previous = previous_links(wh)
     in_force = store.decisions(wh)
     must, cannot = constraints(in_force)
-    live = prepare(records) if spark is not None else None
+    live = prepare(records, **where) if spark is not None else None
     if live is None or live.num_rows == 0:
-        res = resolve(records, model_json=model_json, must_links=must, cannot_links=cannot)
+        res = resolve(records, model_json=model_json, must_links=must, cannot_links=cannot, **where)
     else:
         from matching import model as mdl
         from matching.spark import resolve_on_spark
 
         # training stays on DuckDB (it samples); the pairs, the bulk of the work, are scored on Spark
         model = model_json if model_json is not None else mdl.train(live)
-        res = resolve_on_spark(spark, records, model, must_links=must, cannot_links=cannot)
+        res = resolve_on_spark(spark, records, model, must_links=must, cannot_links=cannot, **where)
     save_model(model_dir, res.model_json, res.model_version)
     links = assign_citizen_ids(res.links, previous, retired=store.retired_ids(wh))
     queue = review_candidates(res.pairs, _stamped(links, res.model_version, run_id), decided_pairs(in_force),
@@ -154,12 +162,29 @@ def _publishable(
              report["split_citizens"], report["unchanged_citizens"])
     return LinkResult(records=records, links=links, model_version=res.model_version, threshold=res.threshold,
                       pairs_scored=res.pairs_scored, timings=dict(res.timings), release=release,
-                      standardised=res.standardised)
+                      standardised=res.standardised, matching=_matching_report(res))
+
+
+def _matching_report(res: Any) -> dict[str, Any]:
+    """What the run report says of the matching: the data it was built from and what it refused."""
+    from matching.standardise import standardise_report
+
+    out: dict[str, Any] = {"vetoes": dict(getattr(res, "vetoes", {}) or {})}
+    if getattr(res, "standardised", None) is not None:
+        report = standardise_report(res.standardised)
+        out["locales"] = {src: c.get("locale") for src, c in report.get("locales", {}).items()}
+        out["placeholders_nulled"] = report.get("placeholders_nulled", {})
+    prof = getattr(res, "profile", None)
+    if prof is not None:
+        out["profile"] = prof.as_dict()
+        out["left_out"] = prof.left_out()
+    return out
 
 
 def _compute_incremental(
     wh: Warehouse, run_id: str, *, model_dir: Path, model_json: dict | None, guard: Any,
     confirm_release: bool | None, review_band: tuple[float, float] | None,
+    locales: dict[str, str] | None = None, default_locale: str | None = None,
 ) -> LinkResult | None:
     """The incremental mode of :func:`compute_links`; None when a batch run is needed instead."""
     from matching.decisions import constraints, decided_pairs, review_candidates
@@ -192,7 +217,8 @@ def _compute_incremental(
     in_force = store.decisions(wh)
     must, cannot = constraints(in_force)
     res = resolve_incremental(records, published, model_json=model, changed=changed, must_links=must,
-                              cannot_links=cannot, retired=store.retired_ids(wh))
+                              cannot_links=cannot, retired=store.retired_ids(wh), locales=locales,
+                              default_locale=default_locale)
     save_model(model_dir, model, res.model_version)
     stamped = _stamped(res.links, res.model_version, run_id)
     fresh = review_candidates(res.pairs, stamped, decided_pairs(in_force), review_band or REVIEW_BAND)
