@@ -278,6 +278,12 @@ ACCESS_LOG = Table(
         C("channel", "text", "cli, desk, api, gdpr-export, ...", nullable=False),
         C("citizen_id", "text", "the citizen read", nullable=False),
         C("fields", "json", "JSON array of the fields shown (names, never values)", nullable=False),
+        # CNIL deliberation 2021-122: the operation and the recipient; the hash chain makes an edit detectable
+        C("operation", "text", "create, read, update, delete or export (null in rows written before it existed: read)"),
+        C("recipient", "text", "who the data went to when it left the reader (a service, the person, a body)"),
+        C("seq", "bigint", "position in the log (gaps only where the retention purge removed rows)"),
+        C("prev_hash", "text", "row_hash of the row before (or of the purge anchor)"),
+        C("row_hash", "text", "sha256 over prev_hash and this row's content (warehouse/access_log.py)"),
     ),
 )
 
@@ -510,7 +516,61 @@ CITIZEN_ALIAS = Table(
     key=("old_id",),
 )
 
+# ---------------------------------------------------------------- GDPR: erasure, rectification, objection
+
+SUPPRESSION = Table(
+    "suppression",
+    "gdpr",
+    "Keyed hashes (HMAC-SHA256, key outside the warehouse) of erased people's identity keys: a later load "
+    "drops a record matching one, so an erased person does not come back while a silo still holds them.",
+    (
+        C("key_hash", "text", "hex HMAC-SHA256 of one normalised identity key", nullable=False, personal=True),
+        C("key_kind", "text", "record (a silo's record key), name_birth, name_email or name_phone", nullable=False),
+        C("erasure_id", "text", "the erasure that recorded it", nullable=False),
+        C("request_id", "text", "the rights request, when one"),
+        C("created_at", "timestamptz", "when", nullable=False),
+    ),
+    key=("key_hash",),
+)
+
+RECTIFICATION = Table(
+    "rectification",
+    "gdpr",
+    "Values corrected on the person's request (Art. 16): a candidate of its own in survivorship, winning "
+    "over silo values of lower proof, on every later run.",
+    (
+        C("rectification_id", "text", "R + 12 hex", nullable=False),
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("attribute", "text", "the golden attribute corrected", nullable=False),
+        C("value", "text", "the corrected value (dates ISO 8601)", nullable=False, personal=True),
+        C("certification_level", "int", "proof level of the correction (0, 1, 2)", nullable=False),
+        C("proof", "text", "what proved it (document seen, FranceConnect...)", personal=True),
+        C("request_id", "text", "the rights request, when one"),
+        C("decided_by", "text", "who recorded it", nullable=False),
+        C("decided_at", "timestamptz", "when", nullable=False),
+        C("revoked_at", "timestamptz", "when it stopped applying (null: in force)"),
+    ),
+    key=("rectification_id",),
+)
+
+OBJECTION = Table(
+    "objection",
+    "gdpr",
+    "Objections (Art. 21) and restrictions: the person is hidden from that processing's reads.",
+    (
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("processing_id", "text", "the register's processing objected to", nullable=False),
+        C("request_id", "text", "the rights request, when one"),
+        C("decided_by", "text", "who recorded it", nullable=False),
+        C("decided_at", "timestamptz", "when", nullable=False),
+        C("revoked_at", "timestamptz", "when it stopped applying (null: in force)"),
+    ),
+    key=("citizen_id", "processing_id"),
+)
+
+GDPR_TABLES = (SUPPRESSION, RECTIFICATION, OBJECTION)
+
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
                  HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS)
 OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
-ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES
+ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES + GDPR_TABLES
