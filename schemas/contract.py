@@ -568,7 +568,77 @@ OBJECTION = Table(
     key=("citizen_id", "processing_id"),
 )
 
-GDPR_TABLES = (SUPPRESSION, RECTIFICATION, OBJECTION)
+# ---------------------------------------------------------------- GDPR: the register of rights requests
+
+# A request's status; labels as the DPO reads them.
+DSR_KINDS = ("access", "erasure", "rectification", "objection")
+DSR_STATUSES = {
+    "a_traiter": "à traiter",
+    "attente_identite": "en attente d'identité",
+    "attente_services": "en attente des services",
+    "clos": "clos",
+    "refuse": "refusé avec motif",
+}
+
+DSR_REQUEST = Table(
+    "dsr_request",
+    "gdpr",
+    "Rights requests (GDPR Art. 15-21): who asked what, how their identity was checked, and the deadlines "
+    "(Art. 12(3): one calendar month from receipt, extendable by two when the person is told why in the first).",
+    (
+        C("request_id", "text", "DSR-<received yyyymmdd>-<6 hex>", nullable=False),
+        C("kind", "text", "access, erasure, rectification or objection", nullable=False),
+        C("status", "text", "a_traiter, attente_identite, attente_services, clos, refuse", nullable=False),
+        C("channel", "text", "how it came: courrier, courriel, guichet, formulaire, telephone", nullable=False),
+        C("subject_name", "text", "the person concerned, as the request names them", nullable=False, personal=True),
+        C("subject_birth_date", "date", "their birth date, when given", personal=True),
+        C("subject_email", "text", "their e-mail, when given", personal=True),
+        C("subject_phone", "text", "their phone, when given", personal=True),
+        C("subject_address", "text", "their postal address, when given (for the answer by post)", personal=True),
+        C("citizen_id", "text", "the hub's citizen the request concerns, once identified", personal=True),
+        C("on_behalf_of_minor", "bool", "a parent (legal representative) asks for their minor child",
+          nullable=False),
+        C("requester_name", "text", "who asks when not the person (the parent, a mandated person)", personal=True),
+        C("requester_citizen_id", "text", "the requester's citizen, when known to the hub", personal=True),
+        C("identity_check", "text", "how identity was checked: en_attente, coordonnees_connues, "
+          "element_du_dossier, guichet, franceconnect, piece_identite (only on reasonable doubt)", nullable=False),
+        C("identity_evidence", "text", "what was given and seen (never a copy of a document)", personal=True),
+        C("identity_doubt", "text", "the reasonable doubt that justified asking for an identity document",
+          personal=True),
+        C("identity_checked_at", "timestamptz", "when identity was confirmed"),
+        C("details", "text", "the request as the person worded it (scope, values to rectify...)", personal=True),
+        C("received_at", "timestamptz", "when the request reached the authority", nullable=False),
+        C("acknowledged_at", "timestamptz", "when receipt was acknowledged to the person"),
+        C("due_date", "date", "one calendar month after receipt (31 January -> end of February)", nullable=False),
+        C("extended_due_date", "date", "three calendar months after receipt, when extended"),
+        C("extension_reason", "text", "why it was extended (Art. 12(3))"),
+        C("extension_notified_at", "timestamptz", "when the person was told of the extension (within the first "
+          "month)"),
+        C("answered_at", "timestamptz", "when the answer was sent"),
+        C("refusal_reason", "text", "why the request was refused (Art. 12(4): told to the person)"),
+        C("created_by", "text", "the DPO (or deputy) who recorded it", nullable=False, personal=True),
+        C("updated_at", "timestamptz", "last change", nullable=False),
+    ),
+    key=("request_id",),
+)
+
+DSR_EVENT = Table(
+    "dsr_event",
+    "gdpr",
+    "A rights request's history and proofs, append-only: each step with who, when and what proves it.",
+    (
+        C("request_id", "text", "the request", nullable=False),
+        C("event_at", "timestamptz", "when", nullable=False),
+        C("event", "text", "created, acknowledged, identity_checked, status, extended, export, proof, closed, "
+          "refused, note", nullable=False),
+        C("actor", "text", "who (the DPO's login)", nullable=False, personal=True),
+        C("detail", "text", "what happened, in words", personal=True),
+        C("proof", "text", "the proof's reference: a file name, a letter's reference, an e-mail id"),
+        C("proof_sha256", "text", "sha256 of the proof file when one (e.g. the access export sent)"),
+    ),
+)
+
+GDPR_TABLES = (SUPPRESSION, RECTIFICATION, OBJECTION, DSR_REQUEST, DSR_EVENT)
 
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
                  HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS)
