@@ -12,23 +12,28 @@ phone_std, email_std   carried by more than ``MAX_SURNAMES_PER_CONTACT`` (3) sur
                        household shares a landline or a family mailbox under one or two
                        surnames; a switchboard or a service's mailbox appears under dozens
 address_std            (with its postcode) carried by more distinct surnames than
-                       ``OUTLIER_FACTOR`` (10) × the 99th percentile of the addresses of the
-                       data set, and more than ``ADDRESS_MIN_SURNAMES`` (20): a large building
-                       is normal where large buildings are, a domiciliation address is not.
-                       Its ``house_number_std`` / ``street_key`` / ``street_skeleton`` go too
-postcode_std           carried with more distinct cities than ``OUTLIER_FACTOR`` × the 99th
-                       percentile of the postcodes, and more than ``POSTCODE_MIN_CITIES`` (20):
-                       a postcode names an area. How many records carry it says nothing: a
-                       commune's real postcode shared by the whole file is normal (a
-                       single-commune data set), so a postcode is never nulled for its count
+                       ``OUTLIER_FACTOR`` (10) × the 99th percentile of the other addresses
+                       of the data set (the most shared one left out, so that a value every
+                       record carries does not set its own bar), and more than
+                       ``ADDRESS_MIN_SURNAMES`` (20): a large building is normal where large
+                       buildings are, a domiciliation address is not. Its
+                       ``house_number_std`` / ``street_key`` / ``street_skeleton`` go too
+postcode_std           carried with more distinct towns (``city``) than ``OUTLIER_FACTOR`` ×
+                       the 99th percentile of the other postcodes, and more than
+                       ``POSTCODE_MIN_CITIES`` (20): a postcode names an area. How many records
+                       carry it says nothing: a commune's real postcode shared by the whole
+                       file is normal (a single-commune data set), so a postcode is never
+                       nulled for its count. Without towns, only the listed shapes (00000,
+                       99999) are placeholders (``placeholders.json``)
 birth date (full)      carried by more distinct surnames than the birth-date distribution
                        allows: expected count e = the other days of that year / 364.25,
                        nulled when above max(``BIRTH_DATE_MIN``, e + 8·√e + 3) (a Poisson
                        tail far below one in a million per date). Year, month and day go
 day-month, per source  a MM-DD carried (any year) by more than max(``DAY_MONTH_MIN``, 3·e +
                        8·√e) distinct surname-and-year pairs of one source, e its share of the
-                       other days: a source that writes unknown dates as 1 January (or
-                       1 July). The year is kept; month and day go
+                       other days (dates nulled whole by the rule above left out): a source
+                       that writes unknown dates as 1 January (or 1 July). The year is kept;
+                       month and day go
 =====================  ===================================================================
 
 Counts, never values, are returned (for the run report).
@@ -70,14 +75,16 @@ def _flags_sql(has: set[str]) -> str:
         """ak AS (SELECT address_std, coalesce(postcode_std, '') AS pc, count(DISTINCT surname_std) AS k
                   FROM std_in WHERE address_std IS NOT NULL GROUP BY ALL)""",
         """sa AS (SELECT address_std, pc FROM ak
-                  WHERE k > (SELECT greatest($address_min, $factor * coalesce(quantile_cont(k, $q), 0)) FROM ak))""",
+                  WHERE k > (SELECT greatest($address_min, $factor * coalesce(quantile_cont(k, $q), 0)) FROM ak
+                             WHERE k < (SELECT max(k) FROM ak)))""",
         """dk AS (SELECT birth_date_std AS d, count(DISTINCT surname_std) AS k FROM std_in
                   WHERE birth_date_std IS NOT NULL GROUP BY 1)""",
         """sd AS (SELECT d FROM (SELECT d, k, (sum(k) OVER (PARTITION BY year(d)) - k) / 364.25 AS e FROM dk)
                   WHERE k > greatest($date_min, e + $z * sqrt(e) + 3))""",
         """mk AS (SELECT coalesce(source_system, '') AS src, strftime(birth_date_std, '%m-%d') AS md,
                          count(DISTINCT coalesce(surname_std, '') || ':' || year(birth_date_std)) AS k
-                  FROM std_in WHERE birth_date_std IS NOT NULL GROUP BY ALL)""",
+                  FROM std_in WHERE birth_date_std IS NOT NULL AND birth_date_std NOT IN (SELECT d FROM sd)
+                  GROUP BY ALL)""",
         """sm AS (SELECT src, md FROM (
                       SELECT src, md, k, (sum(k) OVER (PARTITION BY src) - k) / 364.25
                              * CASE md WHEN '02-29' THEN 0.25 ELSE 1 END AS e FROM mk)
@@ -88,7 +95,8 @@ def _flags_sql(has: set[str]) -> str:
             f"""pk AS (SELECT postcode_std, count(DISTINCT {_CITY}) AS k FROM std_in
                       WHERE postcode_std IS NOT NULL GROUP BY 1)""",
             """spc AS (SELECT postcode_std FROM pk WHERE k >
-                      (SELECT greatest($postcode_min, $factor * coalesce(quantile_cont(k, $q), 0)) FROM pk))""",
+                      (SELECT greatest($postcode_min, $factor * coalesce(quantile_cont(k, $q), 0)) FROM pk
+                       WHERE k < (SELECT max(k) FROM pk)))""",
         ]
         postcode_flag = "postcode_std IN (SELECT postcode_std FROM spc)"
     else:
