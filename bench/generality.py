@@ -539,6 +539,8 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
             hub_t = f"{hub.wall_s:.0f} s wall, {hub.pipeline_s:.1f} pipeline, {hub.resolution_s:.1f} resolve"
     bare_t = f"{bare_secs:.1f} s" if bare_secs is not None else "—"
     print(f"  {'time':<26} {hub_t:>38} {bare_t:>38}")
+    if hub_s is not None and bare_s is not None:
+        print(f"  issue 11's bar (hub pairwise F1 >= bare's, hub precision >= 0.99): {bar(hub, hub_s, bare_s)}")
     if hub is not None:
         status = "exit 0" if hub.ok else f"FAILED: exit {hub.exit_code}"
         print(f"  hub run: {status}; {len(hub.links):,} of {n_records:,} records linked"
@@ -550,6 +552,13 @@ def print_table(dataset: str, n_records: int, hub: HubRun | None, hub_s: dict | 
                 print(f"    | {ln}")
         if hub.workdir:
             print(f"  run folder: {hub.workdir}")
+
+
+def bar(hub: HubRun | None, hub_s: dict, bare_s: dict) -> str:
+    """Whether the hub meets issue 11's bar on this data set."""
+    ok = hub is not None and hub.ok and hub_s["pair_f1"] >= bare_s["pair_f1"] and hub_s["pair_p"] >= 0.99
+    return (f"{'MET' if ok else 'NOT MET'} (F1 {hub_s['pair_f1']:.4f} vs {bare_s['pair_f1']:.4f}, "
+            f"precision {hub_s['pair_p']:.4f})")
 
 
 def summary_line(label: str, hub: HubRun | None, hub_s: dict | None, bare_s: dict | None,
@@ -564,6 +573,8 @@ def summary_line(label: str, hub: HubRun | None, hub_s: dict | None, bare_s: dic
     if bare_s is not None:
         line += (f"; bare P {bare_s['pair_p']:.4f} R {bare_s['pair_r']:.4f} F1 {bare_s['pair_f1']:.4f} "
                  f"({bare_secs:.1f} s)")
+    if hub_s is not None and bare_s is not None:
+        line += f"; bar {bar(hub, hub_s, bare_s).split(' (')[0]}"
     return line
 
 
