@@ -254,7 +254,8 @@ def _sql_words(words: tuple[str, ...]) -> str:
 
 
 def _street_sql() -> str:
-    """SQL (a CTE body over ``dates``): house number and street keys from ``_addr_n``."""
+    """SQL (a CTE body over ``addr_std``, one row per distinct address line and locale): house
+    number and street keys from ``_addr_n``."""
     num = "([0-9]+)(?:\\s?(BIS|TER|QUATER)\\b|([A-Z])\\b|\\s([A-Z])$|\\s([BC])\\b)?"
     suffix = "(?:" + "|".join(STREET_SUFFIXES_NL) + ")"
     return f"""
@@ -269,7 +270,7 @@ def _street_sql() -> str:
             -- box / flat / floor numbers are not the house number
             trim(regexp_replace(_addr_n, '\\b(?:({_UNIT_WORDS}) ?[0-9]+[A-Z]?|[0-9]+ ?(?:E|EME|ER|ERE)? ETAGE)\\b',
                                 ' ', 'g')) AS _h
-        FROM dates
+        FROM addr_std WHERE address_std IS NOT NULL
     )
 ), street2 AS (
     SELECT *,
@@ -322,6 +323,40 @@ WITH loc AS (
                  '{NEUTRAL}') AS _loc
     FROM input
 ),
+-- address lines are standardised once per distinct line and locale (a household shares its line)
+addr AS (
+    SELECT *,
+        CASE WHEN _loc = '{NEUTRAL}' THEN _addr_n ELSE {_address_expanded_sql('_addr_n')} END AS _address
+    FROM (
+        SELECT address_line, _loc, {_norm_text('address_line', keep_digits=True)} AS _addr_n
+        FROM (SELECT DISTINCT address_line, _loc FROM loc WHERE address_line IS NOT NULL)
+    )
+),
+addr_std AS (
+    SELECT *,
+        CASE
+            WHEN _address IS NULL OR {_ph('addresses', '_address')} OR {_ph_regex('address_regex', '_address')}
+            THEN NULL ELSE _address END AS address_std
+    FROM addr
+),
+street AS ({_street_sql()},
+street_out AS (
+    SELECT address_line, _loc,
+        CASE WHEN _hn.n <> '' THEN
+            nullif(ltrim(_hn.n, '0'), '') || CASE coalesce(nullif(_hn.w, ''), nullif(_hn.l1, ''), nullif(_hn.l2, ''),
+                                                      nullif(_hn.l3, ''), '')
+                WHEN 'BIS' THEN 'B' WHEN 'TER' THEN 'C' WHEN 'QUATER' THEN 'D'
+                ELSE coalesce(nullif(_hn.w, ''), nullif(_hn.l1, ''), nullif(_hn.l2, ''), nullif(_hn.l3, ''), '') END
+            END AS house_number_std,
+        nullif(_street_key, '') AS street_key,
+        CASE WHEN len(list_distinct(_sk_chars)) >= 2 THEN array_to_string(
+            list_filter(_sk_chars, lambda c, i: i = 1 OR c <> _sk_chars[i - 1]), '') END AS _skeleton
+    FROM street5
+),
+addresses AS (
+    SELECT a.address_line, a._loc, a.address_std, s.house_number_std, s.street_key, s._skeleton
+    FROM addr_std a LEFT JOIN street_out s ON a.address_line = s.address_line AND a._loc = s._loc
+),
 base AS (
     SELECT *,
         {clean_name('given_names')} AS _given,
@@ -332,15 +367,9 @@ base AS (
         lower(trim(email)) AS _email,
         trim(phone) AS _phone_raw,
         regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g') AS _digits,
-        {_norm_text('address_line', keep_digits=True)} AS _addr_n,
         regexp_replace(coalesce(postcode, ''), '[^0-9]', '', 'g') AS _pc,
         regexp_replace(upper(coalesce(postcode, '')), '[^A-Z0-9]', '', 'g') AS _pca
     FROM loc
-),
-addr AS (
-    SELECT *,
-        CASE WHEN _loc = '{NEUTRAL}' THEN _addr_n ELSE {_address_expanded_sql('_addr_n')} END AS _address
-    FROM base
 ),
 names AS (
     SELECT *,
@@ -354,7 +383,7 @@ names AS (
              regexp_extract(_birth_raw, '^(.*?) ?\\b{_NEE} (.+)$', ['before', 'after']) END AS _b_nee,
         CASE WHEN regexp_matches(_birth_raw, ' ({_SPOUSE}) ') THEN
              regexp_extract(_birth_raw, '^(.+) ({_SPOUSE}) (.+)$', ['before', 'w', 'after']) END AS _b_sp
-    FROM addr
+    FROM base
 ),
 split AS (
     SELECT *,
@@ -377,9 +406,6 @@ split AS (
             WHEN {_ph('email_domains', "split_part(_email, '@', 2)")} THEN NULL
             WHEN {_ph('emails', '_email')} THEN NULL
             ELSE _email END AS email_std,
-        CASE
-            WHEN _address IS NULL OR {_ph('addresses', '_address')} OR {_ph_regex('address_regex', '_address')}
-            THEN NULL ELSE _address END AS address_std,
         CASE
             WHEN _loc = '{NEUTRAL}' THEN CASE WHEN regexp_matches(_pca, '[0-9]') THEN _pca END
             WHEN _loc = '{BE}' AND length(_pc) = 4 THEN _pc
@@ -438,8 +464,7 @@ dates AS (
                   OR {_ph('presumed_day_month', 'substr(_bd, 6, 5)')}
              THEN NULL ELSE _m END AS _mm
     FROM final
-),
-street AS ({_street_sql()}
+)
 SELECT
     {", ".join(f'"{c}"' for c in columns if c != "__pos")},
     CASE WHEN _given IS NULL OR _first IS NULL OR NOT {name_ok('_first')} THEN NULL
@@ -472,16 +497,11 @@ SELECT
     CASE WHEN {_ph('postcodes', '_postcode')} OR {_ph_regex('postcode_regex', '_postcode')} THEN NULL
          ELSE _postcode END AS postcode_std,
     _loc AS locale_std,
-    CASE WHEN address_std IS NOT NULL AND _hn.n <> '' THEN
-        nullif(ltrim(_hn.n, '0'), '') || CASE coalesce(nullif(_hn.w, ''), nullif(_hn.l1, ''), nullif(_hn.l2, ''),
-                                                  nullif(_hn.l3, ''), '')
-            WHEN 'BIS' THEN 'B' WHEN 'TER' THEN 'C' WHEN 'QUATER' THEN 'D'
-            ELSE coalesce(nullif(_hn.w, ''), nullif(_hn.l1, ''), nullif(_hn.l2, ''), nullif(_hn.l3, ''), '') END
-        END AS house_number_std,
-    CASE WHEN address_std IS NOT NULL THEN nullif(_street_key, '') END AS street_key,
-    CASE WHEN address_std IS NOT NULL AND len(list_distinct(_sk_chars)) >= 2 THEN array_to_string(
-        list_filter(_sk_chars, lambda c, i: i = 1 OR c <> _sk_chars[i - 1]), '') END AS _skeleton
-FROM street5
+    house_number_std,
+    street_key,
+    _skeleton
+FROM dates LEFT JOIN addresses USING (address_line, _loc)
+ORDER BY __pos
 """
 
 
