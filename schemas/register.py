@@ -254,6 +254,9 @@ class Processing:
     updated: date
     not_personal: Mapping[str, tuple[str, ...]]  # "schema.table" -> columns, or ("*",): the rest
     access: tuple[Access, ...] = ()
+    # the access export names the agents who consulted the person's record for this processing (CJEU
+    # C-579/21: their identity is owed only where needed to check the lawfulness of the reads)
+    disclose_readers: bool = False
 
     def columns(self) -> dict[str, set[str]]:
         """"schema.table" -> the personal columns this processing maps there."""
@@ -679,4 +682,5 @@ class _Validator:
             updated=updated,
             not_personal=self.not_personal(spec.get("not_personal"), f"{where}.not_personal"),
             access=self.access(spec.get("access"), f"{where}.access", collectivites, services),
+            disclose_readers=self.boolean(spec.get("disclose_readers"), f"{where}.disclose_readers", default=False),
         )
