@@ -125,13 +125,19 @@ def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
     naming it, before anything is resolved or published."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from connectors.registry import staging_models
-    from warehouse import register_guard
+    from warehouse import gdpr_suppression, register_guard
     from warehouse.staging import build_canonical as build
 
     with _warehouse(settings) as wh:
         present = [s for s in settings.sources if _has_raw(wh, s.name)]
         models = staging_models([(s.name, s.kind, s.params) for s in present])
-        counts = build(wh, models, run_id)
+        # erased people stay erased: the suppression list sets their rows aside (warehouse/gdpr_suppression.py)
+        suppression = gdpr_suppression.load(wh, settings.var_dir)
+        counts = build(wh, models, run_id, suppression=suppression)
+        if suppression is not None and suppression.dropped_records:
+            from warehouse.gdpr_erase import clear_suppressed
+
+            clear_suppressed(wh, models, suppression.dropped_records, settings.pipelines_dir)
         register_guard.check(wh)
     staged = sum(c.staged for c in counts)
     passed = sum(c.passed for c in counts)
@@ -167,7 +173,7 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     with Splink on that Spark cluster (the ``spark`` extra); incremental runs stay on DuckDB."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from matching.release import ReleaseGuard
-    from warehouse.golden import build_golden, publish_resolution
+    from warehouse.golden import build_golden, publish_resolution, rectifications
     from warehouse.resolution import compute_links
 
     band = settings.extra.get("review_band")
@@ -184,7 +190,8 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
                               review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
                               **_locales(settings))
         now = datetime.now(UTC)
-        golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised)
+        golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised,
+                              rectifications=rectifications(wh))
         run_row = {
             "run_id": run_id,
             "model_version": ident.model_version,
@@ -257,7 +264,19 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
     """The whole job: ingest every source (one failing source does not stop the others), build the
     canonical layer, resolve identities and publish the golden records.
 
-    Raises :class:`NothingToResolve` when no source could be read (or none is configured)."""
+    Raises :class:`NothingToResolve` when no source could be read (or none is configured), and
+    :class:`hub.runlock.RunLocked` (naming the other run) when another run is writing to the
+    warehouse: then nothing is done."""
+    from hub import runlock
+
+    run_id = run_id or new_run_id()
+    with runlock.hold(settings, run_id):
+        return _run(settings, run_id=run_id, progress=progress, confirm_release=confirm_release,
+                    incremental=incremental)
+
+
+def _run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
+         confirm_release: bool | None = None, incremental: bool | None = None) -> RunReport:
     from connectors.base import SourceError
 
     say = progress or (lambda step, msg: None)

@@ -294,7 +294,8 @@ def _prio_table(rules: dict[str, dict[str, Any]]) -> pa.Table:
 
 
 def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
-            rules: dict[str, dict[str, Any]] | None = None, standardised: pa.Table | None = None) -> Survivorship:
+            rules: dict[str, dict[str, Any]] | None = None, standardised: pa.Table | None = None,
+            rectifications: pa.Table | None = None) -> Survivorship:
     """Golden citizens with provenance and discrepancy worklists.
 
     ``citizen_links``: record_key, citizen_id (records absent from it — deleted ones — are
@@ -302,12 +303,19 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     survivorship rules (default :data:`schemas.survivorship.RULES`). ``standardised``: the
     linked records already standardised (what the resolution compared: ``Resolution.standardised``),
     so they are not standardised a second time; ``person_records`` are standardised when None.
+    ``rectifications`` (GDPR Art. 16; columns ``rectification_id, citizen_id, attribute, value,
+    certification_level, decided_at``): each citizen's corrected values are one candidate record of
+    their own (source ``rectification``, the correction's proof level, dated when decided), ranked by
+    the same rules — so it wins over silo values of lower proof, and the silos holding another value
+    are on the discrepancy worklists. It does not count as a source record.
     """
     if now.tzinfo is None:
         raise ValueError("survivorship needs a timezone-aware `now`")
     rules = RULES if rules is None else rules
     validate(rules)
     std = standardise(person_records) if standardised is None else standardised
+    if rectifications is not None and rectifications.num_rows:
+        std, citizen_links = _with_rectifications(std, citizen_links, rectifications)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -327,6 +335,42 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     return Survivorship(citizens, attributes, discrepancies, keys)
 
 
+RECTIFIED = "rectification"  # source_system of the rectifications' candidate records
+
+
+def _with_rectifications(std: pa.Table, links: pa.Table, rect: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """The standardised records and links plus one candidate record per citizen and proof level,
+    holding the latest in-force correction of each attribute (standardised like any record)."""
+    from schemas.contract import PERSON_RECORD
+
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    linked = set(links.column("citizen_id").to_pylist())  # a correction of no published citizen waits
+    for r in sorted(rect.to_pylist(), key=lambda r: (r["decided_at"], r["rectification_id"])):
+        if r["citizen_id"] not in linked:
+            continue
+        row = latest.setdefault((r["citizen_id"], int(r["certification_level"])), {
+            "record_key": f"{RECTIFIED}:{r['citizen_id']}/{int(r['certification_level'])}",
+            "source_system": RECTIFIED, "source_id": f"{r['citizen_id']}/{int(r['certification_level'])}",
+            "role": "personne", "certification_level": int(r["certification_level"]), "citizen_id": r["citizen_id"]})
+        value: Any = r["value"]
+        if r["attribute"] == "birth_date":
+            value = datetime.fromisoformat(str(value)).date()
+        row[r["attribute"]] = value
+        row["updated_at"] = r["decided_at"]
+    if not latest:
+        return std, links
+    schema = arrow_schema(PERSON_RECORD)
+    rows = [{c: row.get(c) for c in schema.names} for row in latest.values()]
+    extra = standardise(pa.Table.from_pylist(rows, schema=schema))
+    extra = pa.Table.from_arrays(
+        [extra.column(f.name).cast(f.type) if f.name in extra.column_names else pa.nulls(extra.num_rows, f.type)
+         for f in std.schema], schema=std.schema)
+    new_links = pa.table({"record_key": [r["record_key"] for r in latest.values()],
+                          "citizen_id": [r["citizen_id"] for r in latest.values()]})
+    keep = links.select(["record_key", "citizen_id"]).cast(new_links.schema)
+    return pa.concat_tables([std, extra]), pa.concat_tables([keep, new_links])
+
+
 def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pa.Table, pa.Table]:
     """The golden citizens, and their standardised address and usage name (the foyers' keys)."""
     pivot = []
@@ -341,8 +385,10 @@ def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pa.Table, 
     pivot.append(f"max(k) FILTER (WHERE a = {_CODE['usage_name']}) AS name_key")
     out = con.sql(f"""
 WITH counts AS (
-    SELECT cid, any_value(citizen_id) AS citizen_id, count(*) AS record_count,
-           array_to_string(list_sort(list_distinct(list(source_system))), ',') AS source_systems
+    SELECT cid, any_value(citizen_id) AS citizen_id,
+           count(*) FILTER (WHERE source_system <> '{RECTIFIED}') AS record_count,
+           array_to_string(list_sort(list_distinct(
+               list(source_system) FILTER (WHERE source_system <> '{RECTIFIED}'))), ',') AS source_systems
     FROM rec GROUP BY cid
 ),
 g AS (SELECT cid, {", ".join(pivot)} FROM winners GROUP BY cid)

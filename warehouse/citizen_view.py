@@ -7,17 +7,13 @@ field names, never values, and never the search text.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import pyarrow as pa
-
 from schemas.contract import (
-    ACCESS_LOG,
     CERTIFICATION_LEVELS,
     CITIZEN,
     CITIZEN_ATTRIBUTE,
@@ -31,7 +27,6 @@ from schemas.contract import (
     ORGANISATION_ROLE,
     PERSON_RECORD,
     Table,
-    arrow_schema,
 )
 from warehouse.engine import Warehouse, bind_list, qualified
 from warehouse.timeline import annotate
@@ -159,13 +154,21 @@ def _log_reads(wh: Warehouse, citizen_ids: list[str], fields: list[str], *, read
                channel: str) -> None:
     if not citizen_ids:
         return
-    now = datetime.now(UTC)
-    shown = json.dumps(fields)
-    rows = [{"read_at": now, "reader": reader, "purpose": purpose, "channel": channel, "citizen_id": c,
-             "fields": shown} for c in citizen_ids]
-    wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+    from warehouse.access_log import Entry, append
+
+    # hash-chained (warehouse/access_log.py): an edited row is detectable
+    append(wh, [Entry(reader=reader, citizen_id=c, purpose=purpose, operation="read", channel=channel,
+                      fields=tuple(fields)) for c in citizen_ids])
     log.info("access logged: %d citizen read(s) by a reader for purpose %s via %s", len(citizen_ids), purpose,
              channel)
+
+
+def _objected(wh: Warehouse, citizen_ids: list[str], purpose: str) -> set[str]:
+    """The citizens among ``citizen_ids`` who objected to the processing read for (``purpose``: the
+    register's purpose or processing id): that processing's reads do not see them."""
+    from warehouse.gdpr_rights import objected
+
+    return objected(wh, citizen_ids, purpose)
 
 
 def _check_reader(reader: str, purpose: str) -> None:
@@ -203,6 +206,8 @@ def search(wh: Warehouse, text: str, *, limit: int = 20, reader: str, purpose: s
         {**params, "limit": int(limit)},
     )
     results = [_clean(r) | {"source_systems": _systems(r["source_systems"])} for r in rows]
+    hidden = _objected(wh, [r["citizen_id"] for r in results], purpose)  # Art. 21: hidden from that processing
+    results = [r for r in results if r["citizen_id"] not in hidden]
     _log_reads(wh, [r["citizen_id"] for r in results], [f"citizen.{f}" for f in SEARCH_FIELDS],
                reader=reader, purpose=purpose, channel=channel)
     return results
@@ -254,7 +259,7 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
     if not _exists(wh, CITIZEN):
         return None
     found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
-    if not found:
+    if not found or _objected(wh, [citizen_id], purpose):
         return None
     citizen = _clean(found[0])
     citizen["source_systems"] = _systems(citizen["source_systems"])
@@ -304,7 +309,7 @@ def prefill(wh: Warehouse, citizen_id: str, *, service: str, reader: str, channe
     if not _exists(wh, CITIZEN):
         return None
     found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
-    if not found:
+    if not found or _objected(wh, [citizen_id], entry["purpose"]):
         return None
     allowed = list(entry["attributes"])
     golden = _clean(found[0])

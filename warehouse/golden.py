@@ -99,16 +99,28 @@ def previous_links(wh: Warehouse) -> pa.Table | None:
 
 
 def build_golden(records: pa.Table, links: pa.Table, *, now: datetime,
-                 standardised: pa.Table | None = None) -> Survivorship:
+                 standardised: pa.Table | None = None, rectifications: pa.Table | None = None) -> Survivorship:
     """The golden citizens of resolved records by survivorship, with provenance and worklists.
 
     ``.citizens`` (``CITIZEN`` columns), ``.attributes`` (``CITIZEN_ATTRIBUTE``),
     ``.discrepancies`` (``DISCREPANCY``); ``.num_rows`` counts the citizens. ``standardised``:
     the records as the resolution standardised them, when it kept them (saves standardising twice).
+    ``rectifications``: the corrections in force (:func:`rectifications`), candidates of their own.
     """
     from matching.survivorship import survive
 
-    return survive(records, links, now=now, standardised=standardised)
+    return survive(records, links, now=now, standardised=standardised, rectifications=rectifications)
+
+
+def rectifications(wh: Warehouse) -> pa.Table | None:
+    """The corrections in force (``gdpr.rectification``, GDPR Art. 16) for survivorship; None when none."""
+    from schemas.contract import RECTIFICATION
+
+    if not wh.table_exists(RECTIFICATION.schema, RECTIFICATION.name):
+        return None
+    data = wh.arrow("SELECT rectification_id, citizen_id, attribute, value, certification_level, decided_at "
+                    f"FROM {qualified(RECTIFICATION)} WHERE revoked_at IS NULL ORDER BY decided_at, rectification_id")
+    return data if data.num_rows else None
 
 
 def core_memberships(wh: Warehouse) -> pa.Table:

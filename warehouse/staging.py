@@ -77,6 +77,7 @@ def build_canonical(
     *,
     gate: QualityGate | None = None,
     today: date | None = None,
+    suppression: Any = None,
 ) -> list[StageCount]:
     """Create the staging views, gate their rows, rebuild the core tables of the silos given.
     Every canonical table is created from the contract if missing, so one no model feeds is empty.
@@ -88,6 +89,8 @@ def build_canonical(
     of those silos, one quarantine row per (row, failed check). Counts go to ``ops.stage_run``.
     Running it twice on the same raw data leaves the same core and quarantine rows (only the
     bookkeeping timestamps move). Returns one :class:`StageCount` per (table, silo).
+    ``suppression`` (:class:`warehouse.gdpr_suppression.Suppression`): rows of erased people are
+    set aside as quarantined, reason ``suppressed``, without payload.
     """
     unknown = sorted(set(models) - set(_TABLES))
     if unknown:
@@ -105,12 +108,13 @@ def build_canonical(
     counts: list[StageCount] = []
     for table in BUILD_ORDER:
         if table.name in models:
-            counts.extend(_build_table(wh, table, models[table.name], run_id, gate, now))
+            counts.extend(_build_table(wh, table, models[table.name], run_id, gate, now, suppression))
     return counts
 
 
 def _build_table(
-    wh: Warehouse, table: Table, entries: list[tuple[str, str]], run_id: str, gate: QualityGate, now: datetime
+    wh: Warehouse, table: Table, entries: list[tuple[str, str]], run_id: str, gate: QualityGate, now: datetime,
+    suppression: Any = None,
 ) -> list[StageCount]:
     parts: list[pa.Table] = []
     model_of_row: list[str] = []
@@ -126,6 +130,10 @@ def _build_table(
         + lineage_failures(table, staged, systems_of_row)
         + reference_failures(wh, table, staged)
     )
+    suppressed = suppression.rows(table, staged) if suppression is not None else set()
+    if suppressed:  # an erased person: one `suppressed` row each, nothing else said about them
+        failures = [f for f in failures if f.row not in suppressed] + [
+            Failure(i, None, "suppressed", "erased person (GDPR suppression list)") for i in sorted(suppressed)]
     bad_rows = sorted({f.row for f in failures})
     keep = pa.array([True] * staged.num_rows)
     if bad_rows:
@@ -236,13 +244,17 @@ def _quarantine_rows(
     rows = sorted({f.row for f in failures})
     by_row = dict(zip(rows, staged.take(pa.array(rows, pa.int64())).to_pylist(), strict=True)) if rows else {}
     payloads = {i: json.dumps(r, default=_json_value, ensure_ascii=False) for i, r in by_row.items()}
+    for f in failures:  # an erased person's row keeps neither its values nor its key
+        if f.reason_code == "suppressed":
+            payloads[f.row] = None
     records = [
         {
             "run_id": run_id,
             "source_system": systems_of_row[f.row],
             "entity": table.name,
             "stage": "quality",
-            "locator": _locator(model_of_row[f.row], by_row[f.row], table.key),
+            "locator": (model_of_row[f.row] if f.reason_code == "suppressed"
+                        else _locator(model_of_row[f.row], by_row[f.row], table.key)),
             "field": f.field,
             "reason_code": f.reason_code,
             "reason": f.reason,

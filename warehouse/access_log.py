@@ -1,0 +1,267 @@
+"""The access log as CNIL deliberation 2021-122 asks: append-only, every edit detectable.
+
+Every create / read / update / delete / export of a citizen's data by a person is one row of
+``ops.access_log``: who (``reader``), when (``read_at``), which citizen (``citizen_id``: a
+reference, never the data), the ``operation``, the ``purpose`` (a processing of the register),
+the ``recipient`` when the data left the reader, the channel and the field names.
+
+Append-only, on both engines:
+
+- **hash chain** (DuckDB and PostgreSQL): each row carries ``seq`` (its position),
+  ``prev_hash`` (the previous row's ``row_hash``) and ``row_hash = sha256(prev_hash + content)``,
+  the content being the row's other columns as canonical JSON. Editing, inserting or deleting a
+  row breaks the chain at that row; :func:`verify` (``hub gdpr verify-log``) names the first
+  broken row.
+- **PostgreSQL**: a trigger refuses UPDATE and TRUNCATE always, and DELETE unless the retention
+  purge asked for it in its own transaction and the row is past the log's retention (so the
+  application's role cannot rewrite history, whatever its grants).
+
+**Retention and re-anchoring.** The log keeps its own retention from the register (processing
+``journal-acces``, default one year). :func:`purge_before` deletes the rows older than the cut
+and records, in ``ops.access_log_anchor``, the ``seq`` and ``row_hash`` of the last row purged:
+the first kept row's ``prev_hash`` must equal it, so the chain still verifies from the anchor on,
+and the anchors themselves form a chain (each anchor's hash covers the previous anchor's). A purge
+that removed rows without an anchor, or an anchor edited, breaks verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.contract import ACCESS_LOG, Column, Table, arrow_schema
+from warehouse.engine import Warehouse, qualified
+
+log = logging.getLogger(__name__)
+
+OPERATIONS = ("create", "read", "update", "delete", "export")
+GENESIS = "0" * 64
+LOG_PROCESSING = "journal-acces"
+# The columns the hash covers, in this order (everything but the chain's own columns).
+CONTENT = ("seq", "read_at", "reader", "purpose", "channel", "citizen_id", "fields", "operation", "recipient")
+_CHAIN_COLUMNS = ("operation", "recipient", "seq", "prev_hash", "row_hash")
+
+ANCHOR = Table(
+    "access_log_anchor",
+    "ops",
+    "Where the access log's hash chain restarts after a retention purge: the last purged row's seq and hash.",
+    (
+        Column("anchored_at", "timestamptz", "when the purge ran", nullable=False),
+        Column("purged_through_seq", "bigint", "the last seq purged", nullable=False),
+        Column("purged_rows", "bigint", "rows purged", nullable=False),
+        Column("last_hash", "text", "row_hash of the last row purged: the next row's prev_hash", nullable=False),
+        Column("prev_anchor_hash", "text", "anchor_hash of the anchor before (genesis: zeros)", nullable=False),
+        Column("anchor_hash", "text", "sha256 over prev_anchor_hash and this anchor's content", nullable=False),
+    ),
+)
+
+_TRIGGER_SQL = """
+CREATE OR REPLACE FUNCTION ops.access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('hub.access_log_purge', true) = 'on'
+       AND OLD.read_at < now() - current_setting('hub.access_log_retention', true)::interval THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'ops.access_log is append-only (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One access: who did what to which citizen, for which purpose (no value, ever)."""
+
+    reader: str
+    citizen_id: str
+    purpose: str
+    operation: str = "read"
+    channel: str = "cli"
+    fields: tuple[str, ...] = ()
+    recipient: str | None = None
+    at: datetime | None = None
+
+
+class BrokenChain(RuntimeError):
+    """The access log's hash chain does not verify: a row was edited, inserted or removed."""
+
+    def __init__(self, seq: int | None, why: str):
+        self.seq = seq
+        super().__init__(f"access log broken at seq {seq}: {why}" if seq is not None else f"access log broken: {why}")
+
+
+def _ts(value: Any) -> str:
+    if isinstance(value, datetime):
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return str(value)
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """sha256(prev_hash + canonical JSON of the row's content columns)."""
+    content = {c: (_ts(row.get(c)) if c == "read_at" else row.get(c)) for c in CONTENT}
+    if content["seq"] is not None:
+        content["seq"] = int(content["seq"])
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
+
+
+def _anchor_hash(prev: str, row: Mapping[str, Any]) -> str:
+    text = json.dumps({"anchored_at": _ts(row["anchored_at"]), "seq": int(row["purged_through_seq"]),
+                       "rows": int(row["purged_rows"]), "last": row["last_hash"]}, sort_keys=True)
+    return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
+
+
+def ensure(wh: Warehouse) -> None:
+    """The log table with the chain's columns (added to a log created before them), the anchor table,
+    and on PostgreSQL the append-only trigger."""
+    wh.ensure_table(ACCESS_LOG)
+    wh.ensure_table(ANCHOR)
+    have = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
+    for name in _CHAIN_COLUMNS:
+        if name not in have:
+            sql_type = "BIGINT" if name == "seq" else ("VARCHAR" if wh.kind == "duckdb" else "TEXT")
+            wh.execute(f'ALTER TABLE {qualified(ACCESS_LOG)} ADD COLUMN "{name}" {sql_type}')
+    if wh.kind == "postgres":
+        exists = wh.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'access_log_append_only'")
+        if not exists:
+            wh.execute(_TRIGGER_SQL)
+            wh.execute("CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON ops.access_log "
+                       "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
+            wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
+
+
+def _last(wh: Warehouse) -> tuple[int, str]:
+    """(seq, row_hash) of the chain's last row, or of the last anchor, or (0, genesis)."""
+    row = wh.rows(f"SELECT seq, row_hash FROM {qualified(ACCESS_LOG)} WHERE seq IS NOT NULL "
+                  "ORDER BY seq DESC LIMIT 1")
+    if row:
+        return int(row[0][0]), row[0][1]
+    anchor = wh.rows(f"SELECT purged_through_seq, last_hash FROM {qualified(ANCHOR)} "
+                     "ORDER BY purged_through_seq DESC LIMIT 1")
+    if anchor:
+        return int(anchor[0][0]), anchor[0][1]
+    return 0, GENESIS
+
+
+def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
+    """Append entries to the log, chained; returns the number of rows written."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    for e in entries:
+        if e.operation not in OPERATIONS:
+            raise ValueError(f"access log: operation {e.operation!r} is not one of {', '.join(OPERATIONS)}")
+        if not (e.reader and e.reader.strip()) or not (e.purpose and e.purpose.strip()):
+            raise ValueError("an access-log entry needs a reader and a purpose")
+    ensure(wh)
+    now = datetime.now(UTC)
+    with wh.transaction():
+        if wh.kind == "postgres":
+            # one appender at a time: the chain is a sequence
+            wh.execute("SELECT pg_advisory_xact_lock(hashtext('ops.access_log'))")
+        seq, prev = _last(wh)
+        rows = []
+        for e in entries:
+            seq += 1
+            row = {"read_at": e.at or now, "reader": e.reader, "purpose": e.purpose, "channel": e.channel,
+                   "citizen_id": e.citizen_id, "fields": json.dumps(list(e.fields)), "operation": e.operation,
+                   "recipient": e.recipient, "seq": seq, "prev_hash": prev}
+            row["row_hash"] = prev = row_hash(prev, row)
+            rows.append(row)
+        wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+    log.info("access log: %d %s row(s) appended", len(rows), "/".join(sorted({e.operation for e in entries})))
+    return len(rows)
+
+
+def verify(wh: Warehouse) -> int:
+    """Check the whole chain (anchors, then rows); returns the rows verified, raises
+    :class:`BrokenChain` naming the first broken row."""
+    if not wh.table_exists(ACCESS_LOG.schema, ACCESS_LOG.name):
+        return 0
+    cols = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
+    if "row_hash" not in cols:
+        raise BrokenChain(None, "the log has no hash chain yet (run any hub gdpr command to add it)")
+    prev_anchor, seq, prev = GENESIS, 0, GENESIS
+    if wh.table_exists(ANCHOR.schema, ANCHOR.name):
+        for a in wh.dicts(f"SELECT * FROM {qualified(ANCHOR)} ORDER BY purged_through_seq"):
+            if a["prev_anchor_hash"] != prev_anchor or _anchor_hash(prev_anchor, a) != a["anchor_hash"]:
+                raise BrokenChain(int(a["purged_through_seq"]), "a purge anchor was edited or removed")
+            prev_anchor, seq, prev = a["anchor_hash"], int(a["purged_through_seq"]), a["last_hash"]
+    unchained = wh.scalar(f"SELECT count(*) FROM {qualified(ACCESS_LOG)} WHERE seq IS NULL OR row_hash IS NULL")
+    if unchained:
+        raise BrokenChain(None, f"{unchained} row(s) carry no seq / hash (written around the chain)")
+    n = 0
+    cols_sql = ", ".join(f'"{c}"' for c in (*CONTENT, "prev_hash", "row_hash"))
+    # streamed in pages: the log can be large
+    page = 50_000
+    while True:
+        rows = wh.dicts(f"SELECT {cols_sql} FROM {qualified(ACCESS_LOG)} WHERE seq > :s ORDER BY seq LIMIT :n",
+                        {"s": seq, "n": page})
+        if not rows:
+            return n
+        for r in rows:
+            r_seq = int(r["seq"])
+            if r_seq != seq + 1:
+                raise BrokenChain(r_seq, f"expected seq {seq + 1}: rows removed or inserted")
+            if r["prev_hash"] != prev:
+                raise BrokenChain(r_seq, "prev_hash is not the previous row's hash")
+            if row_hash(prev, r) != r["row_hash"]:
+                raise BrokenChain(r_seq, "the row's content does not match its hash (edited)")
+            seq, prev = r_seq, r["row_hash"]
+            n += 1
+
+
+def retention_interval(register: Any | None = None) -> tuple[int, str]:
+    """The log's retention from the register (processing ``journal-acces``): (amount, unit);
+    one year when the register does not say."""
+    try:
+        from schemas.register import load_register
+
+        register = register or load_register()
+        p = register.processing(LOG_PROCESSING)
+        for d in p.data:
+            if "ops.access_log" in d.columns:
+                return d.retention.amount, d.retention.unit
+    except (KeyError, ValueError):
+        log.warning("access log retention not found in the register: one year")
+    return 1, "years"
+
+
+def purge_before(wh: Warehouse, cut: datetime, *, dry_run: bool = False) -> int:
+    """Delete the log rows read before ``cut`` (a prefix of the chain, by seq) and re-anchor the
+    chain; returns the rows purged (or that would be)."""
+    if not wh.table_exists(ACCESS_LOG.schema, ACCESS_LOG.name):
+        return 0
+    ensure(wh)
+    # a prefix: the last seq read before the cut, every row up to it (rows are appended in time order)
+    last = wh.rows(f"SELECT seq, row_hash FROM {qualified(ACCESS_LOG)} WHERE read_at < :cut AND seq IS NOT NULL "
+                   "ORDER BY seq DESC LIMIT 1", {"cut": cut})
+    if not last:
+        return 0
+    through, last_hash = int(last[0][0]), last[0][1]
+    n = int(wh.scalar(f"SELECT count(*) FROM {qualified(ACCESS_LOG)} WHERE seq <= :s", {"s": through}))
+    if dry_run:
+        return n
+    now = datetime.now(UTC)
+    with wh.transaction():
+        prev_anchor = wh.rows(f"SELECT anchor_hash FROM {qualified(ANCHOR)} ORDER BY purged_through_seq DESC LIMIT 1")
+        prev = prev_anchor[0][0] if prev_anchor else GENESIS
+        anchor = {"anchored_at": now, "purged_through_seq": through, "purged_rows": n, "last_hash": last_hash,
+                  "prev_anchor_hash": prev}
+        anchor["anchor_hash"] = _anchor_hash(prev, anchor)
+        wh.write(ANCHOR, pa.Table.from_pylist([anchor], schema=arrow_schema(ANCHOR)))
+        if wh.kind == "postgres":
+            age = max(0, int((now - cut).total_seconds()))
+            wh.execute("SELECT set_config('hub.access_log_purge', 'on', true)")
+            wh.execute("SELECT set_config('hub.access_log_retention', :age, true)", {"age": f"{age} seconds"})
+        wh.execute(f"DELETE FROM {qualified(ACCESS_LOG)} WHERE seq <= :s", {"s": through})
+    log.info("access log: %d row(s) past retention purged, chain re-anchored at seq %d", n, through)
+    return n
