@@ -97,3 +97,14 @@ def gdpr_check(register_path: Path | None, no_warehouse: bool, config: Path | No
     register = _checked_register(register_path, config, no_warehouse)
     console.print(f"register {register.path}: {len(register.processings)} processings, every personal table "
                   "and column mapped")
+
+
+# the register of rights requests and the access export (hub/gdpr_dsr.py)
+def _add_dsr_commands() -> None:
+    from hub.gdpr_dsr import access_command, request_group
+
+    gdpr.add_command(request_group)
+    gdpr.add_command(access_command)
+
+
+_add_dsr_commands()
