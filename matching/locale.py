@@ -71,7 +71,7 @@ _FR_STREET = (
 )
 # Dutch street types are written as a suffix (Wetstraat, Louizalaan); PLEIN alone is French too
 _NL_STREET = (
-    "[A-Z]{2}(STRAAT|STEENWEG|LAAN|PLEIN|DREEF|KAAI|STEEG|WEG)\\b|\\b(STRAAT|STEENWEG|LAAN|DREEF|KAAI|STEEG)\\b"
+    "[A-Z]{2}(STRAAT|STR|STEENWEG|STWG|LAAN|PLEIN|DREEF|KAAI|STEEG|WEG)\\b|\\b(STRAAT|STEENWEG|LAAN|DREEF|KAAI|STEEG)\\b"
 )
 _OTHER_STREET = (
     "STREET|ROAD|DRIVE|LANE|COURT|CRESCENT|TERRACE|CLOSE|PARADE|HIGHWAY|CIRCUIT|GROVE|"
@@ -107,10 +107,6 @@ def normalise_locale(value: str) -> str:
     raise ValueError(f"unknown locale {value!r}: expected FR, BE or NEUTRAL")
 
 
-def _sql_list(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
 def country_locale(value: str | None) -> str | None:
     """The locale a row's own ``country`` value names: FR / BE for France / Belgium (ISO codes
     or names), NEUTRAL for any other country written in letters (an ISO code or a name); None
@@ -141,15 +137,15 @@ def _features_sql() -> str:
     digits = "regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g')"
     return f"""
 WITH r AS (
-    SELECT {addr} AS _a, {pca} AS _pc, trim(coalesce(phone, '')) AS _ph, {digits} AS _d
-    , coalesce(source_system, '') AS src
+    SELECT coalesce(source_system, '') AS src, {addr} AS _a, {pca} AS _pc, trim(coalesce(phone, '')) AS _ph,
+        {digits} AS _d
     FROM input
     WHERE list_contains($sources, coalesce(source_system, ''))
       AND (country IS NULL OR list_contains($no_country, country))
       AND hash(record_key, address_line, postcode, phone) % 1000000
           < coalesce(map_extract_value(MAP($sources, $rates), coalesce(source_system, '')), 0)
 ), f AS (
-    SELECT *, NULL AS _rc,
+    SELECT *,
         CASE WHEN starts_with(_ph, '+') THEN _d
              WHEN starts_with(_d, '00') THEN substr(_d, 3) END AS _intl,
         regexp_matches(_a, '\\b({_FR_STREET})\\b') AS _w_fr,
@@ -160,29 +156,29 @@ WITH r AS (
 )
 SELECT src,
     count(*) AS n_sampled,
-    count(*) FILTER (WHERE _rc IS NULL AND (_w_fr OR _w_nl OR _w_other)) AS street_n,
-    count(*) FILTER (WHERE _rc IS NULL AND _w_fr AND NOT _w_other) AS street_fr,
-    count(*) FILTER (WHERE _rc IS NULL AND _w_nl AND NOT _w_other) AS street_nl,
-    count(*) FILTER (WHERE _rc IS NULL AND _w_other AND NOT _w_fr AND NOT _w_nl) AS street_other,
-    count(*) FILTER (WHERE _rc IS NULL AND length(_intl) >= 8) AS intl_n,
-    count(*) FILTER (WHERE _rc IS NULL AND length(_intl) >= 8 AND starts_with(_intl, '33')) AS intl_33,
-    count(*) FILTER (WHERE _rc IS NULL AND length(_intl) >= 8 AND starts_with(_intl, '32')) AS intl_32,
-    count(*) FILTER (WHERE _rc IS NULL AND _intl IS NULL AND length(_d) >= 8
+    count(*) FILTER (WHERE (_w_fr OR _w_nl OR _w_other)) AS street_n,
+    count(*) FILTER (WHERE _w_fr AND NOT _w_other) AS street_fr,
+    count(*) FILTER (WHERE _w_nl AND NOT _w_other) AS street_nl,
+    count(*) FILTER (WHERE _w_other AND NOT _w_fr AND NOT _w_nl) AS street_other,
+    count(*) FILTER (WHERE length(_intl) >= 8) AS intl_n,
+    count(*) FILTER (WHERE length(_intl) >= 8 AND starts_with(_intl, '33')) AS intl_33,
+    count(*) FILTER (WHERE length(_intl) >= 8 AND starts_with(_intl, '32')) AS intl_32,
+    count(*) FILTER (WHERE _intl IS NULL AND length(_d) >= 8
                      AND NOT regexp_matches(_d, '^(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)$')) AS nat_n,
-    count(*) FILTER (WHERE _rc IS NULL AND _intl IS NULL
+    count(*) FILTER (WHERE _intl IS NULL
                      AND regexp_matches(_d, '^(0[1-35-9][0-9]{{8}}|[1-35-9][0-9]{{8}})$')
                      AND NOT regexp_matches(_d, '^(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)$')) AS nat_fr,
-    count(*) FILTER (WHERE _rc IS NULL AND _intl IS NULL AND regexp_matches(_d, '^0[1-9][0-9]{{7}}$'))
+    count(*) FILTER (WHERE _intl IS NULL AND regexp_matches(_d, '^0[1-9][0-9]{{7}}$'))
         AS nat_be,
-    count(*) FILTER (WHERE _rc IS NULL AND _intl IS NULL AND regexp_matches(_d, '^0?4[0-9]{{8}}$'))
+    count(*) FILTER (WHERE _intl IS NULL AND regexp_matches(_d, '^0?4[0-9]{{8}}$'))
         AS nat_ambiguous,
-    count(*) FILTER (WHERE _rc IS NULL AND _pc <> '' AND regexp_matches(_pc, '[0-9]')
+    count(*) FILTER (WHERE _pc <> '' AND regexp_matches(_pc, '[0-9]')
                      AND NOT regexp_matches(_pc, '^(0+|9+)$')) AS pc_n,
-    count(*) FILTER (WHERE _rc IS NULL AND regexp_matches(_pc, '^[0-9]{{5}}$')
+    count(*) FILTER (WHERE regexp_matches(_pc, '^[0-9]{{5}}$')
                      AND NOT regexp_matches(_pc, '^(0+|9+)$')) AS pc_5,
-    count(*) FILTER (WHERE _rc IS NULL AND regexp_matches(_pc, '^[0-9]{{4}}$')
+    count(*) FILTER (WHERE regexp_matches(_pc, '^[0-9]{{4}}$')
                      AND NOT regexp_matches(_pc, '^(0+|9+)$')) AS pc_4,
-    count(*) FILTER (WHERE _rc IS NULL AND regexp_matches(_pc, '[A-Z]') AND regexp_matches(_pc, '[0-9]'))
+    count(*) FILTER (WHERE regexp_matches(_pc, '[A-Z]') AND regexp_matches(_pc, '[0-9]'))
         AS pc_alpha
 FROM f
 GROUP BY src

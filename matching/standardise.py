@@ -163,22 +163,24 @@ STREET_TYPES_TRAILING = (
     "STREET", "ST", "ROAD", "RD", "AVENUE", "AVE", "AV", "DRIVE", "DR", "LANE", "LN", "COURT", "CT",
     "CRESCENT", "CRES", "TERRACE", "TCE", "CLOSE", "CL", "PLACE", "PL", "PARADE", "PDE", "HIGHWAY", "HWY",
     "CIRCUIT", "CCT", "GROVE", "WAY", "BOULEVARD", "BLVD", "SQUARE", "SQ", "ROW", "WALK", "MEWS", "GARDENS",
-    "STRAAT", "LAAN", "STEENWEG", "PLEIN", "KAAI", "KADE", "GANG", "WEG", "DREEF", "STEEG", "PARK", "HOF",
+    "STRAAT", "LAAN", "STEENWEG", "STWG", "PLEIN", "KAAI", "KADE", "GANG", "WEG", "DREEF", "STEEG", "PARK", "HOF",
     "STRASSE", "STR", "GASSE", "PLATZ",
 )
-# ... or a Dutch suffix of the last word (Wetstraat, Louizalaan; the -se of Waversesteenweg).
+# ... or a Dutch suffix of the last word (Wetstraat, Louizalaan; the -se of Waversesteenweg), also
+# abbreviated (Meunierstr., Hapln., Neerstalsestwg.).
 STREET_SUFFIXES_NL = (
-    "SESTEENWEG", "STEENWEG", "STRAAT", "LAAN", "PLEIN", "KAAI", "KADE", "DREEF", "STEEG", "GANG", "WEG",
-    "PARK", "SQUARE",
+    "SESTEENWEG", "SESTWG", "STEENWEG", "STWG", "STRAAT", "STR", "LAAN", "LN", "PLEIN", "KAAI", "KADE", "DREEF",
+    "STEEG", "GANG", "WEG", "PARK", "SQUARE",
 )
 # Articles and prepositions left out of street_key (French, Dutch, English).
 STREET_STOPWORDS = (
     "DE", "DU", "DES", "LA", "LE", "LES", "AU", "AUX", "ET", "SUR", "SOUS", "EN", "VAN", "DER", "DEN", "HET",
     "TER", "TEN", "OP", "THE", "OF", "AND",
 )
-# Words before a number that is not the house number (box, flat, floor, building).
+# Words before a number that is not the house number (box, flat, floor, building; a Belgian
+# box is also written "b": 12 b 24 is box 24 of number 12, not 12 bis).
 _UNIT_WORDS = (
-    "BTE|BOITE|BUS|BOX|APT|APPT|APPARTEMENT|APARTMENT|UNIT|FLAT|ETAGE|ETG|BAT|BATIMENT|BLOC|ESC|ESCALIER|"
+    "B|BT|BTE|BOITE|BUS|BOX|APT|APPT|APPARTEMENT|APARTMENT|UNIT|FLAT|ETAGE|ETG|BAT|BATIMENT|BLOC|ESC|ESCALIER|"
     "PORTE|SUITE|LOGEMENT|LGT|CHAMBRE|CASE|BP|CS|CEDEX"
 )
 
