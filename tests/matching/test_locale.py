@@ -90,16 +90,17 @@ def test_foreign_rows_are_untouched_by_french_rules():
     assert {r["locale_std"] for r in rows.values()} == {NEUTRAL}
 
 
-def test_neutral_keeps_names_and_mailboxes_french_lists_would_drop():
-    rows = [{"given_names": "NC", "usage_name": "Inconnu", "email": "mairie@town.example.au"},
-            {"given_names": "Test", "usage_name": "XXX", "postcode": "SW1A 1AA"}]
+def test_neutral_keeps_what_is_a_placeholder_only_in_french_data():
+    rows = [{"given_names": "NC", "usage_name": "M", "phone": "0600000000"},  # initials; a number elsewhere
+            {"given_names": "Test", "usage_name": "Inconnu", "email": "noreply@town.example.au",
+             "postcode": "SW1A 1AA"}]
     out = standardise(make_records(*rows), default_locale="NEUTRAL").to_pylist()
-    assert (out[0]["first_name_std"], out[0]["surname_std"], out[0]["email_std"]) == (
-        "NC", "INCONNU", "mairie@town.example.au")
-    assert (out[1]["first_name_std"], out[1]["surname_std"]) == (None, None)  # placeholders anywhere
+    assert (out[0]["first_name_std"], out[0]["surname_std"], out[0]["phone_std"]) == ("NC", "M", "0600000000")
+    # placeholders in any language
+    assert (out[1]["first_name_std"], out[1]["surname_std"], out[1]["email_std"]) == (None, None, None)
     assert out[1]["postcode_std"] == "SW1A1AA"
     fr = standardise(make_records(*rows), default_locale="FR").to_pylist()
-    assert (fr[0]["first_name_std"], fr[0]["surname_std"], fr[0]["email_std"]) == (None, None, None)
+    assert (fr[0]["first_name_std"], fr[0]["surname_std"], fr[0]["phone_std"]) == (None, None, None)
 
 
 def test_a_row_country_overrides_its_source_locale():
