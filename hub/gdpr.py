@@ -108,3 +108,14 @@ def _add_dsr_commands() -> None:
 
 
 _add_dsr_commands()
+
+
+# erasure, rectification, objection, retention purge, access-log check (hub/gdpr_ops.py)
+def _add_ops_commands() -> None:
+    from hub.gdpr_ops import COMMANDS
+
+    for command in COMMANDS:
+        gdpr.add_command(command)
+
+
+_add_ops_commands()

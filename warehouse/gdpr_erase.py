@@ -587,6 +587,6 @@ def clear_suppressed(wh: Warehouse, models: Any, record_keys: Iterable[str], pip
         _delete_raw(er, wh, located, _retained_tables(load_register()), None)
         _empty_dlt_staging(er, wh, {k.split(":", 1)[0] for k in record_keys})
     clean_dlt_files(pipelines_dir)
-    n = sum(p.rows_before for p in dummy.proof if p.column == dummy.proof[0].column) if dummy.proof else 0
+    n = sum(p.rows_before for p in dummy.proof if p.table.startswith("raw_") and p.column == "_dlt_id")
     log.info("suppression: raw rows of %d erased record(s) removed again", len(record_keys))
     return n

@@ -1,0 +1,153 @@
+"""`hub gdpr erase | rectify | object | purge | verify-log`: the DPO's commands that change data.
+
+Each writes its own access-log row (who: the signed-in account, ``hub.terminal.agent``); none
+prints a personal value: the erasure report and the purge report hold counts, hashes and
+references only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from hub.terminal import agent, config_option, console, err, settings_or_exit
+
+
+def _models(settings):
+    from connectors.registry import staging_models
+
+    return staging_models([(s.name, s.kind, s.params) for s in settings.sources])
+
+
+@click.command("erase")
+@click.argument("citizen_id")
+@click.option("--request", "request_id", help="The rights request (hub gdpr request …) this answers.")
+@click.option("--reason", required=True, help="Why (the Art. 17(1) ground), for the report.")
+@click.option("--no-compact", is_flag=True, help="Skip rewriting the DuckDB file (bytes may remain in free blocks).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the erasure report (JSON) here.")
+@config_option
+def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compact: bool, report_path: Path | None,
+                  config: Path | None) -> None:
+    """Erase a citizen everywhere (GDPR Art. 17): golden, canonical, raw, quarantine, dlt files, exports;
+    keep what a law requires (listed with its legal basis); suppression list; per-silo worklists."""
+    from warehouse.gdpr_erase import ErasureError, erase
+
+    settings = settings_or_exit(config)
+    try:
+        report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=agent(), request_id=request_id,
+                       models=_models(settings), var_dir=settings.var_dir, pipelines_dir=settings.pipelines_dir,
+                       exports_dir=settings.var_dir / "exports", compact_file=not no_compact)
+    except ErasureError as e:
+        err.print(f"[red]erase:[/red] {escape(str(e))}")
+        sys.exit(1)
+    if report_path:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report.to_json(), encoding="utf-8")
+    tables = sorted({p.table for p in report.proof})
+    console.print(f"erasure {report.erasure_id}: {report.records} record(s) of {citizen_id} erased from "
+                  f"{len(tables)} table(s); {report.suppression_entries} suppression hash(es); "
+                  f"{report.files_removed} file(s) removed; {report.seconds} s")
+    for r in report.retained:
+        console.print(f"  kept {r['table']} ({r['rows'] if r['rows'] is not None else 'references'}): "
+                      f"{r['legal_basis']} — {r['retention']}", soft_wrap=True)
+    for system, items in sorted(report.worklists.items()):
+        console.print(f"  silo {system} must delete: {', '.join(i['source_id'] for i in items)}")
+    console.print(f"  recipients to notify (Art. 19): {', '.join(r['processing'] for r in report.recipients)}")
+    if report.raw_not_located:
+        console.print(f"  [yellow]raw rows not located for models:[/yellow] {', '.join(report.raw_not_located)}")
+    console.print(f"  report: {settings.var_dir / 'gdpr' / 'erasures' / (report.erasure_id + '.json')}")
+
+
+@click.command("rectify")
+@click.argument("citizen_id")
+@click.option("--attribute", required=True, help="Golden attribute (given_names, birth_date, email, …).")
+@click.option("--value", required=True, help="The corrected value (dates YYYY-MM-DD).")
+@click.option("--proof-level", type=click.IntRange(0, 2), required=True,
+              help="0 declaratif, 1 document checked by an agent, 2 FranceConnect / authentic source.")
+@click.option("--proof", required=True, help="What proved it (kept with the correction).")
+@click.option("--request", "request_id", help="The rights request this answers.")
+@config_option
+def rectify_command(citizen_id: str, attribute: str, value: str, proof_level: int, proof: str,
+                    request_id: str | None, config: Path | None) -> None:
+    """Record a correction (GDPR Art. 16): it wins over silo values of lower proof on every run, and
+    the silos holding another value see it on their discrepancy worklists."""
+    from warehouse.engine import Warehouse
+    from warehouse.gdpr_rights import RightsError, rectify
+
+    settings = settings_or_exit(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        try:
+            rid = rectify(wh, citizen_id, attribute, value, proof_level=proof_level, proof=proof,
+                          decided_by=agent(), request_id=request_id)
+        except RightsError as e:
+            err.print(f"[red]rectify:[/red] {escape(str(e))}")
+            sys.exit(1)
+        silos = wh.rows("SELECT DISTINCT source_system FROM golden.discrepancy WHERE citizen_id = :c "
+                        "AND attribute = :a ORDER BY 1", {"c": citizen_id, "a": attribute})
+    console.print(f"rectification {rid}: {attribute} of {citizen_id} corrected (proof level {proof_level}); "
+                  f"silos to fix: {', '.join(s[0] for s in silos) or 'none'}")
+
+
+@click.command("object")
+@click.argument("citizen_id")
+@click.option("--processing", "processing_id", required=True, help="The register's processing id objected to.")
+@click.option("--request", "request_id", help="The rights request this answers.")
+@config_option
+def object_command(citizen_id: str, processing_id: str, request_id: str | None, config: Path | None) -> None:
+    """Record an objection (GDPR Art. 21): that processing's reads no longer return the person."""
+    from warehouse.engine import Warehouse
+    from warehouse.gdpr_rights import RightsError, object_to
+
+    settings = settings_or_exit(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        try:
+            object_to(wh, citizen_id, processing_id, decided_by=agent(), request_id=request_id)
+        except RightsError as e:
+            err.print(f"[red]object:[/red] {escape(str(e))}")
+            sys.exit(1)
+    console.print(f"objection recorded: {citizen_id} hidden from processing {processing_id}")
+
+
+@click.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what is past retention, delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@config_option
+def purge_command(dry_run: bool, as_json: bool, config: Path | None) -> None:
+    """Apply every retention of the register; prints what was purged (counts per table and category)."""
+    from warehouse.gdpr_purge import purge
+
+    settings = settings_or_exit(config)
+    report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
+                   pipelines_dir=settings.pipelines_dir, reader=agent())
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    verb = "would purge" if dry_run else "purged"
+    console.print(f"retention purge: {verb} {report.total} row(s)")
+    for p in report.purged:
+        console.print(f"  {p['table']:<40} {p['processing']:<28} {p['category']:<14} {p['rows']:>8}  {p['rule']}")
+
+
+@click.command("verify-log")
+@config_option
+def verify_log_command(config: Path | None) -> None:
+    """Check the access log's hash chain; exit 1 naming the first broken row."""
+    from warehouse.access_log import BrokenChain, verify
+    from warehouse.engine import Warehouse
+
+    settings = settings_or_exit(config)
+    with Warehouse(settings.warehouse_url) as wh:
+        try:
+            n = verify(wh)
+        except BrokenChain as e:
+            err.print(f"[red]access log:[/red] {escape(str(e))}")
+            sys.exit(1)
+    console.print(f"access log: {n} row(s), hash chain intact")
+
+
+COMMANDS = (erase_command, rectify_command, object_command, purge_command, verify_log_command)
