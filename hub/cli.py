@@ -17,6 +17,9 @@ from rich.table import Table
 from hub.report import fr_date
 from hub.terminal import agent, config_option, console, err, settings_or_exit
 
+# `hub run` when another run is writing to the warehouse: sysexits' EX_TEMPFAIL (try again later)
+RUN_LOCKED_EXIT = 75
+
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (never personal data).")
@@ -104,6 +107,7 @@ def run(config: Path | None, confirm_release: bool, incremental: bool | None) ->
     from hub.pipeline import NothingToResolve
     from hub.pipeline import run as run_pipeline
     from hub.report import print_run
+    from hub.runlock import RunLocked
     from warehouse.resolution import ReleaseRefused
 
     settings = settings_or_exit(config)
@@ -119,6 +123,9 @@ def run(config: Path | None, confirm_release: bool, incremental: bool | None) ->
         err.print("The previous publication stays in place. Check `hub review releases`, then rerun with "
                   "--confirm-release (or `hub review confirm-release RUN`) if the change is expected.")
         sys.exit(3)
+    except RunLocked as e:
+        err.print(f"[red]run not started:[/red] {escape(str(e))}")
+        sys.exit(RUN_LOCKED_EXIT)
     print_run(console, settings, report)
     if report.failed:
         sys.exit(1)

@@ -173,6 +173,7 @@ def _pg_holder(con: Any, key: int) -> dict[str, Any]:
         "SELECT a.application_name, a.backend_start, a.client_addr::text FROM pg_locks l "
         "JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND l.pid <> pg_backend_pid() ORDER BY a.backend_start LIMIT 1",
         (_NAMESPACE, key)).fetchone()
     if row is None:
