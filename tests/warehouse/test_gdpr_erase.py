@@ -117,7 +117,8 @@ def test_erasure_leaves_no_byte_and_the_person_does_not_come_back(tmp_path, ware
         proof = {(p.table, p.column): p for p in report.proof}
         assert proof[("raw_finance.tiers", "email")].rows_before == 1
         assert proof[("raw_finance.tiers", "email")].rows_after == 0
-        assert proof[("core.person_record", "email")].sha256_before != proof[("core.person_record", "email")].sha256_after
+        email_proof = proof[("core.person_record", "email")]
+        assert email_proof.sha256_before != email_proof.sha256_after
         assert CANARY_EMAIL not in report.to_json() and CANARY_NAME not in report.to_json()
         # bytes: the warehouse file (DuckDB), dlt's folder, logs, exports, reports — not the silo itself
         assert _file_hits(var, skip=sb.root) == []

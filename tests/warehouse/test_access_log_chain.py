@@ -1,0 +1,93 @@
+"""The access log as CNIL deliberation 2021-122 asks: every row chained, an edit detected (DuckDB and
+PostgreSQL), UPDATE / DELETE refused on PostgreSQL, the retention purge re-anchors the chain."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from warehouse.access_log import BrokenChain, Entry, append, purge_before, verify
+from warehouse.engine import Warehouse
+
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def _entries(n: int, at: datetime | None = None) -> list[Entry]:
+    return [Entry(reader=f"agent{i % 3}", citizen_id=f"C{i:04d}", purpose="accueil et orientation des usagers",
+                  operation=("read", "export", "update")[i % 3], fields=("citizen.email",),
+                  recipient="la personne concernée" if i % 3 == 1 else None, at=at) for i in range(n)]
+
+
+def test_chain_verifies_and_an_edited_row_is_named(warehouse_url):
+    with Warehouse(warehouse_url) as wh:
+        append(wh, _entries(5))
+        append(wh, _entries(3))
+        assert verify(wh) == 8
+        if wh.kind == "postgres":  # the trigger stands in the way: edit as the owner would, trigger off
+            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+        wh.execute("UPDATE ops.access_log SET purpose = 'autre chose' WHERE seq = 4")
+        with pytest.raises(BrokenChain) as e:
+            verify(wh)
+        assert e.value.seq == 4 and "edited" in str(e.value)
+
+
+def test_a_removed_row_breaks_the_chain_at_the_next_one(tmp_path):
+    with Warehouse(f"duckdb:///{tmp_path / 'hub.duckdb'}") as wh:
+        append(wh, _entries(4))
+        wh.execute("DELETE FROM ops.access_log WHERE seq = 2")
+        with pytest.raises(BrokenChain) as e:
+            verify(wh)
+        assert e.value.seq == 3
+
+
+def test_postgres_refuses_update_and_delete_of_the_log(postgres_url):
+    import psycopg
+
+    with Warehouse(postgres_url) as wh:
+        append(wh, _entries(2))
+        for sql in ("UPDATE ops.access_log SET reader = 'x'", "DELETE FROM ops.access_log",
+                    "TRUNCATE ops.access_log"):
+            with pytest.raises(psycopg.Error, match="append-only"):
+                wh.execute(sql)
+        assert verify(wh) == 2
+
+
+def test_purge_removes_old_rows_and_the_chain_still_verifies(warehouse_url):
+    old = datetime.now(UTC) - timedelta(days=400)
+    with Warehouse(warehouse_url) as wh:
+        append(wh, _entries(4, at=old))
+        append(wh, _entries(3))
+        assert purge_before(wh, datetime.now(UTC) - timedelta(days=365), dry_run=True) == 4
+        assert purge_before(wh, datetime.now(UTC) - timedelta(days=365)) == 4
+        assert wh.scalar("SELECT count(*) FROM ops.access_log") == 3
+        assert verify(wh) == 3
+        append(wh, _entries(1))
+        assert verify(wh) == 4
+        # an anchor edited to hide a purge is detected
+        if wh.kind == "postgres":
+            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+        wh.execute("UPDATE ops.access_log_anchor SET purged_rows = 1")
+        with pytest.raises(BrokenChain, match="anchor"):
+            verify(wh)
+
+
+def test_verify_log_command_exits_non_zero_naming_the_row(tmp_path):
+    var = tmp_path / "var"
+    var.mkdir()
+    url = f"duckdb:///{var / 'hub.duckdb'}"
+    config = var / "hub.toml"
+    config.write_text(f'[hub]\nvar_dir = "{var}"\n\n[warehouse]\nurl = "{url}"\n', encoding="utf-8")
+    with Warehouse(url) as wh:
+        append(wh, _entries(3))
+    ok = subprocess.run([HUB, "gdpr", "verify-log", "--config", str(config)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "3 row(s), hash chain intact" in ok.stdout
+    with Warehouse(url) as wh:
+        wh.execute("UPDATE ops.access_log SET citizen_id = 'C9999' WHERE seq = 2")
+    bad = subprocess.run([HUB, "gdpr", "verify-log", "--config", str(config)], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "seq 2" in bad.stderr
