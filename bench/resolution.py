@@ -79,7 +79,8 @@ def main() -> None:
     scores = pairwise_scores(ids, truth)
     # the blocking rules evaluated on the true pairs (the timed run keeps only the pairs above
     # the floor, as the hub does; every blocked pair would be tens of millions at 1M records)
-    block = blocking_rule_recall(mdl.model_input(prepare(records)), truth, mdl.blocking_rules())
+    model_in = mdl.model_input(prepare(records))
+    block = blocking_rule_recall(model_in, truth, mdl.blocking_rules(mdl.profile(model_in)))
     out = [
         ("sandbox", f"{args.country} ({'Brussels-Capital region' if args.country == 'BE' else 'French commune'})"),
         ("people", f"{args.people:,}"),
@@ -194,18 +195,19 @@ def print_strata(rows: list[tuple]) -> None:
 
 def bare_splink_seconds(records, threshold: float) -> float:
     """A bare Splink 5 DuckDB train + predict + cluster on the same standardised rows (the hub's
-    settings and training calls, no guard, no repair, no explanations, no ids)."""
+    settings and training rules for these records, no guard, no repair, no explanations, no ids)."""
     import duckdb
 
-
-    std = prepare(records)
+    std = mdl.model_input(prepare(records))
+    prof = mdl.profile(std)
+    plan = mdl.training_plan(std, prof)
     t0 = time.perf_counter()
     con = duckdb.connect()
-    lk = mdl.linker(con, std, mdl.settings())
-    lk.training.estimate_probability_two_random_records_match(list(mdl.DETERMINISTIC_RULES),
+    lk = mdl.linker(con, std, mdl.settings(prof))
+    lk.training.estimate_probability_two_random_records_match(list(plan.deterministic_rules),
                                                               recall=mdl.DETERMINISTIC_RECALL)
     lk.training.estimate_u_using_random_sampling(max_pairs=mdl.U_MAX_PAIRS, seed=mdl.SEED)
-    for rule in mdl.EM_BLOCKING_RULES:
+    for rule in plan.em_rules:
         lk.training.estimate_parameters_using_expectation_maximisation(rule)
     preds = lk.inference.predict(threshold_match_probability=mdl_floor())
     clusters = lk.clustering.cluster_pairwise_predictions_at_threshold(preds, threshold_match_probability=threshold)
