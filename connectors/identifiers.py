@@ -442,9 +442,11 @@ def national_id_mask(values: pa.Array) -> np.ndarray:
     where the key decides. The settings' patterns are one RE2 search each."""
     if len(values) == 0:
         return np.zeros(0, bool)
-    digits = digit_counts(values)
+    offsets, _ = string_buffers(values)
     present = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), bool)
-    candidates = present & (digits >= MIN_ID_DIGITS)
+    long_enough = np.diff(offsets) >= MIN_ID_DIGITS  # bytes bound digits: most columns stop here
+    digits = digit_counts(values) if long_enough.any() or _policy.patterns else np.zeros(len(values), np.int64)
+    candidates = present & long_enough & (digits >= MIN_ID_DIGITS)
     found = np.zeros(len(values), bool)
     if candidates.any():
         loose = _mask_of(values, _LOOSE, candidates)
