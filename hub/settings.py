@@ -24,9 +24,10 @@ Example::
 
     [privacy]   # numbers the law of the deployment forbids storing, beyond the NIR and Belgian number
     forbidden_id_columns = ["ssn", "soc_sec_id"]
-    forbidden_id_patterns = [{ name = "us_ssn", regex = "(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}($|[^0-9])" }]
+    forbidden_id_patterns = [{ name = "us_ssn", regex = '\\b\\d{3}-\\d{2}-\\d{4}\\b', min_digits = 9 }]
 
-Loading settings puts ``[privacy]`` in force for the process (``connectors.identifiers``).
+Loading settings puts ``[privacy]`` in force for the process (``connectors.identifiers``;
+docs/connectors.md, *National ids and other forbidden numbers*).
 """
 
 from __future__ import annotations
