@@ -162,9 +162,9 @@ def comparisons() -> list[dict[str, Any]]:
                 "day and month swapped",
             ),
             _level(
-                "levenshtein(strftime(\"birth_date_std_l\", '%Y%m%d'), "
+                "damerau_levenshtein(strftime(\"birth_date_std_l\", '%Y%m%d'), "
                 "strftime(\"birth_date_std_r\", '%Y%m%d')) = 1",
-                "one digit differs",
+                "one digit differs",  # or two adjacent digits swapped: a keying error
             ),
             _level('"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_month_r"', "same year-month"),
             _level(

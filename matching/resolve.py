@@ -547,7 +547,7 @@ _BIRTH_DATE_CONFLICT_SQL = """(a.birth_year IS NOT NULL AND b.birth_year IS NOT 
     coalesce(a.birth_date_std = b.birth_date_std, false)
     OR coalesce(a.birth_year = b.birth_year AND a.birth_month = b.birth_day
                 AND a.birth_day = b.birth_month, false)
-    OR coalesce(levenshtein(strftime(a.birth_date_std, '%Y%m%d'), strftime(b.birth_date_std, '%Y%m%d')) = 1,
+    OR coalesce(damerau_levenshtein(strftime(a.birth_date_std, '%Y%m%d'), strftime(b.birth_date_std, '%Y%m%d')) = 1,
                 false)
     OR coalesce(a.birth_year = b.birth_year AND a.birth_month = b.birth_month, false)
     OR coalesce(a.birth_year = b.birth_year AND (a.birth_month IS NULL OR b.birth_month IS NULL), false)
