@@ -109,6 +109,7 @@ def purge(wh_url: str, *, now: datetime | None = None, dry_run: bool = False, re
         inter_locs, _ = raw_locators(wh, flat, "interaction_key")
         er = _Eraser(wh, _dummy_report())
         mapping = _tables_by_category(register)
+        pending: list[tuple[dict[str, list[Any]], list[tuple[Any, str, list[str]]]]] = []
 
         # ---- a silo's people: the longest retention among the categories mapping the raw table
         person_rule: dict[str, tuple[Any, Any]] = {}
@@ -142,11 +143,8 @@ def purge(wh_url: str, *, now: datetime | None = None, dry_run: bool = False, re
             n = len(located.get(loc.table, []))
             report.add(loc.table, p.id, d.category, n, f"{r.duration} après {r.start}")
             report.add("core.person_record", p.id, d.category, len(expired), f"{r.duration} après {r.start}")
-            if not dry_run:
-                with wh.transaction():
-                    _delete_raw(er, wh, located, {}, None)
-                    for t in (PERSON_RECORD, HOUSEHOLD_MEMBERSHIP, ORGANISATION_ROLE):
-                        er.delete_in(t.schema, t.name, "record_key", expired)
+            pending.append((located, [(t, "record_key", expired)
+                                      for t in (PERSON_RECORD, HOUSEHOLD_MEMBERSHIP, ORGANISATION_ROLE)]))
 
         # ---- a silo's pieces (invoices, requests): by their own dates
         piece_rule = {t: (p, d) for p, d, t in mapping if t.startswith("raw_") and d.retention.start in PIECE_STARTS}
@@ -175,10 +173,16 @@ def purge(wh_url: str, *, now: datetime | None = None, dry_run: bool = False, re
             if not n:
                 continue
             report.add(loc.table, p.id, d.category, n, f"{r.duration} après {r.start}")
-            if not dry_run:
-                with wh.transaction():
+            pending.append((located, [(INTERACTION, "interaction_key", expired)]))
+
+        # everything located first: a model joining another raw table (payments through their invoice)
+        # still finds its rows; then deleted
+        if not dry_run:
+            with wh.transaction():
+                for located, core in pending:
                     _delete_raw(er, wh, located, {}, None)
-                    er.delete_in(INTERACTION.schema, INTERACTION.name, "interaction_key", expired)
+                    for t, column, keys in core:
+                        er.delete_in(t.schema, t.name, column, keys)
 
         # ---- quarantine payloads, the suppression list: their category's duration after they were written
         for table, column in ((QUARANTINE, "quarantined_at"), (SUPPRESSION, "created_at")):
