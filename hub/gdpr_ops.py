@@ -35,14 +35,19 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
                   config: Path | None) -> None:
     """Erase a citizen everywhere (GDPR Art. 17): golden, canonical, raw, quarantine, dlt files, exports;
     keep what a law requires (listed with its legal basis); suppression list; per-silo worklists."""
+    from hub.pipeline import new_run_id
+    from hub.runlock import RunLocked, hold
     from warehouse.gdpr_erase import ErasureError, erase
 
     settings = settings_or_exit(config)
     try:
-        report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=agent(), request_id=request_id,
-                       models=_models(settings), var_dir=settings.var_dir, pipelines_dir=settings.pipelines_dir,
-                       exports_dir=settings.var_dir / "exports", compact_file=not no_compact)
-    except ErasureError as e:
+        # the DuckDB file is rewritten and swapped: no pipeline run may write meanwhile
+        with hold(settings, new_run_id(), what="gdpr erase"):
+            report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=agent(),
+                           request_id=request_id, models=_models(settings), var_dir=settings.var_dir,
+                           pipelines_dir=settings.pipelines_dir, exports_dir=settings.var_dir / "exports",
+                           compact_file=not no_compact)
+    except (ErasureError, RunLocked) as e:
         err.print(f"[red]erase:[/red] {escape(str(e))}")
         sys.exit(1)
     if report_path:
@@ -119,17 +124,20 @@ def object_command(citizen_id: str, processing_id: str, request_id: str | None, 
 @config_option
 def purge_command(dry_run: bool, as_json: bool, config: Path | None) -> None:
     """Apply every retention of the register; prints what was purged (counts per table and category)."""
-    from warehouse.gdpr_purge import purge
+    from hub.runlock import RunLocked
 
-    settings = settings_or_exit(config)
-    report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
-                   pipelines_dir=settings.pipelines_dir, reader=agent())
+    settings_or_exit(config)
+    try:
+        report = run_purge(config, dry_run=dry_run, reader=agent())
+    except RunLocked as e:
+        err.print(f"[red]purge:[/red] {escape(str(e))}")
+        sys.exit(1)
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
     verb = "would purge" if dry_run else "purged"
-    console.print(f"retention purge: {verb} {report.total} row(s)")
-    for p in report.purged:
+    console.print(f"retention purge: {verb} {report['total']} row(s)")
+    for p in report["purged"]:
         console.print(f"  {p['table']:<40} {p['processing']:<28} {p['category']:<14} {p['rows']:>8}  {p['rule']}")
 
 
@@ -151,3 +159,18 @@ def verify_log_command(config: Path | None) -> None:
 
 
 COMMANDS = (erase_command, rectify_command, object_command, purge_command, verify_log_command)
+
+
+def run_purge(config: str | Path | None, *, dry_run: bool = False, reader: str = "hub-purge") -> dict:
+    """The retention purge for a settings file, under the hub's run lock (the DAG's task): the
+    report as a dict of counts per table and category (no values)."""
+    from hub.pipeline import new_run_id
+    from hub.runlock import hold
+    from hub.settings import load_settings
+    from warehouse.gdpr_purge import purge
+
+    settings = load_settings(Path(config) if config else None)
+    with hold(settings, new_run_id(), what="gdpr purge"):
+        report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
+                       pipelines_dir=settings.pipelines_dir, reader=reader)
+    return report.as_dict()
