@@ -165,8 +165,10 @@ def new_request(wh: Warehouse, *, kind: str, channel: str, identity: Identity, a
     now = now or datetime.now(UTC)
     received = _aware(received_at, now)
     assert received is not None
-    if received > now + timedelta(minutes=5):
+    if local_day(received) > local_day(now) or (isinstance(received_at, datetime)
+                                                 and received > now + timedelta(minutes=5)):
         raise RequestError("a request cannot be received in the future")
+    received = min(received, now)  # "received today" given as a bare day: not later than now
     ensure_tables(wh)
     request_id = f"DSR-{local_day(received):%Y%m%d}-{secrets.token_hex(3)}"
     checked = identity_check != "en_attente"
