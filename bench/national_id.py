@@ -6,7 +6,8 @@ Generates realistic values that are *not* national ids (French and Belgian phone
 way they are written, IBANs, SIRET / SIREN, VAT numbers, invoice numbers, addresses with postcodes
 and house numbers, dates and timestamps, amounts, free-text comments mixing them) and values that
 *are* (French NIRs and Belgian national numbers, with a valid key, a wrong key or none, every
-separator, Corsica, temporary numbers, alone or inside a sentence, an e-mail, a name). Prints, per
+separator, Corsica, temporary numbers, alone or inside a sentence, an e-mail, a name), and record
+ids (ServiceNow sys_ids, UUIDs, Salesforce ids) among the non-ids. Prints, per
 kind, the share the screen catches (recall on ids, false positives on non-ids), then rows/s of
 ``connectors.identifiers.national_id_rows`` and of the screen it replaced (check key required,
 space / dot separators only; kept below) on the same column, in the same process. Every id caught
@@ -228,8 +229,17 @@ def comment(rnd: random.Random) -> str:
     ])
 
 
+def record_id(rnd: random.Random) -> str:
+    """Ids systems give their records: ServiceNow sys_ids and hashes (32 hex), UUIDs, Salesforce ids."""
+    hexa = "".join(rnd.choice("0123456789abcdef") for _ in range(32))
+    alnum = "".join(rnd.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") for _ in range(12))
+    return rnd.choice([hexa, f"{hexa[:8]}-{hexa[8:12]}-4{hexa[13:16]}-a{hexa[17:20]}-{hexa[20:]}",
+                       f"003{rnd.randint(0, 9)}g{'0' * 5}{alnum[:9]}", f"{d(rnd, 11)}{hexa[:21]}"])
+
+
 NON_IDS: list[tuple[str, Callable[[random.Random], str]]] = [
-    ("phone_fr", fr_phone), ("phone_be", be_phone), ("iban", iban), ("siret_siren_vat_rna", siret),
+    ("record_id", record_id), ("phone_fr", fr_phone), ("phone_be", be_phone), ("iban", iban),
+    ("siret_siren_vat_rna", siret),
     ("invoice", invoice), ("address_postcode", address), ("date", date), ("amount", amount), ("comment", comment),
 ]
 
@@ -275,8 +285,11 @@ def _old_contains(text: str) -> bool:
 def old_national_id_rows(table: pa.Table) -> dict[int, str]:
     found: dict[int, str] = {}
     for name in table.column_names:
+        col = table.column(name)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
         start = 0
-        for chunk in table.column(name).chunks:
+        for chunk in col.chunks:
             candidates = np.flatnonzero(digit_counts(chunk) >= 11)
             if len(candidates):
                 values = chunk.take(pa.array(candidates))

@@ -170,7 +170,8 @@ CHECKS = {
 # spaced " - " / " / " / " . "; never inside a group.
 #
 # Where a value is only shaped like a national id and is far more likely something else, the key
-# must be valid: digits glued to a letter (VAT numbers FR12345678901, references like INV2024…);
+# must be valid: digits glued to a letter on either side (VAT numbers FR12345678901, references like
+# INV2024…; inside a long hexadecimal token, a ServiceNow sys_id or a hash, not even then);
 # eleven bare digits that read as a phone number without its + (324[5-9]…: a Belgian mobile,
 # 33[1-9]…: a French number) or as a dated reference (20[12]x…: 2024…); nine digits, a dot and
 # two (an amount: 632424356.73). A value preceded by + (a phone number) or by a digit (part of a
@@ -183,6 +184,8 @@ _NIR_MONTH = r"(?:0[1-9]|1[0-2]|[23]\d|4[0-2]|[5-9]\d)"
 _NIR_DEP = r"(?:0[1-9]|[13-9]\d|2[0-9AaBb])"
 # a NIR is written with a separator at each of its places (1 84 12 75 115 423 57, mixed ones too),
 # or with none (1841275115423, its key run on or apart)
+_NIR_KEYLESS = (rf"(?:[1-478]{_S1}\d\d{_S1}{_NIR_MONTH}{_S1}{_NIR_DEP}{_S1}\d{{3}}{_S1}\d{{3}}"
+                rf"|[1-478]\d\d{_NIR_MONTH}{_NIR_DEP}\d{{6}})")
 _NIR = (rf"(?:[1-478]{_S1}\d\d{_S1}{_NIR_MONTH}{_S1}{_NIR_DEP}{_S1}\d{{3}}{_S1}\d{{3}}(?:{_S1}\d\d)?"
         rf"|[1-478]\d\d{_NIR_MONTH}{_NIR_DEP}\d{{6}}(?:{_S}\d\d)?)")
 _BE_MONTH = r"(?:0\d|1[0-2]|2\d|3[0-2]|4\d|5[0-2])"
@@ -212,12 +215,14 @@ _BE_STRONG = _be_layouts(
 _LEFT = f"(?:^|[^0-9+{_SEP_CHARS}]|(?:^|[^0-9])[{_SEP_CHARS}])"
 _RIGHT = f"(?:$|[^0-9{_SEP_CHARS}]|[{_SEP_CHARS}](?:$|[^0-9]))"
 _LEFT_STRONG = f"(?:^|[^0-9A-Za-z+{_SEP_CHARS}]|(?:^|[^0-9])[{_SEP_CHARS}])"
+_RIGHT_STRONG = f"(?:$|[^0-9A-Za-z{_SEP_CHARS}]|[{_SEP_CHARS}](?:$|[^0-9]))"
 _LOOSE = rf"{_LEFT}(?:{_NIR}|{_BE}){_RIGHT}"
-_STRONG = rf"{_LEFT_STRONG}(?:{_NIR}|{_BE_STRONG}){_RIGHT}"
+_STRONG = rf"{_LEFT_STRONG}(?:{_NIR}|{_BE_STRONG}){_RIGHT_STRONG}"
 # Python (masking, and the few values LOOSE takes but STRONG does not): one match per candidate
 _PY_LEFT = rf"(?<![0-9+])(?<![0-9][{_SEP_CHARS}])"
 _PY_RIGHT = rf"(?![0-9])(?![{_SEP_CHARS}][0-9])"
 _NIR_PY = re.compile(f"{_PY_LEFT}{_NIR}{_PY_RIGHT}")
+_NIR_PY_KEYLESS = re.compile(f"{_NIR_KEYLESS}{_PY_RIGHT}")  # tried where the match with its key fails
 _BE_PY = re.compile(f"{_PY_LEFT}{_BE}{_PY_RIGHT}")
 _BE_WEAK_BARE = re.compile(r"324[5-9]|33[1-9]|20[12]")
 _AMOUNT = re.compile(r"\d{9}\.\d\d")
@@ -240,13 +245,35 @@ def _be_key_ok(digits: str) -> bool:
     return int(digits[9:]) in (97 - base % 97, 97 - (2_000_000_000 + base) % 97)
 
 
-def _glued(text: str, start: int) -> bool:
-    return start > 0 and text[start - 1] in _ASCII_LETTERS
+_HEX = frozenset("0123456789abcdefABCDEF")
+_ALNUM = _ASCII_LETTERS | frozenset("0123456789")
 
 
-def _spans_of(rx: re.Pattern[str], text: str, accept: Any) -> Iterator[tuple[int, int]]:
+def _glued(text: str, m: re.Match[str]) -> bool:
+    """Whether the match touches an ASCII letter on either side (part of a reference, a VAT number,
+    a record id): then only a valid key makes it a national id."""
+    start, end = m.span()
+    return (start > 0 and text[start - 1] in _ASCII_LETTERS) or (end < len(text) and text[end] in _ASCII_LETTERS)
+
+
+def _in_hash(text: str, m: re.Match[str]) -> bool:
+    """Whether the match lies inside a long hexadecimal token (a ServiceNow sys_id, an MD5): never an id."""
+    start, end = m.span()
+    while start > 0 and text[start - 1] in _ALNUM:
+        start -= 1
+    while end < len(text) and text[end] in _ALNUM:
+        end += 1
+    return end - start >= 16 and all(c in _HEX for c in text[start:end])
+
+
+def _spans_of(rx: re.Pattern[str], text: str, accept: Any,
+              keyless: re.Pattern[str] | None = None) -> Iterator[tuple[int, int]]:
+    """Accepted matches, trying every start (RE2 asks whether *some* match passes): where a match
+    with its key is refused, the same number without it (``keyless``) is tried at the same place."""
     pos = 0
     while (m := rx.search(text, pos)) is not None:
+        if not accept(m, text) and keyless is not None:
+            m = keyless.match(text, m.start()) or m
         if accept(m, text):
             yield m.span()
             pos = m.end()
@@ -254,15 +281,27 @@ def _spans_of(rx: re.Pattern[str], text: str, accept: Any) -> Iterator[tuple[int
             pos = m.start() + 1
 
 
+def _nir_spans(text: str) -> Iterator[tuple[int, int]]:
+    return _spans_of(_NIR_PY, text, _nir_accept, _NIR_PY_KEYLESS)
+
+
+def _be_spans(text: str) -> Iterator[tuple[int, int]]:
+    return _spans_of(_BE_PY, text, _be_accept)
+
+
 def _nir_accept(m: re.Match[str], text: str) -> bool:
-    return not _glued(text, m.start()) or _nir_key_ok(re.sub(r"[^0-9A-Za-z]", "", m.group()))
+    if not _glued(text, m):
+        return True
+    return _nir_key_ok(re.sub(r"[^0-9A-Za-z]", "", m.group())) and not _in_hash(text, m)
 
 
 def _be_accept(m: re.Match[str], text: str) -> bool:
     found = m.group()
     digits = re.sub(r"\D", "", found)
     likely_else = (len(found) == 11 and _BE_WEAK_BARE.match(found) is not None) or _AMOUNT.fullmatch(found)
-    return (not _glued(text, m.start()) and not likely_else) or _be_key_ok(digits)
+    if not _glued(text, m) and not likely_else:
+        return True
+    return _be_key_ok(digits) and not _in_hash(text, m)
 
 
 # ---------------------------------------------------------------------------- the deployment's own
@@ -399,7 +438,7 @@ def looks_like_id_column(name: str) -> bool:
 # ---------------------------------------------------------------------------- values
 def national_id_spans(text: str) -> list[tuple[int, int]]:
     """Positions of national ids (built-in shapes and the settings' patterns) in a text, sorted."""
-    spans = list(_spans_of(_NIR_PY, text, _nir_accept)) + list(_spans_of(_BE_PY, text, _be_accept))
+    spans = list(_nir_spans(text)) + list(_be_spans(text))
     for rx in _compiled(_policy):
         spans += [m.span() for m in rx.finditer(text) if m.end() > m.start()]
     return sorted(spans)
@@ -455,8 +494,7 @@ def national_id_mask(values: pa.Array) -> np.ndarray:
             weak = np.flatnonzero(loose & ~found)
             if len(weak):
                 for i, v in zip(weak, values.take(pa.array(weak)).to_pylist(), strict=True):
-                    found[i] = any(True for _ in _spans_of(_NIR_PY, v, _nir_accept)) or \
-                        any(True for _ in _spans_of(_BE_PY, v, _be_accept))
+                    found[i] = any(True for _ in _nir_spans(v)) or any(True for _ in _be_spans(v))
     for p in _policy.patterns:
         todo = present & ~found & (digits >= p.min_digits)
         if todo.any():

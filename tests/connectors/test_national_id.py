@@ -165,6 +165,9 @@ NON_IDS = {
     "amount_dot": "632424356.73",
     "amounts_chain": "064 107 50 32 384\u202f726\u202f933,01",
     "numbers_chain": "Facture n° 2016586985 639 080 812 75206",
+    "servicenow_sys_id": "68060036771e4180376baab4d339e85f",
+    "servicenow_sys_id_valid_key": "7257510145474e40727e3991b683f679",
+    "salesforce_id": "0035g00000ABCdeAAB",
 }
 
 
@@ -178,7 +181,8 @@ def test_lookalikes_are_not_caught(value):
 def test_the_vectorised_screen_and_the_mask_agree():
     # a row the column-wise screen sets aside is one whose payload the mask cleans, and the reverse
     values = [*FORMS.values(), *NON_IDS.values(), *(f"x{v}" for v in FORMS.values()),
-              *(f"{v} 5" for v in FORMS.values()), *(f"+{v}" for v in FORMS.values()), None, ""]
+              *(f"{v}x" for v in FORMS.values()), *(f"{v} 5" for v in FORMS.values()),
+              *(f"+{v}" for v in FORMS.values()), *(f"{v}e4180376baab4d339e85f" for v in FORMS.values()), None, ""]
     flagged = national_id_mask(pa.array(values))
     assert flagged.tolist() == [v is not None and contains_national_id(v) for v in values]
 
@@ -188,6 +192,8 @@ def test_glued_to_a_letter_needs_a_valid_key():
     assert contains_national_id(f"dupont{good}@free.fr")
     assert not contains_national_id("dupont184127511542357@free.fr")  # wrong key: a reference, maybe
     assert contains_national_id("dupont 184127511542357@free.fr")
+    assert contains_national_id(f"{good}xyz") and not contains_national_id("184127511542357xyz")
+    assert not contains_national_id(f"{good}abcdef")  # a long hexadecimal token: a hash, a sys_id
 
 
 def test_integer_columns_are_screened():
