@@ -159,8 +159,8 @@ CHECKS = {
 #
 # NIR: sex 1 / 2 (3, 4, 7, 8: temporary numbers), year, month (01-12; 20-42 and 50-99 where INSEE
 # records no real month), département (01-99, 2A / 2B), commune (3 digits), order (3 digits), then
-# an optional 2-digit key: 13 or 15 digits (Corsica: 11 or 13 digits around 2A / 2B). Any one
-# separator may stand between two of its groups, or none: its shape is specific enough.
+# an optional 2-digit key: 13 or 15 digits (Corsica: 11 or 13 digits around 2A / 2B), written with
+# a separator at each of its places (1 84 12 75 115 423 57) or with none (its key run on or apart).
 # Belgian number: YYMMDD (month +20 / +40 for bis numbers, 00 when unknown; day 00-31), 3 digits
 # of order, 2 check digits (97 - number mod 97, with a leading 2 for births from 2000): 11 digits,
 # written as people write it: 85.07.30-033.61 (a separator at each of the four places), 850730 033
