@@ -4,10 +4,13 @@ DPO; a parent's request for a minor; the export logged; refused while the regist
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import tomllib
 import zipfile
 from datetime import UTC, date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
@@ -217,3 +220,39 @@ def test_raw_queries_follow_each_union_branch():
     qs = raw_queries("stg_f__x", sql, "duckdb")
     assert [(q.table, q.alias) for q in qs] == [("raw_f.parents", "r"), ("raw_f.enfants", "e"), ("raw_f.ecoles", "s")]
     assert qs[1].key_sql == "'f:e/' || e.id" and "LEFT JOIN raw_f.ecoles" in qs[1].from_sql
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.tables_with_caption = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "caption":
+            self.tables_with_caption += 1
+
+
+def test_the_report_is_french_self_contained_and_structured(hub, tmp_path):
+    hub.execute("UPDATE golden.citizen_link SET match_probability = 0.7 WHERE record_key = 'assoc:R1'")
+    html = _zip_text(_export(hub, "C-MARIE", tmp_path).path)["rapport.html"]
+    page = _Page()
+    page.feed(html)
+    tags = [t for t, _ in page.tags]
+    assert page.tags[0] == ("html", {"lang": "fr"})
+    assert "title" in tags and tags.count("h1") == 1 and "main" in tags and "nav" in tags
+    assert "script" not in tags and "img" not in tags and "link" not in tags
+    assert not [a for _, a in page.tags if any(str(v).startswith(("http:", "https:", "//")) for k, v in a.items()
+                                               if k in ("src", "href"))]
+    assert tags.count("table") == page.tables_with_caption  # every table captioned
+    assert all(a.get("scope") == "col" for t, a in page.tags if t == "th")
+    levels = [int(t[1]) for t in tags if re.fullmatch(r"h[1-6]", t)]
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels))  # no heading level skipped
+    anchors = {a["href"][1:] for t, a in page.tags if t == "a" and (a.get("href") or "").startswith("#")}
+    ids = {a["id"] for _, a in page.tags if a.get("id")}
+    assert anchors <= ids  # every link of the summary leads somewhere
+    for words in ("Base légale", "Origine des données", "Durée de conservation", "Destinataires internes",
+                  "Qui a consulté votre fiche", "Fiches à confirmer", "Confiance", "Pourquoi le rapprochement",
+                  "Brouillon — ne pas envoyer"):
+        assert words in html, words
