@@ -214,13 +214,14 @@ class _Eraser:
         if not wh.table_exists(schema, table):
             return 0
         q = f'"{schema}"."{table}"'
-        cols = [c for c in wh.columns_of(schema, table)]
+        cols = wh.columns_of(schema, table)
         before = int(wh.scalar(f"SELECT count(*) FROM {q} WHERE {where}", params) or 0)
         if before == 0:
             return 0
-        snapshots = {}
-        for c in cols:
-            snapshots[c] = _digest(wh.rows(f'SELECT "{c}" FROM {q} WHERE {where} ORDER BY 1', params))
+        # one read of the rows, one digest per column (values sorted as text: order-independent)
+        rows = wh.rows(f"SELECT * FROM {q} WHERE {where}", params)
+        snapshots = {c: _digest(sorted(((r[i],) for r in rows), key=lambda v: str(v[0])))
+                     for i, c in enumerate(cols)}
         wh.execute(f"DELETE FROM {q} WHERE {where}", params)
         after_rows = wh.rows(f"SELECT * FROM {q} WHERE {where}", params)
         for i, c in enumerate(cols):
