@@ -40,6 +40,8 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
     from warehouse.gdpr_erase import ErasureError, erase
 
     settings = settings_or_exit(config)
+    if request_id:
+        _check_request(settings, request_id, "erasure")
     try:
         # the DuckDB file is rewritten and swapped: no pipeline run may write meanwhile
         with hold(settings, new_run_id(), what="gdpr erase"):
@@ -53,6 +55,10 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
     if report_path:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(report.to_json(), encoding="utf-8")
+    if request_id:
+        _request_event(settings, request_id, "erasure",
+                       f"{report.records} record(s) erased, report {report.erasure_id}", report.to_json(),
+                       f"{report.erasure_id}.json")
     tables = sorted({p.table for p in report.proof})
     console.print(f"erasure {report.erasure_id}: {report.records} record(s) of {citizen_id} erased from "
                   f"{len(tables)} table(s); {report.suppression_entries} suppression hash(es); "
@@ -66,6 +72,34 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
     if report.raw_not_located:
         console.print(f"  [yellow]raw rows not located for models:[/yellow] {', '.join(report.raw_not_located)}")
     console.print(f"  report: {settings.var_dir / 'gdpr' / 'erasures' / (report.erasure_id + '.json')}")
+
+
+def _check_request(settings, request_id: str, kind: str) -> None:
+    """Refuse an unknown request, or one of another kind."""
+    from warehouse import dsr
+    from warehouse.engine import Warehouse
+
+    with Warehouse(settings.warehouse_url) as wh:
+        try:
+            req = dsr.get(wh, request_id)
+        except dsr.RequestError as e:
+            err.print(f"[red]request:[/red] {escape(str(e))}")
+            sys.exit(1)
+    if req["kind"] != kind:
+        err.print(f"[red]request:[/red] {request_id} is a {req['kind']} request, not an {kind} request")
+        sys.exit(1)
+
+
+def _request_event(settings, request_id: str, event: str, detail: str, proof_text: str, proof_name: str) -> None:
+    """The request's history gets the step, with the proof's sha256."""
+    import hashlib
+
+    from warehouse import dsr
+    from warehouse.engine import Warehouse
+
+    with Warehouse(settings.warehouse_url) as wh:
+        dsr.add_event(wh, request_id, event, agent(), detail=detail, proof=proof_name,
+                      proof_sha256=hashlib.sha256(proof_text.encode("utf-8")).hexdigest())
 
 
 @click.command("rectify")
@@ -85,6 +119,8 @@ def rectify_command(citizen_id: str, attribute: str, value: str, proof_level: in
     from warehouse.gdpr_rights import RightsError, rectify
 
     settings = settings_or_exit(config)
+    if request_id:
+        _check_request(settings, request_id, "rectification")
     with Warehouse(settings.warehouse_url) as wh:
         try:
             rid = rectify(wh, citizen_id, attribute, value, proof_level=proof_level, proof=proof,
@@ -94,6 +130,9 @@ def rectify_command(citizen_id: str, attribute: str, value: str, proof_level: in
             sys.exit(1)
         silos = wh.rows("SELECT DISTINCT source_system FROM golden.discrepancy WHERE citizen_id = :c "
                         "AND attribute = :a ORDER BY 1", {"c": citizen_id, "a": attribute})
+    if request_id:
+        _request_event(settings, request_id, "rectification", f"{attribute} corrected ({rid}, proof level "
+                       f"{proof_level})", rid, rid)
     console.print(f"rectification {rid}: {attribute} of {citizen_id} corrected (proof level {proof_level}); "
                   f"silos to fix: {', '.join(s[0] for s in silos) or 'none'}")
 
@@ -109,12 +148,17 @@ def object_command(citizen_id: str, processing_id: str, request_id: str | None, 
     from warehouse.gdpr_rights import RightsError, object_to
 
     settings = settings_or_exit(config)
+    if request_id:
+        _check_request(settings, request_id, "objection")
     with Warehouse(settings.warehouse_url) as wh:
         try:
             object_to(wh, citizen_id, processing_id, decided_by=agent(), request_id=request_id)
         except RightsError as e:
             err.print(f"[red]object:[/red] {escape(str(e))}")
             sys.exit(1)
+    if request_id:
+        _request_event(settings, request_id, "objection", f"objection to {processing_id} recorded", processing_id,
+                       processing_id)
     console.print(f"objection recorded: {citizen_id} hidden from processing {processing_id}")
 
 

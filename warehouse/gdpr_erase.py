@@ -537,6 +537,11 @@ def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request
                                                                                      HOUSEHOLD_MEMBER.name):
                 er.delete(HOUSEHOLD.schema, HOUSEHOLD.name,
                           f"household_id NOT IN (SELECT household_id FROM {qualified(HOUSEHOLD_MEMBER)})", {})
+        if request_id and wh.table_exists("gdpr", "dsr_request"):
+            # the request itself (the identity the person gave) proves the answer: kept under droits-rgpd
+            report.retained.append({"table": "gdpr.dsr_request", "rows": 1, "processing": RIGHTS_PROCESSING,
+                                    "category": "identite", "legal_basis": _basis(register, RIGHTS_PROCESSING),
+                                    "retention": _retention(register, RIGHTS_PROCESSING)})
         report.retained.append({"table": "ops.access_log", "rows": None, "processing": "journal-acces",
                                 "category": "connexion", "legal_basis": _basis(register, "journal-acces"),
                                 "retention": "références seulement (aucune valeur) ; durée du journal"})
@@ -564,6 +569,14 @@ def _purpose(register: Any) -> str:
         return register.processing(RIGHTS_PROCESSING).purpose
     except KeyError:
         return RIGHTS_PROCESSING
+
+
+def _retention(register: Any, pid: str) -> str:
+    try:
+        data = register.processing(pid).data
+    except KeyError:
+        return ""
+    return data[0].retention.text if data else ""
 
 
 def _basis(register: Any, pid: str) -> str:
