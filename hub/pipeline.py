@@ -134,11 +134,16 @@ def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
         # erased people stay erased: the suppression list sets their rows aside (warehouse/gdpr_suppression.py)
         suppression = gdpr_suppression.load(wh, settings.var_dir)
         counts = build(wh, models, run_id, suppression=suppression)
+        cleared: set[str] = set()
         if suppression is not None and suppression.dropped_records:
             from warehouse.gdpr_erase import clear_suppressed
 
-            clear_suppressed(wh, models, suppression.dropped_records, settings.pipelines_dir)
+            cleared = clear_suppressed(wh, models, suppression.dropped_records, settings.pipelines_dir)
         register_guard.check(wh)
+    if cleared:  # the silo brought erased people back: their bytes go again (file rewrite / VACUUM FULL)
+        from warehouse.gdpr_erase import reclaim
+
+        reclaim(settings.warehouse_url, cleared)
     staged = sum(c.staged for c in counts)
     passed = sum(c.passed for c in counts)
     return {

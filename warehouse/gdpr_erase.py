@@ -586,9 +586,18 @@ def _basis(register: Any, pid: str) -> str:
         return ""
 
 
-def clear_suppressed(wh: Warehouse, models: Any, record_keys: Iterable[str], pipelines_dir: Path | None) -> int:
+def reclaim(wh_url: str, tables: Iterable[str]) -> dict[str, Any]:
+    """Freed bytes go: the DuckDB file rewritten (no connection may be open), or VACUUM FULL of ``tables``."""
+    if wh_url.startswith("duckdb"):
+        return compact(wh_url)
+    with Warehouse(wh_url) as wh:
+        return vacuum(wh, tables)
+
+
+def clear_suppressed(wh: Warehouse, models: Any, record_keys: Iterable[str], pipelines_dir: Path | None
+                     ) -> set[str]:
     """After a load that brought erased people back from a silo: their raw rows (and dlt's copies and
-    files) go again, keeping what the register requires. Returns the raw rows deleted."""
+    files) go again, keeping what the register requires. Returns the tables touched (for :func:`reclaim`)."""
     from schemas.register import load_register
 
     record_keys = sorted(set(record_keys))
@@ -601,6 +610,5 @@ def clear_suppressed(wh: Warehouse, models: Any, record_keys: Iterable[str], pip
         _delete_raw(er, wh, located, _retained_tables(load_register()), None)
         _empty_dlt_staging(er, wh, {k.split(":", 1)[0] for k in record_keys})
     clean_dlt_files(pipelines_dir)
-    n = sum(p.rows_before for p in dummy.proof if p.table.startswith("raw_") and p.column == "_dlt_id")
     log.info("suppression: raw rows of %d erased record(s) removed again", len(record_keys))
-    return n
+    return er.touched
