@@ -6,7 +6,6 @@ import re
 from collections import Counter
 
 import pyarrow.compute as pc
-
 import pytest
 
 from sandbox import Population, generate_population
