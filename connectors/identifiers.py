@@ -172,10 +172,10 @@ CHECKS = {
 # Where a value is only shaped like a national id and is far more likely something else, the key
 # must be valid: digits glued to a letter on either side (VAT numbers FR12345678901, references like
 # INV2024…; inside a long hexadecimal token, a ServiceNow sys_id or a hash, not even then);
-# eleven bare digits that read as a phone number without its + (324[5-9]…: a Belgian mobile,
-# 33[1-9]…: a French number) or as a dated reference (20[12]x…: 2024…); nine digits, a dot and
-# two (an amount: 632424356.73). A value preceded by + (a phone number) or by a digit (part of a
-# longer number: IBAN, SIRET, an invoice number) is never taken.
+# eleven bare digits that read as a French phone number without its + (33[1-9]…) or as a dated
+# reference (20[12]x…: 2024…); nine digits, a dot and two (an amount: 632424356.73). Eleven bare
+# digits that read as a Belgian mobile without its + (324[5-9]…) are never taken, nor is a value
+# preceded by + (a phone number) or by a digit (part of a longer number: IBAN, SIRET, an invoice).
 _SEP_CHARS = " .\\-/\u00a0\u202f\u2009"
 _S = f"(?:[{_SEP_CHARS}]| [-./] )?"  # one optional separator between groups
 _S1 = f"(?:[{_SEP_CHARS}]| [-./] )"  # one separator, present
@@ -224,7 +224,8 @@ _PY_RIGHT = rf"(?![0-9])(?![{_SEP_CHARS}][0-9])"
 _NIR_PY = re.compile(f"{_PY_LEFT}{_NIR}{_PY_RIGHT}")
 _NIR_PY_KEYLESS = re.compile(f"{_NIR_KEYLESS}{_PY_RIGHT}")  # tried where the match with its key fails
 _BE_PY = re.compile(f"{_PY_LEFT}{_BE}{_PY_RIGHT}")
-_BE_WEAK_BARE = re.compile(r"324[5-9]|33[1-9]|20[12]")
+_BE_WEAK_BARE = re.compile(r"33[1-9]|20[12]")
+_BE_MOBILE = ("3245", "3246", "3247", "3248", "3249")
 _AMOUNT = re.compile(r"\d{9}\.\d\d")
 _ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 # A Belgian number has 11 digits, a NIR 13 (Corsica: 11, around 2A / 2B) or 15: fewer cannot hold one.
@@ -298,7 +299,12 @@ def _nir_accept(m: re.Match[str], text: str) -> bool:
 def _be_accept(m: re.Match[str], text: str) -> bool:
     found = m.group()
     digits = re.sub(r"\D", "", found)
-    likely_else = (len(found) == 11 and _BE_WEAK_BARE.match(found) is not None) or _AMOUNT.fullmatch(found)
+    bare = len(found) == 11
+    if bare and found.startswith(_BE_MOBILE):
+        # a Belgian mobile in E.164 without its +: one in 97 has a "valid key"; the only numbers
+        # lost are bis numbers of people born in 1932 written without a separator
+        return False
+    likely_else = (bare and _BE_WEAK_BARE.match(found) is not None) or _AMOUNT.fullmatch(found)
     if not _glued(text, m) and not likely_else:
         return True
     return _be_key_ok(digits) and not _in_hash(text, m)

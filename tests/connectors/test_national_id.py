@@ -85,7 +85,7 @@ BE_FORMS = {
     "narrow_no_break_spaces": NNBSP.join(["85", "07", "30", "033", "01"]),
     "key_apart": "850730033 01",
     "order_and_key_run_on": "850730-03301",
-    "phone_like_with_valid_key": "324712033" + be_key("324712033"),
+    "phone_like_with_valid_key": "331012033" + be_key("331012033"),
     "dated_with_valid_key": "201012033" + be_key("201012033", born_2000=True),
 }
 FORMS = {**{f"nir_{k}": v for k, v in NIR_FORMS.items()}, **{f"be_{k}": v for k, v in BE_FORMS.items()}}
@@ -132,6 +132,7 @@ NON_IDS = {
     "phone_be_mobile": "+32 471 23 45 67",
     "phone_be_mobile_plain": "+32471234567",
     "phone_be_mobile_no_plus": "32471234567",
+    "phone_be_mobile_no_plus_valid_key": "324712033" + be_key("324712033"),
     "phone_be_mobile_0032": "0032 471 23 45 67",
     "phone_be_mobile_0032_plain": "0032471234567",
     "phone_be_national": "0471 23 45 67",
