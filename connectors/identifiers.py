@@ -516,6 +516,8 @@ def _as_text(col: pa.Array) -> pa.Array | None:
         col, t = col.dictionary_decode(), t.value_type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return col
+    if pa.types.is_string_view(t):  # another layout of the same text (DuckDB's Arrow export)
+        return col.cast(pa.large_string())
     if pa.types.is_integer(t) and len(col):
         big = pc.fill_null(pc.greater_equal(pc.abs(col.cast(pa.int64(), safe=False)), 10**10), False)
         if pc.any(big).as_py():

@@ -197,10 +197,16 @@ def test_glued_to_a_letter_needs_a_valid_key():
     assert not contains_national_id(f"{good}abcdef")  # a long hexadecimal token: a hash, a sys_id
 
 
-def test_integer_columns_are_screened():
+def test_integer_and_every_text_layout_are_screened():
     t = pa.table({"id": pa.array([1, 2, 3], pa.int64()),
                   "matricule": pa.array([184127511542357, 12345678901234, None], pa.int64())})
     assert national_id_rows(t) == {0: "matricule"}
+    text = pa.array(["a", "x 184127511542357", None])
+    t = pa.table({"view": text.cast(pa.string_view()), "dict": text.dictionary_encode(),
+                  "large": text.cast(pa.large_string())})
+    assert national_id_rows(t) == {1: "view"}
+    assert national_id_rows(t.select(["dict"])) == {1: "dict"}
+    assert national_id_rows(t.select(["large"])) == {1: "large"}
 
 
 def test_quarantine_payloads_are_masked_whatever_the_form():
