@@ -312,8 +312,9 @@ def _standardise_sql(columns: list[str]) -> str:
         return f"(NOT {_ph('names', x)} AND NOT regexp_matches({x}, '^X+$'))"
 
     def clean_name(col: str) -> str:
-        n = _norm_text(col)
-        return f"CASE WHEN {name_ok(n)} THEN {n} END"
+        # on a column normalised in the CTE before: the CASE per locale would otherwise repeat
+        # the normalisation in each branch
+        return f"CASE WHEN {name_ok(col)} THEN {col} END"
 
     # birth date parts from the text form, so that a VARCHAR 'YYYY-00-00' is handled as well
     bd_txt = "CAST(birth_date AS VARCHAR)"
@@ -359,19 +360,26 @@ addresses AS (
     SELECT a.address_line, a._loc, a.address_std, s.house_number_std, s.street_key, s._skeleton
     FROM addr_std a LEFT JOIN street_out s ON a.address_line = s.address_line AND a._loc = s._loc
 ),
+norm AS (
+    SELECT *,
+        {_norm_text('given_names')} AS _given_n,
+        {_norm_text('usage_name')} AS _usage_n,
+        {_norm_text('birth_name')} AS _birth_n
+    FROM loc
+),
 base AS (
     SELECT *,
-        {clean_name('given_names')} AS _given,
+        {clean_name('_given_n')} AS _given,
         {_norm_text("string_split_regex(trim(given_names), '[ ,;/]+')[1]")} AS _first,
-        {clean_name('usage_name')} AS _usage_raw,
-        {clean_name('birth_name')} AS _birth_raw,
+        {clean_name('_usage_n')} AS _usage_raw,
+        {clean_name('_birth_n')} AS _birth_raw,
         {bd_txt} AS _bd,
         lower(trim(email)) AS _email,
         trim(phone) AS _phone_raw,
         regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g') AS _digits,
         regexp_replace(coalesce(postcode, ''), '[^0-9]', '', 'g') AS _pc,
         regexp_replace(upper(coalesce(postcode, '')), '[^A-Z0-9]', '', 'g') AS _pca
-    FROM loc
+    FROM norm
 ),
 names AS (
     SELECT *,
