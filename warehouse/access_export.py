@@ -801,7 +801,9 @@ def export_access(wh: Warehouse, target: str, out: Path, *, reader: str,
                       detail=("brouillon : " if doc["to_confirm"] else "")
                       + f"export d'accès, {len(doc['records'])} fiche(s), destinataire : {recipient}"
                       + (" (demande d'un parent pour un mineur)" if subject.on_behalf_of_minor else ""))
-    log.info("access export for citizen %s: %d record(s), %d raw row(s), %d to confirm", subject.citizen_id,
-             len(doc["records"]), len(doc["raw"]), len(doc["to_confirm"]))
+    # the request id only: even the citizen id stays out of the logs (the access log has it)
+    log.info("access export%s: %d record(s), %d raw row(s), %d to confirm",
+             f" for {subject.request_id}" if subject.request_id else "", len(doc["records"]), len(doc["raw"]),
+             len(doc["to_confirm"]))
     return ExportResult(out, subject.citizen_id, subject.request_id, len(doc["records"]), len(doc["raw"]),
                         len(doc["to_confirm"]), doc["export"]["redacted_values"], digest, doc)
