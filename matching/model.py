@@ -22,6 +22,7 @@ import copy
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,32 +196,41 @@ def comparisons() -> list[dict[str, Any]]:
     }
     address = {
         "output_column_name": "address",
-        "comparison_description": "street line and postcode; either alone when the other is unknown",
+        "comparison_description": "street line: number and street, in the same postcode where that matters",
         "comparison_levels": [
-            # nothing to compare: neither a street line, a postcode nor a town on both sides
-            _level('("address_std_l" IS NULL OR "address_std_r" IS NULL) '
-                   'AND ("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL) '
-                   'AND ("city_std_l" IS NULL OR "city_std_r" IS NULL)', "null", is_null_level=True),
-            _level('"address_std_l" = "address_std_r" AND ("postcode_std_l" = "postcode_std_r" '
-                   'OR "postcode_std_l" IS NULL OR "postcode_std_r" IS NULL)', "exact"),
+            _null("address_std"),
+            _level('"address_std_l" = "address_std_r" AND NOT coalesce("postcode_std_l" <> "postcode_std_r", false)',
+                   "exact"),
             # the same street and number, its type word in another language (Avenue Louise 12 /
             # Louizalaan 12) or spelt another way (matching.standardise: street_key, street_skeleton)
-            _level('"postcode_std_l" = "postcode_std_r" AND "house_number_std_l" = "house_number_std_r" '
+            _level('"house_number_std_l" = "house_number_std_r" '
                    'AND ("street_key_l" = "street_key_r" OR "street_skeleton_l" = "street_skeleton_r")',
                    "same street and number"),
-            _level(
-                '"postcode_std_l" = "postcode_std_r" '
-                'AND jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.9',
-                "same postcode, similar street",
-            ),
+            _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.9', "similar street"),
             # a street whose name is translated (Rue de la Loi 16 / Wetstraat 16), or another street
             # at the same number: EM weighs it on the data
             _level('"postcode_std_l" = "postcode_std_r" AND "house_number_std_l" = "house_number_std_r"',
                    "same postcode and number"),
+            _level("ELSE", "different"),
+        ],
+    }
+    town = {
+        "output_column_name": "town",
+        "comparison_description": "postcode and town",
+        "comparison_levels": [
+            # not compared: nothing to compare, or the same street line, which the address
+            # comparison counts whole (a town shared by two records at one address is no more evidence)
+            _level('(("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL) '
+                   'AND ("city_std_l" IS NULL OR "city_std_r" IS NULL)) '
+                   'OR ("address_std_l" = "address_std_r" '
+                   'AND NOT coalesce("postcode_std_l" <> "postcode_std_r", false))',
+                   "null", is_null_level=True),
+            _level('"postcode_std_l" = "postcode_std_r" AND NOT coalesce("city_std_l" <> "city_std_r", false)',
+                   "exact"),
             _level('"postcode_std_l" = "postcode_std_r"', "same postcode"),
-            # a postcode keyed with two digits swapped, or written for a neighbouring office
-            _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.95', "similar street"),
             _level('"city_std_l" = "city_std_r"', "same town"),
+            # a postcode keyed with one digit wrong or two swapped
+            _level('damerau_levenshtein("postcode_std_l", "postcode_std_r") = 1', "postcode one edit"),
             _level('left("postcode_std_l", 2) = left("postcode_std_r", 2)', "same postcode area"),
             _level("ELSE", "different"),
         ],
@@ -233,7 +243,7 @@ def comparisons() -> list[dict[str, Any]]:
             _level("ELSE", "different", m_probability=DISAGREE_M["sex"], fix_m_probability=True),
         ],
     }
-    return [first_name, surname, dob, email, phone, address, sex]
+    return [first_name, surname, dob, email, phone, address, town, sex]
 
 
 # Blocking rules for predictions, each with the model-input columns it needs (recall measured in
@@ -343,6 +353,12 @@ DETERMINISTIC_RECALL = 0.8
 FALLBACK_DUPLICATES_PER_RECORD = 0.1
 
 
+def columns_read(comparison: dict[str, Any]) -> set[str]:
+    """The input columns a comparison's levels read (``"x_l"`` / ``"x_r"`` in their SQL)."""
+    sql = " ".join(lv["sql_condition"] for lv in comparison["comparison_levels"])
+    return set(re.findall(r'"(\w+)_[lr]"', sql))
+
+
 def _rule_sql(cols: Sequence[str]) -> str:
     return " AND ".join(f'l."{c}" = r."{c}"' for c in cols)
 
@@ -354,7 +370,8 @@ COMPARISON_FIELDS: dict[str, tuple[str, ...]] = {
     "birth_date": ("birth_year",),
     "email": ("email_std",),
     "phone": ("phone_std",),
-    "address": ("address_std", "postcode_std", "city_std"),  # any
+    "address": ("address_std",),
+    "town": ("postcode_std", "city_std"),  # either
     "sex": ("sex_std",),
 }
 # A field is used when at least this many records carry it and two of them share a value.
@@ -540,6 +557,8 @@ class TrainingPlan:
     deterministic_rules: tuple[str, ...]
     em_rules: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]  # (rule, reason)
+    # rules that find pairs but were not needed: tried in order when one of em_rules fails
+    spare_rules: tuple[str, ...] = ()
 
 
 def training_plan(model_in: pa.Table, prof: FieldProfile) -> TrainingPlan:
@@ -558,30 +577,32 @@ def training_plan(model_in: pa.Table, prof: FieldProfile) -> TrainingPlan:
         for cols in DETERMINISTIC_CANDIDATES:
             if prof.fills(*cols) and len(deterministic) < 2 and _pairs(con, cols) > 0:
                 deterministic.append(_rule_sql(cols))
+        # what each comparison reads: Splink leaves a comparison untrained by a rule that reads any of it
+        reads = {c["output_column_name"]: columns_read(c) for c in comparisons()}
         em: list[str] = []
+        spares: list[str] = []
         untrained = set(used)
         for cols in EM_CANDIDATES:
             rule = _rule_sql(cols)
             if not prof.fills(*cols):
                 skipped.append((rule, "a field no source fills"))
                 continue
-            if len(em) >= EM_RULES_MAX and not untrained:
-                break
             n = _pairs(con, cols)
             if n < EM_MIN_PAIRS or n > EM_MAX_PAIRS:
                 skipped.append((rule, f"{n:,} pairs"))
                 continue
-            frees = {name for name in used if not set(COMPARISON_FIELDS[name]) & set(cols)}
+            frees = {name for name in used if not reads[name] & set(cols)}
             if not frees:  # every comparison is in the rule: nothing left for EM to estimate
                 skipped.append((rule, "leaves no comparison to estimate"))
                 continue
             if len(em) >= EM_RULES_MAX and not frees & untrained:
+                spares.append(rule)
                 continue
             em.append(rule)
             untrained -= frees
     finally:
         con.close()
-    return TrainingPlan(tuple(deterministic), tuple(em), tuple(skipped))
+    return TrainingPlan(tuple(deterministic), tuple(em), tuple(skipped), tuple(spares))
 
 
 def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MAX_PAIRS,
@@ -594,39 +615,52 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
     rules, u is sampled with ``seed``, m is estimated by EM on the planned rules. A comparison no
     rule could train keeps Splink's starting m values (floored, see :func:`_floor_probabilities`).
     """
-    from splink.internals.exceptions import EMTrainingException
+    from splink.internals.exceptions import SplinkException
 
     mi = model_input(standardised)
     prof = profile_ or profile(mi)
     for name, why in prof.left_out().items():
         log.warning("matching: comparison %r left out: %s", name, why)
     plan = training_plan(mi, prof)
-    con = duckdb.connect()
-    try:
-        untrained = settings(prof)
-        if not plan.deterministic_rules:
-            log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
-                        FALLBACK_DUPLICATES_PER_RECORD)
-            untrained["probability_two_random_records_match"] = _fallback_prior(mi.num_rows)
+    untrained = settings(prof)
+    if not plan.deterministic_rules:
+        log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
+                    FALLBACK_DUPLICATES_PER_RECORD)
+        untrained["probability_two_random_records_match"] = _fallback_prior(mi.num_rows)
+    with duckdb.connect() as con:
         lk = linker(con, mi, untrained)
         if plan.deterministic_rules:
             lk.training.estimate_probability_two_random_records_match(
                 list(plan.deterministic_rules), recall=DETERMINISTIC_RECALL)
         lk.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-        for rule in plan.em_rules:
-            try:
-                lk.training.estimate_parameters_using_expectation_maximisation(rule)
-            except EMTrainingException as e:  # defensive: the plan counted pairs for it
-                log.warning("matching: training rule skipped (%s)", type(e).__name__)
         model = lk.misc.save_model_to_json()
-    finally:
-        con.close()
+    spares = list(plan.spare_rules)
+    for i, rule in enumerate(plan.em_rules):
+        for attempt in [rule, *spares]:
+            if attempt in spares:
+                spares.remove(attempt)
+            try:
+                model = _em_step(mi, model, attempt)
+                break
+            except (SplinkException, ValueError) as e:
+                # EM can drive a level's m to 0 on some data (Splink then refuses the value): the
+                # rule is replaced by the next spare one, never a crash; the model stays as it was
+                log.warning("matching: training rule %d failed (%s); trying another", i, type(e).__name__)
     model.pop("linker_uid", None)
     _floor_probabilities(model)
     _round_probabilities(model)
     log.info("trained the matching model on %d records (version %s; comparisons %s; EM rules %d)",
              mi.num_rows, model_version(model), ", ".join(prof.comparisons_used()), len(plan.em_rules))
     return model
+
+
+def _em_step(model_in: pa.Table, model: dict[str, Any], rule: str) -> dict[str, Any]:
+    """``model`` with m estimated by EM on the pairs of ``rule`` (a fresh linker: a failed session
+    may leave Splink's settings without the comparisons it set aside)."""
+    with duckdb.connect() as con:
+        lk = linker(con, model_in, model)
+        lk.training.estimate_parameters_using_expectation_maximisation(rule)
+        return lk.misc.save_model_to_json()
 
 
 def _fallback_prior(n: int) -> float:

@@ -63,10 +63,13 @@ _FIRST_NAME_ONE_EDIT = ("one edit",)  # LOUIS / LOUISE: agreeing only when the s
 _FIRST_NAME_OTHER_WAY = ("jw >= 0.92", "jw >= 0.85", "another prénom shared", "names swapped",
                          "name in the other column", "initial", "same initial")
 _FIRST_NAME_SIMILAR = ("jw >= 0.92", "jw >= 0.85", "another prénom shared")  # with contact and street
-_FIRST_NAME_WRITTEN_OFF = ("another prénom shared", "names swapped", "initial")  # also without birth date
+_FIRST_NAME_WRITTEN_OFF = ("names swapped", "initial")  # also without birth date, with contact or street
+_FIRST_NAME_SHARED = ("another prénom shared",)  # also without birth date, with a contact (MARIE-PIERRE / PIERRE)
 _BIRTH_DATE_FIRM = ("exact", "day and month swapped", "one digit differs")
 _CONTACT_SAME = (("email", ("exact",)), ("phone", ("exact",)))
-_PLACE_SAME = (("address", ("exact", "same street and number", "same postcode, similar street")),)
+_STREET_SAME = ("exact", "same street and number")
+_STREET_SIMILAR = ("similar street",)
+_TOWN_SAME = ("exact", "same postcode")
 # A prénom carried by at least this many records is a name people have (not a keying error).
 ATTESTED_NAME_MIN = 2
 
@@ -417,14 +420,18 @@ def _veto_sql(model: dict[str, Any]) -> str:
               if _levels(model, "sex") is not None else _gamma_in(model, "first_name", _FIRST_NAME_SAME))
     other_way = _gamma_in(model, "first_name", _FIRST_NAME_OTHER_WAY)
     written_off = _gamma_in(model, "first_name", _FIRST_NAME_WRITTEN_OFF)
+    shared = _gamma_in(model, "first_name", _FIRST_NAME_SHARED)
     no_first = _gamma_null(model, "first_name")
     dob_firm = _gamma_in(model, "birth_date", _BIRTH_DATE_FIRM)
     dob_null = _gamma_null(model, "birth_date")
     contact = _any_of(model, _CONTACT_SAME)
-    place = _any_of(model, _PLACE_SAME)
+    # the same street line (in the same postcode when both give one), or a similar one in the same postcode
+    place = (f"({_gamma_in(model, 'address', _STREET_SAME)} "
+             f"OR ({_gamma_in(model, 'address', _STREET_SIMILAR)} AND {_gamma_in(model, 'town', _TOWN_SAME)}))")
     similar = _gamma_in(model, "first_name", _FIRST_NAME_SIMILAR)
     evidence = (f"({strong} OR ({other_way} AND {dob_firm}) OR ({similar} AND {contact} AND {place}) "
-                f"OR ({written_off} AND ({contact} OR {place})) OR ({no_first} AND {dob_firm}))")
+                f"OR ({written_off} AND ({contact} OR {place})) OR ({shared} AND {contact}) "
+                f"OR ({no_first} AND {dob_firm}))")
     # a birth date unknown on a side, nothing but the names to go on, and the names are those of
     # several people (their records carry two birth years or more)
     namesake = (f"({dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) "
