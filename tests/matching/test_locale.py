@@ -32,6 +32,15 @@ AMERICAN = [
     {"address_line": "45 Elm Street Apt 3", "postcode": "10001", "phone": "555.987.6543"},
     {"address_line": "9 Oak Dr", "postcode": "60614", "phone": "+1 312 555 0199"},
 ]
+GERMAN = [  # 5-digit postcodes like France's, German street words
+    {"address_line": "Hauptstraße 12", "postcode": "10115", "phone": "030 1234567"},
+    {"address_line": "Birkenweg 3", "postcode": "80331", "phone": "089 7654321"},
+    {"address_line": "Am Markt 7", "postcode": "50667", "phone": "0221 998877"},
+]
+DUTCH = [  # Dutch street words like Brussels', Dutch postcodes
+    {"address_line": "Kerkstraat 12", "postcode": "1012 AB", "phone": "020 123 4567"},
+    {"address_line": "Stationsplein 3", "postcode": "3511 ED", "phone": "030 765 4321"},
+]
 
 
 def _source(name: str, rows: list[dict], **extra) -> list[dict]:
@@ -40,13 +49,15 @@ def _source(name: str, rows: list[dict], **extra) -> list[dict]:
 
 def _all_sources() -> list[dict]:
     return (_source("mairie", FRENCH) + _source("crm", BELGIAN) + _source("febrl", AUSTRALIAN)
-            + _source("agency", AMERICAN) + _source("names_only", [{"given_names": "Ann"}, {"given_names": "Bob"}]))
+            + _source("agency", AMERICAN) + _source("names_only", [{"given_names": "Ann"}, {"given_names": "Bob"}])
+            + _source("amt", GERMAN) + _source("gemeente", DUTCH))
 
 
 def test_detection_reads_each_source():
     choices = choose_locales(make_records(*_all_sources()))
     assert {s: c.locale for s, c in choices.items()} == {
         "mairie": FR, "crm": BE, "febrl": NEUTRAL, "agency": NEUTRAL, "names_only": NEUTRAL,
+        "amt": NEUTRAL, "gemeente": NEUTRAL,
     }
     assert all(c.how == "detected" for c in choices.values())
     assert choices["names_only"].reason == "no evidence"
@@ -67,6 +78,7 @@ def test_explicit_setting_wins_over_detection_and_default():
     assert {s: (c["locale"], c["how"]) for s, c in report.items()} == {
         "mairie": (NEUTRAL, "setting"), "febrl": (FR, "setting"),
         "crm": (BE, "default"), "agency": (BE, "default"), "names_only": (BE, "default"),
+        "amt": (BE, "default"), "gemeente": (BE, "default"),
     }
     febrl = [r for r in out.to_pylist() if r["source_system"] == "febrl"]
     assert febrl[0]["address_std"] == "12 SAINT KILDA RD"  # French rules, because the setting says so
