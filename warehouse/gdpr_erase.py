@@ -195,9 +195,10 @@ def _rid_where(wh: Warehouse, schema: str, table: str, ids: list[Any]) -> tuple[
 
 # ------------------------------------------------------------------------------------ proof
 def _digest(rows: list[tuple]) -> str:
+    """sha256 over the values, one per line (null as \\N): the same rows give the same hash."""
     h = hashlib.sha256()
     for r in rows:
-        h.update(json.dumps([str(v) if v is not None else None for v in r], ensure_ascii=False).encode("utf-8"))
+        h.update("\x1f".join("\\N" if v is None else str(v) for v in r).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
 
@@ -208,8 +209,10 @@ class _Eraser:
         self.report = report
         self.touched: set[str] = set()
 
-    def delete(self, schema: str, table: str, where: str, params: Mapping[str, Any]) -> int:
-        """Delete the rows ``where`` selects, with a proof per column (hashes, never values)."""
+    def delete(self, schema: str, table: str, where: str, params: Mapping[str, Any], *, per_column: bool = True
+               ) -> int:
+        """Delete the rows ``where`` selects, with a proof per column (hashes, never values); one
+        proof for the whole table (column ``*``, row counts only) when not ``per_column``."""
         wh = self.wh
         if not wh.table_exists(schema, table):
             return 0
@@ -218,6 +221,12 @@ class _Eraser:
         before = int(wh.scalar(f"SELECT count(*) FROM {q} WHERE {where}", params) or 0)
         if before == 0:
             return 0
+        if not per_column:
+            wh.execute(f"DELETE FROM {q} WHERE {where}", params)
+            after = int(wh.scalar(f"SELECT count(*) FROM {q} WHERE {where}", params) or 0)
+            self.report.proof.append(FieldProof(f"{schema}.{table}", "*", before, after, "", ""))
+            self.touched.add(f"{schema}.{table}")
+            return before
         # one read of the rows, one digest per column (values sorted as text: order-independent)
         rows = wh.rows(f"SELECT * FROM {q} WHERE {where}", params)
         snapshots = {c: _digest(sorted(((r[i],) for r in rows), key=lambda v: str(v[0])))
@@ -327,7 +336,7 @@ def _empty_dlt_staging(er: _Eraser, wh: Warehouse, systems: Iterable[str]) -> No
         schema = f"raw_{system}_staging"
         for (name,) in wh.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
                                "AND table_type = 'BASE TABLE'", {"s": schema}):
-            er.delete(schema, name, "1 = 1", {})
+            er.delete(schema, name, "1 = 1", {}, per_column=False)  # a transient copy of the last load
 
 
 def clean_dlt_files(pipelines_dir: Path | None) -> int:
