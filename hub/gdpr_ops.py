@@ -86,7 +86,7 @@ def _check_request(settings, request_id: str, kind: str) -> None:
             err.print(f"[red]request:[/red] {escape(str(e))}")
             sys.exit(1)
     if req["kind"] != kind:
-        err.print(f"[red]request:[/red] {request_id} is a {req['kind']} request, not an {kind} request")
+        err.print(f"[red]request:[/red] {request_id} is of kind {req['kind']}, not {kind}")
         sys.exit(1)
 
 

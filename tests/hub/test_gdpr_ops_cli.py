@@ -49,3 +49,17 @@ def test_purge_dry_run_reports_counts_and_the_log_verifies(config):
     assert report["dry_run"] is True and report["total"] == 0
     ok = _hub("verify-log", "--config", str(config))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_request_of_another_kind_is_refused(config):
+    from warehouse import dsr
+    from warehouse.engine import Warehouse
+
+    with Warehouse(f"duckdb:///{config.parent / 'hub.duckdb'}") as wh:
+        req = dsr.new_request(wh, kind="access", channel="courriel", identity=dsr.Identity(name="Personne Test"),
+                              actor="dpo")
+    erase = _hub("erase", "CNOBODY", "--reason", "test", "--request", req["request_id"], "--config", str(config))
+    assert erase.returncode == 1 and "of kind access, not erasure" in erase.stderr
+    unknown = _hub("object", "CNOBODY", "--processing", "guichet-unique", "--request", "DSR-NOPE",
+                   "--config", str(config))
+    assert unknown.returncode == 1 and "DSR-NOPE" in unknown.stderr
