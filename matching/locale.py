@@ -19,13 +19,15 @@ signal              reads as
 ==================  ========================================================================
 country column      filled on at least half the rows and 90 % one class: that locale, decided
 street words        French-only words (RUE, CHEMIN, ALLEE, CHAUSSEE, ...): FR or BE; Dutch
-                    street words (…STRAAT, …LAAN, …STEENWEG, …PLEIN): BE; English, German,
-                    Spanish, Italian, Portuguese street words: NEUTRAL
+                    street words (…STRAAT, …LAAN, …STEENWEG, …PLEIN): BE; English, German
+                    (…STRASSE, …PLATZ), Spanish, Italian, Portuguese street words: NEUTRAL;
+                    read when 70 % of the lines with a street word agree
 phones, +CC / 00CC  +33: FR; +32: BE; any other country code: NEUTRAL
 postcode shape      5 digits: FR or a foreign country (not BE); 4 digits: BE, or FR with the
                     leading zero lost, or foreign; letters (SW1A 1AA, 1012 AB): NEUTRAL
-national phones     10 digits 0[1-35-9]…: FR (or foreign); 9 digits 0…: BE (or foreign);
-                    other shapes (10 digits not starting 0, 11 digits, ...): NEUTRAL
+national phones     10 digits 0[1-35-9]…: FR or foreign, pointing to FR only when a fifth of
+                    them are mobiles (06 / 07); 9 digits 0…: BE (or foreign); other shapes
+                    (10 digits not starting 0, 11 digits, ...): NEUTRAL
 ==================  ========================================================================
 
 The locales every signal allows are intersected: an empty intersection (say 4-digit postcodes,
@@ -62,6 +64,7 @@ COUNTRY_COVERAGE = 0.5  # the country column decides when filled on at least thi
 COUNTRY_DOMINANT = 0.9  # ... and this share of the filled values is one class
 SIGNAL_DOMINANT = 0.7  # a signal reads as a class when this share of its values is that class
 POSTCODE_DOMINANT = 0.8
+FR_MOBILE_SHARE = 0.2  # French-shaped national phones count for France when this share are mobiles
 DUTCH_SHARE = 0.05  # Dutch street words in this share of recognised lines: Belgium
 DETECTION_SAMPLE = 20_000  # rows read per source (a deterministic sample) for the other signals
 
@@ -73,6 +76,8 @@ _FR_STREET = (
 _NL_STREET = (
     "[A-Z]{2}(STRAAT|STR|STEENWEG|STWG|LAAN|PLEIN|DREEF|KAAI|STEEG|WEG)\\b|\\b(STRAAT|STEENWEG|LAAN|DREEF|KAAI|STEEG)\\b"
 )
+# German street types are written as a suffix too (Hauptstraße, Marktplatz)
+_OTHER_STREET_SUFFIX = "[A-Z]{2}(STRASSE|GASSE|PLATZ|DAMM|UFER)\\b"
 _OTHER_STREET = (
     "STREET|ROAD|DRIVE|LANE|COURT|CRESCENT|TERRACE|CLOSE|PARADE|HIGHWAY|CIRCUIT|GROVE|"
     "STRASSE|STR|GASSE|PLATZ|CALLE|AVENIDA|CARRER|CARRERA|VIA|VIALE|PIAZZA|RUA|TRAVESSA"
@@ -132,7 +137,8 @@ def _country_sql() -> str:
 def _features_sql() -> str:
     """The counts detection reads, per source, on a deterministic sample (about
     :data:`DETECTION_SAMPLE` rows) of its rows with no country of their own."""
-    addr = "trim(regexp_replace(upper(strip_accents(address_line)), '[^A-Z0-9]+', ' ', 'g'))"
+    addr = ("trim(regexp_replace(strip_accents(replace(replace(upper(address_line), 'ß', 'SS'), 'ẞ', 'SS')), "
+            "'[^A-Z0-9]+', ' ', 'g'))")
     pca = "regexp_replace(upper(coalesce(postcode, '')), '[^A-Z0-9]', '', 'g')"
     digits = "regexp_replace(coalesce(phone, ''), '[^0-9]', '', 'g')"
     return f"""
@@ -151,7 +157,7 @@ WITH r AS (
         regexp_matches(_a, '\\b({_FR_STREET})\\b') AS _w_fr,
         regexp_matches(_a, '{_NL_STREET}') AS _w_nl,
         regexp_matches(_a, '\\b({_OTHER_STREET})\\b') OR regexp_matches(_a, '\\b({_OTHER_STREET_LAST})$')
-            AS _w_other
+            OR regexp_matches(_a, '{_OTHER_STREET_SUFFIX}') AS _w_other
     FROM r
 )
 SELECT src,
@@ -168,6 +174,7 @@ SELECT src,
     count(*) FILTER (WHERE _intl IS NULL
                      AND regexp_matches(_d, '^(0[1-35-9][0-9]{{8}}|[1-35-9][0-9]{{8}})$')
                      AND NOT regexp_matches(_d, '^(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)$')) AS nat_fr,
+    count(*) FILTER (WHERE _intl IS NULL AND regexp_matches(_d, '^0?[67][0-9]{{8}}$')) AS nat_fr_mobile,
     count(*) FILTER (WHERE _intl IS NULL AND regexp_matches(_d, '^0[1-9][0-9]{{7}}$'))
         AS nat_be,
     count(*) FILTER (WHERE _intl IS NULL AND regexp_matches(_d, '^0?4[0-9]{{8}}$'))
@@ -250,7 +257,10 @@ def decide(f: Mapping[str, int]) -> LocaleChoice:
                                  "ambiguous": f["nat_ambiguous"]}
         if sfr >= SIGNAL_DOMINANT:
             allowed["phones_national"] = frozenset({FR, NEUTRAL})
-            weak["phones_national"] = FR
+            # the French plan: 10 digits, and mobiles (06 / 07) among them; 10-digit landlines
+            # alone are German or Australian as well
+            if _share(f["nat_fr_mobile"], f["nat_fr"]) >= FR_MOBILE_SHARE:
+                weak["phones_national"] = FR
         elif sbe >= SIGNAL_DOMINANT:
             allowed["phones_national"] = frozenset({BE, NEUTRAL})
             weak["phones_national"] = BE
