@@ -45,16 +45,18 @@ Added columns (not in :data:`STANDARD_COLUMNS`, which the model reads):
 locale_std          FR, BE or NEUTRAL: the rules this row was standardised under
 house_number_std    the house number of the address line with its suffix unified: 12, 12B
                     (12 bis, 12B, 12 b), 12C (12 ter), 12D (12 quater); box / flat / floor
-                    numbers left out; the leading number, else the last one (Rue de la Loi 16)
+                    numbers left out (bte 3, bus 3, b 3, apt 5, 3e étage); the leading number,
+                    else the last one (Rue de la Loi 16)
 street_key          the street name without its number, its street-type word in French, Dutch
                     or English (rue, avenue, chaussée, straat, laan, steenweg, street, road, ...,
                     as a leading word, a trailing word or a Dutch suffix: Wetstraat → WET,
                     Waversesteenweg → WAVER) and its articles (de, la, du, van, het, the, ...),
                     written without spaces: Avenue Louise → LOUISE, Louizalaan → LOUIZA
-street_skeleton     a spelling-insensitive form of street_key: its consonants, voiced and
-                    unvoiced ones merged (D/T, V/W/F, B/P, G/K/C/Q, Z/S), doubles collapsed, a
-                    final S dropped: LOUISE / LOUIZA → LS, WAVRE / WAVER → FR, LOUVAIN / LEUVEN
-                    → LFN, GAND / GENT → KNT; null under two consonants
+street_skeleton     a spelling-insensitive form of street_key: a final S of the name dropped
+                    (plural, Dutch genitive), then its consonants, voiced and unvoiced ones
+                    merged (D/T, V/W/F, B/P, G/K/C/Q, Z/S), doubles collapsed: LOUISE / LOUIZA
+                    → LS, WAVRE / WAVER → FR, LOUVAIN / LEUVEN → LFN, GAND / GENT → KNT; null
+                    with fewer than two distinct consonants (LOI)
 ==================  =========================================================================
 
 Brussels streets written in French in one file and in Dutch in another share street_skeleton when
@@ -66,6 +68,13 @@ house_number_std; same postcode + street_key or street_skeleton; same postcode +
 (a translated street, or another street at the same number); same postcode. Without a street
 dictionary, two different streets of one postcode may share a skeleton (short names: LS is Louise,
 Lys or Alice), which is why the skeleton level should require the house number too.
+
+Limits of the address keys: a line with no house number but a number in the street name (Rue du
+8 Mai 1945) gets that number; an Australian unit / number (4/12 Smith St) gives the unit; a
+complement before the street (Résidence Les Pins, 12 rue X) stays in street_key; one street
+type is removed per line (the first word, else the last, else a Dutch suffix), so "Rue" and
+"Avenue" of one name (Rue Louise / Avenue Louise) share a key. Address lines are standardised
+once per distinct line and locale and joined back (a household shares its line).
 """
 
 from __future__ import annotations
