@@ -218,3 +218,40 @@ def run_purge(config: str | Path | None, *, dry_run: bool = False, reader: str =
         report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
                        pipelines_dir=settings.pipelines_dir, reader=reader)
     return report.as_dict()
+
+
+def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor: str,
+              request_id: str | None = None) -> dict:
+    """An erasure for a settings file under the hub's run lock (the DAG's task); the request, when
+    given, must be an erasure request and gets the step. Returns counts and ids only (no values)."""
+    from hub.pipeline import new_run_id
+    from hub.runlock import hold
+    from hub.settings import load_settings
+    from warehouse.gdpr_erase import erase
+
+    settings = load_settings(Path(config) if config else None)
+    if request_id:
+        from warehouse import dsr
+        from warehouse.engine import Warehouse
+
+        with Warehouse(settings.warehouse_url) as wh:
+            kind = dsr.get(wh, request_id)["kind"]
+        if kind != "erasure":
+            raise ValueError(f"{request_id} is of kind {kind}, not erasure")
+    with hold(settings, new_run_id(), what="gdpr erase"):
+        report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=actor, request_id=request_id,
+                       models=_models(settings), var_dir=settings.var_dir, pipelines_dir=settings.pipelines_dir,
+                       exports_dir=settings.var_dir / "exports")
+    if request_id:
+        import hashlib
+
+        from warehouse import dsr
+        from warehouse.engine import Warehouse
+
+        with Warehouse(settings.warehouse_url) as wh:
+            dsr.add_event(wh, request_id, "erasure", actor, detail=f"{report.records} record(s) erased, report "
+                          f"{report.erasure_id}", proof=f"{report.erasure_id}.json",
+                          proof_sha256=hashlib.sha256(report.to_json().encode("utf-8")).hexdigest())
+    return {"erasure_id": report.erasure_id, "records": report.records,
+            "tables": len({p.table for p in report.proof}), "retained": len(report.retained),
+            "silos": sorted(report.worklists), "files_removed": report.files_removed, "seconds": report.seconds}
