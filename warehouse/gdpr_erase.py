@@ -406,7 +406,8 @@ def compact(wh_url: str) -> dict[str, Any]:
     try:
         con.execute("CHECKPOINT")
         db = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute(f"ATTACH '{fresh}' AS __fresh")  # a path we made, not input
+        quoted = str(fresh).replace("'", "''")  # a path we made from the settings, quoted as a literal
+        con.execute(f"ATTACH '{quoted}' AS __fresh")
         con.execute(f'COPY FROM DATABASE "{db}" TO __fresh')
         con.execute("DETACH __fresh")
     finally:
