@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--var", type=Path, default=Path("var/bench-gdpr"))
     ap.add_argument("--reuse", action="store_true", help="use the warehouse already built under --var")
     ap.add_argument("--inflate", type=int, default=0, help="also time on a copy grown this many times")
+    ap.add_argument("--warehouse-url", help="a PostgreSQL database to build in (default: DuckDB under --var); "
+                    "with --inflate it is grown in place")
     args = ap.parse_args()
 
     import connectors  # noqa: F401  (dlt's environment)
@@ -61,7 +63,8 @@ def main() -> None:
     var = args.var.resolve()
     if not (args.reuse and (var / "hub.toml").exists()):
         started = time.perf_counter()
-        with running_sandbox(var, people=args.people, seed=args.seed, with_demarches=True) as sr:
+        with running_sandbox(var, people=args.people, seed=args.seed, with_demarches=True,
+                             warehouse_url=args.warehouse_url) as sr:
             result = run(sr.settings)
             if result.failed:
                 sys.exit(f"pipeline failed: {result.failed}")
@@ -125,7 +128,7 @@ def main() -> None:
     for line in misses[:20]:
         print(line)
     print(f"one export: median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms "
-          f"(warm process, DuckDB, {raw_rows:,} raw rows)")
+          f"(warm process, {settings.warehouse_url.split(':', 1)[0]}, {raw_rows:,} raw rows)")
     if args.inflate > 1:
         citizens = [Counter(links[k] for k in by_person[p]).most_common(1)[0][0] for p in sample]
         _timed_inflated(settings.warehouse_url, var, args.inflate, citizens, models, warm)
@@ -149,14 +152,15 @@ def _inflate(url: str, k: int) -> None:
                 exprs = []
                 for name, kind in cols:
                     q = f'"{name}"'
+                    kind = kind.upper()
                     if kind in ("INTEGER", "BIGINT") and schema.startswith("raw_") and not name.startswith("_dlt_"):
                         exprs.append(f"{q} + {i * 100_000_000}")  # ids and the ids that point at them
-                    elif kind == "VARCHAR":
+                    elif kind in ("VARCHAR", "TEXT", "CHARACTER VARYING"):
                         exprs.append(f"{q} || '~{i}'")
                     else:
                         exprs.append(q)
                 wh.execute(f'INSERT INTO "{schema}"."{table}" ({names}) SELECT {", ".join(exprs)} FROM __orig')
-        wh.execute("CHECKPOINT")
+        wh.execute("CHECKPOINT" if wh.kind == "duckdb" else "ANALYZE")
 
 
 def _timed_inflated(url: str, var: Path, k: int, citizens: list[str], models, warm: str) -> None:
@@ -165,14 +169,24 @@ def _timed_inflated(url: str, var: Path, k: int, citizens: list[str], models, wa
     from warehouse.access_export import export_access
     from warehouse.engine import Warehouse
 
-    src = Path(url.split("duckdb:///", 1)[1])
-    big = var / f"hub-x{k}.duckdb"
-    if not big.exists():
-        started = time.perf_counter()
-        shutil.copy(src, big)
-        _inflate(f"duckdb:///{big}", k)
-        print(f"inflated x{k} in {time.perf_counter() - started:.0f} s")
-    with Warehouse(f"duckdb:///{big}") as wh:
+    if url.startswith("duckdb"):
+        src = Path(url.split("duckdb:///", 1)[1])
+        big = var / f"hub-x{k}.duckdb"
+        big_url = f"duckdb:///{big}"
+        if not big.exists():
+            started = time.perf_counter()
+            shutil.copy(src, big)
+            _inflate(big_url, k)
+            print(f"inflated x{k} in {time.perf_counter() - started:.0f} s")
+    else:  # PostgreSQL: the bench's own database, grown in place once
+        big_url = url
+        marker = var / f"inflated-x{k}"
+        if not marker.exists():
+            started = time.perf_counter()
+            _inflate(big_url, k)
+            marker.touch()
+            print(f"inflated x{k} in {time.perf_counter() - started:.0f} s")
+    with Warehouse(big_url) as wh:
         raw_rows, records = _size(wh)
         export_access(wh, warm, var / "exports" / "warm-big.zip", reader="bench", models=models)
         times = []
