@@ -128,6 +128,8 @@ def ensure(wh: Warehouse) -> None:
         if name not in have:
             sql_type = "BIGINT" if name == "seq" else ("VARCHAR" if wh.kind == "duckdb" else "TEXT")
             wh.execute(f'ALTER TABLE {qualified(ACCESS_LOG)} ADD COLUMN "{name}" {sql_type}')
+    if "row_hash" not in have:
+        _chain_existing(wh)
     if wh.kind == "postgres":
         exists = wh.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'access_log_append_only'")
         if not exists:
@@ -136,6 +138,26 @@ def ensure(wh: Warehouse) -> None:
                        "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
             wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
                        "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
+
+
+def _chain_existing(wh: Warehouse) -> None:
+    """A log written before the chain existed: its rows are chained once, in time order (before the
+    PostgreSQL trigger is created), so the chain verifies from its first row on."""
+    rid = "rowid" if wh.kind == "duckdb" else "ctid::text"
+    rows = wh.dicts(f"SELECT {rid} AS rid, {', '.join(c for c in CONTENT if c != 'seq')} "
+                    f"FROM {qualified(ACCESS_LOG)} ORDER BY read_at, {rid}")
+    if not rows:
+        return
+    where = "rowid = :r" if wh.kind == "duckdb" else "ctid = CAST(:r AS tid)"
+    prev = GENESIS
+    with wh.transaction():
+        for seq, r in enumerate(rows, start=1):
+            r["seq"] = seq
+            h = row_hash(prev, r)
+            wh.execute(f"UPDATE {qualified(ACCESS_LOG)} SET seq = :s, prev_hash = :p, row_hash = :h WHERE {where}",
+                       {"s": seq, "p": prev, "h": h, "r": r["rid"]})
+            prev = h
+    log.info("access log: %d row(s) written before the hash chain now chained", len(rows))
 
 
 def _last(wh: Warehouse) -> tuple[int, str]:

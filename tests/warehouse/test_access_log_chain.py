@@ -91,3 +91,16 @@ def test_verify_log_command_exits_non_zero_naming_the_row(tmp_path):
     bad = subprocess.run([HUB, "gdpr", "verify-log", "--config", str(config)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "seq 2" in bad.stderr
+
+
+def test_a_log_written_before_the_chain_is_chained_once(warehouse_url):
+    with Warehouse(warehouse_url) as wh:
+        wh.execute("CREATE SCHEMA ops")
+        wh.execute("CREATE TABLE ops.access_log (read_at TIMESTAMPTZ NOT NULL, reader TEXT NOT NULL, "
+                   "purpose TEXT NOT NULL, channel TEXT NOT NULL, citizen_id TEXT NOT NULL, fields TEXT NOT NULL)")
+        for i in range(3):
+            wh.execute("INSERT INTO ops.access_log VALUES (:t, 'agent', 'accueil', 'cli', :c, '[]')",
+                       {"t": datetime(2026, 1, 1 + i, tzinfo=UTC), "c": f"C{i}"})
+        append(wh, _entries(2))
+        assert verify(wh) == 5
+        assert [r[0] for r in wh.rows("SELECT citizen_id FROM ops.access_log ORDER BY seq")][:3] == ["C0", "C1", "C2"]
