@@ -183,6 +183,8 @@ def purge_command(dry_run: bool, as_json: bool, config: Path | None) -> None:
     console.print(f"retention purge: {verb} {report['total']} row(s)")
     for p in report["purged"]:
         console.print(f"  {p['table']:<40} {p['processing']:<28} {p['category']:<14} {p['rows']:>8}  {p['rule']}")
+    if report.get("report"):
+        console.print(f"  report: {report['report']}")
 
 
 @click.command("verify-log")
@@ -217,7 +219,13 @@ def run_purge(config: str | Path | None, *, dry_run: bool = False, reader: str =
     with hold(settings, new_run_id(), what="gdpr purge"):
         report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
                        pipelines_dir=settings.pipelines_dir, reader=reader)
-    return report.as_dict()
+    out = report.as_dict()
+    if not dry_run:  # kept for the DPO's accountability: counts only
+        path = Path(settings.var_dir) / "gdpr" / "purges" / f"purge-{report.ran_at[:19].replace(':', '')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+        out["report"] = str(path)
+    return out
 
 
 def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor: str,
