@@ -92,8 +92,30 @@ def record_decision(
             # a decided pair leaves the review queue
             wh.execute(f"DELETE FROM {qualified(REVIEW_QUEUE)} WHERE record_key_l = :l AND record_key_r = :r",
                        {"l": left, "r": right})
+    keys = [k for k in (left, right) if k] + [k for g in (json.loads(groups_json) if groups_json else []) for k in g]
+    _log_update(wh, decided_by, keys, citizen_id)
     log.info("decision %s (%s) recorded by %s", decision_id, kind, decided_by)
     return decision_id
+
+
+def _log_update(wh: Warehouse, agent: str, record_keys: list[str], citizen_id: str | None) -> None:
+    """An identity decision updates the citizens it concerns: one access-log row each (CNIL 2021-122)."""
+    from schemas.contract import CITIZEN_LINK
+    from schemas.register import load_register
+    from warehouse.access_log import Entry, append
+    from warehouse.engine import bind_list
+
+    citizens = {citizen_id} - {None}
+    if record_keys and wh.table_exists(CITIZEN_LINK.schema, CITIZEN_LINK.name):
+        binds, params = bind_list("k", record_keys)
+        citizens |= {r[0] for r in wh.rows(
+            f"SELECT DISTINCT citizen_id FROM {qualified(CITIZEN_LINK)} WHERE record_key IN ({binds})", params)}
+    try:
+        purpose = load_register().processing("referentiel-usagers").purpose
+    except (KeyError, ValueError):
+        purpose = "referentiel-usagers"
+    append(wh, [Entry(reader=agent, citizen_id=c, purpose=purpose, operation="update", channel="review",
+                      fields=("match_decision",)) for c in sorted(citizens)])
 
 
 def split_citizen(
@@ -142,6 +164,11 @@ def revoke_decision(wh: Warehouse, decision_id: str, *, revoked_by: str, reason:
         "WHERE decision_id = :d",
         {"at": _now(now), "by": revoked_by, "why": reason.strip(), "d": decision_id},
     )
+    left, right, groups, citizen_id = wh.rows(
+        f"SELECT record_key_l, record_key_r, groups, citizen_id FROM {qualified(MATCH_DECISION)} "
+        "WHERE decision_id = :d", {"d": decision_id})[0]
+    keys = [k for k in (left, right) if k] + [k for g in (json.loads(groups) if groups else []) for k in g]
+    _log_update(wh, revoked_by, keys, citizen_id)
 
 
 def decisions(wh: Warehouse, *, include_revoked: bool = False) -> list[dict[str, Any]]:

@@ -104,3 +104,16 @@ def test_a_log_written_before_the_chain_is_chained_once(warehouse_url):
         append(wh, _entries(2))
         assert verify(wh) == 5
         assert [r[0] for r in wh.rows("SELECT citizen_id FROM ops.access_log ORDER BY seq")][:3] == ["C0", "C1", "C2"]
+
+
+def test_an_identity_decision_and_its_revocation_are_logged_as_updates(warehouse_url):
+    from warehouse.decisions import record_decision, revoke_decision
+
+    with Warehouse(warehouse_url) as wh:
+        did = record_decision(wh, "must_link", decided_by="agent.a", reason="même personne (pièce vue)",
+                              record_keys=("finance:tiers/1", "family:responsable/2"), citizen_id="C1")
+        revoke_decision(wh, did, revoked_by="agent.b", reason="erreur")
+        rows = wh.rows("SELECT reader, citizen_id, operation, fields FROM ops.access_log ORDER BY seq")
+        assert verify(wh) == 2
+    assert [(r[0], r[1], r[2]) for r in rows] == [("agent.a", "C1", "update"), ("agent.b", "C1", "update")]
+    assert "même personne" not in str(rows)
