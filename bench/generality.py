@@ -452,7 +452,7 @@ def sandbox_unavailable(country: str) -> str | None:
 
 
 def run_sandbox(country: str, people: int, seed: int, threshold: float, *, hub_on: bool, bare_on: bool,
-                keep: bool) -> str:
+                keep: bool, misses: int = 0) -> str:
     """`hub demo` on the sandbox (its five silos through the real connectors) scored on the sandbox's
     truth, and the bare model on the same live canonical person records; the summary line."""
     import duckdb
@@ -499,11 +499,41 @@ def run_sandbox(country: str, people: int, seed: int, threshold: float, *, hub_o
             bare_s = scores({k[1]: c for k, c in bare.items()}, truth)
         except Exception as e:  # a generic model may not train on what the hub let through: say so, go on
             hub.notes.append(f"the bare model failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    if not keep:
+    if not keep and not misses:
         shutil.rmtree(work, ignore_errors=True)
         hub.workdir = None
     print_table(label, len(truth), hub if hub_on else None, hub_s, bare_s, bare_secs, threshold)
+    if misses and hub_on:
+        print_sandbox_errors(records, truth, hub.links, misses)
     return summary_line(label, hub if hub_on else None, hub_s, bare_s, bare_secs)
+
+
+def print_sandbox_errors(records, truth: dict[str, str], links: dict[str, str], n: int) -> None:
+    """Up to ``n`` wrong pairs and ``n`` split pairs of a sandbox run, with the canonical fields the bare
+    model reads (synthetic people only)."""
+    rows = {r["record_key"]: r for r in records.to_pylist()}
+    cols = [c for c in records.column_names if c != "record_key"]
+
+    def pairs(groups: dict, same) -> list[tuple[str, str]]:
+        out = []
+        for ks in groups.values():
+            out += [(ks[i], ks[j]) for i in range(len(ks)) for j in range(i + 1, len(ks)) if same(ks[i], ks[j])]
+        return out
+
+    by_citizen: dict[str, list[str]] = defaultdict(list)
+    by_person: dict[str, list[str]] = defaultdict(list)
+    for k in truth:
+        if k in links:
+            by_citizen[links[k]].append(k)
+            by_person[truth[k]].append(k)
+    wrong = pairs(by_citizen, lambda a, b: truth[a] != truth[b])
+    split = pairs(by_person, lambda a, b: links[a] != links[b])
+    for what, found in (("merged (different people)", wrong), ("split (one person)", split)):
+        print(f"  hub: {len(found):,} pairs {what}; fields: {' | '.join(cols)}")
+        for a, b in found[:n]:
+            print(f"    {a} / {b}")
+            for k in (a, b):
+                print("      " + " | ".join(str(rows[k][c]) if rows[k][c] is not None else "" for c in cols))
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -695,7 +725,7 @@ def main() -> None:
         summary.append(line)
     for country in args.sandbox or ():
         summary.append(run_sandbox(country, args.people, args.seed, args.threshold, hub_on=not args.no_hub,
-                                   bare_on=not args.no_bare, keep=args.keep))
+                                   bare_on=not args.no_bare, keep=args.keep, misses=args.misses))
     if args.findings:
         append_findings(f"### bench/generality.py run at {time.strftime('%H:%M', time.gmtime())} UTC, "
                         f"the hub on {PRODUCT['label']}\n" + "\n".join(summary))
