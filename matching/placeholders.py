@@ -26,9 +26,11 @@ postcode_std           carried with more distinct towns (``city``) than ``OUTLIE
                        nulled for its count. Without towns, only the listed shapes (00000,
                        99999) are placeholders (``placeholders.json``)
 birth date (full)      carried by more distinct surnames than the birth-date distribution
-                       allows: expected count e = the other days of that year / 364.25,
-                       nulled when above max(``BIRTH_DATE_MIN``, e + 8·√e + 3) (a Poisson
-                       tail far below one in a million per date). Year, month and day go
+                       allows: expected count e = the distinct surnames of the other days of
+                       the 30 days either side (seasons, or an age cut-off of the data, make a
+                       year uneven), per day; nulled when above max(``BIRTH_DATE_MIN``,
+                       e + 8·√e + 3) (a Poisson tail far below one in a million per date).
+                       Year, month and day go
 day-month, per source  a MM-DD carried (any year) by more than max(``DAY_MONTH_MIN``, 3·e +
                        8·√e) distinct surname-and-year pairs of one source, e its share of the
                        other days (dates nulled whole by the rule above left out): a source
@@ -56,6 +58,7 @@ ADDRESS_MIN_SURNAMES = 20
 POSTCODE_MIN_CITIES = 20
 BIRTH_DATE_MIN = 5
 BIRTH_DATE_Z = 8
+BIRTH_DATE_WINDOW = 30  # days either side of a date whose births set its expected count
 DAY_MONTH_MIN = 10
 DAY_MONTH_FACTOR = 3
 
@@ -79,7 +82,12 @@ def _flags_sql(has: set[str]) -> str:
                              WHERE k < (SELECT max(k) FROM ak)))""",
         """dk AS (SELECT birth_date_std AS d, count(DISTINCT surname_std) AS k FROM std_in
                   WHERE birth_date_std IS NOT NULL GROUP BY 1)""",
-        """sd AS (SELECT d FROM (SELECT d, k, (sum(k) OVER (PARTITION BY year(d)) - k) / 364.25 AS e FROM dk)
+        # expected: the other days of a window around the date (seasons, an age cut-off in the data)
+        """dr AS (SELECT min(d) AS lo, max(d) AS hi FROM dk)""",
+        """sd AS (SELECT d FROM (
+                      SELECT d, k, (sum(k) OVER w - k) / greatest(1, least(d + $window, hi) - greatest(d - $window, lo))
+                          AS e
+                      FROM dk, dr WINDOW w AS (ORDER BY d RANGE BETWEEN $window PRECEDING AND $window FOLLOWING))
                   WHERE k > greatest($date_min, e + $z * sqrt(e) + 3))""",
         """mk AS (SELECT coalesce(source_system, '') AS src, strftime(birth_date_std, '%m-%d') AS md,
                          count(DISTINCT coalesce(surname_std, '') || ':' || year(birth_date_std)) AS k
@@ -138,6 +146,7 @@ def null_implausible_values(
             "max_surnames": max_surnames_per_contact, "q": OUTLIER_QUANTILE, "factor": OUTLIER_FACTOR,
             "address_min": ADDRESS_MIN_SURNAMES, "postcode_min": POSTCODE_MIN_CITIES, "date_min": BIRTH_DATE_MIN,
             "z": BIRTH_DATE_Z, "day_month_min": DAY_MONTH_MIN, "day_month_factor": DAY_MONTH_FACTOR,
+            "window": BIRTH_DATE_WINDOW,
         }
         if "city" not in has:
             del params["postcode_min"]
