@@ -121,3 +121,15 @@ def test_prepare_reports_locales_and_counts():
     report = standardise_report(std)
     assert report["locales"]["file"]["locale"] == "NEUTRAL"
     assert report["placeholders_nulled"]["birth_date_std"] == 120
+
+
+def test_an_uneven_year_is_not_a_placeholder():
+    # most of a file born in the two months before an age cut-off (18 on 1 Oct 2026): dense days,
+    # against the year's mean, but no placeholder against their neighbours
+    rnd = random.Random(3)
+    rows = _people(1500)
+    for i, r in enumerate(rows):
+        r["usage_name"] = "N" + "".join(chr(65 + (i // 26 ** p) % 26) for p in range(3))  # distinct surnames
+        r["birth_date"] = date(2008, 9, 30) - timedelta(days=rnd.randrange(61)) if i < 1300 else r["birth_date"]
+    _, _, counts = _learn(rows)
+    assert counts["birth_date_std"] == 0
