@@ -52,7 +52,7 @@ def bad_models(wh: Warehouse, staging_select) -> dict[str, list[tuple[str, str]]
         "person_record": [("stg_fin__tiers", staging_select(
             PERSON_RECORD, "raw_fin.tiers", record_key="'fin:' || id", source_system="systeme", source_id="id",
             role="role", usage_name="nom", birth_date="ne_le", email="courriel", postcode="cp",
-            certification_level="0"))],
+            country="'FR'", certification_level="0"))],
         "interaction": [("stg_fin__factures", staging_select(
             INTERACTION, "raw_fin.factures", interaction_key="'fin:' || num", source_system="'fin'",
             source_id="num", record_key="'fin:' || tiers", kind="'facture'", opened_at="emise",
