@@ -1,8 +1,10 @@
 """The Splink model as data: settings in code, trained parameters saved as versioned JSON.
 
 One ``dedupe_only`` model over the union of every silo's standardised person records
-(``source_system`` is a column). Comparisons are written in raw DuckDB SQL so that the model JSON
-reads as what it does.
+(``source_system`` is a column). Comparisons, blocking rules and settings are written with Splink's
+own tools (comparison-level library, ``CustomComparison``, ``block_on``, ``SettingsCreator``), so
+that Splink writes their SQL for the backend that runs them: DuckDB for training and scoring here,
+Spark in :mod:`matching.spark` (:func:`trained_settings`). The model JSON keeps the DuckDB SQL.
 
 The model is shaped by the data it is given, not by one deployment's habits: :func:`profile`
 measures how much of each field the sources fill; :func:`settings` keeps the comparisons and
@@ -58,11 +60,6 @@ PROBABILITY_FLOOR = 1e-3
 # e-mail / phone at ~10 bits, leaving same-name records with one common contact unlinked.
 U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
 
-# Both names, swapped: one export wrote the prénom in the name column and the name in the prénom's.
-SWAPPED_SQL = ('jaro_winkler_similarity("first_name_std_l", "surname_std_r") >= 0.8 '
-               'AND jaro_winkler_similarity("surname_std_l", "first_name_std_r") >= 0.8')
-# One of the names written in the other's column (a prénom filed as the name, or the other way).
-CROSSED_SQL = '"first_name_std_l" = "surname_std_r" OR "surname_std_l" = "first_name_std_r"'
 # Mobile numbers (E.164): two different mobiles disagree, a landline and a mobile do not.
 MOBILE_RE = r"^\+33[67]|^\+324"
 
@@ -92,197 +89,203 @@ MODEL_COLUMNS = (
     "street_key",
     "street_skeleton",
 )
-# ... and carries besides (model_input): the town, and the rare-name blocking key.
+# ... and carries besides (model_input): the town, the rare-name blocking key and the prénoms as a list.
 
 
-def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
-    return {"sql_condition": sql, "label_for_charts": label, **extra}
+def comparison_creators(*, households: bool = True) -> list[Any]:
+    """The comparisons, as Splink comparison creators: ``CustomComparison``\\ s of levels from
+    Splink's comparison-level library, so that Splink writes each level's SQL for the backend of
+    the linker that reads them (DuckDB here, Spark in :mod:`matching.spark`) — one definition, no
+    SQL of ours to translate. A level the library cannot say is a ``CustomLevel`` written in DuckDB
+    SQL (``base_dialect_str="duckdb"``: Splink translates it), or, for Jaro-Winkler across two
+    columns, :class:`matching.splink_levels.ColumnsReversedJaroWinklerLevel`.
 
+    The level labels are read by :mod:`matching.resolve` (the guards) and by :func:`trained_settings`:
+    renaming one is a model change. ``households``: the disagreement levels get their fixed m (the
+    household guard, see :func:`settings`); without, EM estimates them like the others.
+    """
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import ColumnExpression
 
-def _null(*cols: str, any_side: bool = True) -> dict[str, Any]:
-    cond = " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in cols)
-    return _level(cond, "null", is_null_level=True)
+    from matching.splink_levels import ColumnsReversedJaroWinklerLevel
 
+    def level(creator: Any, label: str, **config: Any) -> Any:
+        return creator.configure(label_for_charts=label, **config)
 
-def comparisons() -> list[dict[str, Any]]:
-    """The comparison definitions (Splink dicts, DuckDB SQL)."""
-    first_name = {
-        "output_column_name": "first_name",
-        "comparison_description": "first prénom; a typo, a cut compound, similar and other prénoms as weaker levels",
-        "comparison_levels": [
-            _null("first_name_std"),
-            _level('"first_name_std_l" = "first_name_std_r"', "exact",
-                   tf_adjustment_column="first_name_std", tf_adjustment_weight=1.0),
-            # a keying error: one letter substituted, missed, doubled or two swapped (ERCI, PIERRRE)
-            _level('damerau_levenshtein("first_name_std_l", "first_name_std_r") = 1', "one edit"),
+    def null(col: str) -> Any:
+        return level(cll.NullLevel(col), "null")
+
+    def exact(col: str, *, tf: bool = False) -> Any:
+        return cll.ExactMatchLevel(col, term_frequency_adjustments=tf)
+
+    def duckdb_sql(condition: str) -> Any:
+        return cll.CustomLevel(condition, base_dialect_str="duckdb")
+
+    def different(m: float | None = None, label: str = "different") -> Any:
+        fixed = {"m_probability": m, "fix_m_probability": True} if households and m is not None else {}
+        return level(cll.ElseLevel(), label, **fixed)
+
+    def initial(col: str, chars: int) -> Any:
+        return cll.ExactMatchLevel(ColumnExpression(col).substr(1, chars))
+
+    def swapped() -> Any:  # both names, swapped: one export wrote each in the other's column
+        return level(cll.And(ColumnsReversedJaroWinklerLevel("first_name_std", "surname_std", 0.8),
+                             ColumnsReversedJaroWinklerLevel("surname_std", "first_name_std", 0.8)), "names swapped")
+
+    def crossed() -> Any:  # one of the names written in the other's column
+        return level(cll.Or(cll.ColumnsReversedLevel("first_name_std", "surname_std"),
+                            cll.ColumnsReversedLevel("surname_std", "first_name_std")), "name in the other column")
+
+    def same_street_line() -> Any:  # the same street line, in the same postcode when both give one
+        return cll.And(exact("address_std"), duckdb_sql('NOT coalesce("postcode_std_l" <> "postcode_std_r", false)'))
+
+    first_name = cl.CustomComparison(
+        output_column_name="first_name",
+        comparison_description="first prénom; a typo, a cut compound, similar and other prénoms as weaker levels",
+        comparison_levels=[
+            null("first_name_std"),
+            level(exact("first_name_std", tf=True), "exact"),
+            # a keying error: one letter substituted, missed, doubled or two swapped (ERCI, PIERRRE);
+            # the library's "<= 1" is exactly 1 here, the exact level above having taken 0
+            level(cll.DamerauLevenshteinLevel("first_name_std", 1), "one edit"),
             # JEAN vs JEAN-PIERRE: a compound prénom cut by one silo. Only at a separator the
             # other silo wrote: GABRIEL / GABRIELLE or JEAN / JEANNE are not a cut compound.
-            _level('"first_name_key_l" = "first_name_std_r" OR "first_name_key_r" = "first_name_std_l"',
-                   "compound cut"),
+            level(cll.Or(cll.ColumnsReversedLevel("first_name_key", "first_name_std"),
+                         cll.ColumnsReversedLevel("first_name_std", "first_name_key")), "compound cut"),
             # similar spellings (STEPHANIE / STEFANIE), but also different prénoms (MARIE / MARTINE)
-            _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.92', "jw >= 0.92"),
-            _level('jaro_winkler_similarity("first_name_std_l", "first_name_std_r") >= 0.85', "jw >= 0.85"),
+            level(cll.JaroWinklerLevel("first_name_std", 0.92), "jw >= 0.92"),
+            level(cll.JaroWinklerLevel("first_name_std", 0.85), "jw >= 0.85"),
             # MARIE ANNE vs ANNE MARIE; weak: siblings and twins share middle prénoms too
-            _level("list_has_any(string_split(\"given_names_std_l\", ' '), "
-                   "string_split(\"given_names_std_r\", ' '))", "another prénom shared"),
-            # the prénom and name columns swapped by one export
-            _level(SWAPPED_SQL, "names swapped"),
-            _level(CROSSED_SQL, "name in the other column"),
+            level(cll.ArrayIntersectLevel("given_names_list", 1), "another prénom shared"),
+            swapped(),
+            crossed(),
             # G. / GERARD: an initial; ALLY / ALYSSA, TOM / THOMAS: a short form sharing the initial
-            _level('left("first_name_std_l", 1) = left("first_name_std_r", 1) '
-                   'AND (length("first_name_std_l") = 1 OR length("first_name_std_r") = 1)', "initial"),
-            _level('left("first_name_std_l", 1) = left("first_name_std_r", 1)', "same initial"),
-            _level("ELSE", "different",
-                   m_probability=FIRST_NAME_DISAGREE_M, fix_m_probability=True),
+            level(cll.And(initial("first_name_std", 1),
+                          duckdb_sql('length("first_name_std_l") = 1 OR length("first_name_std_r") = 1')), "initial"),
+            level(initial("first_name_std", 1), "same initial"),
+            different(FIRST_NAME_DISAGREE_M),
         ],
-    }
-    surname = {
-        "output_column_name": "surname",
-        "comparison_description": "birth and usage names, compared both ways",
-        "comparison_levels": [
-            _null("surnames_std"),
-            _level('"surname_std_l" = "surname_std_r"', "exact",
-                   tf_adjustment_column="surname_std", tf_adjustment_weight=1.0),
-            _level('list_has_any("surnames_std_l", "surnames_std_r")', "birth / usage name shared"),
-            _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.92', "jw >= 0.92"),
-            _level('jaro_winkler_similarity("surname_std_l", "surname_std_r") >= 0.8', "jw >= 0.8"),
-            _level(SWAPPED_SQL, "names swapped"),
-            _level(CROSSED_SQL, "name in the other column"),
-            _level("ELSE", "different", m_probability=DISAGREE_M["surname"], fix_m_probability=True),
+    )
+    surname = cl.CustomComparison(
+        output_column_name="surname",
+        comparison_description="birth and usage names, compared both ways",
+        comparison_levels=[
+            null("surnames_std"),
+            level(exact("surname_std", tf=True), "exact"),
+            level(cll.ArrayIntersectLevel("surnames_std", 1), "birth / usage name shared"),
+            level(cll.JaroWinklerLevel("surname_std", 0.92), "jw >= 0.92"),
+            level(cll.JaroWinklerLevel("surname_std", 0.8), "jw >= 0.8"),
+            swapped(),
+            crossed(),
+            different(DISAGREE_M["surname"]),
         ],
-    }
-    dob = {
-        "output_column_name": "birth_date",
-        "comparison_description": "birth date; presumed dates (YYYY-01-01) compare on year only",
-        "comparison_levels": [
-            _null("birth_year"),
-            _level('"birth_date_std_l" = "birth_date_std_r"', "exact"),
-            _level(
-                '"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_day_r" '
-                'AND "birth_day_l" = "birth_month_r"',
-                "day and month swapped",
-            ),
-            _level(
-                "damerau_levenshtein(strftime(\"birth_date_std_l\", '%Y%m%d'), "
-                "strftime(\"birth_date_std_r\", '%Y%m%d')) = 1",
-                "one digit differs",  # or two adjacent digits swapped: a keying error
-            ),
-            _level('"birth_year_l" = "birth_year_r" AND "birth_month_l" = "birth_month_r"', "same year-month"),
-            _level(
-                '"birth_year_l" = "birth_year_r" AND ("birth_month_l" IS NULL OR "birth_month_r" IS NULL)',
-                "same year, day-month unknown",
-            ),
-            _level("ELSE", "different", m_probability=DISAGREE_M["birth_date"], fix_m_probability=True),
+    )
+    dob = cl.CustomComparison(
+        output_column_name="birth_date",
+        comparison_description="birth date; presumed dates (YYYY-01-01) compare on year only",
+        comparison_levels=[
+            null("birth_year"),
+            level(exact("birth_date_std"), "exact"),
+            level(cll.And(exact("birth_year"), cll.ColumnsReversedLevel("birth_month", "birth_day"),
+                          cll.ColumnsReversedLevel("birth_day", "birth_month")), "day and month swapped"),
+            # or two adjacent digits swapped: a keying error
+            level(duckdb_sql("damerau_levenshtein(strftime(\"birth_date_std_l\", '%Y%m%d'), "
+                             "strftime(\"birth_date_std_r\", '%Y%m%d')) = 1"), "one digit differs"),
+            level(cll.And(exact("birth_year"), exact("birth_month")), "same year-month"),
+            level(cll.And(exact("birth_year"), cll.NullLevel("birth_month")), "same year, day-month unknown"),
+            different(DISAGREE_M["birth_date"]),
         ],
-    }
-    email = {
-        "output_column_name": "email",
-        "comparison_levels": [
-            _null("email_std"),
-            _level('"email_std_l" = "email_std_r"', "exact"),
-            _level("ELSE", "different", m_probability=DISAGREE_M["email"], fix_m_probability=True),
-        ],
-    }
-    phone = {
-        "output_column_name": "phone",
-        "comparison_levels": [
-            _null("phone_std"),
-            _level('"phone_std_l" = "phone_std_r"', "exact"),
+    )
+    email = cl.CustomComparison(
+        output_column_name="email",
+        comparison_levels=[null("email_std"), level(exact("email_std"), "exact"), different(DISAGREE_M["email"])],
+    )
+    phone = cl.CustomComparison(
+        output_column_name="phone",
+        comparison_levels=[
+            null("phone_std"),
+            level(exact("phone_std"), "exact"),
             # a landline here and a mobile there is no disagreement: people have both
-            _level(f"NOT (regexp_matches(\"phone_std_l\", '{MOBILE_RE}') "
-                   f"AND regexp_matches(\"phone_std_r\", '{MOBILE_RE}'))", "not two mobiles"),
-            _level("ELSE", "two different mobiles", m_probability=DISAGREE_M["phone"], fix_m_probability=True),
+            level(duckdb_sql(f"NOT (regexp_matches(\"phone_std_l\", '{MOBILE_RE}') "
+                             f"AND regexp_matches(\"phone_std_r\", '{MOBILE_RE}'))"), "not two mobiles"),
+            different(DISAGREE_M["phone"], "two different mobiles"),
         ],
-    }
-    address = {
-        "output_column_name": "address",
-        "comparison_description": "street line: number and street, in the same postcode where that matters",
-        "comparison_levels": [
-            _null("address_std"),
-            _level('"address_std_l" = "address_std_r" AND NOT coalesce("postcode_std_l" <> "postcode_std_r", false)',
-                   "exact"),
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_description="street line: number and street, in the same postcode where that matters",
+        comparison_levels=[
+            null("address_std"),
+            level(same_street_line(), "exact"),
             # the same street and number, its type word in another language (Avenue Louise 12 /
             # Louizalaan 12) or spelt another way (matching.standardise: street_key, street_skeleton)
-            _level('"house_number_std_l" = "house_number_std_r" '
-                   'AND ("street_key_l" = "street_key_r" OR "street_skeleton_l" = "street_skeleton_r")',
-                   "same street and number"),
-            _level('jaro_winkler_similarity("address_std_l", "address_std_r") >= 0.9', "similar street"),
+            level(cll.And(exact("house_number_std"), cll.Or(exact("street_key"), exact("street_skeleton"))),
+                  "same street and number"),
+            level(cll.JaroWinklerLevel("address_std", 0.9), "similar street"),
             # a street whose name is translated (Rue de la Loi 16 / Wetstraat 16), or another street
             # at the same number: EM weighs it on the data
-            _level('"postcode_std_l" = "postcode_std_r" AND "house_number_std_l" = "house_number_std_r"',
-                   "same postcode and number"),
-            _level("ELSE", "different"),
+            level(cll.And(exact("postcode_std"), exact("house_number_std")), "same postcode and number"),
+            different(),
         ],
-    }
-    town = {
-        "output_column_name": "town",
-        "comparison_description": "postcode and town",
-        "comparison_levels": [
+    )
+    town = cl.CustomComparison(
+        output_column_name="town",
+        comparison_description="postcode and town",
+        comparison_levels=[
             # not compared: nothing to compare, or the same street line, which the address
             # comparison counts whole (a town shared by two records at one address is no more evidence)
-            _level('(("postcode_std_l" IS NULL OR "postcode_std_r" IS NULL) '
-                   'AND ("city_std_l" IS NULL OR "city_std_r" IS NULL)) '
-                   'OR ("address_std_l" = "address_std_r" '
-                   'AND NOT coalesce("postcode_std_l" <> "postcode_std_r", false))',
-                   "null", is_null_level=True),
-            _level('"postcode_std_l" = "postcode_std_r" AND NOT coalesce("city_std_l" <> "city_std_r", false)',
-                   "exact"),
-            _level('"postcode_std_l" = "postcode_std_r"', "same postcode"),
-            _level('"city_std_l" = "city_std_r"', "same town"),
-            # a postcode keyed with one digit wrong or two swapped
-            _level('damerau_levenshtein("postcode_std_l", "postcode_std_r") = 1', "postcode one edit"),
-            _level('left("postcode_std_l", 2) = left("postcode_std_r", 2)', "same postcode area"),
-            _level("ELSE", "different"),
+            level(cll.Or(cll.And(cll.NullLevel("postcode_std"), cll.NullLevel("city_std")), same_street_line()),
+                  "null", is_null_level=True),
+            level(cll.And(exact("postcode_std"), duckdb_sql('NOT coalesce("city_std_l" <> "city_std_r", false)')),
+                  "exact"),
+            level(exact("postcode_std"), "same postcode"),
+            level(exact("city_std"), "same town"),
+            # a postcode keyed with one digit wrong or two swapped (the same postcode is taken above)
+            level(cll.DamerauLevenshteinLevel("postcode_std", 1), "postcode one edit"),
+            level(initial("postcode_std", 2), "same postcode area"),
+            different(),
         ],
-    }
-    sex = {
-        "output_column_name": "sex",
-        "comparison_levels": [
-            _null("sex_std"),
-            _level('"sex_std_l" = "sex_std_r"', "exact"),
-            _level("ELSE", "different", m_probability=DISAGREE_M["sex"], fix_m_probability=True),
-        ],
-    }
+    )
+    sex = cl.CustomComparison(
+        output_column_name="sex",
+        comparison_levels=[null("sex_std"), level(exact("sex_std"), "exact"), different(DISAGREE_M["sex"])],
+    )
     return [first_name, surname, dob, email, phone, address, town, sex]
 
 
+def comparisons(*, households: bool = True) -> list[dict[str, Any]]:
+    """The comparison definitions as Splink dicts in DuckDB SQL (:func:`comparison_creators`)."""
+    return [c.create_comparison_dict("duckdb") for c in comparison_creators(households=households)]
+
+
 # Blocking rules for predictions, each with the model-input columns it needs (recall measured in
-# bench/resolution.py). A rule whose columns no source fills is left out (see settings()).
+# bench/resolution.py), as the columns it blocks on (Splink's ``block_on``) and the array columns
+# it explodes, or, where the two records' columns cross, a DuckDB SQL rule (Splink translates it
+# for another backend). A rule whose columns no source fills is left out (see settings()).
 _BLOCKING_RULES: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("rare_name_key",), {"blocking_rule": 'l."rare_name_key" = r."rare_name_key"'}),
+    (("rare_name_key",), {}),
     # Same prénom and name alone makes blocks that grow with the square of the population
     # (thousands of MARIE MARTIN in a métropole): always add a postcode or a birth year.
     # The prénom is its first part (JEAN for JEAN-PIERRE): one silo keeps a compound prénom
     # whole, another cuts it.
-    (("first_name_key", "surnames_std", "postcode_std"),
-     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
-                       'AND l."postcode_std" = r."postcode_std"', "arrays_to_explode": ["surnames_std"]}),
-    (("first_name_key", "surnames_std", "birth_year"),
-     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surnames_std" = r."surnames_std" '
-                       'AND l."birth_year" = r."birth_year"', "arrays_to_explode": ["surnames_std"]}),
-    (("birth_date_std", "first_name_key"),
-     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."first_name_key" = r."first_name_key"'}),
-    (("birth_date_std", "surname_std"),
-     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."surname_std" = r."surname_std"'}),
+    (("first_name_key", "surnames_std", "postcode_std"), {"arrays_to_explode": ["surnames_std"]}),
+    (("first_name_key", "surnames_std", "birth_year"), {"arrays_to_explode": ["surnames_std"]}),
+    (("birth_date_std", "first_name_key"), {}),
+    (("birth_date_std", "surname_std"), {}),
     # a surname change (marriage) with no birth date: same prénom at the same street line
-    (("first_name_key", "address_std"),
-     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."address_std" = r."address_std"'}),
+    (("first_name_key", "address_std"), {}),
     # a typo in the prénom with no birth date: same name at the same street line
-    (("surnames_std", "address_std"),
-     {"blocking_rule": 'l."surnames_std" = r."surnames_std" AND l."address_std" = r."address_std"',
-      "arrays_to_explode": ["surnames_std"]}),
-    (("phone_std",), {"blocking_rule": 'l."phone_std" = r."phone_std"'}),
-    (("email_std",), {"blocking_rule": 'l."email_std" = r."email_std"'}),
-    (("birth_date_std", "postcode_std"),
-     {"blocking_rule": 'l."birth_date_std" = r."birth_date_std" AND l."postcode_std" = r."postcode_std"'}),
-    # the prénom and name columns swapped by one export
+    (("surnames_std", "address_std"), {"arrays_to_explode": ["surnames_std"]}),
+    (("phone_std",), {}),
+    (("email_std",), {}),
+    (("birth_date_std", "postcode_std"), {}),
+    # the prénom and name columns swapped by one export (block_on compares a column with itself)
     (("first_name_std", "surname_std"),
-     {"blocking_rule": 'l."first_name_std" = r."surname_std" AND l."surname_std" = r."first_name_std"'}),
+     {"sql": 'l."first_name_std" = r."surname_std" AND l."surname_std" = r."first_name_std"'}),
     # a postcode keyed wrong, no birth date: the same name on the same street line is caught above;
     # the same prénom, name and town (blocks stay small: a town's namesakes)
-    (("first_name_key", "surname_std", "city_std"),
-     {"blocking_rule": 'l."first_name_key" = r."first_name_key" AND l."surname_std" = r."surname_std" '
-                       'AND l."city_std" = r."city_std"'}),
+    (("first_name_key", "surname_std", "city_std"), {}),
 )
 
 
@@ -302,15 +305,33 @@ BROAD_BLOCKING: tuple[tuple[str, ...], ...] = (
 BROAD_RULE_PAIRS = (1_000_000, 5)  # at most max(1M, 5 per record) pairs per rule
 
 
-def blocking_rules(profile: FieldProfile | None = None) -> list[dict[str, Any]]:
-    """Blocking rules for predictions: those whose columns the sources fill, then the broad rules
-    whose pairs stay within the budget (without a profile: the first list only)."""
-    rules = [copy.deepcopy(rule) for cols, rule in _BLOCKING_RULES if profile is None or profile.fills(*cols)]
+def _rule_creator(cols: Sequence[str], spec: dict[str, Any]) -> Any:
+    from splink import block_on
+    from splink.blocking_rule_library import CustomRule
+
+    if "sql" in spec:
+        return CustomRule(spec["sql"], sql_dialect="duckdb")
+    return block_on(*cols, arrays_to_explode=spec.get("arrays_to_explode"))
+
+
+def blocking_rule_creators(profile: FieldProfile | None = None) -> list[Any]:
+    """Blocking rules for predictions (Splink rule creators): those whose columns the sources fill,
+    then the broad rules whose pairs stay within the budget (without a profile: the first list only)."""
+    rules = [_rule_creator(cols, spec) for cols, spec in _BLOCKING_RULES if profile is None or profile.fills(*cols)]
     if profile is not None:
         budget = max(BROAD_RULE_PAIRS[0], BROAD_RULE_PAIRS[1] * profile.records)
-        rules += [{"blocking_rule": _rule_sql(cols)} for cols in BROAD_BLOCKING
+        rules += [_rule_creator(cols, {}) for cols in BROAD_BLOCKING
                   if profile.fills(*cols) and 0 < profile.rule_pairs.get(cols, budget + 1) <= budget]
     return rules
+
+
+def blocking_rules(profile: FieldProfile | None = None) -> list[dict[str, Any]]:
+    """:func:`blocking_rule_creators` as Splink rule dicts in DuckDB SQL."""
+    return [_rule_dict(r.create_blocking_rule_dict("duckdb")) for r in blocking_rule_creators(profile)]
+
+
+def _rule_dict(rule: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rule.items() if v is not None}  # no "arrays_to_explode": None
 
 
 # Candidate rules for EM, in order of preference, as the columns they block on. Each leaves the
@@ -471,32 +492,88 @@ def profile(model_in: pa.Table) -> FieldProfile:
                         rule_pairs=rule_pairs)
 
 
-def settings(profile: FieldProfile | None = None) -> dict[str, Any]:
-    """Untrained Splink settings: every comparison and blocking rule, or with ``profile`` those whose
-    fields the sources fill."""
+def settings_creator(profile: FieldProfile | None = None) -> Any:
+    """Untrained settings (a Splink ``SettingsCreator``, for any backend): every comparison and
+    blocking rule, or with ``profile`` those whose fields the sources fill. Records without
+    households (:meth:`FieldProfile.households`) leave the disagreement levels' m to EM."""
+    from splink import SettingsCreator
+
     used = None if profile is None else set(profile.comparisons_used())
-    chosen = [c for c in comparisons() if used is None or c["output_column_name"] in used]
-    if profile is not None and not profile.households():
-        _free_disagreement(chosen)
-    return {
-        "link_type": "dedupe_only",
-        "unique_id_column_name": "record_key",
-        "comparisons": chosen,
-        "blocking_rules_to_generate_predictions": blocking_rules(profile),
-        "retain_matching_columns": False,
-        "retain_intermediate_calculation_columns": False,
-        "additional_columns_to_retain": ["source_system"],
-        "em_convergence": 0.001,
-        "max_iterations": 20,
-    }
+    households = profile is None or profile.households()
+    chosen = [c for c in comparison_creators(households=households)
+              if used is None or c.create_output_column_name() in used]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="record_key",
+        comparisons=chosen,
+        blocking_rules_to_generate_predictions=blocking_rule_creators(profile),
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+        additional_columns_to_retain=["source_system"],
+        em_convergence=0.001,
+        max_iterations=20,
+    )
 
 
-def _free_disagreement(chosen: list[dict[str, Any]]) -> None:
-    """Let EM estimate the disagreement levels whose m is otherwise fixed (in place)."""
-    for comparison in chosen:
-        for level in comparison["comparison_levels"]:
-            if level.pop("fix_m_probability", False):
-                level.pop("m_probability", None)
+def settings(profile: FieldProfile | None = None) -> dict[str, Any]:
+    """:func:`settings_creator` as a Splink settings dict in DuckDB SQL (what :func:`train` starts from)."""
+    out = {k: v for k, v in settings_creator(profile).create_settings_dict("duckdb").items() if v is not None}
+    rules = out["blocking_rules_to_generate_predictions"]
+    out["blocking_rules_to_generate_predictions"] = [_rule_dict(r) for r in rules]
+    return out
+
+
+# What a trained level carries onto the same definition for another backend (trained_settings).
+_TRAINED_LEVEL_KEYS = ("m_probability", "u_probability", "fix_m_probability", "fix_u_probability",
+                       "tf_adjustment_column", "tf_adjustment_weight", "tf_minimum_u_value")
+
+
+def trained_settings(model_json: dict[str, Any]) -> Any:
+    """A trained model as a Splink ``SettingsCreator``, for a linker on any backend: this module's
+    definitions of the model's comparisons (:func:`comparison_creators`) and blocking rules, with
+    the model's settings and trained parameters — the prior; each level's m and u, by comparison
+    name and level label; its term-frequency settings. The linker writes the SQL for its backend
+    (a model trained on DuckDB, scored on Spark by :mod:`matching.spark`).
+
+    Raises ``ValueError`` when a comparison of the model is not this version's definition (its
+    levels' labels or SQL differ: a model trained by an earlier version of the hub), which
+    :func:`linker` still scores on DuckDB from its own SQL. A blocking rule that is not one of
+    this module's is kept as a DuckDB SQL rule, which Splink translates.
+    """
+    import dataclasses
+
+    from splink import SettingsCreator
+    from splink.blocking_rule_library import CustomRule
+
+    definitions = {c.create_output_column_name(): c for c in comparison_creators()}
+    chosen = []
+    for trained in model_json["comparisons"]:
+        name = trained["output_column_name"]
+        if name not in definitions:
+            raise ValueError(f"the model's comparison {name!r} is not defined by this version: retrain the model")
+        creator = definitions[name]
+        defined = creator.create_comparison_dict("duckdb")["comparison_levels"]
+        if ([(lv["label_for_charts"], lv["sql_condition"]) for lv in defined]
+                != [(lv.get("label_for_charts"), lv["sql_condition"]) for lv in trained["comparison_levels"]]):
+            raise ValueError(f"the model's comparison {name!r} differs from this version's definition "
+                             "(levels or their SQL): retrain the model, or score it on DuckDB")
+        for level, trained_level in zip(creator.create_comparison_levels(), trained["comparison_levels"], strict=True):
+            level.configure(**{k: trained_level.get(k) for k in _TRAINED_LEVEL_KEYS})
+        chosen.append(creator)
+    known = {}
+    for cols, spec in (*_BLOCKING_RULES, *((cols, {}) for cols in BROAD_BLOCKING)):
+        rule = _rule_creator(cols, spec)
+        known[json.dumps(_rule_dict(rule.create_blocking_rule_dict("duckdb")), sort_keys=True)] = rule
+    rules = []
+    for trained_rule in model_json["blocking_rules_to_generate_predictions"]:
+        key = json.dumps(_rule_dict({"sql_dialect": "duckdb", **trained_rule}), sort_keys=True)
+        rules.append(known.get(key) or CustomRule(trained_rule["blocking_rule"],
+                                                  sql_dialect=trained_rule.get("sql_dialect", "duckdb"),
+                                                  arrays_to_explode=trained_rule.get("arrays_to_explode")))
+    fields = {f.name for f in dataclasses.fields(SettingsCreator)} - {
+        "comparisons", "blocking_rules_to_generate_predictions", "linker_uid"}
+    return SettingsCreator(comparisons=chosen, blocking_rules_to_generate_predictions=rules,
+                           **{k: v for k, v in model_json.items() if k in fields})
 
 
 def household_guard(model: dict[str, Any]) -> bool:
@@ -515,9 +592,11 @@ def model_input(standardised: pa.Table) -> pa.Table:
 
     Adds ``rare_name_key`` (prénom|name when at most :data:`RARE_NAME_MAX` records carry that
     combination, else null): a blocking key that compares every record of an uncommon name
-    while common names are blocked with a postcode or a birth year; and ``city_std`` (the town,
-    upper, without accents or punctuation) when the standardised table has no such column. A table
-    that already is a model input (it has ``rare_name_key``) is returned as it is.
+    while common names are blocked with a postcode or a birth year; ``city_std`` (the town,
+    upper, without accents or punctuation) when the standardised table has no such column; and
+    ``given_names_list`` (``given_names_std`` split at its spaces: the prénoms, as a list Splink's
+    array levels compare on any backend). A table that already is a model input (it has
+    ``rare_name_key``) is returned as it is.
     """
     if "rare_name_key" in standardised.column_names:
         return standardised
@@ -528,6 +607,7 @@ def model_input(standardised: pa.Table) -> pa.Table:
     rare = pc.filter(counts.field("values"), pc.less_equal(counts.field("counts"), RARE_NAME_MAX))
     key = pc.if_else(pc.is_in(names, value_set=rare), names, pa.scalar(None, pa.string()))
     table = table.append_column("rare_name_key", key)
+    table = table.append_column("given_names_list", pc.split_pattern(table["given_names_std"], " "))
     return table.append_column("city_std", _city_key(standardised))
 
 
