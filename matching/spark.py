@@ -2,8 +2,11 @@
 
 The model is trained on DuckDB (:mod:`matching.model`) and saved as JSON. Splink keeps the DuckDB
 SQL of the comparison levels and blocking rules inside that JSON, which Spark cannot run as is
-(double-quoted identifiers are strings there; other function names), so :func:`spark_settings`
-translates that SQL with sqlglot and leaves every trained parameter untouched.
+(double-quoted identifiers are strings there; other function names). The comparisons and blocking
+rules are Splink creators (comparison-level library, ``block_on``) that Splink writes for the
+dialect of the linker using them, so :func:`spark_settings` is the same definitions with the
+model's trained parameters (:func:`matching.model.trained_settings`), and the Spark linker writes
+their SQL for Spark: no SQL of ours is translated.
 
 :func:`resolve_on_spark` scores the blocked pairs on Spark — the part that grows faster than the
 population — and hands the pairs at or above the floor to the hub's own clustering
@@ -15,7 +18,6 @@ model JSON it was given.
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,12 +26,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import sqlglot
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from splink import DuckDBAPI, Linker
 from splink.backends.spark import SparkAPI, similarity_jar_location
-from sqlglot import exp
 
 from matching import model as mdl
 from matching.resolve import (
@@ -75,34 +75,12 @@ def spark_session(work_dir: str | Path, *, master: str | None = None, cores: int
     return session
 
 
-def _spark_function(node: exp.Expression) -> exp.Expression:
-    # sqlglot writes these two as names Spark lacks: Splink's jar registers jaro_winkler, and
-    # Spark's array overlap is a function, not the && operator.
-    if isinstance(node, exp.JarowinklerSimilarity):
-        return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
-    if isinstance(node, exp.ArrayOverlaps):
-        return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
-    return node
-
-
-def to_spark_sql(duckdb_sql: str) -> str:
-    """A DuckDB SQL expression of the model (a level's condition, a blocking rule) in Spark SQL."""
-    tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(_spark_function)
-    return tree.sql(dialect="spark")
-
-
-def spark_settings(model_json: dict[str, Any]) -> dict[str, Any]:
-    """The model JSON with its SQL in the Spark dialect; trained probabilities unchanged."""
-    settings = copy.deepcopy(model_json)
-    settings["sql_dialect"] = "spark"
-    for comparison in settings["comparisons"]:
-        for level in comparison["comparison_levels"]:
-            if level["sql_condition"].strip().upper() != "ELSE":
-                level["sql_condition"] = to_spark_sql(level["sql_condition"])
-    for rule in settings["blocking_rules_to_generate_predictions"]:
-        rule["blocking_rule"] = to_spark_sql(rule["blocking_rule"])
-        rule["sql_dialect"] = "spark"
-    return settings
+def spark_settings(model_json: dict[str, Any]) -> Any:
+    """The model for a Spark linker: a Splink ``SettingsCreator`` of the hub's definitions with the
+    model's trained parameters (:func:`matching.model.trained_settings`); the linker writes its SQL
+    in the Spark dialect. Raises ``ValueError`` for a model whose comparisons are not this
+    version's definitions (retrain it, or score it on DuckDB)."""
+    return mdl.trained_settings(model_json)
 
 
 def score_on_spark(spark: SparkSession, standardised: pa.Table, model_json: dict[str, Any]) -> DataFrame:

@@ -1,5 +1,9 @@
 """The same model JSON on Splink's Spark backend agrees with DuckDB on a sandbox sample.
 
+The Spark linker reads the hub's comparison and blocking-rule definitions (Splink creators, which
+Splink writes in each backend's SQL) with the model's trained parameters copied on
+(:func:`matching.model.trained_settings`): written for DuckDB, they are the model JSON itself.
+
 "Agree", precisely, for one model trained on DuckDB, saved with ``save_model`` and read back:
 
 * blocking: Spark scores exactly the set of pairs DuckDB scores;
@@ -19,6 +23,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -118,6 +123,45 @@ def _edge_pairs(duck: dict, spark: dict, gammas: list[str], jw_comparisons: set[
     return edges
 
 
+_LEVEL_KEYS = ("label_for_charts", "m_probability", "u_probability", "tf_adjustment_column", "tf_adjustment_weight")
+_RULES = "blocking_rules_to_generate_predictions"
+
+
+def _parameters(settings: dict[str, Any]) -> list[Any]:
+    return [settings["probability_two_random_records_match"]] + [
+        (c["output_column_name"], [({k: lv.get(k) for k in _LEVEL_KEYS}, bool(lv.get("fix_m_probability")),
+                                    bool(lv.get("is_null_level"))) for lv in c["comparison_levels"]])
+        for c in settings["comparisons"]]
+
+
+def test_spark_settings_are_the_model_definitions_with_its_parameters(model):
+    """No Java needed: the settings a Spark linker gets are the model JSON's definitions and trained
+    parameters; written for DuckDB, the same SQL as the JSON; for Spark, no DuckDB SQL left."""
+    duck = mdl.trained_settings(model).create_settings_dict("duckdb")
+    assert _parameters(duck) == _parameters(model)
+    assert [[lv["sql_condition"] for lv in c["comparison_levels"]] for c in duck["comparisons"]] == \
+        [[lv["sql_condition"] for lv in c["comparison_levels"]] for c in model["comparisons"]]
+    assert [r["blocking_rule"] for r in duck[_RULES]] == [r["blocking_rule"] for r in model[_RULES]]
+
+    spark = mdl.trained_settings(model).create_settings_dict("spark")
+    assert _parameters(spark) == _parameters(model)
+    sql = [lv["sql_condition"] for c in spark["comparisons"] for lv in c["comparison_levels"]]
+    sql += [r["blocking_rule"] for r in spark[_RULES]]
+    duckdb_only = ('"', "jaro_winkler_similarity", "list_intersect", "list_has_any", "string_split", "strftime")
+    assert not [s for s in sql if any(word in s for word in duckdb_only)]
+    assert any("jaro_winkler(" in s for s in sql)  # the function of Splink's Spark jar
+
+
+def test_a_model_of_other_definitions_is_refused_for_spark(model):
+    """A model JSON whose levels are not this version's definitions (e.g. trained by an earlier
+    version) is refused with a message, never scored with parameters on the wrong levels."""
+    other = copy.deepcopy(model)
+    other["comparisons"][0]["comparison_levels"][2]["sql_condition"] = \
+        'damerau_levenshtein("first_name_std_l", "first_name_std_r") = 1'
+    with pytest.raises(ValueError, match="retrain"):
+        mdl.trained_settings(other)
+
+
 # One test, so that one Spark session serves both checks whatever the xdist scheduling.
 @pytest.mark.slow
 def test_spark_agrees_with_duckdb(spark, sample, model, tmp_path):
@@ -162,7 +206,7 @@ def _assert_same_scores(spark: Any, sample: pa.Table, model: dict[str, Any]) -> 
     assert len(edges) <= JW_EDGE_MAX_SHARE * len(duck)
     above = {k for k, r in duck.items() if r["match_probability"] >= DEFAULT_THRESHOLD}
     assert above - edges == {k for k, r in on_spark.items() if r["match_probability"] >= DEFAULT_THRESHOLD} - edges
-    # not vacuous: the translated jaro-winkler levels of prénom and name were reached
+    # not vacuous: the jaro-winkler levels of prénom and name (Splink's Spark jar) were reached
     for name in ("first_name", "surname"):
         assert any(r[f"gamma_{name}"] in jw[name] for r in on_spark.values()), name
 
