@@ -143,19 +143,20 @@ def _inflate(url: str, k: int) -> None:
                          "WHERE table_type = 'BASE TABLE' AND (table_schema LIKE 'raw_%' OR table_schema IN "
                          "('core', 'golden')) AND table_schema NOT LIKE '%_staging' AND table_name NOT LIKE '_dlt_%'")
         for schema, table in tables:
-            cols = wh.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = :s "
-                           "AND table_name = :t ORDER BY ordinal_position", {"s": schema, "t": table})
-            names = ", ".join(f'"{n}"' for n, _ in cols)
+            cols = wh.rows("SELECT column_name, data_type, character_maximum_length FROM information_schema.columns "
+                           "WHERE table_schema = :s AND table_name = :t ORDER BY ordinal_position",
+                           {"s": schema, "t": table})
+            names = ", ".join(f'"{n}"' for n, _, _ in cols)
             wh.execute("DROP TABLE IF EXISTS __orig")
             wh.execute(f'CREATE TEMP TABLE __orig AS SELECT * FROM "{schema}"."{table}"')
             for i in range(1, k):
                 exprs = []
-                for name, kind in cols:
+                for name, kind, width in cols:
                     q = f'"{name}"'
                     kind = kind.upper()
                     if kind in ("INTEGER", "BIGINT") and schema.startswith("raw_") and not name.startswith("_dlt_"):
                         exprs.append(f"{q} + {i * 100_000_000}")  # ids and the ids that point at them
-                    elif kind in ("VARCHAR", "TEXT", "CHARACTER VARYING"):
+                    elif kind in ("VARCHAR", "TEXT", "CHARACTER VARYING") and width is None:
                         exprs.append(f"{q} || '~{i}'")
                     else:
                         exprs.append(q)
