@@ -518,13 +518,18 @@ _INITIAL = ("coalesce((length(a.first_name_std) = 1 OR length(b.first_name_std) 
 _SHARED_GIVEN = ("coalesce(list_has_any(string_split(a.given_names_std, ' '), "
                  "string_split(b.given_names_std, ' ')), false)")
 
-# Twins: born the same day under two prénoms whose first parts are each carried by other records
+# Twins: born the same day (or so keyed) under two prénoms whose first parts are each carried by other records
 # too (names people have, where a keying error makes a string nobody else carries: NICHOHLAS). In one
 # silo any such difference (MARIE / MARIE-ANNE / MARIA on one family file: a silo holding one
 # person twice under two real prénoms and the same birth date is rarer than twins); across silos
 # only a firm one (not one keying error, a cut compound or a shared prénom, one person written two
 # ways by two services). An initial or swapped columns are not a prénom.
-_TWINS_SQL = f"""(coalesce(a.birth_date_std = b.birth_date_std AND a.first_name_std <> b.first_name_std
+# Born the same day, allowing the keying errors the birth-date comparison allows (a swapped day and
+# month, one digit or two adjacent ones).
+_SAME_BIRTH_DAY = """(a.birth_date_std = b.birth_date_std
+     OR (a.birth_year = b.birth_year AND a.birth_month = b.birth_day AND a.birth_day = b.birth_month)
+     OR damerau_levenshtein(strftime(a.birth_date_std, '%Y%m%d'), strftime(b.birth_date_std, '%Y%m%d')) = 1)"""
+_TWINS_SQL = f"""(coalesce({_SAME_BIRTH_DAY} AND a.first_name_std <> b.first_name_std
      AND length(a.first_name_std) > 1 AND length(b.first_name_std) > 1
      AND a.fn_n >= {ATTESTED_NAME_MIN} AND b.fn_n >= {ATTESTED_NAME_MIN}, false)
   AND NOT {_SWAPPED}

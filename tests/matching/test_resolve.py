@@ -203,3 +203,13 @@ def test_a_typo_in_the_cut_part_of_a_compound_prenom_is_no_conflict(resolution):
                          {**shared, "source_system": "salesforce", "role": "contact", "given_names": "Nciolas"})
     links = resolve(three, model_json=resolution.model_json).links
     assert pc.count_distinct(links["cluster_id"]).as_py() == 1
+
+
+def test_twins_keyed_with_a_swapped_day_and_month_stay_apart(resolution):
+    # ROMY NATHALIE MARIE and MARIE CHRISTINE on one family file, born 12/04 and 04/12 of one year
+    # (a day and month swapped by the agent) and sharing the prénom MARIE: still twins
+    twins = _twins("Romy Nathalie Marie", "Marie Christine", "F", "F")
+    dates = pa.array([date(2020, 4, 12), date(2020, 12, 4), *twins["birth_date"].to_pylist()[2:]], pa.date32())
+    twins = twins.set_column(twins.schema.get_field_index("birth_date"), "birth_date", dates)
+    links = resolve(twins, model_json=resolution.model_json).links
+    assert _apart(links, "family:e1", "family:e2")
