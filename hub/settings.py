@@ -12,6 +12,7 @@ Example::
     [sources.finance]
     kind = "finance"
     url = "sqlite:///var/sandbox/finance.sqlite"
+    schedule = "0 2 * * *"   # its Airflow DAG's schedule (default "@daily", "manual" for none; dags/)
 
     [sources.family]
     kind = "family"
