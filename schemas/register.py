@@ -174,7 +174,9 @@ class Retention:
     @property
     def text(self) -> str:
         """One French sentence: duration, start, extension, what happens at the end."""
-        parts = [f"{self.duration} à compter de : {START_EVENTS[self.start]}"]
+        # "0 jour": kept only until the start event itself (as long as the source holds the record)
+        start = START_EVENTS[self.start]
+        parts = [f"jusqu'à : {start}" if self.amount == 0 else f"{self.duration} à compter de : {start}"]
         if self.extended_by_activity:
             parts.append("prolongée par toute activité récente")
         parts.append(f"puis {END_ACTIONS[self.at_end]}")

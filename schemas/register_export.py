@@ -252,11 +252,18 @@ a:focus, a:hover { outline: 3px solid #0a4b9c; outline-offset: 2px; background: 
 .skip { position: absolute; left: -999px; }
 .skip:focus { left: 1rem; top: 1rem; background: #ffffff; padding: .5rem; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0 1rem; }
+/* a wide table scrolls inside its own region on a narrow screen; the page never scrolls sideways */
+.defile { overflow-x: auto; margin: .5rem 0 1rem; }
+.defile table { margin: 0; }
+.defile:focus { outline: 3px solid #0a4b9c; outline-offset: 2px; }
+.defile caption { position: sticky; left: 0; max-width: calc(100vw - 2rem); }
+td { overflow-wrap: break-word; }
 caption { text-align: left; font-weight: 600; padding: .25rem 0; }
 th, td { border: 1px solid #6a6a6a; padding: .4rem .6rem; vertical-align: top; text-align: left; }
 thead th { background: #1b1b1b; color: #ffffff; }
 tbody th { background: #f0f0f0; width: 16rem; font-weight: 600; }
 ul { margin: 0; padding-left: 1.1rem; }
+@media (max-width: 40rem) { main { padding: .75rem; } tbody th { width: auto; } }
 code { font-family: ui-monospace, "Cascadia Mono", Consolas, monospace; font-size: .92em; }
 .meta { color: #3a3a3a; }
 @media print { a { color: #000; } h2 { break-before: page; } }
@@ -274,6 +281,11 @@ def _columns_html(d: DataCategory) -> str:
         return "aucune colonne pour l'instant"
     return "<ul>" + "".join(f"<li><code>{escape(t)}</code> : {escape(', '.join(cols))}</li>"
                             for t, cols in d.columns.items()) + "</ul>"
+
+
+def _region(label: str) -> str:
+    # focusable and named, so that a keyboard can scroll it (WCAG 2.1.1; axe scrollable-region-focusable)
+    return f'<div class="defile" role="region" tabindex="0" aria-label="{escape(label)}">'
 
 
 def to_html(register: Register) -> str:
@@ -303,11 +315,13 @@ def to_html(register: Register) -> str:
     for p in register.processings:
         pid = escape(p.id)
         parts += [f'<section aria-labelledby="t-{pid}">', f'<h2 id="t-{pid}">{escape(p.name)}</h2>',
-                  "<table>", f"<caption>Fiche du traitement « {escape(p.name)} »</caption>", "<tbody>"]
+                  _region(f"Fiche du traitement « {p.name} »"), "<table>",
+                  f"<caption>Fiche du traitement « {escape(p.name)} »</caption>", "<tbody>"]
         parts += [f'<tr><th scope="row">{escape(label)}</th><td>{_cell(lines)}</td></tr>'
                   for label, lines in _fields(p, register)]
-        parts += ["</tbody>", "</table>", "<h3>Données traitées et durées de conservation</h3>",
-                  "<table>", f"<caption>Catégories de données du traitement « {escape(p.name)} »</caption>",
+        parts += ["</tbody>", "</table>", "</div>", "<h3>Données traitées et durées de conservation</h3>",
+                  _region(f"Catégories de données du traitement « {p.name} »"), "<table>",
+                  f"<caption>Catégories de données du traitement « {escape(p.name)} »</caption>",
                   "<thead><tr>" + "".join(f'<th scope="col">{escape(h)}</th>' for h in DATA_HEADINGS) + "</tr></thead>",
                   "<tbody>"]
         for d in p.data:
@@ -315,7 +329,7 @@ def to_html(register: Register) -> str:
             row = [f'<th scope="row">{escape(cells[0])}</th>', f"<td>{escape(cells[1])}</td>",
                    f"<td>{_columns_html(d)}</td>"] + [f"<td>{escape(x)}</td>" for x in cells[3:]]
             parts.append("<tr>" + "".join(row) + "</tr>")
-        parts += ["</tbody>", "</table>", "</section>"]
+        parts += ["</tbody>", "</table>", "</div>", "</section>"]
     parts += ["</main>", "</body>", "</html>", ""]
     return "\n".join(parts)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from html import escape
 from typing import Any
 
@@ -19,10 +20,14 @@ a{color:#0b4f9c}a:focus,summary:focus{outline:3px solid #b34000;outline-offset:2
 h1{font-size:1.8rem}h2{font-size:1.4rem;border-bottom:2px solid #0b4f9c;padding-bottom:.2rem;margin-top:2.5rem}
 h3{font-size:1.15rem;margin-top:1.5rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}caption{text-align:left;font-weight:600;padding:.3rem 0}
+.defile{overflow-x:auto;margin:.5rem 0 1.5rem}.defile table{margin:0}.defile:focus{outline:3px solid #b34000}
+.defile caption{position:sticky;left:0;max-width:calc(100vw - 1.5rem)}
 th,td{border:1px solid #767676;padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#e8edf5}
 .draft{border:3px solid #a30000;background:#fff0f0;color:#5c0000;padding:1rem;margin:1rem 0}
 .note{background:#f3f6fa;border-left:4px solid #0b4f9c;padding:.6rem 1rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}
+td,dd{overflow-wrap:break-word}
+@media (max-width:40rem){body{padding:.75rem}dl{grid-template-columns:1fr}dd{margin-bottom:.5rem}}
 .redacted{font-style:italic;color:#4a4a4a}
 """
 
@@ -54,12 +59,27 @@ def _day(value: Any) -> str:
         return escape(str(value))
 
 
+def _money(amount: Any, currency: Any) -> str:
+    """``1 500,00 €``: the French way (narrow no-break space between thousands, decimal comma)."""
+    if amount is None or amount == "":
+        return "—"
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return _e(f"{amount} {currency or ''}".strip())
+    digits = f"{value:,.2f}".replace(",", "\u202f").replace(".", ",")
+    unit = {"EUR": "€"}.get(str(currency or ""), str(currency or ""))
+    return escape(f"{digits}\u00a0{unit}" if unit else digits)
+
+
 def _table(caption: str, headers: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return f"<p>{escape(caption)} : aucune.</p>"
     head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f'<div class="defile" role="region" tabindex="0" aria-label="{escape(caption)}">'
+            f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            "</div>")
 
 
 def _list(items: list[str]) -> str:
@@ -195,7 +215,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
                           ["Date", "Service", "Nature", "Objet", "État", "Montant"],
                           [[_day(i["opened_at"]), _e(i["service"] or i["source_system"]), _e(i["kind"]),
                             _e(i["title"]), _e(i["status"]),
-                            _e(f"{i['amount']} {i['currency'] or ''}".strip() if i["amount"] else None)]
+                            _money(i["amount"], i["currency"])]
                            for i in doc["interactions"]]) + "</section>")
 
     # consultations
