@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 PEOPLE ?= 10000
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test browser lint bench lock clean
 
 # The environment: a venv, uv inside it, then the project and its dev tools at the locked versions.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -17,8 +17,28 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 demo: $(BIN)/.installed
 	$(BIN)/hub demo --people $(PEOPLE)
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The browser tests (tests/browser.py) render the French pages in headless Chromium and check them with axe-core.
+# Debian's chromium comes from apt (root only; ~40 s and ~480 MB the first time; never `playwright install`, which
+# downloads from a CDN), axe-core from npm into var/node (git-ignored: its code is never committed). Both are
+# skipped when already there. Without them the browser tests skip with the reason, and fail under CI.
+AXE_VERSION := 4.14.1
+AXE := var/node/node_modules/axe-core/axe.min.js
+browser: $(AXE)
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed (apt-get install chromium, as root): the browser tests will skip"; fi
+
+$(AXE):
+	@command -v npm >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; fi
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix var/node --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION); \
+	else echo "npm is not installed: axe-core is missing, the browser tests will skip"; fi
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

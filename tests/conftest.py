@@ -1,4 +1,4 @@
-"""Shared fixtures: real engines and servers.
+"""Shared fixtures: real engines, servers and a headless browser.
 
 Server tests skip with a reason when the server is absent, except under CI (CI=true), where a
 missing server fails the test: the suite must prove it ran them.
@@ -78,3 +78,23 @@ def warehouse_url(request, tmp_path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'hub.duckdb'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's, driven by playwright; tests/browser.py), one per test process.
+    Absent, it skips with how to install it, and fails under CI like a server."""
+    from tests.browser import CHROMIUM_ARGS, BrowserUnavailable, chromium_path
+
+    try:
+        path = chromium_path()
+    except BrowserUnavailable as e:
+        _unavailable("headless Chromium", e)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
