@@ -141,3 +141,28 @@ def test_without_the_connection_the_notice_is_logged_only(monkeypatch, caplog):
     assert "HTTP 401: the portal refused the token" in caplog.text
     payload = failure_payload(_context(PERMANENT["HTTP 401"]))
     assert payload["error"] == str(PERMANENT["HTTP 401"])
+
+
+def test_a_dag_step_meeting_another_run_is_retried_later_not_failed(tmp_path):
+    """`hub run` holds the warehouse: the DAG's writing task stops before writing, and Airflow
+    retries it with backoff (RunLocked is transient), naming the run it waited for."""
+    import subprocess
+    import sys
+
+    from hub.orchestration import run_step
+    from tests.hub.test_runlock import HOLDER
+
+    var = tmp_path / "var"
+    url = f"duckdb:///{var / 'hub.duckdb'}"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[warehouse]\nurl = "{url}"\n\n[hub]\nvar_dir = "{var}"\n', encoding="utf-8")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(var), "run_hub_cli", ""],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=f"run_hub_cli .*pid {holder.pid}"):
+            run_step("canonical", str(config), hub_run="run_dag")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (var / "hub.duckdb").exists()  # nothing was written
