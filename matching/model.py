@@ -432,13 +432,18 @@ class FieldProfile:
         return all(self.usable(c) for c in columns)
 
     def comparisons_used(self) -> list[str]:
-        return [name for name, cols in COMPARISON_FIELDS.items() if any(self.usable(c) for c in cols)]
+        used = [name for name, cols in COMPARISON_FIELDS.items() if any(self.usable(c) for c in cols)]
+        if not used:  # a handful of records (a first load of one small silo): whatever they carry
+            used = [name for name, cols in COMPARISON_FIELDS.items()
+                    if any(self.fields.get(c, (0, 0, 0))[0] for c in cols)]
+        return used
 
     def left_out(self) -> dict[str, str]:
         """Comparisons left out, with why (for the run report)."""
         out = {}
+        used = set(self.comparisons_used())
         for name, cols in COMPARISON_FIELDS.items():
-            if not any(self.usable(c) for c in cols):
+            if name not in used:
                 filled = max(self.fields.get(c, (0, 0, 0))[0] for c in cols)
                 out[name] = (f"no source fills {' or '.join(cols)}" if filled == 0 else
                              f"{filled} record(s) carry {' or '.join(cols)}, too few shared values to learn from")

@@ -15,9 +15,11 @@ twins share a birth date too. Three things keep them apart:
   street line is shared; or, with no first name on a side, the birth dates agree firmly. Surname,
   address, phone and e-mail are shared by a household, so they alone never make an edge, whatever
   the probability they add up to;
-* a missing birth date is not neutral between namesakes: with a birth date unknown on a side and a
-  prénom and name that the records show to be several people's (born in two years or more), the
-  names also need a shared e-mail, phone or street line;
+* a missing birth date is not neutral between namesakes: with a birth date unknown on a side, the
+  names need a shared e-mail, phone or street line when the records show them to be several people's
+  (born in two years or more, or held twice by a silo that keeps one record per person) or, where
+  the records show households, when something both records give differs (another town, e-mail or
+  mobile);
 * two records that cannot be one person never join (:data:`_CONFLICT_SQL`): firmly different
   prénoms or birth dates, twins (born the same day, two prénoms each carried by other records too,
   so not a keying error), an adult-only role held by a record too young for it;
@@ -72,6 +74,10 @@ _STREET_SIMILAR = ("similar street",)
 _TOWN_SAME = ("exact", "same postcode")
 # A prénom carried by at least this many records is a name people have (not a keying error).
 ATTESTED_NAME_MIN = 2
+# A silo where fewer than this share of records share a prénom, name and birth date with another of
+# its records keeps one record per person (an operational silo: 0-3 % on the sandbox); its records
+# under one name are that many people. A file keyed twice over (15-46 % in FEBRL's) is not.
+SILO_DOUBLE_ENTRIES = 0.05
 
 
 @dataclass
@@ -371,19 +377,34 @@ def _ensure_vetoed(con: duckdb.DuckDBPyConnection) -> None:
 
 def _register_std(con: duckdb.DuckDBPyConnection, std: pa.Table, population: pa.Table | None) -> None:
     """``std`` as temp table ``std_cl`` with ``fn_n`` (records of ``population`` whose prénom starts
-    as its does: MARIE for MARIE-ANNE)
-    and ``name_years`` (distinct birth years among the records of ``population`` carrying its prénom
-    and name: two or more, the name is several people's)."""
+    as its does: MARIE for MARIE-ANNE) and ``name_people`` (how many people the records of
+    ``population`` show to carry its prénom and name, at least: their distinct birth years, or the
+    records one silo holds under that name when that silo keeps one record per person — fewer than
+    :data:`SILO_DOUBLE_ENTRIES` of its records share a prénom, name and birth date)."""
     con.register("std_in_cl", std)
     con.register("population_cl", population if population is not None else std)
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE std_cl AS
-           SELECT s.*, coalesce(n.fn_n, 0) AS fn_n, coalesce(y.name_years, 0) AS name_years FROM std_in_cl s
+        f"""CREATE OR REPLACE TEMP TABLE std_cl AS
+           WITH p AS (
+               SELECT source_system, first_name_std, surname_std, birth_year,
+                      count(*) OVER (PARTITION BY source_system, first_name_std, surname_std) AS per_silo,
+                      CASE WHEN birth_date_std IS NOT NULL THEN (count(*) OVER (
+                          PARTITION BY source_system, first_name_std, surname_std, birth_date_std) > 1)::INT END
+                          AS doubled
+               FROM population_cl WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL
+           ), silo AS (
+               SELECT source_system, coalesce(avg(doubled), 0) < {SILO_DOUBLE_ENTRIES} AS one_per_person
+               FROM p GROUP BY 1
+           ), names AS (
+               SELECT first_name_std, surname_std,
+                      greatest(count(DISTINCT birth_year), coalesce(max(per_silo) FILTER (WHERE one_per_person), 0))
+                          AS name_people
+               FROM p JOIN silo USING (source_system) GROUP BY 1, 2
+           )
+           SELECT s.*, coalesce(n.fn_n, 0) AS fn_n, coalesce(y.name_people, 0) AS name_people FROM std_in_cl s
            LEFT JOIN (SELECT first_name_key, count(*) AS fn_n FROM population_cl
                       WHERE first_name_key IS NOT NULL GROUP BY 1) n USING (first_name_key)
-           LEFT JOIN (SELECT first_name_std, surname_std, count(DISTINCT birth_year) AS name_years
-                      FROM population_cl WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL
-                      GROUP BY 1, 2) y USING (first_name_std, surname_std)"""
+           LEFT JOIN names y USING (first_name_std, surname_std)"""
     )
     con.unregister("std_in_cl")
     con.unregister("population_cl")
@@ -432,15 +453,21 @@ def _veto_sql(model: dict[str, Any]) -> str:
     evidence = (f"({strong} OR ({other_way} AND {dob_firm}) OR ({similar} AND {contact} AND {place}) "
                 f"OR ({written_off} AND ({contact} OR {place})) OR ({shared} AND {contact}) "
                 f"OR ({no_first} AND {dob_firm}))")
-    # a birth date unknown on a side, nothing but the names to go on, and the names are those of
-    # several people (their records carry two birth years or more)
-    namesake = (f"({dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) "
-                "AND (a.name_years >= 2 OR b.name_years >= 2))")
+    # something both records give and that differs: another town, another e-mail, another mobile
+    differ = (f"({_gamma_in(model, 'town', ('different', 'same postcode area'))} "
+              f"OR {_gamma_in(model, 'email', ('different',))} "
+              f"OR {_gamma_in(model, 'phone', ('two different mobiles',))})")
+    # a birth date unknown on a side, nothing but the names to go on, and the names are several
+    # people's (the records show it) or, where households make a differing field telling,
+    # something both records give differs
+    several = "(a.name_people >= 2 OR b.name_people >= 2)"
+    namesake = f"({dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) AND ({several} OR {differ}))"
     if not mdl.household_guard(model):
         # no households in these records: disagreements are weighed, not vetoed
         return f"""CASE
         WHEN {_ROLE_AGE_SQL} THEN 'too_young_for_role'
-        WHEN {namesake} THEN 'namesake_without_birth_date'
+        WHEN {dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) AND {several}
+            THEN 'namesake_without_birth_date'
         END"""
     return f"""CASE
         WHEN {_TWINS_SQL} THEN 'twins'

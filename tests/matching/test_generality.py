@@ -158,3 +158,14 @@ def test_a_missing_birth_date_is_not_neutral_between_namesakes(sandbox_records, 
     links = resolve(two, model_json=resolution.model_json).links
     cluster = dict(zip(links["record_key"].to_pylist(), links["cluster_id"].to_pylist(), strict=True))
     assert cluster["family:a"] == cluster["salesforce:c"]
+
+
+def test_a_handful_of_records_from_one_small_silo_resolves():
+    # a first load where only a small associations export has arrived: too few records to learn
+    # which fields matter, the model uses whatever they carry
+    few = make_records(*[{"source_system": "associations", "source_id": str(i), "role": "dirigeant",
+                          "given_names": g, "usage_name": n, "postcode": "69003"}
+                         for i, (g, n) in enumerate([("Anne", "Morel"), ("Paul", "Roux"), ("Anne", "Morel"),
+                                                     ("Luc", "Faure"), ("Eva", "Blanc")])])
+    res = resolve(few)
+    assert res.links.num_rows == 5 and pc.count_distinct(res.links["cluster_id"]).as_py() in (4, 5)
