@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hub.report import fr_date
-from hub.terminal import agent, config_option, console, err, settings_or_exit
+from hub.terminal import agent, config_option, console, err, purpose_or_exit, settings_or_exit
 
 # `hub run` when another run is writing to the warehouse: sysexits' EX_TEMPFAIL (try again later)
 RUN_LOCKED_EXIT = 75
@@ -137,8 +137,10 @@ def citizen() -> None:
     """Find a citizen and see the 360° view (every read is recorded in the access log)."""
 
 
-_purpose = click.option("--purpose", default="accueil usager", show_default=True,
-                        help="Why you are reading: recorded in the access log with your login.")
+_PURPOSE_HELP = ("Why you are reading: one of the register's processings, by id or purpose text (`hub gdpr "
+                 "register --format md` lists them; anything else is refused). Recorded in the access log with "
+                 "your account.")
+_purpose = click.option("--purpose", default="guichet-unique", show_default=True, help=_PURPOSE_HELP)
 
 
 @citizen.command("search")
@@ -152,6 +154,7 @@ def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: P
     from warehouse.citizen_view import search
     from warehouse.engine import Warehouse
 
+    purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
         hits = search(wh, text, limit=limit, reader=agent(), purpose=purpose)
@@ -179,6 +182,7 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
     from warehouse.citizen_view import show
     from warehouse.engine import Warehouse
 
+    purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
         view = show(wh, citizen_id, reader=agent(), purpose=purpose)
@@ -225,7 +229,7 @@ def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path |
 @click.option("--attribute", help="Only this attribute (usage_name, birth_name, birth_date, email, phone, address).")
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_purpose
+@click.option("--purpose", default="referentiel-usagers", show_default=True, help=_PURPOSE_HELP)
 @config_option
 def citizen_worklist(source_system: str, attribute: str | None, limit: int, as_json: bool, purpose: str,
                      config: Path | None) -> None:
@@ -233,6 +237,7 @@ def citizen_worklist(source_system: str, attribute: str | None, limit: int, as_j
     from warehouse.citizen_view import worklist
     from warehouse.engine import Warehouse
 
+    purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
     with Warehouse(settings.warehouse_url) as wh:
         rows = worklist(wh, source_system, attribute=attribute, limit=limit, reader=agent(), purpose=purpose)

@@ -1,6 +1,6 @@
 """`hub review` (the queue of uncertain pairs, release reports) and `hub decide` (identity decisions).
 
-Every decision is recorded with the agent's login (``HUB_READER`` overrides, as for reads), the
+Every decision is recorded with the agent's OS account (``HUB_READER`` only declared beside it), the
 time and the reason given, and is honoured by every later `hub run` until revoked. Output names
 records by key and citizens by id; it shows no personal value.
 """

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from hub.settings import Settings, SettingsError, load_settings
 
@@ -22,9 +22,25 @@ config_option = click.option("--config", type=click.Path(path_type=Path),
 
 
 def agent() -> str:
-    """Who reads or decides: the agent's login (HUB_READER overrides, e.g. behind a shared account).
-    Recorded in the access log and with every identity decision."""
-    return os.environ.get("HUB_READER") or getpass.getuser()
+    """Who reads or decides: the operating-system account the command runs as, which signed in. A
+    name in ``HUB_READER`` (an agent behind a shared account) is only declared: recorded beside the
+    account, never instead of it. Recorded in the access log and with every identity decision."""
+    from warehouse.access_log import signed_in_reader
+
+    return signed_in_reader(os.environ.get("HUB_READER"))
+
+
+def purpose_or_exit(purpose: str) -> str:
+    """The register's processing a ``--purpose`` names (id or purpose text), as its purpose text; a
+    free-text purpose exits 2 with the list of valid ones. The check the reads themselves make."""
+    from schemas.register import RegisterError, UnknownPurpose
+    from warehouse.citizen_view import check_read
+
+    try:
+        return check_read(agent(), purpose).purpose
+    except (UnknownPurpose, RegisterError) as e:
+        err.print(f"[red]purpose:[/red] {escape(str(e))}", soft_wrap=True)
+        sys.exit(2)
 
 
 def settings_or_exit(config: Path | None) -> Settings:

@@ -115,6 +115,14 @@ class RegisterError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------ model
+class UnknownPurpose(ValueError):
+    """A read's purpose that is none of the register's processings (free text is refused)."""
+
+
+def _purpose_key(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 @dataclass(frozen=True)
 class Party:
     """A controller, a DPO, a joint controller: who, where, how to reach them."""
@@ -289,6 +297,17 @@ class Register:
         except KeyError:
             raise KeyError(f"no processing {processing_id!r} in the register "
                            f"(one of {', '.join(sorted(self._by_id))})") from None
+
+    def processing_for(self, purpose: str) -> Processing:
+        """The processing a read is for, named by its id or by its purpose text (case and spacing
+        aside). Anything else is free text: :class:`UnknownPurpose`, listing the valid ones."""
+        key = _purpose_key(purpose or "")
+        for p in self.processings:
+            if key in (_purpose_key(p.id), _purpose_key(p.purpose)):
+                return p
+        valid = "; ".join(f"{p.id} ({p.purpose})" for p in self.processings)
+        raise UnknownPurpose(f"unknown purpose {purpose!r}: a purpose is one of the register's processings "
+                             f"({self.path}), by id or purpose text: {valid}")
 
     def personal_columns(self) -> dict[str, dict[str, list[str]]]:
         """"schema.table" -> column -> ids of the processings mapping it as personal data."""

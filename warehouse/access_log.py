@@ -74,6 +74,22 @@ END $$
 """
 
 
+def signed_in_reader(declared: str | None = None) -> str:
+    """Who is at the keyboard, for the log: the operating-system account this process runs as
+    (``os.getuid()`` through the password database, not ``$USER`` / ``$LOGNAME``, which anyone can
+    set). A ``declared`` name (``HUB_READER``, e.g. an agent behind a shared account) is recorded
+    beside it, never instead of it: ``guichet1 (declared: marie.durand)``."""
+    import os
+    import pwd
+
+    try:
+        account = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (some containers): the uid itself
+        account = f"uid:{os.getuid()}"
+    name = " ".join("".join(ch for ch in (declared or "") if ch.isprintable()).split())[:64]
+    return f"{account} (declared: {name})" if name and name != account else account
+
+
 @dataclass(frozen=True)
 class Entry:
     """One access: who did what to which citizen, for which purpose (no value, ever)."""

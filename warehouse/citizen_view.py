@@ -1,8 +1,9 @@
 """The citizen read model: find a citizen, show the 360° view, prefill a form. Every read is logged.
 
 Used by the ``hub`` CLI and the agent desk / API. Both functions take the ``reader`` (who) and
-the ``purpose`` (why) and append one ``ops.access_log`` row per citizen returned: the log holds
-field names, never values, and never the search text.
+the ``purpose`` (why: one of the register's processings, see :func:`check_read`) and append one
+``ops.access_log`` row per citizen returned: the log holds field names, never values, and never
+the search text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.contract import (
     CERTIFICATION_LEVELS,
@@ -30,6 +31,9 @@ from schemas.contract import (
 )
 from warehouse.engine import Warehouse, bind_list, qualified
 from warehouse.timeline import annotate
+
+if TYPE_CHECKING:
+    from schemas.register import Processing, Register
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +175,17 @@ def _objected(wh: Warehouse, citizen_ids: list[str], purpose: str) -> set[str]:
     return objected(wh, citizen_ids, purpose)
 
 
-def _check_reader(reader: str, purpose: str) -> None:
+def check_read(reader: str, purpose: str, register: Register | None = None) -> Processing:
+    """Who and why of a citizen read, checked before anything is read: a reader, and a purpose that
+    is one of the register's processings (its id or its purpose text; free text is refused with
+    :class:`schemas.register.UnknownPurpose` listing the valid ones). Returns that processing: its
+    purpose text is what the access log records. The CLI and the desk call it up front; every read
+    function here calls it again."""
+    from schemas.register import load_register
+
     if not (reader and reader.strip()) or not (purpose and purpose.strip()):
         raise ValueError("a citizen read needs a reader and a purpose (they go to the access log)")
+    return (register or load_register()).processing_for(purpose)
 
 
 def search(wh: Warehouse, text: str, *, limit: int = 20, reader: str, purpose: str,
@@ -187,7 +199,7 @@ def search(wh: Warehouse, text: str, *, limit: int = 20, reader: str, purpose: s
     citizen. Each result: ``citizen_id``, ``given_names``, ``birth_name``, ``usage_name``,
     ``birth_date`` (ISO), ``city``, ``source_systems`` (list). One access-log row per result.
     """
-    _check_reader(reader, purpose)
+    purpose = check_read(reader, purpose).purpose
     criteria = _criteria(text)
     if criteria is None or not _exists(wh, CITIZEN):
         return []
@@ -254,7 +266,7 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
             {source_system, record_key, attribute, silo_value, golden_value, golden_source_system}],
         }
     """
-    _check_reader(reader, purpose)
+    purpose = check_read(reader, purpose).purpose
     now = now or datetime.now(UTC)
     if not _exists(wh, CITIZEN):
         return None
@@ -305,7 +317,7 @@ def prefill(wh: Warehouse, citizen_id: str, *, service: str, reader: str, channe
     from schemas.purposes import service as service_entry
 
     entry = service_entry(service)
-    _check_reader(reader, entry["purpose"])
+    check_read(reader, entry["purpose"])
     if not _exists(wh, CITIZEN):
         return None
     found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
@@ -336,7 +348,7 @@ def worklist(wh: Warehouse, source_system: str, *, attribute: str | None = None,
     record_key, citizen_id, attribute, silo_value, golden_value, golden_record_key,
     golden_source_system, golden_certification_level``. One access-log row per citizen listed.
     """
-    _check_reader(reader, purpose)
+    purpose = check_read(reader, purpose).purpose
     if not _exists(wh, DISCREPANCY):
         return []
     cond, params = "source_system = :s", {"s": source_system, "limit": int(limit)}

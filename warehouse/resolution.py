@@ -276,9 +276,9 @@ def _confirmation(wh: Warehouse, confirm_release: bool | None) -> str | None:
     if confirm_release is None:
         confirm_release = os.environ.get(CONFIRM_ENV, "").lower() in ("1", "true", "yes")
     if confirm_release:
-        import getpass
+        from warehouse.access_log import signed_in_reader
 
-        return os.environ.get("HUB_READER") or getpass.getuser()
+        return signed_in_reader(os.environ.get("HUB_READER"))
     return store.pending_confirmation(wh)
 
 

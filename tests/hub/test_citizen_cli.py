@@ -91,3 +91,36 @@ def test_worklist_lists_the_silos_records_to_fix(hub_env) -> None:
     assert [(r["record_key"], r["attribute"], r["golden_source_system"]) for r in rows] == [
         ("assoc:R1", "phone", "finance")]
     assert "Nothing to fix in family" in _run(hub_env, "worklist", "family").output
+
+
+def _log(hub_env) -> list[tuple]:
+    url = Path(hub_env["HUB_CONFIG"]).read_text("utf-8").split('"')[1]
+    with Warehouse(url) as wh:
+        return wh.rows("SELECT reader, purpose, citizen_id FROM ops.access_log ORDER BY seq")
+
+
+@pytest.mark.parametrize("command", [("show", "C-MARIE"), ("search", "dupont"), ("worklist", "assoc")],
+                         ids=["show", "search", "worklist"])
+def test_a_free_text_purpose_is_refused_with_the_registers_list(hub_env, command) -> None:
+    before = len(_log(hub_env))
+    out = CliRunner().invoke(main, ["citizen", *command, "--purpose", "curiosité"], env=hub_env)
+    assert out.exit_code == 2, out.output
+    assert "unknown purpose 'curiosité'" in out.output
+    assert "guichet-unique (accueil et orientation des usagers)" in out.output and "droits-rgpd" in out.output
+    assert len(_log(hub_env)) == before  # nothing read, nothing logged
+
+
+def test_the_reader_is_the_signed_in_account_and_hub_reader_only_declared(hub_env) -> None:
+    from warehouse.access_log import signed_in_reader
+
+    account = signed_in_reader()
+    assert _run(hub_env, "show", "C-MARIE", "--purpose", "Accueil et orientation des usagers").exit_code == 0
+    assert _run({**hub_env, "HUB_READER": ""}, "show", "C-JEAN").exit_code == 0
+    # USER / LOGNAME are anyone's to set: they change nothing
+    spoofed = {**hub_env, "HUB_READER": "", "USER": "quelquun", "LOGNAME": "quelquun"}
+    assert _run(spoofed, "show", "C-LEA").exit_code == 0
+    log = _log(hub_env)
+    assert (f"{account} (declared: agent.cli)", "accueil et orientation des usagers", "C-MARIE") in log
+    assert (account, "accueil et orientation des usagers", "C-JEAN") in log
+    assert (account, "accueil et orientation des usagers", "C-LEA") in log
+    assert not any(r[0] == "agent.cli" or "quelquun" in r[0] for r in log)

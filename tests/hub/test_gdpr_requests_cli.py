@@ -15,6 +15,7 @@ from hub.cli import main
 from schemas.contract import CANONICAL_TABLES
 from schemas.register import DEFAULT_PATH
 from tests.warehouse.conftest import RAW_SQL, family_golden, family_models
+from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
 from warehouse.golden import publish_resolution
 
@@ -108,7 +109,7 @@ def test_a_request_from_receipt_to_answer(env, tmp_path):
         assert {"acces.json", "rapport.html", "sources/finance.csv"} <= set(z.namelist())
     shown = json.loads(_run(env, "request", "show", rid, "--json").output)
     assert shown["citizen_id"] == "C-MARIE" and shown["events"][-1]["event"] == "export"
-    assert shown["events"][-1]["actor"] == "dpo.cli"
+    assert shown["events"][-1]["actor"] == signed_in_reader("dpo.cli")  # the account, dpo.cli only declared
     closed = _run(env, "request", "close", rid, "--proof", "acces.zip")
     assert closed.exit_code == 0 and "clos" in closed.output
     assert [r["request_id"] for r in json.loads(_run(env, "request", "list", "--json").output)] != [rid]

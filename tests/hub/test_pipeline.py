@@ -14,6 +14,7 @@ import pytest
 from hub.demo import accuracy, running_sandbox
 from hub.pipeline import run
 from sandbox.defects import FICTIONAL_NIR
+from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -90,7 +91,7 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
         )
     assert parent, "the sandbox guarantees parents known to all three silos"
     env = dict(os.environ, HUB_CONFIG=str(settings.config_path), HUB_READER="agent.test")
-    out = subprocess.run([HUB, "citizen", "show", parent, "--json", "--purpose", "test"], env=env,
+    out = subprocess.run([HUB, "citizen", "show", parent, "--json", "--purpose", "guichet-unique"], env=env,
                          capture_output=True, text=True, check=True).stdout
     view = json.loads(out)
     assert view["citizen"]["citizen_id"] == parent
@@ -104,7 +105,7 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
     # the read was logged with who and why
     with Warehouse(url) as wh:
         logged = wh.rows("SELECT reader, purpose FROM ops.access_log WHERE citizen_id = :c", {"c": parent})
-    assert ("agent.test", "test") in logged
+    assert (signed_in_reader("agent.test"), "accueil et orientation des usagers") in logged
 
     # terminal rendering shows the three silos too
     text = subprocess.run([HUB, "citizen", "show", parent], env=env, capture_output=True, text=True,

@@ -14,6 +14,7 @@ import pytest
 from schemas.contract import PERSON_RECORD
 from tests.warehouse.test_resolution import _records
 from warehouse import decisions as store
+from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
 from warehouse.golden import build_golden, publish_resolution
 from warehouse.resolution import compute_links
@@ -67,14 +68,14 @@ def test_accept_and_reject_from_the_queue_are_honoured_by_the_next_run(hub, mode
     by_pair = {(q["record_key_l"], q["record_key_r"]): q["queue_id"] for q in queue}
     reject = by_pair[("family:r1", "finance:t1")]
     out = cli("review", "reject", reject, "--reason", "homonymes, dates vérifiées").stdout
-    assert "recorded by agent.martin" in out
+    assert f"recorded by {signed_in_reader('agent.martin')}" in out  # the account, agent.martin only declared
     left = {q["queue_id"] for q in json.loads(cli("review", "list", "--json").stdout)}
     assert reject not in left and left
     ids = _publish(url, "run-2", model, tmp_path)
     assert ids["family:r1"] != ids["finance:t1"]
     decisions = json.loads(cli("decide", "list", "--json").stdout)
     assert [(d["kind"], d["decided_by"], d["reason"], d["queue_id"]) for d in decisions] == [
-        ("cannot_link", "agent.martin", "homonymes, dates vérifiées", reject)]
+        ("cannot_link", signed_in_reader("agent.martin"), "homonymes, dates vérifiées", reject)]
 
 
 def test_accept_records_a_must_link(hub):

@@ -6,10 +6,13 @@ import json
 
 import pytest
 
-from warehouse.citizen_view import fold, search, show
+from schemas.register import UnknownPurpose, load_register
+from warehouse.citizen_view import check_read, fold, search, show
 from warehouse.engine import Warehouse
 
 READ = {"reader": "agent.martin", "purpose": "guichet-unique"}
+GUICHET = load_register().processing("guichet-unique").purpose  # "accueil et orientation des usagers"
+RIGHTS = load_register().processing("droits-rgpd").purpose
 
 
 def _reads(wh: Warehouse) -> int:
@@ -56,9 +59,9 @@ def test_search_result_fields_and_order(family_hub: Warehouse) -> None:
 
 
 def test_search_logs_one_read_per_result(family_hub: Warehouse) -> None:
-    search(family_hub, "dupont 30/09/1980", reader="agent.durand", purpose="instruction-aide", channel="desk")
+    search(family_hub, "dupont 30/09/1980", reader="agent.durand", purpose="guichet-unique", channel="desk")
     rows = family_hub.rows("SELECT reader, purpose, channel, citizen_id, fields FROM ops.access_log")
-    assert [r[:4] for r in rows] == [("agent.durand", "instruction-aide", "desk", "C-JEAN")]
+    assert [r[:4] for r in rows] == [("agent.durand", GUICHET, "desk", "C-JEAN")]
     assert "citizen.birth_date" in json.loads(rows[0][4])
     assert "1980" not in rows[0][4]
 
@@ -73,6 +76,22 @@ def test_reads_need_reader_and_purpose(family_hub: Warehouse) -> None:
         search(family_hub, "dupont", reader="agent.martin", purpose=" ")
     with pytest.raises(ValueError, match="reader and a purpose"):
         show(family_hub, "C-MARIE", reader="", purpose="guichet-unique")
+
+
+@pytest.mark.parametrize("purpose", ["accueil usager", "test", "instruction-aide", "guichet"])
+def test_a_free_text_purpose_is_refused_before_anything_is_read(family_hub: Warehouse, purpose: str) -> None:
+    with pytest.raises(UnknownPurpose, match="one of the register's processings") as refused:
+        show(family_hub, "C-MARIE", reader="agent.martin", purpose=purpose)
+    assert "guichet-unique (accueil et orientation des usagers)" in str(refused.value)  # the valid ones listed
+    with pytest.raises(UnknownPurpose):
+        search(family_hub, "dupont", reader="agent.martin", purpose=purpose)
+    assert _reads(family_hub) == 0
+
+
+def test_a_purpose_is_named_by_processing_id_or_purpose_text() -> None:
+    assert check_read("agent", "guichet-unique").id == "guichet-unique"
+    assert check_read("agent", "  Accueil et orientation  des usagers ").id == "guichet-unique"
+    assert check_read("agent", RIGHTS).id == "droits-rgpd"
 
 
 def test_show_the_family_mother(family_hub: Warehouse) -> None:
@@ -123,12 +142,13 @@ def test_show_a_child(family_hub: Warehouse) -> None:
 
 
 def test_show_appends_to_the_access_log(family_hub: Warehouse) -> None:
-    show(family_hub, "C-MARIE", reader="dpo.leroy", purpose="droit-acces-art15", channel="gdpr-export")
+    show(family_hub, "C-MARIE", reader="dpo.leroy", purpose="droits-rgpd", channel="gdpr-export")
     show(family_hub, "C-MARIE", **READ)
     rows = family_hub.rows("SELECT reader, purpose, channel, citizen_id, fields, read_at FROM ops.access_log "
                            "ORDER BY read_at")
-    assert [r[:4] for r in rows] == [("dpo.leroy", "droit-acces-art15", "gdpr-export", "C-MARIE"),
-                                     ("agent.martin", "guichet-unique", "cli", "C-MARIE")]
+    # the log holds the register's purpose text, whichever way the read named it
+    assert [r[:4] for r in rows] == [("dpo.leroy", RIGHTS, "gdpr-export", "C-MARIE"),
+                                     ("agent.martin", GUICHET, "cli", "C-MARIE")]
     fields = json.loads(rows[0][4])
     assert {"citizen.given_names", "records", "households", "organisations", "interactions"} <= set(fields)
     assert rows[0][5].tzinfo is not None

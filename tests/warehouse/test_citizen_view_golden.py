@@ -71,10 +71,10 @@ def test_a_disagreement_is_flagged_and_lands_in_the_silo_worklist(golden_hub: Wa
     assert [(c["attribute"], c["golden_value"], [o["record_key"] for o in c["others"]])
             for c in view["conflicts"]] == [("phone", "+33612345678", ["assoc:R1"])]
     assert view["provenance"]["phone"]["rule"] == "source_priority"
-    rows = worklist(golden_hub, "assoc", reader="agent.asso", purpose="qualite-des-donnees")
+    rows = worklist(golden_hub, "assoc", reader="agent.asso", purpose="referentiel-usagers")
     assert [(r["record_key"], r["attribute"], r["silo_value"], r["golden_source_system"]) for r in rows] == [
         ("assoc:R1", "phone", "+33699999999", "finance")]
-    assert worklist(golden_hub, "finance", reader="agent.regie", purpose="qualite-des-donnees") == []
+    assert worklist(golden_hub, "finance", reader="agent.regie", purpose="referentiel-usagers") == []
 
 
 def test_the_family_is_one_foyer_with_roles_and_minors(golden_hub: Warehouse) -> None:

@@ -27,8 +27,8 @@ def test_no_personal_value_in_logs(family_raw: Warehouse, models, gate, golden_t
     publish_resolution(family_raw, "res-1", links=links, citizens=citizens,
                        run_row={"model_version": "m", "records": 7, "pairs_scored": 1, "citizens": 4,
                                 "threshold": 0.9})
-    assert search(family_raw, "marie dupont 12/04/1982", reader="agent", purpose="guichet")
-    assert show(family_raw, "C-MARIE", reader="agent", purpose="guichet") is not None
+    assert search(family_raw, "marie dupont 12/04/1982", reader="agent", purpose="guichet-unique")
+    assert show(family_raw, "C-MARIE", reader="agent", purpose="guichet-unique") is not None
 
     assert sum(c.quarantined for c in counts) >= 2  # the bad member and its household row
     assert caplog.records, "the layers log their counts"
