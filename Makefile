@@ -25,7 +25,7 @@ test: $(BIN)/.installed browser
 # downloads from a CDN), axe-core from npm into var/node (git-ignored: its code is never committed). Both are
 # skipped when already there. Without them the browser tests skip with the reason, and fail under CI.
 AXE_VERSION := 4.14.1
-AXE := var/node/node_modules/axe-core/axe.min.js
+AXE := var/node/.axe-core-$(AXE_VERSION)
 browser: $(AXE)
 	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -37,7 +37,7 @@ $(AXE):
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; fi
 	@if command -v npm >/dev/null; then \
-	  npm install --prefix var/node --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION); \
+	  npm install --prefix var/node --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION) && touch $@; \
 	else echo "npm is not installed: axe-core is missing, the browser tests will skip"; fi
 
 lint: $(BIN)/.installed

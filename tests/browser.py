@@ -15,6 +15,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 AXE = Path(os.environ.get("HUB_TEST_AXE", REPO / "var" / "node" / "node_modules" / "axe-core" / "axe.min.js"))
+AXE_VERSION = "4.14."  # the Makefile's AXE_VERSION: the reference engine's rules change between minor versions
 SCREENSHOTS = REPO / "var" / "test-output" / "screenshots"
 # no network, no background services: the page is a local file and must render from it alone
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -59,6 +60,8 @@ def render(browser: Any, html: Path, name: str, width: int = 1280) -> Rendered:
     try:
         page.goto(html.resolve().as_uri(), wait_until="load")
         page.add_script_tag(path=str(AXE))
+        version = page.evaluate("() => axe.version")
+        assert version.startswith(AXE_VERSION), f"axe-core {version} in {AXE}, not {AXE_VERSION}x: run `make browser`"
         result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
         violations = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
                        "nodes": [n["target"] for n in v["nodes"][:5]]}
