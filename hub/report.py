@@ -104,7 +104,8 @@ def _print_matching(console: Console, m: dict[str, Any]) -> None:
         console.print(t)
         households = "yes" if prof.get("households") else "no"
         console.print(f"Households in these records: {households} ({prof.get('housemate_share', 0):.1%} of records "
-                      "live with someone of their name born years apart; household guards "
+                      "live with someone of their name born years apart, "
+                      f"{prof.get('family_role_share', 0):.1%} hold a family role; household guards "
                       f"{'on' if prof.get('households') else 'off'})")
     for name, why in (m.get("left_out") or {}).items():
         console.print(f"Comparison left out: {name} ({escape(why)})")

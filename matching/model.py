@@ -401,6 +401,10 @@ MIN_FILLED = 10
 # another initial, born two or more years apart (34 % in the sandbox; a file of people alone, with
 # the errors of its keying, 0-0.3 %).
 HOUSEHOLD_MIN_SHARE = 0.02
+# ... or when at least this share of records holds a family role (parent, enfant): the sources say
+# they know families (a family portal's children carry no address to share with their parents).
+FAMILY_ROLE_MIN_SHARE = 0.01
+FAMILY_ROLES = ("parent", "enfant")
 
 
 @dataclass(frozen=True)
@@ -417,12 +421,15 @@ class FieldProfile:
     # share of records living with someone of their name but another initial, born years apart (a
     # parent, a child, a sibling): the households the guards protect (see households())
     housemate_share: float = 0.0
+    # share of records holding a family role (FAMILY_ROLES)
+    family_role_share: float = 0.0
     # pairs each broad blocking rule (BROAD_BLOCKING) makes in these records
     rule_pairs: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def households(self) -> bool:
-        """Whether these records show household structure (:data:`HOUSEHOLD_MIN_SHARE`)."""
-        return self.housemate_share >= HOUSEHOLD_MIN_SHARE
+        """Whether these records show household structure (:data:`HOUSEHOLD_MIN_SHARE`,
+        :data:`FAMILY_ROLE_MIN_SHARE`)."""
+        return self.housemate_share >= HOUSEHOLD_MIN_SHARE or self.family_role_share >= FAMILY_ROLE_MIN_SHARE
 
     def usable(self, column: str) -> bool:
         filled, _distinct, shared = self.fields.get(column, (0, 0, 0))
@@ -451,6 +458,7 @@ class FieldProfile:
 
     def as_dict(self) -> dict[str, Any]:
         return {"records": self.records, "housemate_share": round(self.housemate_share, 4),
+                "family_role_share": round(self.family_role_share, 4),
                 "households": self.households(),
                 "fields": {c: {"filled": f, "distinct": d, "shared": sh} for c, (f, d, sh) in self.fields.items()},
                 "by_source": self.by_source}
@@ -490,11 +498,15 @@ def profile(model_in: pa.Table) -> FieldProfile:
                      AND abs(a.birth_year - b.birth_year) >= 2"""
             ).fetchall()[0][0]
         rule_pairs = {cols: _pairs(con, cols) for cols in BROAD_BLOCKING if set(cols) <= set(cols_all)}
+        family = 0.0
+        if "role" in cols_all and model_in.num_rows:
+            family = con.sql("SELECT avg(list_contains($roles, role)::INT) FROM mi",
+                             params={"roles": list(FAMILY_ROLES)}).fetchall()[0][0] or 0.0
     finally:
         con.close()
     return FieldProfile(records=model_in.num_rows, fields=fields, by_source=by_source,
                         housemate_share=housemates / model_in.num_rows if model_in.num_rows else 0.0,
-                        rule_pairs=rule_pairs)
+                        family_role_share=float(family), rule_pairs=rule_pairs)
 
 
 def settings_creator(profile: FieldProfile | None = None) -> Any:
@@ -613,7 +625,9 @@ def model_input(standardised: pa.Table) -> pa.Table:
     key = pc.if_else(pc.is_in(names, value_set=rare), names, pa.scalar(None, pa.string()))
     table = table.append_column("rare_name_key", key)
     table = table.append_column("given_names_list", pc.split_pattern(table["given_names_std"], " "))
-    return table.append_column("city_std", _city_key(standardised))
+    table = table.append_column("city_std", _city_key(standardised))
+    role = standardised["role"] if "role" in standardised.column_names else pa.nulls(table.num_rows, pa.string())
+    return table.append_column("role", role)
 
 
 def _city_key(standardised: pa.Table) -> pa.Array:
