@@ -78,6 +78,11 @@ ATTESTED_NAME_MIN = 2
 # its records keeps one record per person (an operational silo: 0-3 % on the sandbox); its records
 # under one name are that many people. A file keyed twice over (15-46 % in FEBRL's) is not.
 SILO_DOUBLE_ENTRIES = 0.05
+# A pair that rests on the names alone (a birth date unknown on a side, no contact or street shared)
+# needs at least this probability: the term frequencies of a prénom and a name are multiplied as if
+# independent, which overstates rare combinations where names run in communities (Brussels sandbox:
+# HÜLYA YILMAZ, MARIE MUKENDI, JOSÉ SANCHEZ at 0.6-0.88 were two people each).
+NAMES_ONLY_MIN = 0.8
 
 
 @dataclass
@@ -460,7 +465,7 @@ def _veto_sql(model: dict[str, Any]) -> str:
     # a birth date unknown on a side, nothing but the names to go on, and the names are several
     # people's (the records show it) or, where households make a differing field telling,
     # something both records give differs
-    several = "(a.name_people >= 2 OR b.name_people >= 2)"
+    several = f"(a.name_people >= 2 OR b.name_people >= 2 OR p.match_probability < {NAMES_ONLY_MIN})"
     namesake = f"({dob_null} AND NOT {no_first} AND NOT ({contact} OR {place}) AND ({several} OR {differ}))"
     if not mdl.household_guard(model):
         # no households in these records: disagreements are weighed, not vetoed
