@@ -383,16 +383,17 @@ def _ensure_vetoed(con: duckdb.DuckDBPyConnection) -> None:
 def _register_std(con: duckdb.DuckDBPyConnection, std: pa.Table, population: pa.Table | None) -> None:
     """``std`` as temp table ``std_cl`` with ``fn_n`` (records of ``population`` whose prénom starts
     as its does: MARIE for MARIE-ANNE) and ``name_people`` (how many people the records of
-    ``population`` show to carry its prénom and name, at least: their distinct birth years, or the
-    records one silo holds under that name when that silo keeps one record per person — fewer than
-    :data:`SILO_DOUBLE_ENTRIES` of its records share a prénom, name and birth date)."""
+    ``population`` show to carry its prénom and name, at least: their distinct birth years, or two
+    when a silo that keeps one record per person — fewer than :data:`SILO_DOUBLE_ENTRIES` of its
+    records share a prénom, name and birth date — holds the name at two streets with no contact in
+    common (a double entry of one person shares its street or a contact))."""
     con.register("std_in_cl", std)
     con.register("population_cl", population if population is not None else std)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE std_cl AS
            WITH p AS (
-               SELECT source_system, first_name_std, surname_std, birth_year,
-                      count(*) OVER (PARTITION BY source_system, first_name_std, surname_std) AS per_silo,
+               SELECT record_key, source_system, first_name_std, surname_std, birth_year, address_std,
+                      email_std, phone_std,
                       CASE WHEN birth_date_std IS NOT NULL THEN (count(*) OVER (
                           PARTITION BY source_system, first_name_std, surname_std, birth_date_std) > 1)::INT END
                           AS doubled
@@ -400,11 +401,19 @@ def _register_std(con: duckdb.DuckDBPyConnection, std: pa.Table, population: pa.
            ), silo AS (
                SELECT source_system, coalesce(avg(doubled), 0) < {SILO_DOUBLE_ENTRIES} AS one_per_person
                FROM p GROUP BY 1
+           ), apart AS (  -- one silo, one name, two records at two streets sharing no contact: two people
+               SELECT DISTINCT a.first_name_std, a.surname_std
+               FROM p a JOIN p b ON a.source_system = b.source_system AND a.first_name_std = b.first_name_std
+                    AND a.surname_std = b.surname_std AND a.record_key < b.record_key
+               JOIN silo ON silo.source_system = a.source_system AND silo.one_per_person
+               WHERE a.address_std <> b.address_std
+                 AND NOT coalesce(a.email_std = b.email_std, false) AND NOT coalesce(a.phone_std = b.phone_std, false)
            ), names AS (
                SELECT first_name_std, surname_std,
-                      greatest(count(DISTINCT birth_year), coalesce(max(per_silo) FILTER (WHERE one_per_person), 0))
+                      greatest(count(DISTINCT birth_year),
+                               CASE WHEN (first_name_std, surname_std) IN (SELECT * FROM apart) THEN 2 ELSE 0 END)
                           AS name_people
-               FROM p JOIN silo USING (source_system) GROUP BY 1, 2
+               FROM p GROUP BY 1, 2
            )
            SELECT s.*, coalesce(n.fn_n, 0) AS fn_n, coalesce(y.name_people, 0) AS name_people FROM std_in_cl s
            LEFT JOIN (SELECT first_name_key, count(*) AS fn_n FROM population_cl
