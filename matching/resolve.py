@@ -81,8 +81,9 @@ SILO_DOUBLE_ENTRIES = 0.05
 # A pair that rests on the names alone (a birth date unknown on a side, no contact or street shared)
 # needs at least this probability: the term frequencies of a prénom and a name are multiplied as if
 # independent, which overstates rare combinations where names run in communities (Brussels sandbox:
-# HÜLYA YILMAZ, MARIE MUKENDI, JOSÉ SANCHEZ at 0.6-0.88 were two people each).
-NAMES_ONLY_MIN = 0.8
+# HÜLYA YILMAZ, MARIE MUKENDI, JOSÉ SANCHEZ at 0.6-0.7 were two people each; 0.8 cost the French
+# sandbox 0.2 point of recall at 1M for 0.04 point of precision in Brussels).
+NAMES_ONLY_MIN = 0.7
 
 
 @dataclass
