@@ -56,7 +56,7 @@ DISAGREE_M = {
 PROBABILITY_FLOOR = 1e-3
 # Lower u floors for the "exact" level of personal identifiers: two random records share an
 # e-mail or phone far more rarely than 1 in 1,000 (switchboards and shared mailboxes are nulled
-# first, see matching.resolve.null_shared_contacts), and the general floor capped a shared
+# first, see matching.placeholders.null_implausible_values), and the general floor capped a shared
 # e-mail / phone at ~10 bits, leaving same-name records with one common contact unlinked.
 U_FLOOR_EXACT = {"email": 1e-5, "phone": 1e-5}
 

@@ -24,7 +24,7 @@ twins share a birth date too. Three things keep them apart:
   prénoms or birth dates, twins (born the same day, two prénoms each carried by other records too,
   so not a keying error), an adult-only role held by a record too young for it;
 * a phone number or e-mail carried by people of many different surnames is a switchboard or a
-  shared mailbox, not a person's: it is ignored (:func:`null_shared_contacts`).
+  shared mailbox, not a person's: it is ignored (:func:`matching.placeholders.null_implausible_values`).
 
 Each pair above the threshold that a guard refuses is counted by reason
 (:attr:`Resolution.vetoes`) and its explanation says which (``"veto"``).
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.6
 # Pairs below this probability are not returned (a review queue reads the band between).
 PAIR_FLOOR = 0.01
-# A phone / e-mail seen with more distinct surnames than this is an organisation's.
-MAX_SURNAMES_PER_CONTACT = 3
 
 # Pairs in this probability band with no human decision go to the review queue.
 REVIEW_BAND = (0.2, 0.8)
@@ -107,17 +105,6 @@ class Resolution:
     vetoes: dict[str, int] = field(default_factory=dict)
     # how much of each field the records fill (matching.model.profile), when the model was trained here
     profile: Any = None
-
-
-def null_shared_contacts(
-    standardised: pa.Table, *, max_surnames: int = MAX_SURNAMES_PER_CONTACT,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> pa.Table:
-    """Null the values the data shows are shared by implausibly many people: phones / e-mails
-    carried by more than ``max_surnames`` surnames, and the other rules of
-    :func:`matching.placeholders.null_implausible_values` (which returns the counts as well).
-    """
-    return null_implausible_values(standardised, max_surnames_per_contact=max_surnames, con=con)[0]
 
 
 def prepare(
