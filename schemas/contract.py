@@ -276,6 +276,9 @@ ACCESS_LOG = Table(
         C("reader", "text", "who read (agent login, service account)", nullable=False),
         C("purpose", "text", "why: the processing purpose the reader acted for", nullable=False),
         C("channel", "text", "cli, desk, api, gdpr-export, ...", nullable=False),
+        # the desk's readers: which collectivité and which register service the agent acted for
+        C("collectivite", "text", "the reader's collectivité (desk and API reads; null elsewhere)"),
+        C("service", "text", "the reader's service, a register service id (desk and API reads; null elsewhere)"),
         C("citizen_id", "text", "the citizen read", nullable=False),
         C("fields", "json", "JSON array of the fields shown (names, never values)", nullable=False),
         # CNIL deliberation 2021-122: the operation and the recipient; the hash chain makes an edit detectable

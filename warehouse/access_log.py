@@ -46,7 +46,11 @@ GENESIS = "0" * 64
 LOG_PROCESSING = "journal-acces"
 # The columns the hash covers, in this order (everything but the chain's own columns).
 CONTENT = ("seq", "read_at", "reader", "purpose", "channel", "citizen_id", "fields", "operation", "recipient")
+# Columns added after the chain existed: the hash covers them only where a row fills them, so rows
+# written before them (null there) keep the hash they were written with.
+OPTIONAL_CONTENT = ("collectivite", "service")
 _CHAIN_COLUMNS = ("operation", "recipient", "seq", "prev_hash", "row_hash")
+_ADDED_COLUMNS = (*_CHAIN_COLUMNS, *OPTIONAL_CONTENT)
 
 ANCHOR = Table(
     "access_log_anchor",
@@ -102,6 +106,8 @@ class Entry:
     fields: tuple[str, ...] = ()
     recipient: str | None = None
     at: datetime | None = None
+    collectivite: str | None = None
+    service: str | None = None
 
 
 class BrokenChain(RuntimeError):
@@ -120,8 +126,9 @@ def _ts(value: Any) -> str:
 
 
 def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    """sha256(prev_hash + canonical JSON of the row's content columns)."""
+    """sha256(prev_hash + canonical JSON of the row's content columns; the optional ones only when set)."""
     content = {c: (_ts(row.get(c)) if c == "read_at" else row.get(c)) for c in CONTENT}
+    content.update({c: row[c] for c in OPTIONAL_CONTENT if row.get(c) is not None})
     if content["seq"] is not None:
         content["seq"] = int(content["seq"])
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -135,12 +142,12 @@ def _anchor_hash(prev: str, row: Mapping[str, Any]) -> str:
 
 
 def ensure(wh: Warehouse) -> None:
-    """The log table with the chain's columns (added to a log created before them), the anchor table,
-    and on PostgreSQL the append-only trigger."""
+    """The log table with the chain's and the desk's columns (added to a log created before them), the
+    anchor table, and on PostgreSQL the append-only trigger."""
     wh.ensure_table(ACCESS_LOG)
     wh.ensure_table(ANCHOR)
     have = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
-    for name in _CHAIN_COLUMNS:
+    for name in _ADDED_COLUMNS:
         if name not in have:
             sql_type = "BIGINT" if name == "seq" else ("VARCHAR" if wh.kind == "duckdb" else "TEXT")
             wh.execute(f'ALTER TABLE {qualified(ACCESS_LOG)} ADD COLUMN "{name}" {sql_type}')
@@ -210,7 +217,8 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
         for e in entries:
             seq += 1
             row = {"read_at": e.at or now, "reader": e.reader, "purpose": e.purpose, "channel": e.channel,
-                   "citizen_id": e.citizen_id, "fields": json.dumps(list(e.fields)), "operation": e.operation,
+                   "collectivite": e.collectivite, "service": e.service, "citizen_id": e.citizen_id,
+                   "fields": json.dumps(list(e.fields)), "operation": e.operation,
                    "recipient": e.recipient, "seq": seq, "prev_hash": prev}
             row["row_hash"] = prev = row_hash(prev, row)
             rows.append(row)
@@ -237,7 +245,8 @@ def verify(wh: Warehouse) -> int:
     if unchained:
         raise BrokenChain(None, f"{unchained} row(s) carry no seq / hash (written around the chain)")
     n = 0
-    cols_sql = ", ".join(f'"{c}"' for c in (*CONTENT, "prev_hash", "row_hash"))
+    optional = tuple(c for c in OPTIONAL_CONTENT if c in cols)
+    cols_sql = ", ".join(f'"{c}"' for c in (*CONTENT, *optional, "prev_hash", "row_hash"))
     # streamed in pages: the log can be large
     page = 50_000
     while True:

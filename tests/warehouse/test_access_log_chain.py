@@ -117,3 +117,34 @@ def test_an_identity_decision_and_its_revocation_are_logged_as_updates(warehouse
         assert verify(wh) == 2
     assert [(r[0], r[1], r[2]) for r in rows] == [("agent.a", "C1", "update"), ("agent.b", "C1", "update")]
     assert "même personne" not in str(rows)
+
+
+def test_desk_columns_join_an_older_log_and_enter_the_chain_where_filled(warehouse_url):
+    with Warehouse(warehouse_url) as wh:
+        # a log as it was before the desk's collectivite / service columns: chained rows without them
+        wh.execute("CREATE SCHEMA ops")
+        wh.execute("CREATE TABLE ops.access_log (read_at TIMESTAMPTZ NOT NULL, reader TEXT NOT NULL, "
+                   "purpose TEXT NOT NULL, channel TEXT NOT NULL, citizen_id TEXT NOT NULL, fields TEXT NOT NULL, "
+                   "operation TEXT, recipient TEXT, seq BIGINT, prev_hash TEXT, row_hash TEXT)")
+        from warehouse.access_log import GENESIS, row_hash
+
+        prev = GENESIS
+        for i in range(2):
+            row = {"seq": i + 1, "read_at": datetime(2026, 1, 1 + i, tzinfo=UTC), "reader": "agent",
+                   "purpose": "accueil", "channel": "cli", "citizen_id": f"C{i}", "fields": "[]",
+                   "operation": "read", "recipient": None}
+            h = row_hash(prev, row)
+            wh.execute("INSERT INTO ops.access_log VALUES (:read_at, :reader, :purpose, :channel, :citizen_id, "
+                       ":fields, :operation, :recipient, :seq, :p, :h)", {**row, "p": prev, "h": h})
+            prev = h
+        append(wh, [Entry(reader="marie@mairie.fr", citizen_id="C9", purpose="accueil", channel="api",
+                          collectivite="commune-a", service="accueil-usager", fields=("given_names",))])
+        assert verify(wh) == 3
+        assert wh.rows("SELECT collectivite, service FROM ops.access_log ORDER BY seq") == [
+            (None, None), (None, None), ("commune-a", "accueil-usager")]
+        if wh.kind == "postgres":
+            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+        wh.execute("UPDATE ops.access_log SET service = 'facturation' WHERE seq = 3")
+        with pytest.raises(BrokenChain) as e:
+            verify(wh)
+        assert e.value.seq == 3
