@@ -23,6 +23,14 @@ Example::
     kind = "associations"
     drop_dir = "var/sandbox/associations"
 
+    [desk]      # the agent desk (hub serve): sign-in by OpenID Connect (ProConnect); docs/desk.md
+    issuer = "https://fca.integ01.dev-agentconnect.fr/api/v2"   # ProConnect integration (docs/desk.md)
+    client_id = "…"
+    client_secret_env = "HUB_DESK_CLIENT_SECRET"
+    redirect_base = "https://hub.example.fr"
+    agents_file = "var/desk_agents.toml"
+    session_idle_minutes = 30
+
     [privacy]   # numbers the law of the deployment forbids storing, beyond the NIR and Belgian number
     forbidden_id_columns = ["ssn", "soc_sec_id"]
     forbidden_id_patterns = [{ name = "us_ssn", regex = '\\b\\d{3}-\\d{2}-\\d{4}\\b', min_digits = 9 }]
@@ -68,6 +76,7 @@ class Settings:
     sandbox_root: Path | None = None  # set when the sources are the sandbox's (demo, tests)
     extra: dict[str, Any] = field(default_factory=dict)
     privacy: ForbiddenIds = field(default_factory=ForbiddenIds)  # [privacy]: forbidden ids, in force
+    desk: dict[str, Any] = field(default_factory=dict)  # [desk] as written: hub.desk.auth.OIDCConfig reads it
 
     @property
     def pipelines_dir(self) -> Path:
@@ -123,6 +132,7 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
         sandbox_root=Path(sandbox) if sandbox else None,
         extra=dict(data.get("matching", {})),
         privacy=privacy,
+        desk=dict(data.get("desk", {})),
     )
 
 
