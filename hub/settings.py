@@ -31,6 +31,10 @@ Example::
     agents_file = "var/desk_agents.toml"
     session_idle_minutes = 30
 
+    [marts]     # one HMAC key per BI mart, outside the warehouse (docs/marts.md)
+    keys_dir = "/run/secrets/hub"       # mart_<name>.key files, created 0600 when missing (default var/secrets)
+    # key_env_prefix = "HUB_MART_KEY_"  # or the keys themselves: HUB_MART_KEY_CITIZEN, ..._INVOICE, ...
+
     [privacy]   # numbers the law of the deployment forbids storing, beyond the NIR and Belgian number
     forbidden_id_columns = ["ssn", "soc_sec_id"]
     forbidden_id_patterns = [{ name = "us_ssn", regex = '\\b\\d{3}-\\d{2}-\\d{4}\\b', min_digits = 9 }]
@@ -77,6 +81,7 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
     privacy: ForbiddenIds = field(default_factory=ForbiddenIds)  # [privacy]: forbidden ids, in force
     desk: dict[str, Any] = field(default_factory=dict)  # [desk] as written: hub.desk.auth.OIDCConfig reads it
+    marts: dict[str, Any] = field(default_factory=dict)  # [marts]: keys_dir, key_env_prefix (warehouse/marts.py)
 
     @property
     def pipelines_dir(self) -> Path:
@@ -133,6 +138,7 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
         extra=dict(data.get("matching", {})),
         privacy=privacy,
         desk=dict(data.get("desk", {})),
+        marts=dict(data.get("marts", {})),
     )
 
 
