@@ -179,6 +179,7 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from matching.release import ReleaseGuard
     from warehouse.golden import build_golden, publish_resolution, rectifications
+    from warehouse.marts import build_marts, keys_from_settings
     from warehouse.resolution import compute_links
 
     band = settings.extra.get("review_band")
@@ -207,10 +208,12 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
             "finished_at": now,
         }
         publish_resolution(wh, run_id, links=ident.links, citizens=golden, run_row=run_row)
+        marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
     summary = {k: v for k, v in run_row.items() if k != "finished_at"}
     summary["release"] = ident.release
     summary["matching"] = ident.matching
     summary["mode"] = "incremental" if incremental else "batch"
+    summary["marts"] = marts  # rows per marts table (counts only)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
