@@ -211,6 +211,10 @@ ORGANISATION_ROLE = Table(
 
 CANONICAL_TABLES = (PERSON_RECORD, HOUSEHOLD_MEMBERSHIP, INTERACTION, ORGANISATION, ORGANISATION_ROLE)
 
+# A raw column the connectors add to a full export's rows: when an export first stopped listing the
+# row (null while listed). Staging turns it into ``deleted_at``; bookkeeping, not personal data.
+RAW_DELETED_AT = "_deleted_at"
+
 # ---------------------------------------------------------------- operations
 
 QUARANTINE = Table(

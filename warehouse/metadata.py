@@ -1,0 +1,87 @@
+"""The hub's own tables as SQLAlchemy ``MetaData``, from the same contract the runtime DDL reads.
+
+:func:`metadata` turns :mod:`schemas.contract` tables (plus the few tables defined beside the code
+that writes them, e.g. the access log's purge anchors) into SQLAlchemy tables: Alembic compares it
+with a warehouse to write migrations (``warehouse/migrations``), and :func:`create_all` builds the
+same tables on DuckDB, which has no Alembic dialect here, by compiling that metadata's DDL.
+
+Logical types map as :data:`schemas.contract.SQL_TYPES` does, so a warehouse built by
+``Warehouse.ensure_table`` and one built from this metadata are the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from schemas.contract import ALL_TABLES, Table
+
+# logical type -> SQLAlchemy type (the PostgreSQL DDL they compile to is SQL_TYPES' second column)
+SA_TYPES: dict[str, sa.types.TypeEngine] = {
+    "text": sa.Text(),
+    "int": sa.Integer(),
+    "bigint": sa.BigInteger(),
+    "double": sa.Double(),
+    "bool": sa.Boolean(),
+    "date": sa.Date(),
+    "timestamptz": sa.DateTime(timezone=True),
+    "money": sa.Numeric(14, 2),
+    "json": sa.Text(),
+}
+
+# Indexes the readers need beyond the primary keys: row security scopes golden rows through
+# citizen_link by citizen id.
+INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "golden.citizen_link": (("ix_citizen_link_citizen_id", ("citizen_id",)),),
+}
+
+
+def hub_tables() -> tuple[Table, ...]:
+    """Every table the hub itself creates: the contract's and the access log's purge anchors."""
+    from warehouse.access_log import ANCHOR
+    from warehouse.roles import ACCESS_GRANT
+
+    return (*ALL_TABLES, ANCHOR, ACCESS_GRANT)
+
+
+def metadata(tables: Iterable[Table] | None = None) -> sa.MetaData:
+    """SQLAlchemy metadata for contract tables (default: :func:`hub_tables`)."""
+    md = sa.MetaData()
+    for t in tables if tables is not None else hub_tables():
+        cols = [sa.Column(c.name, SA_TYPES[c.type], nullable=c.nullable and c.name not in t.key,
+                          comment=None) for c in t.columns]
+        args: list[sa.SchemaItem] = list(cols)
+        if t.key:
+            args.append(sa.PrimaryKeyConstraint(*t.key, name=f"{t.name}_pkey"))
+        for name, on in INDEXES.get(f"{t.schema}.{t.name}", ()):
+            args.append(sa.Index(name, *on))
+        sa.Table(t.name, md, *args, schema=t.schema)
+    return md
+
+
+def create_all(wh, tables: Iterable[Table] | None = None) -> list[str]:
+    """Create the metadata's schemas, tables and indexes that are missing on the warehouse, and add the
+    columns an older warehouse lacks (DuckDB's upgrade; PostgreSQL upgrades through Alembic).
+    Returns what was done, one line each."""
+    md = metadata(tables)
+    done: list[str] = []
+    dialect = postgresql.dialect()
+    for schema in sorted({t.schema for t in md.tables.values() if t.schema}):
+        wh.create_schema(schema)
+    for table in md.sorted_tables:
+        name = f"{table.schema}.{table.name}"
+        if not wh.table_exists(table.schema, table.name):
+            wh.execute(str(sa.schema.CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+            done.append(f"created {name}")
+        else:
+            have = set(wh.columns_of(table.schema, table.name))
+            for col in table.columns:
+                if col.name not in have:
+                    sql_type = col.type.compile(dialect=dialect)
+                    wh.execute(f'ALTER TABLE "{table.schema}"."{table.name}" ADD COLUMN "{col.name}" {sql_type}')
+                    done.append(f"added {name}.{col.name}")
+        for ix in table.indexes:
+            wh.execute(str(sa.schema.CreateIndex(ix, if_not_exists=True).compile(dialect=dialect)))
+    return done
