@@ -353,5 +353,9 @@ from hub.gdpr import gdpr  # noqa: E402  (the DPO's commands, in their own modul
 
 main.add_command(gdpr)
 
+from hub.warehouse_cli import warehouse  # noqa: E402  (schema, roles and row security, in their own module)
+
+main.add_command(warehouse)
+
 if __name__ == "__main__":
     main()
