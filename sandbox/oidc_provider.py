@@ -153,6 +153,13 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
+def _acr(reached: str, asked: Iterable[str]) -> str:
+    """The acr to answer: the highest level asked that the agent's sign-in reached (ProConnect answers
+    eidas1 to a request for eidas1 from an agent signed in at eidas2), else the level reached."""
+    met = [a for a in asked if a in ACR_VALUES and ACR_VALUES.index(a) <= ACR_VALUES.index(reached)]
+    return max(met, key=ACR_VALUES.index) if met else reached
+
+
 def _new_key() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key, secrets.token_hex(8)
@@ -167,6 +174,7 @@ class _AuthRequest:
     nonce: str
     code_challenge: str
     login_hint: str | None
+    acr_values: tuple[str, ...]  # asked by acr_values or claims.id_token.acr.values
     created: float
 
 
@@ -310,16 +318,17 @@ class OIDCProvider(HTTPSimulator):
             raise ProtocolError("invalid_request", "code_challenge_method doit valoir S256")
         if not 43 <= len(p["code_challenge"]) <= 128:
             raise ProtocolError("invalid_request", "code_challenge invalide")
+        acr_values = p.get("acr_values", "").split()
         if "claims" in p:
             try:
                 claims = json.loads(p["claims"])
-            except ValueError:
-                raise ProtocolError("invalid_request", "claims n'est pas un objet JSON") from None
-            if not isinstance(claims, dict):
-                raise ProtocolError("invalid_request", "claims n'est pas un objet JSON")
+                acr = (claims.get("id_token") or {}).get("acr") or {}
+                acr_values += [v for v in acr.get("values", [acr.get("value")]) if isinstance(v, str)]
+            except (ValueError, AttributeError):
+                raise ProtocolError("invalid_request", "claims n'est pas un objet JSON valide") from None
         return _AuthRequest(client_id=client.client_id, redirect_uri=p["redirect_uri"], scopes=scopes,
                             state=p["state"], nonce=p["nonce"], code_challenge=p["code_challenge"],
-                            login_hint=p.get("login_hint"), created=self.clock())
+                            login_hint=p.get("login_hint"), acr_values=tuple(acr_values), created=self.clock())
 
     def open_interaction(self, request: _AuthRequest) -> str:
         """Keep the request while the person picks an agent; returns the interaction id."""
@@ -393,7 +402,7 @@ class OIDCProvider(HTTPSimulator):
         agent = code.agent
         claims = {"iss": self.issuer, "aud": client.client_id, "sub": agent.sub, "iat": int(now),
                   "exp": int(now) + ID_TOKEN_SECONDS, "auth_time": int(code.issued), "nonce": code.request.nonce,
-                  "acr": agent.acr, "amr": list(agent.amr), "idp_id": agent.idp_id}
+                  "acr": _acr(agent.acr, code.request.acr_values), "amr": list(agent.amr), "idp_id": agent.idp_id}
         if forgery == "id_token_other_audience":
             claims["aud"] = "another-service-provider"
         elif forgery == "id_token_other_issuer":
@@ -470,6 +479,10 @@ class _Handler(SimulatorHandler):
         "429": (429, compact_json({"error": "temporarily_unavailable", "error_description": "too many requests"})),
         "401": (401, compact_json({"error": "invalid_client", "error_description": "client authentication failed"})),
     }
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # request lines carry codes, states and id_token_hint in their query: log the path only
+        self.simulator.logger.debug("%s: %s %s", self.simulator.label, self.command, urlsplit(self.path).path)
 
     def _route(self) -> tuple[str | None, str]:
         parts = urlsplit(self.path)
