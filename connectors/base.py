@@ -32,7 +32,7 @@ from connectors.identifiers import (  # noqa: F401  (re-exported: every connecto
     national_id_spans,
     string_buffers,
 )
-from schemas.contract import QUARANTINE, SQL_TYPES, arrow_schema
+from schemas.contract import QUARANTINE, RAW_DELETED_AT, SQL_TYPES, arrow_schema
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,16 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class EntityCount:
-    """Rows of one source entity in one run (rows_read = rows_loaded + rows_quarantined)."""
+    """Rows of one source entity in one run (rows_read = rows_loaded + rows_quarantined).
+    ``rows_deleted``: rows a full export no longer lists, marked deleted in raw (not read).
+    ``rows_recovered``: rows of a load package an aborted run left, loaded by this run."""
 
     entity: str
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    rows_deleted: int = 0
+    rows_recovered: int = 0
 
 
 @dataclass
@@ -94,6 +98,7 @@ class ExtractResult:
     source_system: str
     counts: list[EntityCount]
     quarantine: pa.Table
+    recovered_from: list[str] = field(default_factory=list)  # load ids of packages an aborted run left
 
     def count(self, entity: str) -> EntityCount:
         for c in self.counts:
@@ -111,6 +116,9 @@ class Collector:
     entities: Iterable[str] = ()
     read: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
+    recovered_from: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -146,11 +154,14 @@ class Collector:
         })
 
     def result(self) -> ExtractResult:
+        for e in self.recovered:  # a table only an aborted run's package held still gets its line
+            self.read.setdefault(e, 0)
         counts = [
-            EntityCount(e, self.read[e], self.read[e] - self.quarantined.get(e, 0), self.quarantined.get(e, 0))
+            EntityCount(e, self.read[e], self.read[e] - self.quarantined.get(e, 0), self.quarantined.get(e, 0),
+                        self.deleted.get(e, 0), self.recovered.get(e, 0))
             for e in self.read
         ]
-        return ExtractResult(self.source_system, counts, quarantine_table(self.rows))
+        return ExtractResult(self.source_system, counts, quarantine_table(self.rows), list(self.recovered_from))
 
 
 def quarantine_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -311,6 +322,77 @@ class Guard(ItemTransform[Any, dict[str, Any]]):
 
 
 # ---------------------------------------------------------------------------- dlt plumbing
+EXPORTS = ("full", "incremental")
+
+
+def export_mode(value: Any, where: str) -> str:
+    """A source's (or mapping entity's) ``export`` setting: ``full`` (each export lists every
+    row: a row it no longer lists was deleted in the silo) or ``incremental`` (new and changed
+    rows only). ValueError naming ``where`` otherwise."""
+    if value not in EXPORTS:
+        raise ValueError(f"{where}: export must be \"full\" or \"incremental\", not {value!r}")
+    return str(value)
+
+
+def mark_listed(table: pa.Table) -> pa.Table:
+    """An export's rows with the deletion mark column, null: the export lists them (a row deleted
+    earlier and listed again is alive again: merge overwrites its mark)."""
+    return table.append_column(RAW_DELETED_AT, pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC")))
+
+
+def _key_text(values: Iterable[Any]) -> list[str]:
+    return ["" if v is None else str(v).strip() for v in values]
+
+
+def unlisted_rows(pipeline: Any, system: str, table: str, key: Sequence[str], listed: Iterable[tuple[str, ...]],
+                  like: pa.Schema, now: dt.datetime) -> pa.Table:
+    """The rows ``raw_<system>.<table>`` holds alive whose key a full export no longer lists, as
+    they were last loaded, with the deletion mark set to ``now`` (schema ``like``: the export's).
+
+    ``listed``: the key of every row the export holds, loaded or quarantined (a row set aside for
+    a bad date is in the silo still), each as trimmed text. Merged back into raw, they keep what
+    the silo last said of the person, dated by the deletion: staging gives them ``deleted_at``.
+    An export that lists no row while raw holds live ones is refused (a truncated export would
+    delete everything): :class:`SourceError`."""
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return like.empty_table()
+        schema = client.fully_qualified_dataset_name(quote=False)
+        have = {r[0] for r in client.execute_sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            schema, table)}
+        if not have or not set(key) <= have:
+            return like.empty_table()
+        name = client.make_qualified_table_name(table)
+        alive = f" WHERE {client.escape_column_name(RAW_DELETED_AT)} IS NULL" if RAW_DELETED_AT in have else ""
+        cols = ", ".join(client.escape_column_name(k) for k in key)
+        stored = client.execute_sql(f"SELECT {cols} FROM {name}{alive}") or []
+        keys = [tuple(_key_text(r)) for r in stored]
+        listed = set(listed)
+        gone = [k for k in keys if k not in listed]
+        if not gone:
+            return like.empty_table()
+        if not listed:
+            raise SourceError(system, table, f"the export lists no row, where {len(keys):,} were loaded before: as "
+                              "a full export it would delete them all (truncated or wrong file?); nothing loaded")
+        wanted = [c for c in like.names if c in have and c != RAW_DELETED_AT]
+        select = ", ".join(client.escape_column_name(c) for c in wanted)
+        match = " AND ".join(f"TRIM(CAST({client.escape_column_name(k)} AS VARCHAR)) = %s" for k in key)
+        rows: list[dict[str, Any]] = []
+        for i in range(0, len(gone), 200):
+            chunk = gone[i:i + 200]
+            where = " OR ".join(f"({match})" for _ in chunk)
+            for r in client.execute_sql(f"SELECT {select} FROM {name} WHERE ({where}){alive.replace('WHERE', 'AND')}",
+                                        *[v for k in chunk for v in k]) or []:
+                rows.append(dict(zip(wanted, r, strict=True)))
+    out = pa.Table.from_pylist(rows, schema=pa.schema([like.field(c) for c in wanted]))
+    for i, f in enumerate(like):  # columns raw lacks (added to the export since): null
+        if f.name not in out.column_names:
+            value = now if f.name == RAW_DELETED_AT else None
+            out = out.add_column(i, f, pa.array([value] * out.num_rows, f.type))
+    return out.select(like.names)
+
+
 def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
     """The dlt pipeline of one system: dataset ``raw_<system>``, state kept under pipelines_dir
     (``system`` is the configured source's name when the runner set one: :func:`stored_as`)."""
@@ -353,6 +435,31 @@ def record_merge(pipeline: Any, appended: list[str]) -> None:
         pipeline.schemas.save_schema(schema)
 
 
+def complete_pending(pipeline: Any, collector: Collector) -> None:
+    """Load what an aborted run left (a process killed between dlt's extract or normalise and
+    its load leaves load packages on disk), before this run extracts anything, and count those
+    rows per table as recovered (they belong to no extraction of this run).
+
+    Left alone, dlt's ``run`` would load them and return without extracting this run's data."""
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    if not pending:
+        return
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    pipeline.load()
+    tables = [t["name"] for t in pipeline.default_schema.data_tables() if not t.get("parent")]
+    marks = ", ".join(["%s"] * len(pending))
+    with pipeline.sql_client() as client:
+        for name in tables:
+            n = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(name)} "
+                                   f"WHERE _dlt_load_id IN ({marks})", *pending)[0][0]
+            if n:
+                collector.recovered[name] = collector.recovered.get(name, 0) + int(n)
+    collector.recovered_from.extend(pending)
+    log.warning("%s: %d load package(s) an aborted run left were loaded first: %s", collector.source_system,
+                len(pending), ", ".join(f"{t} {n}" for t, n in collector.recovered.items()) or "no row")
+
+
 def run_pipeline(system: str, destination: Any, pipelines_dir: Path, collector: Collector,
                  build: Callable[[], Any], translate: Callable[[Exception], SourceError], *,
                  after: Callable[[Any], None] | None = None) -> ExtractResult:
@@ -366,6 +473,7 @@ def run_pipeline(system: str, destination: Any, pipelines_dir: Path, collector: 
     """
     try:
         pipeline = make_pipeline(system, destination, pipelines_dir)
+        complete_pending(pipeline, collector)
         pipeline.run(build(), loader_file_format=loader_file_format(destination))
         if after is not None:
             after(pipeline)

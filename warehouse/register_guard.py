@@ -10,7 +10,8 @@ personal data" is known, table by table:
   from the source), dlt's copies of them in ``raw_<system>_staging``, marts, anything added by
   hand: every column is presumed personal until the register classifies it, either as personal
   data of a processing or as ``not_personal`` (``"*"``: the table's other columns are not personal).
-  dlt's own bookkeeping (``_dlt_*`` tables and columns) carries no personal data and is skipped.
+  dlt's own bookkeeping (``_dlt_*`` tables and columns) and the connectors' deletion mark
+  (``_deleted_at``) carry no personal data and are skipped.
 - the views of the ``staging`` schema hold nothing: they read ``raw_*`` tables, checked above, and
   feed the ``core`` tables, checked above.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from schemas.contract import ALL_TABLES
+from schemas.contract import ALL_TABLES, RAW_DELETED_AT
 from schemas.register import ALL, CONTRACT_TABLES, Register, load_register
 from warehouse.engine import Warehouse
 
@@ -102,7 +103,7 @@ def warehouse_gaps(wh: Warehouse, register: Register) -> list[Gap]:
         key = _register_name(table)
         personal = set(mapped.get(key, {}))
         not_personal = declared_not.get(key, set())
-        columns = [c for c in columns if not c.startswith("_dlt_")]
+        columns = [c for c in columns if not c.startswith("_dlt_") and c != RAW_DELETED_AT]
         contract = CONTRACT_TABLES.get(key)
         if contract is not None:
             known = set(contract.column_names)

@@ -1,12 +1,16 @@
-"""Associations silo: three CSV exports (cp1252, ``;``, CRLF, dd/mm/yyyy, decimal comma) in a drop folder.
+"""Associations silo: three CSV exports (``;``, CRLF, dd/mm/yyyy, decimal comma) in a drop folder.
 
-Parsed with pyarrow; each bad row is quarantined with file:line and field, the rest loads
-(merge on each file's key). One bad row never aborts a file.
+Read as what they are: cp1252 as the office tool's plain CSV writes it, or UTF-8 (with or without
+BOM) as Excel's "CSV UTF-8" does (``encoding = "auto"``, the default; the files connector's
+detection). Parsed with pyarrow; each bad row is quarantined with file:line and field, the rest
+loads (merge on each file's key). One bad row never aborts a file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import io
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,11 +27,15 @@ from connectors.base import (
     Guard,
     SourceError,
     cast_columns,
+    export_mode,
     load_failed,
+    mark_listed,
     national_id_rows,
     run_pipeline,
     take_rows,
+    unlisted_rows,
 )
+from schemas.contract import RAW_DELETED_AT
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +73,15 @@ STAGING: dict[str, list[Path]] = {
 }
 
 
-def read_file(path: Path, spec: FileSpec, collector: Collector) -> pa.Table:
-    """One CSV as a typed Arrow table; bad rows go to the collector (rows_read counts them all)."""
+def read_file(path: Path, spec: FileSpec, collector: Collector, encoding: str = "auto") -> tuple[pa.Table, set[str]]:
+    """One CSV as a typed Arrow table, and the key of every row it lists (loaded or not); bad rows
+    go to the collector (rows_read counts them all). ``encoding``: one of the files connector's
+    (``auto`` detects UTF-8 with or without BOM, else cp1252)."""
+    from connectors.files.read import to_utf8
+
     if not path.is_file():
         raise SourceError(SYSTEM, spec.file, "file missing from the drop folder")
+    body, encoding = to_utf8(SYSTEM, spec.file, path.read_bytes(), encoding)
     bad_lines: dict[int, str] = {}
 
     def invalid(row: Any) -> str:
@@ -77,20 +90,22 @@ def read_file(path: Path, spec: FileSpec, collector: Collector) -> pa.Table:
 
     try:
         table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding="cp1252", use_threads=False),
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(use_threads=False),
             # empty lines kept as rows so that row numbers stay physical line numbers
             parse_options=pacsv.ParseOptions(delimiter=";", invalid_row_handler=invalid, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+    except pa.ArrowInvalid as e:
         # Arrow's parse messages quote the offending text: keep only its kind
-        raise SourceError(SYSTEM, spec.file, f"not a readable cp1252 ;-separated file ({type(e).__name__})") from None
+        raise SourceError(SYSTEM, spec.file, f"not a readable ;-separated file (read as {encoding}: "
+                          f"{type(e).__name__})") from None
     missing = [c for c in spec.columns if c not in table.column_names]
     if missing:
         raise SourceError(SYSTEM, f"{spec.file} line 1", f"header lacks column(s) {', '.join(missing)}")
+    key_at = table.column_names.index(spec.key)
     table = table.select(list(spec.columns))  # unknown extra columns are not loaded
 
     # physical line of each parsed row: every line after the header that was not an invalid row
@@ -137,48 +152,74 @@ def read_file(path: Path, spec: FileSpec, collector: Collector) -> pa.Table:
             raw_rows = table.to_pylist()
         collector.quarantine(spec.entity, f"{spec.file}:{lines[i]}", reason[0], reason[1], reason[2], raw_rows[i])
     typed = take_rows(typed, keep)
+    # the rows a line too short or too long still shows the key of are listed too (best effort)
+    listed = {k for k in key if k} | {fields[key_at].strip() for fields in (t.split(";") for t in bad_lines.values())
+                                      if len(fields) > key_at and fields[key_at].strip()}
     # keys trimmed in raw so merges match whatever spacing the export used
     return typed.set_column(typed.column_names.index(spec.key), spec.key,
                             pc.utf8_trim_whitespace(typed.column(spec.key))
-                            if pa.types.is_string(typed.column(spec.key).type) else typed.column(spec.key))
+                            if pa.types.is_string(typed.column(spec.key).type) else typed.column(spec.key)), listed
 
 
-def _file_rows(path: Path, spec: FileSpec, collector: Collector) -> Iterator[pa.Table]:
+def _file_rows(path: Path, spec: FileSpec, collector: Collector, encoding: str, full: bool,
+               now: dt.datetime) -> Iterator[pa.Table]:
     """The file's good rows, unless the very same file was loaded before (its SHA-256 is kept in
-    the resource's dlt state, committed with the load): an unchanged export loads 0 rows."""
+    the resource's dlt state, committed with the load): an unchanged export loads 0 rows.
+    ``full``: the file lists every row, so the rows raw holds that it no longer lists come back
+    marked deleted (:func:`connectors.base.unlisted_rows`)."""
     import dlt
 
     state = dlt.current.resource_state()
+    pipeline = dlt.current.pipeline()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if state.get("sha256") == digest:
+    stored = dlt.current.source_schema().tables.get(spec.entity, {}).get("columns", {})
+    # a raw table loaded before the deletion mark existed is read again once, to gain it
+    if state.get("sha256") == digest and (not stored or RAW_DELETED_AT in stored):
         log.info("associations: %s unchanged since the last load, skipped", spec.file)
         return
-    table = read_file(path, spec, collector)
+    table, listed = read_file(path, spec, collector, encoding)
+    table = mark_listed(table)
+    if full:
+        gone = unlisted_rows(pipeline, SYSTEM, spec.entity, [spec.key], {(k,) for k in listed}, table.schema, now)
+        collector.deleted[spec.entity] = gone.num_rows
+        table = pa.concat_tables([table, gone])
     state["sha256"] = digest
     yield table
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``drop_dir``."""
-    return {"drop_dir": Path(params["drop_dir"])}
+    """``load`` keyword arguments from the source's settings: ``drop_dir``, ``encoding`` (default
+    ``auto``) and ``export`` (default ``full``: each drop lists every row, rows it no longer lists
+    are deleted; ``incremental``: rows are only added or changed)."""
+    try:
+        export = export_mode(params.get("export", "full"), "associations")
+    except ValueError as e:
+        raise SourceError(SYSTEM, "settings", str(e)) from None
+    return {"drop_dir": Path(params["drop_dir"]), "encoding": str(params.get("encoding", "auto")),
+            "export": export}
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path) -> ExtractResult:
+def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path, encoding: str = "auto",
+         export: str = "full") -> ExtractResult:
     """Parse the three CSVs of ``drop_dir`` and merge their good rows into ``raw_associations``.
 
     A missing file or header raises :class:`SourceError`; bad rows are quarantined, never fatal.
-    A file identical to the one loaded last time is skipped (0 rows read).
+    A file identical to the one loaded last time is skipped (0 rows read). ``export = "full"``:
+    rows an export no longer lists are kept in raw marked deleted (``_deleted_at``), counted as
+    deleted; staging gives the person record its ``deleted_at`` and drops the others.
     """
     import dlt
 
     drop_dir = Path(drop_dir)
+    now = dt.datetime.now(dt.UTC)
     collector = Collector(run_id, SYSTEM, [f.entity for f in FILES])
     for spec in FILES:  # fail before extracting anything when the drop is incomplete
         if not (drop_dir / spec.file).is_file():
             raise SourceError(SYSTEM, spec.file, "file missing from the drop folder")
     resources = []
     for spec in FILES:
-        r = dlt.resource(_file_rows(drop_dir / spec.file, spec, collector), name=spec.entity,
+        r = dlt.resource(_file_rows(drop_dir / spec.file, spec, collector, encoding, export == "full", now),
+                         name=spec.entity,
                          primary_key=spec.key, write_disposition="merge")
         r.add_step(Guard(collector, spec.entity, lambda row, s=spec: f"{s.file}:{s.key}={row.get(s.key)}",
                          count_read=False))

@@ -19,7 +19,7 @@ from connectors.base import is_national_id_column
 from connectors.identifiers import CHECKS
 from schemas.contract import CANONICAL_TABLES, Table
 
-ENCODINGS = ("utf-8", "utf-8-sig", "cp1252", "latin-1", "auto")
+ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1", "auto")
 FORMATS = ("csv", "xlsx")
 TYPES = ("text", "date", "timestamp", "decimal", "int", "bool")
 DELIMITERS = {";": ";", ",": ",", "\t": "\t", "tab": "\t", "|": "|"}

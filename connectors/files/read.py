@@ -42,17 +42,20 @@ class RawFile:
     forbidden: int = 0  # columns of the header never read (national ids, the settings' forbidden names)
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    head = data[:offset]
-    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+# Byte order marks, longest first: Excel's "CSV UTF-8" writes the UTF-8 one, its "Unicode text"
+# (tab-separated) the UTF-16 little-endian one.
+BOMS = ((BOM, "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_SINGLE_BYTE = ("cp1252", "latin-1")
 
 
 def resolve_encoding(data: bytes, declared: str) -> str:
-    """``auto``: a BOM means utf-8-sig, valid UTF-8 means utf-8, anything else cp1252."""
+    """``auto``: a BOM says the encoding (UTF-8 or UTF-16), valid UTF-8 means utf-8, anything else
+    cp1252. A declared encoding is returned as it is (:func:`to_utf8` checks that it fits)."""
     if declared != "auto":
         return declared
-    if data.startswith(BOM):
-        return "utf-8-sig"
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return encoding
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -60,41 +63,55 @@ def resolve_encoding(data: bytes, declared: str) -> str:
     return "utf-8"
 
 
-def _column_at(data: bytes, offset: int, delimiter: str, header: list[str] | None) -> str | None:
-    """The header label of the column an offset falls in (quotes ignored: a best effort)."""
-    start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
-    index = data[start:offset].count(delimiter.encode("ascii"))
-    if header and index < len(header):
-        return header[index]
-    return f"column {index + 1}"
+def _where(data: bytes, offset: int, encoding: str, delimiter: str, header: list[str]) -> tuple[int, str]:
+    """The physical line and the header label of the column a byte offset falls in (quotes
+    ignored: a best effort), counted on the text as far as it decodes."""
+    head = data[:offset].decode(encoding, errors="replace")
+    line = head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+    index = head[max(head.rfind("\n"), head.rfind("\r")) + 1:].count(delimiter)
+    return line, header[index] if index < len(header) else f"column {index + 1}"
 
 
-def _rough_header(data: bytes, entity: EntitySpec) -> list[str]:
-    end = min(i for i in (data.find(b"\n"), data.find(b"\r"), len(data)) if i >= 0)
-    line = data[:end].removeprefix(BOM).decode("utf-8", errors="replace")
-    return [c.strip().strip(entity.quote) for c in line.split(entity.delimiter)]
+def _rough_header(data: bytes, encoding: str, delimiter: str, quote: str) -> list[str]:
+    """The header's labels, or none when it does not decode cleanly (then columns go by number)."""
+    first = data[: 1 << 16].decode(encoding, errors="replace").lstrip("\ufeff")
+    line = first.splitlines()[0] if first else ""
+    if not line.isprintable():
+        return []
+    return [c.strip().strip(quote) for c in line.split(delimiter)]
 
 
-def _utf8(system: str, name: str, data: bytes, entity: EntitySpec) -> tuple[bytes, str]:
-    """The file as UTF-8 bytes without BOM, and the encoding it was read as."""
-    encoding = resolve_encoding(data, entity.encoding)
-    header = _rough_header(data, entity)
-    if encoding.startswith("utf-8"):
-        body = data[len(BOM):] if data.startswith(BOM) else data  # a BOM is never part of the header
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            offset = e.start + (len(data) - len(body))
-            raise SourceError(system, f"{name}:{_line_of(data, offset)}", "bytes that are not valid UTF-8 "
-                              "(wrong encoding in the mapping?)",
-                              field=_column_at(data, offset, entity.delimiter, header)) from None
-        return body, encoding
+def to_utf8(system: str, name: str, data: bytes, declared: str, delimiter: str = ";", quote: str = '"'
+            ) -> tuple[bytes, str]:
+    """A file's bytes as UTF-8 without BOM, and the encoding it was read as (``declared``: one of
+    the mapping's encodings, ``auto`` to detect it: :func:`resolve_encoding`).
+
+    Raises :class:`SourceError` naming the file, line, column and offending byte when the bytes do
+    not decode, and when the declared encoding plainly is not the file's (a byte order mark of
+    another, or a single-byte encoding declared for accented letters that only decode as UTF-8):
+    read as cp1252, a UTF-8 file would load mojibake (``MASSONÃ‰``) without any row failing."""
+    encoding = resolve_encoding(data, declared)
+    bom = next((e for b, e in BOMS if data.startswith(b)), None)
+    if bom and bom.removesuffix("-sig") != encoding.removesuffix("-sig"):
+        wrong = f"starts with a byte order mark of {bom.removesuffix('-sig').upper()}"
+    elif encoding in _SINGLE_BYTE and not data.isascii() and resolve_encoding(data, "auto") == "utf-8":
+        wrong = "is UTF-8 (its accented letters only decode as UTF-8)"
+    else:
+        wrong = None
+    if wrong:
+        raise SourceError(system, f"{name}:1", f"the file {wrong}, but the source declares {encoding}: read so it "
+                          f"would load garbled letters. Set its encoding to \"auto\" (or \"{bom or 'utf-8'}\")")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise SourceError(system, f"{name}:{_line_of(data, e.start)}", f"bytes that are not valid {encoding}",
-                          field=_column_at(data, e.start, entity.delimiter, header)) from None
-    return text.encode("utf-8"), encoding
+        header = _rough_header(data, encoding, delimiter, quote)
+        line, column = _where(data, e.start, encoding, delimiter, header)
+        raise SourceError(system, f"{name}:{line}", f"byte 0x{data[e.start]:02X} (offset {e.start}) is not valid "
+                          f"{encoding}: the file is written in another encoding than the source declares "
+                          "(try \"auto\")", field=column) from None
+    if encoding.startswith("utf-8"):  # already UTF-8: no copy, a BOM is never part of the header
+        return data.removeprefix(BOM), encoding
+    return text.lstrip("\ufeff").encode("utf-8"), encoding
 
 
 def _header(system: str, name: str, body: bytes, entity: EntitySpec) -> list[str]:
@@ -153,7 +170,7 @@ def read_csv(system: str, path: Path, name: str, entity: EntitySpec) -> RawFile:
     data = path.read_bytes()
     if not data or data.isspace():  # (isspace stops at the first other byte: no copy of the file)
         raise SourceError(system, f"{name}:1", "no header line (empty file)")
-    body, _ = _utf8(system, name, data, entity)
+    body, _ = to_utf8(system, name, data, entity.encoding, entity.delimiter, entity.quote)
     header = _header(system, name, body, entity)
     present = check_header(system, name, header, entity)
     if body.count(entity.quote.encode()) % 2:

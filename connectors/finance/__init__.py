@@ -16,6 +16,7 @@ from connectors.base import (
     ExtractResult,
     Guard,
     SourceError,
+    complete_pending,
     empty_tables,
     exception_chain,
     is_national_id_column,
@@ -93,6 +94,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, source_url: str,
             table_adapter_callback=adapt,
         )
         pipeline = make_pipeline(SYSTEM, destination, pipelines_dir)
+        complete_pending(pipeline, collector)  # before the emptiness test: an aborted run's rows count
         empty = empty_tables(pipeline, list(TABLES))
         for name in TABLES:
             resource = source.resources[name]

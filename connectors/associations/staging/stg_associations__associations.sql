@@ -11,3 +11,4 @@ SELECT
     NULLIF(TRIM(a.code_postal), '')                                  AS postcode,
     NULLIF(TRIM(a.commune), '')                                      AS city
 FROM raw_associations.associations AS a
+WHERE a._deleted_at IS NULL  -- rows a full export no longer lists are gone from the silo

@@ -19,3 +19,4 @@ SELECT
         || ', "montant_accorde": ' || COALESCE('"' || CAST(s.montant_accorde AS VARCHAR) || '"', 'null')
         || '}'                                                       AS details
 FROM raw_associations.demandes_subvention AS s
+WHERE s._deleted_at IS NULL  -- rows a full export no longer lists are gone from the silo

@@ -1,4 +1,5 @@
--- associations.dirigeants -> person_record (role dirigeant).
+-- associations.dirigeants -> person_record (role dirigeant); a dirigeant a full export no longer
+-- lists is kept, deleted_at the run that saw it gone (_deleted_at).
 SELECT
     'associations:dirigeant/' || CAST(d.id AS VARCHAR)               AS record_key,
     'associations'                                                   AS source_system,
@@ -21,5 +22,5 @@ SELECT
     CAST(NULL AS VARCHAR)                                            AS country,
     CAST(0 AS INTEGER)                                               AS certification_level,
     CAST(d.date_maj AS TIMESTAMPTZ)                                  AS updated_at,
-    CAST(NULL AS TIMESTAMPTZ)                                        AS deleted_at
+    CAST(d._deleted_at AS TIMESTAMPTZ)                               AS deleted_at
 FROM raw_associations.dirigeants AS d

@@ -6,4 +6,4 @@ SELECT
     CAST(NULL AS DATE)                                               AS valid_from,
     CAST(NULL AS DATE)                                               AS valid_to
 FROM raw_associations.dirigeants AS d
-WHERE NULLIF(TRIM(d.rna), '') IS NOT NULL AND NULLIF(TRIM(d.fonction), '') IS NOT NULL
+WHERE d._deleted_at IS NULL AND NULLIF(TRIM(d.rna), '') IS NOT NULL AND NULLIF(TRIM(d.fonction), '') IS NOT NULL
