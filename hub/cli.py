@@ -357,5 +357,10 @@ from hub.warehouse_cli import warehouse  # noqa: E402  (schema, roles and row se
 
 main.add_command(warehouse)
 
+from hub.restitutions import dictionary, report  # noqa: E402  (états report; the marts' data dictionary)
+
+main.add_command(report)
+warehouse.add_command(dictionary)
+
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ attributes (age band, commune, household type). The aggregates (``agg_*``) count
 publish a group under :data:`MIN_CELL` people and suppress a second cell wherever a published
 total would reveal a suppressed one (``warehouse/marts.py``).
 
-The data dictionary (``hub report dictionary``) and the register's mapping are generated from and
+The data dictionary (``hub warehouse dictionary``) and the register's mapping are generated from and
 checked against these definitions.
 """
 
