@@ -49,7 +49,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.desk.agents import AgentDirectory, Habilitation
-from schemas.register import load_register
+from schemas.register import Register, load_register
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ class _Session:
 
 # ------------------------------------------------------------------------------------------ provider
 class SignInError(Exception):
-    """A sign-in that must not go on; ``reason`` is logged and shown (it carries no token or personal data)."""
+    """A sign-in that must not go on; ``reason`` is logged and shown (it carries no token or personal data).
+    Never 401: the pages turn a 401 into a new sign-in, which would start over in a loop."""
 
     def __init__(self, reason: str, status: int = 400):
         super().__init__(reason)
@@ -317,10 +318,10 @@ class Provider:
                                 issuer=meta["issuer"], leeway=LEEWAY_SECONDS,
                                 options={"require": ["iss", "aud", *required]})
         except (jwt.PyJWKClientError, jwt.InvalidTokenError) as e:
-            raise SignInError(f"{what} refusé ({type(e).__name__})", 401) from None
+            raise SignInError(f"{what} refusé ({type(e).__name__})") from None
         aud = claims["aud"]
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.config.client_id:
-            raise SignInError(f"{what} refusé (azp)", 401)
+            raise SignInError(f"{what} refusé (azp)")
         return claims
 
 
@@ -328,11 +329,11 @@ class Provider:
 class DeskAuth:
     """What :func:`install` keeps on ``app.state.desk_auth``: the config, provider, agents, stores."""
 
-    def __init__(self, config: OIDCConfig, clock: Clock | None = None):
+    def __init__(self, config: OIDCConfig, clock: Clock | None = None, register: Register | None = None):
         self.config = config
         self.clock = clock or _utcnow
         self.provider = Provider(config, self.clock)
-        self.agents = AgentDirectory(config.agents_file, load_register())
+        self.agents = AgentDirectory(config.agents_file, register or load_register())
         idle = timedelta(minutes=config.session_idle_minutes)
         self.sessions: _Store[_Session] = _Store(idle, timedelta(hours=config.session_max_hours), self.clock)
         flow = timedelta(seconds=FLOW_SECONDS)
@@ -378,7 +379,7 @@ class DeskAuth:
             raise SignInError("la réponse du service d'identification est incomplète")
         claims = self.provider.verify(id_token, "id_token", required=("sub", "exp", "iat", "nonce"))
         if not secrets.compare_digest(str(claims["nonce"]).encode(), login.nonce.encode()):
-            raise SignInError("id_token refusé (nonce)", 401)
+            raise SignInError("id_token refusé (nonce)")
         if claims.get("acr") not in self.config.acr_values.split():
             raise SignInError("niveau d'authentification insuffisant pour le bureau des agents", 403)
         try:
@@ -387,13 +388,13 @@ class DeskAuth:
         except requests.RequestException:
             raise SignInError("le service d'identification ne répond pas ; réessayez", 503) from None
         if r.status_code != 200 or r.headers.get("content-type", "").split(";")[0].strip() != "application/jwt":
-            raise SignInError("userinfo refusé (la réponse n'est pas un JWT signé)", 401)
+            raise SignInError("userinfo refusé (la réponse n'est pas un JWT signé)")
         info = self.provider.verify(r.text.strip(), "userinfo", required=("sub",))
         if info["sub"] != claims["sub"]:
-            raise SignInError("userinfo refusé (sub différent de celui de l'id_token)", 401)
+            raise SignInError("userinfo refusé (sub différent de celui de l'id_token)")
         idp = info.get("idp_id") or claims.get("idp_id")
         if not isinstance(idp, str) or not idp or (claims.get("idp_id") not in (None, idp)):
-            raise SignInError("userinfo refusé (idp_id absent ou différent de celui de l'id_token)", 401)
+            raise SignInError("userinfo refusé (idp_id absent ou différent de celui de l'id_token)")
         habilitation = self.agents.lookup(claims["sub"], idp)
         if habilitation is None:
             log.warning("sign-in refused: idp %s sub %s is not in the agents file", idp, claims["sub"])
@@ -545,8 +546,9 @@ async def current_agent(request: Request) -> Agent:
     return current
 
 
-def install(app: FastAPI, config: OIDCConfig, *, clock: Clock | None = None) -> None:
+def install(app: FastAPI, config: OIDCConfig, *, clock: Clock | None = None, register: Register | None = None) -> None:
     """Sign-in for ``app``: its routes (/connexion, /auth/callback, /deconnexion, /deconnexion/retour)
-    and the session store; ``clock`` (aware datetimes) replaces the wall clock in tests."""
-    app.state.desk_auth = DeskAuth(config, clock)
+    and the session store. The agents file is checked against ``register`` (default: the register in
+    force); ``clock`` (aware datetimes) replaces the wall clock in tests."""
+    app.state.desk_auth = DeskAuth(config, clock, register)
     app.include_router(router)

@@ -151,7 +151,7 @@ def test_provider_error_is_refused(desk_client):
 def test_forged_tokens_are_refused(desk_client, signed_in, oidc_provider, forgery):
     oidc_provider.inject(forgery)
     r = signed_in(desk_client, "accueil")
-    assert r.status_code == 401, r.text
+    assert r.status_code == 400, r.text
     assert "refusé" in r.json()["detail"]
     assert desk_client.get("/moi").status_code == 401 and session_count(desk_client) == 0
     # the provider did answer the forged token (the refusal is the desk's)
@@ -352,3 +352,15 @@ def test_config_errors_name_the_key(monkeypatch, change, message):
     with pytest.raises(SettingsError) as e:
         OIDCConfig.from_settings(settings_from_dict({"desk": desk}))
     assert "[desk]" in str(e.value) and message in str(e.value)
+
+
+def test_provider_unreachable_is_said_in_french(oidc_config, clock):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nobody listens there
+    config = replace(oidc_config, issuer=f"http://127.0.0.1:{port}/api/v2")
+    with TestClient(minimal_desk_app(config, clock)) as client:
+        r = client.get("/connexion", follow_redirects=False)
+    assert r.status_code == 503 and r.json()["detail"].startswith("Connexion impossible : le service d'identification")
