@@ -142,7 +142,7 @@ h1{font-size:1.8rem}h2{font-size:1.4rem;border-bottom:2px solid #0b4f9c;padding-
 .chiffres{display:grid;grid-template-columns:repeat(auto-fit,minmax(13rem,1fr));gap:1rem;padding:0;list-style:none}
 .chiffres li{border:1px solid #767676;border-left:6px solid #0b4f9c;padding:.6rem .8rem}
 .chiffres .v{display:block;font-size:1.6rem;font-weight:700}.chiffres .alerte{border-left-color:#a30000}
-figure{margin:1rem 0 .5rem}figcaption{font-weight:600;margin-bottom:.3rem}
+figure{margin:1rem 0 .5rem}figure svg{max-width:46rem;display:block}figcaption{font-weight:600;margin-bottom:.3rem}
 .defile{overflow-x:auto;margin:.5rem 0 1.5rem}.defile:focus{outline:3px solid #b34000}
 table{border-collapse:collapse;width:100%}caption{text-align:left;font-weight:600;padding:.3rem 0}
 th,td{border:1px solid #767676;padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#e8edf5}

@@ -44,8 +44,8 @@ def _tables() -> list[Table]:
     return [t for m in MARTS for t in m.tables]
 
 
-def render(fmt: str) -> str:
-    """The dictionary as ``md``, ``csv`` or ``html``."""
+def render(fmt: str, *, level: int = 1) -> str:
+    """The dictionary as ``md``, ``csv`` or ``html``; ``level``: the Markdown heading level of its title."""
     rows = entries()
     if fmt == "csv":
         buf = io.StringIO()
@@ -54,13 +54,14 @@ def render(fmt: str) -> str:
         w.writerows(rows)
         return buf.getvalue()
     if fmt == "md":
-        lines = ["# Data dictionary of the BI marts (schema `marts`)", "",
+        h = "#" * level
+        lines = [f"{h} Data dictionary of the BI marts (schema `marts`)", "",
                  "Generated from `schemas/marts.py` (`hub warehouse dictionary --format md`). "
                  f"No published aggregate cell counts fewer than {MIN_CELL} people.", ""]
         for t in _tables():
             mart = mart_of(t)
             key = " (pseudonym key: the `" + mart.name + "` mart's own)" if mart.keyed else " (no pseudonym)"
-            lines += [f"## marts.{t.name}", "", f"{t.meaning}{key}", "",
+            lines += [f"{h}# marts.{t.name}", "", f"{t.meaning}{key}", "",
                       "| column | type (DuckDB / PostgreSQL) | meaning | source | personal |",
                       "|---|---|---|---|---|"]
             for r in (r for r in rows if r["table"] == f"marts.{t.name}"):
