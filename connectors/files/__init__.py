@@ -17,6 +17,7 @@ connector reads the files its globs match in a drop folder, types and checks the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
@@ -32,16 +33,20 @@ from connectors.base import (
     Collector,
     ExtractResult,
     SourceError,
+    complete_pending,
     empty_tables,
     exception_chain,
     loader_file_format,
     make_pipeline,
+    mark_listed,
     record_merge,
+    unlisted_rows,
 )
 from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
 from connectors.files.read import RawFile, read_file
 from connectors.files.screen import Screened, arrow_type, screen
 from connectors.files.staging import staging_models as _staging_models
+from schemas.contract import RAW_DELETED_AT
 
 log = logging.getLogger(__name__)
 
@@ -202,25 +207,53 @@ def _unmapped(entity: EntitySpec, s: Screened) -> None:
             s.good = s.good.filter(pc.invert(bad))
 
 
-def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]], collector: Collector):
-    """The entity's good rows from its changed files, as one Arrow table per run."""
+def _listed_keys(entity: EntitySpec, screened: list[Screened]) -> set[tuple[str, ...]]:
+    """The key (trimmed text) of every row the files list, loaded or set aside."""
+    names = entity.key_names
+    listed: set[tuple[str, ...]] = set()
+    for s in screened:
+        cols = [pc.utf8_trim_whitespace(pc.cast(s.good.column(n), pa.string())).to_pylist() for n in names]
+        listed.update(zip(*cols, strict=True))
+        for b in s.bad:
+            payload = b["payload"] if isinstance(b["payload"], dict) else {}
+            values = [payload.get(k) for k in entity.key]
+            if all(v not in (None, "") for v in values):
+                listed.add(tuple(str(v).strip() for v in values))
+    return listed
+
+
+def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]], collector: Collector,
+                 now: dt.datetime):
+    """The entity's good rows from its changed files, as one Arrow table per run.
+
+    A full export (``export = "full"``) is read whole whenever one of its files changed, came or
+    went: the rows raw holds that none of its files lists any more come back marked deleted."""
     import dlt
 
     state = dlt.current.resource_state()
     seen: dict[str, str] = state.setdefault("files", {})
+    full = entity.export == "full"
+    digests = {name: _sha256(path) for name, path in paths}
+    if full:
+        stored = dlt.current.source_schema().tables.get(entity.name, {}).get("columns", {})
+        if digests and digests == seen and RAW_DELETED_AT in stored:
+            log.info("%s: %s: the export is unchanged since it was loaded, skipped", system, entity.name)
+            return
+        changed = paths
+    else:
+        changed = []
+        for name, path in paths:
+            if seen.get(name) == digests[name]:
+                log.info("%s: %s unchanged since it was loaded, skipped", system, name)
+                continue
+            changed.append((name, path))
     screened: list[Screened] = []
     notes: list[dict[str, Any]] = []
-    digests: dict[str, str] = {}
-    for name, path in paths:
-        digest = _sha256(path)
-        if seen.get(name) == digest:
-            log.info("%s: %s unchanged since it was loaded, skipped", system, name)
-            continue
+    for name, path in changed:
         s, nulled = _screen(read_file(system, path, name, entity), entity)
         _unmapped(entity, s)
         screened.append(s)
         notes.extend(nulled)
-        digests[name] = digest
     _supersede(system, entity, screened)
     for s in screened:
         collector.add_read(entity.name, s.rows_read)
@@ -230,7 +263,15 @@ def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]],
     for b in (n for n in notes if n["locator"] not in set_aside):
         collector.quarantine(entity.name, b["locator"], b["field"], b["reason_code"], b["reason"], b["payload"],
                              counted=False)
-    seen.update(digests)
+    if full:
+        table = mark_listed(pa.concat_tables([s.good for s in screened]) if screened else _empty(entity))
+        gone = unlisted_rows(dlt.current.pipeline(), system, entity.name, entity.key_names,
+                             _listed_keys(entity, screened), table.schema, now)
+        collector.deleted[entity.name] = gone.num_rows
+        state["files"] = digests  # exactly the files of this export
+        yield pa.concat_tables([table, gone])
+        return
+    seen.update({name: digests[name] for name, _ in changed})
     if screened:
         yield pa.concat_tables([s.good for s in screened])
     elif not paths:
@@ -255,7 +296,13 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping
     if not drop.is_dir():
         raise SourceError(m.system, drop.name or str(drop), "the drop folder does not exist")
     collector = Collector(run_id, m.system, list(m.entities))
+    now = dt.datetime.now(dt.UTC)
     pipeline = make_pipeline(m.system, destination, pipelines_dir)
+    try:
+        complete_pending(pipeline, collector)  # before the emptiness test: an aborted run's rows count
+    except Exception as e:
+        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
+        raise SourceError(m.system, drop.name, f"loading what an aborted run left failed ({kinds})") from None
     empty = empty_tables(pipeline, [e.name for e in m.entities.values()])
     resources = []
     for entity in m.entities.values():
@@ -266,7 +313,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping
         # into an empty table needs no merge: append skips dlt's staging table and DELETE/INSERT
         # (~40 % of a large first load). A table holding rows always gets merge semantics.
         disposition = "append" if entity.name in empty else "merge"
-        r = dlt.resource(_entity_rows(m.system, entity, paths, collector), name=entity.name,
+        r = dlt.resource(_entity_rows(m.system, entity, paths, collector, now), name=entity.name,
                          primary_key=entity.key_names, write_disposition=disposition)
         resources.append(r)
     try:

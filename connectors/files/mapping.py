@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.base import is_national_id_column
+from connectors.base import EXPORTS, is_national_id_column
 from connectors.identifiers import CHECKS
 from schemas.contract import CANONICAL_TABLES, Table
 
@@ -106,6 +106,9 @@ class EntitySpec:
     columns: dict[str, ColumnSpec]  # label -> spec, in file order
     one_of_required: tuple[tuple[str, ...], ...] = ()
     feeds: tuple[Feed, ...] = ()
+    # full: the files matching ``files`` list every row, so a row none lists any more was deleted
+    # in the silo; incremental: each file adds or changes rows
+    export: str = "incremental"
 
     def column(self, label: str) -> ColumnSpec:
         return self.columns[label]
@@ -126,6 +129,7 @@ _ENTITY_DEFAULTS: dict[str, Any] = {
     "format": "csv", "encoding": "auto", "delimiter": ";", "quote": '"',
     "date_formats": ["dd/mm/yyyy", "yyyy-mm-dd"], "decimal_mark": ",", "thousands_separator": " ",
     "negative_parentheses": False, "on_new_column": "error", "sheet": None, "header_row": 1,
+    "export": "incremental",
 }
 
 
@@ -241,6 +245,7 @@ def _entity(name: str, spec: dict[str, Any], where: str, base: Path) -> EntitySp
         on_new_column=_choice(spec["on_new_column"], ("error", "ignore"), f"{at}.on_new_column"),
         sheet=spec.get("sheet"), header_row=int(spec["header_row"]), key=key, columns=columns,
         one_of_required=tuple(tuple(x) for x in (spec.get("one_of_required") or one_of)),
+        export=_choice(spec["export"], EXPORTS, f"{at}.export"),
     )
     for group in entity.one_of_required:
         for label in group:

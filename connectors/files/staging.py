@@ -9,7 +9,7 @@ columns, in contract order, every NULL typed. Keys follow the hub's convention:
 from __future__ import annotations
 
 from connectors.files.mapping import CANONICAL, DEFAULT_ROLE, KEY_FIELDS, EntitySpec, FieldSpec, Mapping
-from schemas.contract import HOUSEHOLD_ROLES, ROLES, Table
+from schemas.contract import HOUSEHOLD_ROLES, RAW_DELETED_AT, ROLES, Table
 
 SQL_TYPE = {"text": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE PRECISION",
             "bool": "BOOLEAN", "date": "DATE", "timestamptz": "TIMESTAMPTZ", "money": "DECIMAL(14,2)",
@@ -110,8 +110,12 @@ def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
     source_id = (_expr(system, entity, "source_id", fields["source_id"], "text") if "source_id" in fields
                  else f"CAST('{entity.name}/' || {_key_text(entity, entity.key)} AS VARCHAR)")
     exprs: list[tuple[str, str]] = []
+    full = entity.export == "full"
     for c in contract.columns:
-        if c.name in fields and c.name != "source_id":
+        if c.name == "deleted_at" and full:  # a row no export lists any more: deleted when it was seen gone
+            mapped = _expr(system, entity, c.name, fields[c.name], c.type, table_name) if c.name in fields else None
+            e = f"COALESCE({mapped}, t.{RAW_DELETED_AT})" if mapped else f"CAST(t.{RAW_DELETED_AT} AS TIMESTAMPTZ)"
+        elif c.name in fields and c.name != "source_id":
             e = _expr(system, entity, c.name, fields[c.name], c.type, table_name)
         elif c.name == "source_id":
             e = source_id
@@ -132,6 +136,8 @@ def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
             e = f"CAST(NULL AS {SQL_TYPE[c.type]})"
         exprs.append((c.name, e))
     source = f"raw_{system}.{entity.name}"
+    if full and "deleted_at" not in contract.column_names:  # only person records are kept once deleted
+        source = f"(SELECT * FROM {source} WHERE {RAW_DELETED_AT} IS NULL)"
     head = f"-- generated from {mapping.path.name}: {system}.{entity.name} -> {table_name}\n"
     select = ",\n    ".join(f"{e} AS {name}" for name, e in exprs)
     if not feed.one_per_key:
