@@ -317,7 +317,7 @@ class Provider:
             claims = jwt.decode(token, key, algorithms=[self.config.signing_alg], audience=self.config.client_id,
                                 issuer=meta["issuer"], leeway=LEEWAY_SECONDS,
                                 options={"require": ["iss", "aud", *required]})
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as e:
+        except jwt.PyJWTError as e:  # bad signature or claims, unknown key, unusable JWKS
             raise SignInError(f"{what} refusé ({type(e).__name__})") from None
         aud = claims["aud"]
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.config.client_id:
@@ -372,7 +372,7 @@ class DeskAuth:
         except (requests.RequestException, ValueError):
             raise SignInError("le service d'identification ne répond pas ; réessayez", 503) from None
         if r.status_code != 200 or not isinstance(body, dict):
-            error = body.get("error") if isinstance(body, dict) else None
+            error = str(body.get("error"))[:64] if isinstance(body, dict) else None
             raise SignInError(f"le code de connexion est refusé par le service d'identification ({error})")
         id_token, access_token = body.get("id_token"), body.get("access_token")
         if not isinstance(id_token, str) or not isinstance(access_token, str):
@@ -400,9 +400,11 @@ class DeskAuth:
             log.warning("sign-in refused: idp %s sub %s is not in the agents file", idp, claims["sub"])
             raise SignInError(f"Votre compte n'est pas habilité à utiliser le bureau des agents. Transmettez à "
                               f"l'administrateur du hub cet identifiant technique : {idp} / {claims['sub']}", 403)
+        email = info.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            raise SignInError("userinfo incomplet : l'adresse électronique professionnelle manque")
         name = " ".join(str(info.get(k) or "").strip() for k in ("given_name", "usual_name")).strip()
-        agent = _agent(habilitation, display_name=name or str(info.get("email") or ""),
-                       email=str(info.get("email") or ""))
+        agent = _agent(habilitation, display_name=name or email, email=email)
         log.info("signed in: idp %s sub %s as %s/%s/%s", idp, agent.sub, agent.collectivite, agent.service,
                  agent.role)
         return agent, id_token
