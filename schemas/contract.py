@@ -523,6 +523,84 @@ CITIZEN_ALIAS = Table(
     key=("old_id",),
 )
 
+# ---------------------------------------------------------------- golden: the desk's search index
+# Rebuilt from the published release at each publication (warehouse/search.py says how they are read).
+
+CITIZEN_SEARCH = Table(
+    "citizen_search",
+    "golden",
+    "The desk's search results: one row per published citizen, what a result shows.",
+    (
+        C("citizen_no", "int", "the citizen's number in this index, in name order (postings refer to it)",
+          nullable=False),
+        C("citizen_id", "text", "the citizen", nullable=False),
+        C("given_names", "text", "golden prénoms", personal=True),
+        C("birth_name", "text", "golden nom de naissance", personal=True),
+        C("usage_name", "text", "golden nom d'usage", personal=True),
+        C("birth_year", "int", "year of the golden birth date", personal=True),
+        C("city", "text", "golden commune", personal=True),
+        C("source_systems", "text", "comma-separated silos that know the person", nullable=False),
+        C("systems_mask", "bigint", "those silos as bits (golden.citizen_search_system)", nullable=False),
+    ),
+    key=("citizen_no",),
+)
+
+CITIZEN_SEARCH_TERM = Table(
+    "citizen_search_term",
+    "golden",
+    "The search vocabulary: every folded key a citizen is found by, per field.",
+    (
+        C("term_id", "int", "the term's number, in key order", nullable=False),
+        C("field", "text", "given_names, birth_name, usage_name, birth_date, email, phone or postcode",
+          nullable=False),
+        C("key", "text", "the folded key: a name word (lefloch), an ISO date, a lower-case e-mail, an E.164 "
+          "phone, a postcode", nullable=False, personal=True),
+        C("trigrams", "int", "distinct trigrams of a name key (pg_trgm's padding); 0 for other fields",
+          nullable=False),
+        C("citizens", "int", "how many citizens hold it", nullable=False),
+    ),
+    key=("term_id",),
+)
+
+CITIZEN_SEARCH_POSTING = Table(
+    "citizen_search_posting",
+    "golden",
+    "Which citizens hold each search term, and which silos hold it for them.",
+    (
+        C("term_id", "int", "the term", nullable=False),
+        C("citizen_no", "int", "the citizen (golden.citizen_search)", nullable=False, personal=True),
+        C("origin_mask", "bigint", "who holds the key for that citizen: bit 0 the golden record, the others "
+          "silos (golden.citizen_search_system)", nullable=False),
+        C("citizen_mask", "bigint", "every silo knowing the citizen, as bits", nullable=False),
+    ),
+)
+
+CITIZEN_SEARCH_TRIGRAM = Table(
+    "citizen_search_trigram",
+    "golden",
+    "DuckDB only: the trigrams of the name terms, coded as integers (PostgreSQL uses a pg_trgm index).",
+    (
+        C("trigram", "int", "the trigram's code (3 characters of ' a-z0-9', base 37)", nullable=False),
+        C("term_id", "int", "a name term containing it", nullable=False),
+        C("trigrams", "int", "the term's number of distinct trigrams", nullable=False),
+        C("field", "text", "the term's field", nullable=False),
+    ),
+)
+
+CITIZEN_SEARCH_SYSTEM = Table(
+    "citizen_search_system",
+    "golden",
+    "The bit each silo has in the search index's masks (bit 0: the golden record).",
+    (
+        C("source_system", "text", "the silo", nullable=False),
+        C("bit", "int", "its bit, 1 to 62", nullable=False),
+    ),
+    key=("source_system",),
+)
+
+SEARCH_TABLES = (CITIZEN_SEARCH, CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_POSTING, CITIZEN_SEARCH_TRIGRAM,
+                 CITIZEN_SEARCH_SYSTEM)
+
 # ---------------------------------------------------------------- GDPR: erasure, rectification, objection
 
 SUPPRESSION = Table(
@@ -648,6 +726,6 @@ DSR_EVENT = Table(
 GDPR_TABLES = (SUPPRESSION, RECTIFICATION, OBJECTION, DSR_REQUEST, DSR_EVENT)
 
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
-                 HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS)
+                 HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS, *SEARCH_TABLES)
 OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
 ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES + GDPR_TABLES

@@ -193,7 +193,7 @@ class Warehouse:
                     finally:
                         self._con.unregister("_hub_incoming")
                 else:
-                    self._copy_into(target, cols, data)
+                    self._copy_into(table, data)
         return data.num_rows
 
     @contextmanager
@@ -217,7 +217,9 @@ class Warehouse:
         self._in_tx = False
         self._commit()
 
-    def _copy_into(self, target: str, cols: str, data: pa.Table) -> None:
+    def _copy_into(self, table: Table, data: pa.Table) -> None:
+        target = qualified(table)
+        cols = ", ".join(f'"{n}"' for n in table.column_names)
         # pyarrow 26's CSV writer turns a string column whose first chunk is empty into NUL bytes
         # (a table built from a DuckDB result plus an added column has one): write no empty batch
         data = pa.Table.from_batches([b for b in data.to_batches() if b.num_rows], schema=data.schema)
@@ -228,7 +230,9 @@ class Warehouse:
         secured = bool(self.scalar("SELECT row_security_active(CAST(:t AS regclass))", {"t": target}))
         into = "pg_temp._hub_incoming" if secured else target
         if secured:
-            self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS _hub_incoming (LIKE {target}) ON COMMIT DROP")
+            # typed from the contract (LIKE would need SELECT on the target: the desk may only append)
+            types = ", ".join(f'"{c.name}" {SQL_TYPES[c.type][1]}' for c in table.columns)
+            self.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS _hub_incoming ({types}) ON COMMIT DROP")
         copy_sql = f"COPY {into} ({cols}) FROM STDIN WITH (FORMAT csv)"
         with self._con.cursor() as cur, cur.copy(copy_sql) as cp:
             cp.write(buf.getvalue())
