@@ -8,6 +8,7 @@ the search text.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, date, datetime
@@ -246,7 +247,8 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
             {record_key, source_system, source_id, role, given_names, birth_name, usage_name, sex,
              birth_date, birth_date_precision, email, phone,
              address: {address_line, postcode, city, country}, certification_level,
-             match_probability, deleted_at}],
+             match_probability, match_weight, explanation (per-comparison bits, or the decision),
+             linked_via (the record at the other end of that edge), deleted_at}],
           "households": [  # each silo grouping one of the records belongs to, as the silo has it
             {household_id, source_system, role,  # role of this citizen in it
              members: [{record_key, citizen_id (null when unresolved), role}]}],  # the others
@@ -258,7 +260,8 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
             {organisation_key, name, rna, siren, role, valid_from, valid_to, record_key}],
           "interactions": [  # the timeline across silos, by opened_at
             {interaction_key, source_system, record_key, kind, service, title, status, opened_at,
-             closed_at, due_at, amount, currency, channel,
+             closed_at, due_at, amount, currency, channel, foyer (the foyer a co-responsable's bill
+             comes through; null for the citizen's own),
              pending, deadline, silence (acceptation | rejet | null), basis, overdue, due_soon}],
           "deadlines": [interaction_key, ...],  # pending requests, nearest legal deadline first
           "unpaid": {count, totals: {currency: amount}, invoices: [interaction_key]},
@@ -267,6 +270,18 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
         }
     """
     purpose = check_read(reader, purpose).purpose
+    result = view(wh, citizen_id, purpose=purpose, now=now)
+    if result is None:
+        return None
+    _log_reads(wh, [citizen_id], [f"citizen.{f}" for f in IDENTITY_FIELDS] + list(SHOW_SECTIONS),
+               reader=reader, purpose=purpose, channel=channel)
+    return result
+
+
+def view(wh: Warehouse, citizen_id: str, *, purpose: str, now: datetime | None = None) -> dict | None:
+    """The 360° view of :func:`show`, unchecked and unlogged: for callers that check the read, cut the
+    view to what the reader may see and log what they show (the agent desk). ``None`` when the id is
+    unknown or the citizen objected to ``purpose`` (a register purpose text or processing id)."""
     now = now or datetime.now(UTC)
     if not _exists(wh, CITIZEN):
         return None
@@ -279,8 +294,11 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
     provenance = _provenance(wh, citizen_id) if _exists(wh, CITIZEN_ATTRIBUTE) else {}
     discrepancies = _discrepancies(wh, citizen_id) if _exists(wh, DISCREPANCY) else []
     interactions = _interactions(wh, citizen_id) if has_links and _exists(wh, INTERACTION) else []
+    if has_links and _exists(wh, INTERACTION, HOUSEHOLD_MEMBER):
+        seen = {i["interaction_key"] for i in interactions}
+        interactions += [i for i in _foyer_bills(wh, citizen_id) if i["interaction_key"] not in seen]
     tl = annotate(interactions, now=now)
-    view: dict[str, Any] = {
+    out: dict[str, Any] = {
         "citizen": citizen,
         "provenance": provenance,
         "conflicts": _conflicts(citizen, provenance, discrepancies),
@@ -295,9 +313,7 @@ def show(wh: Warehouse, citizen_id: str, *, reader: str, purpose: str, channel: 
                    "invoices": tl["unpaid"]["invoices"]},
         "discrepancies": [{k: v for k, v in d.items() if k != "citizen_id"} for d in discrepancies],
     }
-    _log_reads(wh, [citizen_id], [f"citizen.{f}" for f in IDENTITY_FIELDS] + list(SHOW_SECTIONS),
-               reader=reader, purpose=purpose, channel=channel)
-    return view
+    return out
 
 
 def prefill(wh: Warehouse, citizen_id: str, *, service: str, reader: str, channel: str = "cli") -> dict | None:
@@ -446,7 +462,8 @@ def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     rows = wh.dicts(
         "SELECT p.record_key, p.source_system, p.source_id, p.role, p.given_names, p.birth_name, "
         "p.usage_name, p.sex, p.birth_date, p.birth_date_precision, p.email, p.phone, p.address_line, "
-        "p.postcode, p.city, p.country, p.certification_level, l.match_probability, p.deleted_at "
+        "p.postcode, p.city, p.country, p.certification_level, l.match_probability, l.match_weight, "
+        "CAST(l.explanation AS TEXT) AS explanation, l.linked_via, p.deleted_at "
         f"FROM {qualified(CITIZEN_LINK)} l JOIN {qualified(PERSON_RECORD)} p ON p.record_key = l.record_key "
         "WHERE l.citizen_id = :c ORDER BY p.source_system, p.record_key",
         {"c": citizen_id},
@@ -455,6 +472,7 @@ def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     for r in rows:
         r = _clean(r)
         address = {k: r.pop(k) for k in ("address_line", "postcode", "city", "country")}
+        r["explanation"] = json.loads(r["explanation"]) if r["explanation"] else None
         out.append(r | {"address": address})
     return out
 
@@ -505,12 +523,38 @@ def _organisations(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     return [_clean(r) for r in rows]
 
 
+_INTERACTION_COLS = ("i.interaction_key, i.source_system, i.record_key, i.kind, i.service, i.title, i.status, "
+                     "i.opened_at, i.closed_at, i.due_at, i.amount, i.currency, i.channel")
+# A foyer's bills are owed by each of its responsables, whichever one a silo bills.
+FOYER_BILL_KINDS = ("facture", "paiement")
+_FOYER_HEADS = ("responsable", "conjoint")
+
+
 def _interactions(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     rows = wh.dicts(
-        "SELECT i.interaction_key, i.source_system, i.record_key, i.kind, i.service, i.title, i.status, "
-        "i.opened_at, i.closed_at, i.due_at, i.amount, i.currency, i.channel "
+        f"SELECT {_INTERACTION_COLS}, CAST(NULL AS TEXT) AS foyer "
         f"FROM {qualified(INTERACTION)} i JOIN {qualified(CITIZEN_LINK)} l ON l.record_key = i.record_key "
         "WHERE l.citizen_id = :c ORDER BY i.opened_at, i.interaction_key",
         {"c": citizen_id},
+    )
+    return [_clean(r) for r in rows]
+
+
+def _foyer_bills(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
+    """Invoices and payments of the other responsables of the foyers this citizen heads, each with the
+    ``foyer`` it comes through (a co-parent sees what the foyer owes, whichever parent the silo bills)."""
+    m = qualified(HOUSEHOLD_MEMBER)
+    kinds, kp = bind_list("k", FOYER_BILL_KINDS)
+    own_roles, op = bind_list("own", _FOYER_HEADS)
+    other_roles, xp = bind_list("other", _FOYER_HEADS)
+    rows = wh.dicts(
+        f"SELECT {_INTERACTION_COLS}, min(other.household_id) AS foyer "
+        f"FROM {m} own JOIN {m} other ON other.household_id = own.household_id AND other.citizen_id <> own.citizen_id "
+        f"JOIN {qualified(CITIZEN_LINK)} l ON l.citizen_id = other.citizen_id "
+        f"JOIN {qualified(INTERACTION)} i ON i.record_key = l.record_key "
+        f"WHERE own.citizen_id = :c AND own.role IN ({own_roles}) AND other.role IN ({other_roles}) "
+        f"AND own.valid_to IS NULL AND other.valid_to IS NULL AND i.kind IN ({kinds}) "
+        f"GROUP BY {_INTERACTION_COLS} ORDER BY i.opened_at, i.interaction_key",
+        {"c": citizen_id, **kp, **op, **xp},
     )
     return [_clean(r) for r in rows]

@@ -123,11 +123,25 @@ def test_show_the_family_mother(family_hub: Warehouse) -> None:
         ("Les Amis du Parc", "W691234567", "presidente")]
 
     interactions = view["interactions"]
-    assert [i["interaction_key"] for i in interactions] == ["family:D3", "finance:F100", "assoc:S1"]
+    # her own, and the foyer's bill addressed to her conjoint (finance bills one of the two)
+    assert [i["interaction_key"] for i in interactions] == ["finance:F101", "family:D3", "finance:F100", "assoc:S1"]
+    assert [i["foyer"] for i in interactions] == [view["foyers"][0]["household_id"], None, None, None]
     assert [i["opened_at"] for i in interactions] == sorted(i["opened_at"] for i in interactions)
-    assert [i["source_system"] for i in interactions] == ["family", "finance", "assoc"]
-    assert interactions[1]["amount"] == "45.50" and interactions[1]["currency"] == "EUR"
-    assert interactions[0]["due_at"].startswith("2024-04-10T09:00:00")
+    assert [i["source_system"] for i in interactions] == ["finance", "family", "finance", "assoc"]
+    assert interactions[2]["amount"] == "45.50" and interactions[2]["currency"] == "EUR"
+    assert interactions[1]["due_at"].startswith("2024-04-10T09:00:00")
+
+
+def test_a_foyer_bill_shows_on_each_responsable(family_hub: Warehouse) -> None:
+    jean = show(family_hub, "C-JEAN", **READ)
+    assert jean is not None
+    # F100 is addressed to Marie only; Jean, responsable of the same foyer, owes it too
+    assert "finance:F100" in [i["interaction_key"] for i in jean["interactions"]]
+    assert "finance:F100" in jean["unpaid"]["invoices"]
+    assert jean["unpaid"]["totals"] == {"EUR": "45.50"}
+    # a child of the foyer is not billed
+    lea = show(family_hub, "C-LEA", **READ)
+    assert lea is not None and lea["unpaid"]["count"] == 0
 
 
 def test_show_a_child(family_hub: Warehouse) -> None:
