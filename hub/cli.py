@@ -362,5 +362,9 @@ from hub.restitutions import dictionary, report  # noqa: E402  (états report; t
 main.add_command(report)
 warehouse.add_command(dictionary)
 
+from hub.serve import serve  # noqa: E402  (the agent desk, in its own module)
+
+main.add_command(serve)
+
 if __name__ == "__main__":
     main()
