@@ -39,11 +39,13 @@ INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 
 
 def hub_tables() -> tuple[Table, ...]:
-    """Every table the hub itself creates: the contract's and the access log's purge anchors."""
+    """Every table the hub itself creates: the contract's, the marts, the access log's purge anchors
+    and the register's access grants."""
+    from schemas.marts import MART_TABLES
     from warehouse.access_log import ANCHOR
     from warehouse.roles import ACCESS_GRANT
 
-    return (*ALL_TABLES, ANCHOR, ACCESS_GRANT)
+    return (*ALL_TABLES, *MART_TABLES, ANCHOR, ACCESS_GRANT)
 
 
 def metadata(tables: Iterable[Table] | None = None) -> sa.MetaData:
@@ -51,7 +53,7 @@ def metadata(tables: Iterable[Table] | None = None) -> sa.MetaData:
     md = sa.MetaData()
     for t in tables if tables is not None else hub_tables():
         cols = [sa.Column(c.name, SA_TYPES[c.type], nullable=c.nullable and c.name not in t.key,
-                          comment=None) for c in t.columns]
+                          autoincrement=False) for c in t.columns]
         args: list[sa.SchemaItem] = list(cols)
         if t.key:
             args.append(sa.PrimaryKeyConstraint(*t.key, name=f"{t.name}_pkey"))
@@ -82,6 +84,6 @@ def create_all(wh, tables: Iterable[Table] | None = None) -> list[str]:
                     sql_type = col.type.compile(dialect=dialect)
                     wh.execute(f'ALTER TABLE "{table.schema}"."{table.name}" ADD COLUMN "{col.name}" {sql_type}')
                     done.append(f"added {name}.{col.name}")
-        for ix in table.indexes:
-            wh.execute(str(sa.schema.CreateIndex(ix, if_not_exists=True).compile(dialect=dialect)))
+    # no secondary index on DuckDB: they serve PostgreSQL's row security, and DuckDB's would slow
+    # the pipeline's delete-and-insert writes
     return done

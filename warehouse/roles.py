@@ -199,8 +199,9 @@ _SPECIAL_SCOPES = {
     "golden.review_queue": (f"{silo_visible(_record_silo('record_key_l'))} AND "
                             f"{silo_visible(_record_silo('record_key_r'))}"),
 }
-# Personal tables the desk never reads rows of (the DPO's, or the log's own rules).
-_DESK_NONE = ("gdpr.",)
+# Personal tables the desk never reads rows of: the DPO's, the marts (BI's), and the search index,
+# which the desk reads only through golden.search_citizens (SECURITY DEFINER, index speed).
+_DESK_NONE = ("gdpr.", "marts.", "golden.citizen_search")
 
 
 def desk_scope(table: str, columns: Iterable[str]) -> str | None:
@@ -275,6 +276,10 @@ def policies(table: str, columns: Iterable[str], roles: Roles) -> list[Policy]:
     for command, using, check in (("SELECT", "true", None), ("INSERT", None, "true"),
                                   ("UPDATE", "true", "true"), ("DELETE", "true", None)):
         add("writer", command, roles.writer, using, check)
+    if table.startswith("marts."):
+        # pseudonymised rows: read whole by BI (statistics), by nobody else
+        add("bi", "SELECT", roles.bi, using="true")
+        return out
     add("dpo", "SELECT", roles.dpo, using="true")
     if table.startswith("gdpr."):
         add("dpo", "INSERT", roles.dpo, check="true")
@@ -418,6 +423,14 @@ def grant_sql(roles: Roles) -> list[str]:
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {o} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {w}",
     ]
     out += [f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {d}, {p}" for s in ("core", "golden")]
+    # the desk's search (warehouse.search), when built: EXECUTE for the desk alone
+    out.append(f"""DO $$ DECLARE f regprocedure; BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'golden' AND p.proname = 'search_citizens' LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {d}', f);
+    END LOOP;
+END $$""")
     return out
 
 
@@ -463,10 +476,12 @@ def personal_tables(register: Register) -> dict[str, list[str]]:
     return {t: contract.get(t, sorted(cols)) for t, cols in sorted(register.personal_columns().items())}
 
 
-def security_sql(register: Register, roles: Roles, *, present: set[str] | None = None) -> list[str]:
+def security_sql(register: Register, roles: Roles, *, present: set[str] | None = None,
+                 guard: bool = False) -> list[str]:
     """Every statement of the security model, in order: roles, ownership, functions, views, grants,
     row security of each personal table (only those in ``present`` when given: raw tables appear
-    with their first load), column grants. Idempotent."""
+    with their first load; with ``guard``, each in a block that runs only if the table exists, for
+    a migration's offline script), column grants. Idempotent."""
     tables = {t: c for t, c in personal_tables(register).items() if present is None or t in present}
     out = role_sql(roles)
     out += [f'CREATE SCHEMA IF NOT EXISTS "{s}"' for s in HUB_SCHEMAS]
@@ -479,7 +494,8 @@ def security_sql(register: Register, roles: Roles, *, present: set[str] | None =
     out += ownership_sql(roles)  # the functions and views just made
     out += grant_sql(roles)
     for table, cols in tables.items():
-        out += table_security_sql(table, cols, roles)
+        stmts = table_security_sql(table, cols, roles)
+        out += [guarded(table, stmts)] if guard else stmts
     out += [str(g.to_sql_statement_create()) for g in column_grants(roles)]
     return out
 
