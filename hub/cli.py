@@ -353,6 +353,10 @@ from hub.gdpr import gdpr  # noqa: E402  (the DPO's commands, in their own modul
 
 main.add_command(gdpr)
 
+from hub.status import status_command  # noqa: E402  (last runs, failures, stale sources)
+
+main.add_command(status_command)
+
 from hub.warehouse_cli import warehouse  # noqa: E402  (schema, roles and row security, in their own module)
 
 main.add_command(warehouse)

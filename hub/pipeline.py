@@ -83,6 +83,8 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
                 "rows_read": c.rows_read,
                 "rows_loaded": c.rows_loaded,
                 "rows_quarantined": c.rows_quarantined,
+                "rows_deleted": c.rows_deleted,
+                "rows_recovered": c.rows_recovered,
                 "status": "ok",
                 "error": None,
                 "finished_at": datetime.now(UTC),
@@ -96,6 +98,10 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
         "rows_read": sum(c["rows_read"] for c in counts),
         "rows_loaded": sum(c["rows_loaded"] for c in counts),
         "rows_quarantined": sum(c["rows_quarantined"] for c in counts),
+        "rows_deleted": sum(c["rows_deleted"] for c in counts),
+        # rows of load packages an aborted run left (dlt had not loaded them), loaded first by this one
+        "rows_recovered": sum(c["rows_recovered"] for c in counts),
+        "recovered_from": result.recovered_from,
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("ingested %s: %d read, %d loaded, %d quarantined", source.name,
@@ -265,6 +271,42 @@ class RunReport:
     canonical: dict[str, Any] = field(default_factory=dict)
     resolution: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # ok, or partial: a source failed and the release used its last good data (ops.pipeline_run)
+    status: str = "running"
+    aborted: list[str] = field(default_factory=list)  # runs a dead process had left running
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+
+def _ingested(summary: dict[str, Any]) -> str:
+    """One source's progress line: rows loaded, and deleted or recovered ones when there are."""
+    extra = ""
+    if summary.get("rows_deleted"):
+        extra += f", {summary['rows_deleted']:,} deleted (no longer in the full export)"
+    if summary.get("rows_recovered"):
+        extra += f", {summary['rows_recovered']:,} recovered from an aborted run's load"
+    return f"{summary['rows_loaded']:,} rows loaded{extra} in {summary['seconds']} s"
+
+
+def _last_good(settings: Settings, failed: list[dict[str, Any]]) -> None:
+    """Each failed source's last good load (``last_good_load``: its time, None when never), whose
+    data the release keeps using."""
+    from warehouse import ops
+
+    with _warehouse(settings) as wh:
+        loads = ops.source_loads(wh)
+    for f in failed:
+        f["last_good_load"] = (loads.get(f["source"]) or {}).get("last_ok")
+
+
+def _kept(failed: dict[str, Any]) -> str:
+    at = failed.get("last_good_load")
+    return (f"its data of the last good load ({at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)" if at
+            else "no data of it (never loaded)")
+
+
+def _vetoes(resolution: dict[str, Any]) -> dict[str, Any] | None:
+    matching = resolution.get("matching") or {}
+    return matching.get("vetoes") if isinstance(matching, dict) else None
 
 
 def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
@@ -276,19 +318,38 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
     :class:`hub.runlock.RunLocked` (naming the other run) when another run is writing to the
     warehouse: then nothing is done."""
     from hub import runlock
+    from warehouse import ops
 
     run_id = run_id or new_run_id()
     with runlock.hold(settings, run_id):
-        return _run(settings, run_id=run_id, progress=progress, confirm_release=confirm_release,
-                    incremental=incremental)
+        # holding the whole warehouse: a run still marked running is one whose process died
+        with _warehouse(settings) as wh:
+            aborted = ops.start_run(wh, run_id)
+        report = RunReport(run_id=run_id, aborted=aborted)
+        try:
+            _run(settings, report, progress=progress, confirm_release=confirm_release, incremental=incremental)
+        except BaseException as e:
+            # the hub's own errors say what happened without values; others by their type only
+            from warehouse.resolution import ReleaseRefused
+
+            status = "refused" if isinstance(e, ReleaseRefused) else "failed"
+            own = isinstance(e, (ReleaseRefused, NothingToResolve, SettingsError))
+            with _warehouse(settings) as wh:
+                ops.finish_run(wh, run_id, status, failed=report.failed, timings=report.timings,
+                               message=str(e) if own else f"unexpected {type(e).__name__}")
+            raise
+        report.status = "partial" if report.failed else "ok"
+        with _warehouse(settings) as wh:
+            ops.finish_run(wh, run_id, report.status, failed=report.failed, timings=report.timings,
+                           vetoes=_vetoes(report.resolution))
+        return report
 
 
-def _run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
+def _run(settings: Settings, report: RunReport, *, progress: Progress | None = None,
          confirm_release: bool | None = None, incremental: bool | None = None) -> RunReport:
     from connectors.base import SourceError
 
     say = progress or (lambda step, msg: None)
-    report = RunReport(run_id=run_id or new_run_id())
     started = time.perf_counter()
     for source in settings.sources:
         say(f"ingest {source.name}", "running")
@@ -298,15 +359,28 @@ def _run(settings: Settings, *, run_id: str | None = None, progress: Progress | 
             report.failed.append({"source": source.name, "error": str(e)})
             say(f"ingest {source.name}", f"failed: {e}")
             continue
+        except Exception as e:  # one source's bug does not stop the others (ingest recorded it by its type)
+            log.exception("source %s: unexpected %s", source.name, type(e).__name__)
+            report.failed.append({"source": source.name, "error": f"{source.name}: unexpected {type(e).__name__} "
+                                  "while extracting"})
+            say(f"ingest {source.name}", f"failed: unexpected {type(e).__name__}")
+            continue
         report.ingested.append(summary)
-        say(f"ingest {source.name}", f"{summary['rows_loaded']:,} rows loaded in {summary['seconds']} s")
+        report.timings[f"ingest {source.name}"] = summary["seconds"]
+        say(f"ingest {source.name}", _ingested(summary))
+    if report.failed and report.ingested:
+        _last_good(settings, report.failed)
+        for f in report.failed:
+            say(f"ingest {f['source']}", f"not loaded: the release uses {_kept(f)}")
     if not report.ingested:
         raise NothingToResolve(report.failed, settings.config_path)
     say("canonical", "running")
     report.canonical = build_canonical(settings, report.run_id)
+    report.timings["canonical"] = report.canonical["seconds"]
     say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")
     say("resolve", "running")
     report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release, incremental=incremental)
+    report.timings["resolve"] = report.resolution["seconds"]
     say("resolve", f"{report.resolution['citizens']:,} citizens in {report.resolution['seconds']} s")
     report.seconds = round(time.perf_counter() - started, 2)
     return report

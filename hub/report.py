@@ -28,15 +28,24 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
         }
         cross = wh.scalar("SELECT count(*) FROM golden.citizen WHERE source_systems LIKE '%,%'")
 
-    console.print(f"\n[bold]Run {report.run_id}[/bold] → {redact(settings.warehouse_url)}")
+    partial = " [red]PARTIAL[/red]: a source failed" if report.status == "partial" else ""
+    console.print(f"\n[bold]Run {report.run_id}[/bold] → {redact(settings.warehouse_url)}{partial}")
+    for dead in report.aborted:
+        console.print(f"run {dead} had been left running by a process that ended (killed?): marked aborted")
+    # deleted: rows a full export no longer lists; recovered: an aborted run's rows loaded now (neither read)
+    more = [k for k in ("rows_deleted", "rows_recovered") if any(r.get(k) for r in recon)]
     t = Table("stage", "source", "entity", "read", "loaded", "quarantined", "adds up",
+              *(k.removeprefix("rows_") for k in more),
               title="Rows per source: extracted from the silo, then through the quality gate", box=None)
     for r in recon:
         t.add_row(r["stage"], r["source_system"], r["entity"], f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
-                  f"{r['rows_quarantined']:,}", "yes" if r["ok"] else "[red]NO[/red]")
+                  f"{r['rows_quarantined']:,}", "yes" if r["ok"] else "[red]NO[/red]",
+                  *(f"{r.get(k, 0):,}" for k in more))
     console.print(t)
     for f in report.failed:
-        console.print(f"[red]source failed[/red] {escape(f['error'])}")
+        at = f.get("last_good_load")
+        kept = f"its data of the last good load ({at:%Y-%m-%d %H:%M}) is used" if at else "it was never loaded"
+        console.print(f"[red]source failed[/red] {escape(f['error'])} — {kept}", soft_wrap=True)
     # a mapping's `on_error = "null"` notes (reason nulled_<reason>) are on rows that were loaded
     nulled = [r for r in reasons if r["reason_code"].startswith("nulled_")]
     reasons = [r for r in reasons if not r["reason_code"].startswith("nulled_")]

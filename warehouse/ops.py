@@ -3,19 +3,33 @@
 Two stages count rows: ``extract`` (connectors: ``ops.source_run``, written by
 :func:`record_source_runs`) and ``quality`` (the gate: ``ops.stage_run``, written by
 ``warehouse.staging.build_canonical``). Quarantined rows of either stage live in
-``ops.quarantine``. Everything here is idempotent per run id.
+``ops.quarantine``. Each ``hub run`` has one row in ``ops.pipeline_run`` (:func:`start_run`,
+:func:`finish_run`): how it ended, failed sources, timings; :func:`run_report` reads all of a
+run's bookkeeping together. Everything here is idempotent per run id.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from schemas.contract import QUARANTINE, SOURCE_RUN, STAGE_RUN, arrow_schema
+from schemas.contract import (
+    PIPELINE_RUN,
+    QUARANTINE,
+    RESOLUTION_RELEASE,
+    SOURCE_RUN,
+    SQL_TYPES,
+    STAGE_RUN,
+    Table,
+    arrow_schema,
+)
 from warehouse.engine import Warehouse, bind_list, qualified
 
 log = logging.getLogger(__name__)
@@ -37,12 +51,24 @@ def record_source_runs(wh: Warehouse, run_id: str, counts: list[dict[str, Any]])
     if not rows:
         return 0
     table = pa.Table.from_pylist(rows, schema=arrow_schema(SOURCE_RUN))
+    _add_new_columns(wh, SOURCE_RUN)
     params: dict[str, Any] = {"run": run_id}
     pairs = []
     for i, r in enumerate(rows):
         params[f"s{i}"], params[f"e{i}"] = r["source_system"], r["entity"]
         pairs.append(f"(source_system = :s{i} AND entity = :e{i})")
     return wh.write(SOURCE_RUN, table, delete_where=(f"run_id = :run AND ({' OR '.join(pairs)})", params))
+
+
+def _add_new_columns(wh: Warehouse, table: Table) -> None:
+    """Columns the contract gained since the table was created (nullable ones), added in place."""
+    if not wh.table_exists(table.schema, table.name):
+        return
+    have = set(wh.columns_of(table.schema, table.name))
+    col = 0 if wh.kind == "duckdb" else 1
+    for c in table.columns:
+        if c.name not in have:
+            wh.execute(f'ALTER TABLE {qualified(table)} ADD COLUMN "{c.name}" {SQL_TYPES[c.type][col]}')
 
 
 def record_quarantine(
@@ -93,8 +119,10 @@ def reconciliation(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     if wh.table_exists(SOURCE_RUN.schema, SOURCE_RUN.name):
+        _add_new_columns(wh, SOURCE_RUN)
         out += wh.dicts(
-            f"SELECT 'extract' AS stage, source_system, entity, rows_read, rows_loaded, rows_quarantined "
+            f"SELECT 'extract' AS stage, source_system, entity, rows_read, rows_loaded, rows_quarantined, "
+            f"COALESCE(rows_deleted, 0) AS rows_deleted, COALESCE(rows_recovered, 0) AS rows_recovered "
             f"FROM {qualified(SOURCE_RUN)} WHERE run_id = :run",
             {"run": run_id},
         )
@@ -105,8 +133,8 @@ def reconciliation(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
             {"run": run_id},
         )
     for r in out:
-        for k in ("rows_read", "rows_loaded", "rows_quarantined"):
-            r[k] = int(r[k])
+        for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_deleted", "rows_recovered"):
+            r[k] = int(r.get(k) or 0)
         r["ok"] = r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"]
     return sorted(out, key=lambda r: (r["stage"] != "extract", r["source_system"], r["entity"]))
 
@@ -127,3 +155,86 @@ def quarantine_summary(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
     for r in rows:
         r["count"] = int(r["count"])
     return rows
+
+
+# ---------------------------------------------------------------------------- runs
+def start_run(wh: Warehouse, run_id: str, *, now: datetime | None = None) -> list[str]:
+    """Record ``run_id`` as running, first marking ``aborted`` the runs a dead process left
+    ``running``. Call it holding the run lock for the whole warehouse (``hub.runlock``): no other
+    run is alive then, so a run still ``running`` is one whose process died (kill -9, a lost
+    machine). Returns the run ids so marked."""
+    now = now or datetime.now(UTC)
+    wh.ensure_table(PIPELINE_RUN)
+    with wh.transaction():
+        dead = [r[0] for r in wh.rows(f"SELECT run_id FROM {qualified(PIPELINE_RUN)} WHERE status = 'running' "
+                                      "AND run_id <> :run ORDER BY run_id", {"run": run_id})]
+        if dead:
+            in_dead, params = bind_list("d", dead)
+            wh.execute(f"UPDATE {qualified(PIPELINE_RUN)} SET status = 'aborted', finished_at = :now, "
+                       "message = 'its process ended before the run finished (killed or crashed); what it "
+                       f"had loaded was completed by run {run_id}' WHERE run_id IN ({in_dead})",
+                       {"now": now, "run": run_id, **params})
+        row = {"run_id": run_id, "status": "running", "started_at": now, "finished_at": None, "pid": os.getpid(),
+               "host": socket.gethostname(), "failed_sources": None, "timings": None, "vetoes": None,
+               "message": None}
+        wh.write(PIPELINE_RUN, pa.Table.from_pylist([row], schema=arrow_schema(PIPELINE_RUN)),
+                 delete_where=("run_id = :run", {"run": run_id}))
+    for d in dead:
+        log.warning("run %s was left running by a process that ended: marked aborted", d)
+    return dead
+
+
+def finish_run(wh: Warehouse, run_id: str, status: str, *, failed: list[dict[str, str]] | None = None,
+               timings: dict[str, float] | None = None, vetoes: dict[str, Any] | None = None,
+               message: str | None = None, now: datetime | None = None) -> None:
+    """Record how ``run_id`` ended: ok, partial, failed or refused (see ``ops.pipeline_run``)."""
+    wh.ensure_table(PIPELINE_RUN)
+    wh.execute(
+        f"UPDATE {qualified(PIPELINE_RUN)} SET status = :status, finished_at = :now, failed_sources = :failed, "
+        "timings = :timings, vetoes = :vetoes, message = :message WHERE run_id = :run",
+        {"status": status, "now": now or datetime.now(UTC), "run": run_id,
+         "failed": json.dumps(failed, ensure_ascii=False, default=str) if failed else None,
+         "timings": json.dumps(timings) if timings else None,
+         "vetoes": json.dumps(vetoes, ensure_ascii=False, default=str) if vetoes else None, "message": message})
+
+
+def runs(wh: Warehouse, limit: int = 10, run_id: str | None = None) -> list[dict[str, Any]]:
+    """The last ``limit`` runs (or the run ``run_id``), newest first, JSON columns parsed."""
+    if not wh.table_exists(PIPELINE_RUN.schema, PIPELINE_RUN.name):
+        return []
+    only = "WHERE run_id = :run " if run_id else ""
+    rows = wh.dicts(f"SELECT * FROM {qualified(PIPELINE_RUN)} {only}ORDER BY started_at DESC, run_id DESC LIMIT :n",
+                    {"n": limit, "run": run_id} if run_id else {"n": limit})
+    for r in rows:
+        for k in ("failed_sources", "timings", "vetoes"):
+            r[k] = json.loads(r[k]) if isinstance(r.get(k), str) else r.get(k)
+    return rows
+
+
+def source_loads(wh: Warehouse) -> dict[str, dict[str, Any]]:
+    """Per source: when it last loaded well (``last_ok``), and its last attempt (``last_at``,
+    ``last_status``, ``last_error``)."""
+    if not wh.table_exists(SOURCE_RUN.schema, SOURCE_RUN.name):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for source, status, error, at in wh.rows(
+            f"SELECT source_system, status, error, max(finished_at) FROM {qualified(SOURCE_RUN)} "
+            "GROUP BY source_system, status, error ORDER BY 4"):
+        s = out.setdefault(source, {"last_ok": None, "last_at": None, "last_status": None, "last_error": None})
+        if status == "ok":
+            s["last_ok"] = at
+        s.update(last_at=at, last_status=status, last_error=error if status != "ok" else None)
+    return out
+
+
+def run_report(wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """What a data engineer reads about one run, from the warehouse alone: the run (status,
+    times, failed sources, timings, vetoes), rows per source and stage with whether they add up,
+    quarantine reasons, and the release (what changed against the previous publication)."""
+    run = next(iter(runs(wh, 1, run_id)), None)
+    release = None
+    if wh.table_exists(RESOLUTION_RELEASE.schema, RESOLUTION_RELEASE.name):
+        found = wh.dicts(f"SELECT * FROM {qualified(RESOLUTION_RELEASE)} WHERE run_id = :run", {"run": run_id})
+        release = found[0] if found else None
+    return {"run": run, "rows": reconciliation(wh, run_id), "quarantine": quarantine_summary(wh, run_id),
+            "release": release}
