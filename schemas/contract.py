@@ -250,8 +250,33 @@ SOURCE_RUN = Table(
         C("status", "text", "ok or failed", nullable=False),
         C("error", "text", "the error when failed (no personal data)"),
         C("finished_at", "timestamptz", "when", nullable=False),
+        # null in rows written before they existed
+        C("rows_deleted", "bigint", "rows a full export no longer lists, marked deleted in raw (not read)"),
+        C("rows_recovered", "bigint", "rows of load packages an aborted run left, loaded by this run (not read)"),
     ),
     key=("run_id", "source_system", "entity"),
+)
+
+PIPELINE_RUN = Table(
+    "pipeline_run",
+    "ops",
+    "One row per `hub run`: how it ended, when, which sources failed, how long each step took. Rows per "
+    "source are in ops.source_run, the quality gate's in ops.stage_run, the release in "
+    "golden.resolution_release (warehouse/ops.py run_report reads them together).",
+    (
+        C("run_id", "text", "the run", nullable=False),
+        C("status", "text", "running, ok, partial (a source failed: its last good data was used), failed, "
+          "refused (the release guard refused the release) or aborted (its process died)", nullable=False),
+        C("started_at", "timestamptz", "when it took the run lock", nullable=False),
+        C("finished_at", "timestamptz", "when it ended (for aborted: when the next run found it dead)"),
+        C("pid", "bigint", "its process", nullable=False),
+        C("host", "text", "its machine", nullable=False),
+        C("failed_sources", "json", 'sources that failed: [{"source": ..., "error": ...}] (no personal data)'),
+        C("timings", "json", 'seconds per step, e.g. {"ingest finance": 3.2, "canonical": 4.1, "resolve": 9.8}'),
+        C("vetoes", "json", "pairs the matching guards refused, per guard"),
+        C("message", "text", "why it failed or was refused (no personal data)"),
+    ),
+    key=("run_id",),
 )
 
 STAGE_RUN = Table(
@@ -727,5 +752,5 @@ GDPR_TABLES = (SUPPRESSION, RECTIFICATION, OBJECTION, DSR_REQUEST, DSR_EVENT)
 
 GOLDEN_TABLES = (CITIZEN, CITIZEN_LINK, RESOLUTION_RUN, CITIZEN_ATTRIBUTE, DISCREPANCY, HOUSEHOLD,
                  HOUSEHOLD_MEMBER, MATCH_DECISION, REVIEW_QUEUE, RESOLUTION_RELEASE, CITIZEN_ALIAS, *SEARCH_TABLES)
-OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, ACCESS_LOG)
+OPS_TABLES = (QUARANTINE, SOURCE_RUN, STAGE_RUN, PIPELINE_RUN, ACCESS_LOG)
 ALL_TABLES = CANONICAL_TABLES + OPS_TABLES + GOLDEN_TABLES + GDPR_TABLES
