@@ -15,7 +15,6 @@ refused purpose): never a stack trace, never a value typed by the agent or read 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -326,61 +325,11 @@ def _log(wh: Warehouse, agent: Any, processing: Processing, citizen_ids: list[st
 
 
 # ------------------------------------------------------------------------------------------ search
-@dataclass(frozen=True)
-class _Scope:
-    fields: frozenset[str]
-    source_systems: frozenset[str] | None
-
-
-def _find(wh: Warehouse, text: str, scope: _Scope, limit: int, offset: int) -> Any:
-    """The one place the desk searches (``warehouse.search`` once helper SEARCH's module lands)."""
-    from schemas.contract import CITIZEN
-    from warehouse.citizen_view import _criteria
-    from warehouse.engine import qualified
-
-    crit = _criteria(text)
-    if crit is None or not wh.table_exists(CITIZEN.schema, CITIZEN.name):
-        return _InterimPage([], 0, False)
-    conds, params = crit
-    where = " AND ".join(conds)
-    total = int(wh.scalar(f"SELECT count(*) FROM {qualified(CITIZEN)} r WHERE {where}", params) or 0)
-    rows = wh.dicts(f"SELECT r.citizen_id, r.given_names, r.birth_name, r.usage_name, r.birth_date, r.city, "
-                    f"r.source_systems FROM {qualified(CITIZEN)} r WHERE {where} "
-                    "ORDER BY r.usage_name, r.given_names, r.citizen_id LIMIT :lim OFFSET :off",
-                    {**params, "lim": limit, "off": offset})
-    hits = [_InterimHit(r["citizen_id"], 1.0, r["given_names"], r["birth_name"], r["usage_name"],
-                        r["birth_date"].year if r["birth_date"] else None, r["city"],
-                        [s for s in (r["source_systems"] or "").split(",") if s]) for r in rows]
-    if scope.source_systems is not None:
-        hits = [h for h in hits if set(h.source_systems) & scope.source_systems]
-    return _InterimPage(hits, total, offset + len(rows) < total)
-
-
-@dataclass
-class _InterimHit:
-    citizen_id: str
-    score: float
-    given_names: str | None
-    birth_name: str | None
-    usage_name: str | None
-    birth_year: int | None
-    city: str | None
-    source_systems: list[str]
-
-
-@dataclass
-class _InterimPage:
-    hits: list[_InterimHit]
-    total: int
-    truncated: bool
-
-
 def _resolve(wh: Warehouse, text: str) -> str | None:
     """A citizen id typed in any case with spaces, followed through retired-id aliases."""
-    from warehouse.decisions import current_citizen_id
+    from warehouse.search import resolve_id
 
-    cid = "".join(text.split()).upper()
-    return current_citizen_id(wh, cid) if cid else None
+    return resolve_id(wh, text)
 
 
 _HIT_FIELDS = {"given_names": "given_names", "birth_name": "birth_name", "usage_name": "usage_name",
@@ -400,7 +349,15 @@ def search_citizens(wh: Warehouse, agent: Any, perms: Permissions, text: str, *,
                         "téléphone ou un identifiant.")
     if len(text) > MAX_QUERY:
         raise DeskError(400, "recherche_trop_longue", f"La recherche est limitée à {MAX_QUERY} caractères.")
-    page = _find(wh, text, _Scope(scoped.readable, scoped.source_systems), limit, offset)
+    from warehouse.search import QueryError, Scope, objections_for, search
+
+    # Art. 21: a citizen who objected to this processing is not found by it
+    scope = Scope(fields=scoped.readable, source_systems=scoped.source_systems,
+                  exclude=objections_for(wh, [processing.id]))
+    try:
+        page = search(wh, text, scope=scope, limit=limit, offset=offset)
+    except QueryError as e:  # French, and never repeats the query
+        raise DeskError(400, "recherche_refusee", str(e)) from None
     shown = [f for f, attr in _HIT_FIELDS.items() if attr in scoped.readable]
     hits = []
     for h in page.hits:

@@ -38,6 +38,7 @@ def build_family(url: str) -> None:
     from tests.golden import publish_hand_made
     from tests.warehouse.conftest import RAW_SQL, family_models
     from warehouse.golden import core_person_records
+    from warehouse.search import build_index
 
     with Warehouse(url) as wh:
         for sql in RAW_SQL:
@@ -69,6 +70,7 @@ def build_family(url: str) -> None:
         wh.write(CITIZEN_ALIAS, pa.Table.from_pylist(
             [{"old_id": ALIAS[0], "new_id": ALIAS[1], "retired_at": now, "run_id": "res-0"}],
             schema=arrow_schema(CITIZEN_ALIAS)))
+        build_index(wh)
 
 
 def fingerprint(wh: Warehouse) -> dict[str, int]:
