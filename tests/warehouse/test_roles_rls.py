@@ -135,7 +135,7 @@ def test_the_upgraded_schema_is_the_contract_s(built):
         str(d[0]).endswith("_entity")
         or (d[0] == "remove_index" and d[1].table.name.startswith("citizen_search"))))]
     assert diff == []
-    assert current(built.url) == "0003_search_and_marts"
+    assert current(built.url) == "0004_run_reports"
 
 
 def test_offline_sql_holds_every_policy_for_a_dba(built):
@@ -178,6 +178,21 @@ def test_application_roles_are_neither_owners_nor_bypassrls(built):
     assert bypass == [] and owned_tables == [] and owned_schemas == []
     assert len(groups) == len(security.ROLE_KINDS) and not any(login for _, login in groups)
     assert hub_owner == built.roles.owner
+
+
+def test_the_search_function_is_the_desk_s_alone(built):
+    """golden.search_citizens (warehouse.search), where the run built it: EXECUTE for the desk, not for
+    BI nor PUBLIC; the desk reads no row of the index tables themselves (see the per-table test)."""
+    with Warehouse(built.url) as wh:
+        fns = [r[0] for r in wh.rows("SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+                                     "ON n.oid = p.pronamespace WHERE n.nspname = 'golden' "
+                                     "AND p.proname = 'search_citizens'")]
+        rights = {(fn, role): wh.scalar("SELECT has_function_privilege(:r, :f, 'EXECUTE')", {"r": role, "f": fn})
+                  for fn in fns for role in (built.logins["desk"], built.logins["bi"], "public")}
+        owners = {wh.scalar("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = CAST(:f AS regprocedure)",
+                            {"f": fn}) for fn in fns}
+    assert all(v == (role == built.logins["desk"]) for (_, role), v in rights.items()), rights
+    assert owners <= {built.roles.owner}
 
 
 def test_row_security_is_enabled_and_forced_on_every_personal_table(built):
