@@ -3,9 +3,10 @@
 Every page calls the functions the JSON API calls (:func:`hub.desk.api.search_citizens`,
 :func:`~hub.desk.api.citizen_page`, :func:`~hub.desk.api.flag_merge`,
 :func:`~hub.desk.api.consultations`) with ``channel="desk"``: what a page shows is what the API
-returns for that agent and purpose, cut and logged there; the templates only lay it out. Without a
-session a page sends the browser to ``/connexion?next=…``; a signed-in agent without the right gets
-a French 403 page (:func:`install`).
+returns for that agent and purpose, cut and logged there; the templates only lay it out. A refusal
+raised there reaches the app's error handlers, which answer a page's path with :func:`error_page`:
+without a session, a redirect to ``/connexion?next=…``; a signed-in agent without the right, a
+French 403 page.
 
 POST forms carry a per-session token (``csrf``): the HMAC of the session cookie under a key of the
 process (a fresh cookie at each sign-in, so a fresh token), checked before anything is written.
@@ -15,29 +16,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
-import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.desk import api, present
 from hub.desk.access import Permissions, permissions
 from hub.desk.deps import agent_permissions, current_agent, register, warehouse
 
-log = logging.getLogger(__name__)
-
 PAGE_SIZE = 20
-# paths that answer JSON whatever the client accepts
-API_PREFIXES = ("/api/", "/openapi.json", "/docs", "/redoc")
 NO_STORE = {"Cache-Control": "no-store"}  # pages with personal data are never kept by a cache
 
 ERRORS = {
@@ -53,11 +45,13 @@ ERRORS = {
                                "reproduit, signalez-la au support en donnant la référence ci-dessous."),
 }
 
+# hub.desk.app's codes for errors that carry no message of their own
+GENERIC_CODES = frozenset({"requete_invalide", "connexion_requise", "acces_refuse", "introuvable", "methode_refusee",
+                           "parametre_invalide", "erreur"})
+
 router = APIRouter(include_in_schema=False)
 templates = present.templates()
 
-Agent = Annotated[Any, Depends(current_agent)]
-Perms = Annotated[Permissions, Depends(agent_permissions)]
 Wh = Annotated[Any, Depends(warehouse)]
 Reg = Annotated[Any, Depends(register)]
 
@@ -80,13 +74,27 @@ def check_csrf(request: Request, token: str | None) -> None:
         raise HTTPException(403, detail="Formulaire expiré ou envoyé d'ailleurs : rechargez la page et recommencez.")
 
 
-def agent_view(agent: Any, perms: Permissions | None, reg: Any) -> dict[str, Any]:
-    """What the header says about the signed-in agent."""
+def agent_view(request: Request, agent: Any, perms: Permissions, reg: Any) -> dict[str, Any]:
+    """What the header says about the signed-in agent (kept on the request for an error page)."""
     service = reg.services.get(agent.service)
-    return {"display_name": agent.display_name, "role": agent.role,
+    view = {"display_name": agent.display_name, "role": agent.role,
             "service_label": service.label if service else agent.service,
             "collectivite_label": reg.collectivites.get(agent.collectivite, agent.collectivite),
-            "searchable": bool(perms and perms.searchable)}
+            "searchable": perms.searchable}
+    request.state.desk_agent = view
+    return view
+
+
+class Desk:
+    """A page's signed-in agent, their permissions and the register (a 401 without a session)."""
+
+    def __init__(self, request: Request, agent: Annotated[Any, Depends(current_agent)],
+                 perms: Annotated[Permissions, Depends(agent_permissions)], reg: Reg):
+        self.agent, self.perms, self.register = agent, perms, reg
+        self.view = agent_view(request, agent, perms, reg)
+
+
+Signed = Annotated[Desk, Depends()]
 
 
 def render(request: Request, name: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
@@ -95,13 +103,20 @@ def render(request: Request, name: str, context: dict[str, Any], *, status: int 
     return templates.TemplateResponse(request, name, context, status_code=status, headers=NO_STORE)
 
 
-def error_page(request: Request, status: int, *, agent: dict[str, Any] | None, detail: str | None = None,
-               reference: str | None = None) -> HTMLResponse:
-    """A French error page (``detail``: the French message of the refusal, never a raw value)."""
-    title, message = ERRORS.get(status, ERRORS[400] if status < 500 else ERRORS[500])
-    return render(request, "erreur.html", {"agent": agent, "status": status, "title": title, "message": message,
-                                           "detail": detail if detail != message else None,
-                                           "reference": reference}, status=status)
+def error_page(request: Request, status: int, code: str = "", message: str = "", **extra: Any) -> Response:
+    """The answer to an error on a page (the app's handlers call it for every path outside the API):
+    401 sends the browser to the sign-in, to come back to the page; any other status is a French
+    page with the refusal's message (a sentence of the desk, never a value typed or read)."""
+    if status == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        next_path = target if request.method == "GET" else "/recherche"
+        return RedirectResponse("/connexion?next=" + quote(next_path, safe=""), status_code=303, headers=NO_STORE)
+    title, default = ERRORS.get(status, ERRORS[400] if status < 500 else ERRORS[500])
+    # the app's generic answers ("Ressource introuvable.") say less than the page's own text
+    detail = message if status in (400, 403, 404) and code not in GENERIC_CODES else None
+    return render(request, "erreur.html", {
+        "agent": getattr(request.state, "desk_agent", None), "status": status, "title": title, "message": default,
+        "detail": detail, "reference": extra.get("reference")}, status=status)
 
 
 def _searchable(perms: Permissions) -> list[Any]:
@@ -115,39 +130,38 @@ def _by_keys(events: list[Any], keys: list[str]) -> list[Any]:
 
 # ------------------------------------------------------------------------------------------ routes
 @router.get("/")
-def home(agent: Agent) -> RedirectResponse:
-    return RedirectResponse("/recherche", status_code=303)
+def home(desk: Signed) -> RedirectResponse:
+    return RedirectResponse("/recherche" if desk.perms.searchable else "/accessibilite", status_code=303)
 
 
 @router.get("/recherche")
-def search_page(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh,
+def search_page(request: Request, desk: Signed, wh: Wh,
                 q: Annotated[str, Query(max_length=api.MAX_QUERY * 5)] = "",
                 motif: Annotated[str, Query(max_length=api.MAX_QUERY)] = "",
                 debut: Annotated[int, Query(ge=0, le=api.MAX_OFFSET)] = 0) -> HTMLResponse:
     """The search form; with ``q``, a page of results (``debut``: the offset) and the paging links."""
-    who = agent_view(agent, perms, reg)
-    purposes = _searchable(perms)
+    purposes = _searchable(desk.perms)
     if not purposes:
-        return error_page(request, 403, agent=who, detail="Votre service ne peut pas rechercher d'usager.")
+        raise api.DeskError(403, "recherche_refusee", "Votre service ne peut pas rechercher d'usager.")
     chosen = next((p for p in purposes if p.id == motif), purposes[0])
-    context: dict[str, Any] = {"agent": who, "nav": "recherche", "q": q, "purposes": purposes, "motif": chosen.id,
-                               "max_length": api.MAX_QUERY, "results": None, "error": None}
+    context: dict[str, Any] = {"agent": desk.view, "nav": "recherche", "q": q, "purposes": purposes,
+                               "motif": chosen.id, "max_length": api.MAX_QUERY, "results": None, "error": None}
     status = 200
     if q.strip():
         try:
-            results = api.search_citizens(wh, agent, perms, q, purpose=chosen.id, limit=PAGE_SIZE, offset=debut,
-                                          channel="desk")
+            results = api.search_citizens(wh, desk.agent, desk.perms, q, purpose=chosen.id, limit=PAGE_SIZE,
+                                          offset=debut, channel="desk")
         except api.DeskError as e:
             if e.status != 400:
-                return error_page(request, e.status, agent=who, detail=e.message)
-            context["error"], status = e.message, 400
+                raise
+            context["error"], status = e.message, 400  # shown on the form, beside the search box
         else:
             shown = len(results.hits)
             params = {"q": q, **({"motif": chosen.id} if len(purposes) > 1 else {})}
+            before = max(0, debut - PAGE_SIZE)
             context.update(
                 results=results, first=debut + 1 if shown else 0, last=debut + shown,
-                previous_url=("/recherche?" + urlencode({**params, **({"debut": max(0, debut - PAGE_SIZE)}
-                                                                      if debut > PAGE_SIZE else {})})
+                previous_url=("/recherche?" + urlencode({**params, **({"debut": before} if before else {})})
                               if debut > 0 else None),
                 next_url=("/recherche?" + urlencode({**params, "debut": debut + PAGE_SIZE})
                           if results.truncated and debut + PAGE_SIZE <= api.MAX_OFFSET else None))
@@ -155,30 +169,27 @@ def search_page(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh,
 
 
 @router.get("/usager/{citizen_id}")
-def citizen(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh, citizen_id: str,
+def citizen(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
             motif: Annotated[str, Query(max_length=api.MAX_QUERY)] = "",
             suggere: Annotated[str, Query(max_length=api.MAX_QUERY)] = "") -> HTMLResponse:
     """Without ``motif``: the purpose choice (nothing read yet). With it: the citizen page, read and
     logged by :func:`hub.desk.api.citizen_page` for that purpose."""
-    who = agent_view(agent, perms, reg)
-    if not perms.purposes:
-        return error_page(request, 403, agent=who, detail="Votre service n'a accès à aucun dossier d'usager.")
-    if len(citizen_id) > api.MAX_ID:
-        return error_page(request, 404, agent=who)
-    choice = {"agent": who, "citizen_id": citizen_id, "purposes": perms.purposes, "selected": suggere,
+    if not desk.perms.purposes:
+        raise api.DeskError(403, "aucune_finalite", "Votre service n'a accès à aucun dossier d'usager.")
+    choice = {"agent": desk.view, "citizen_id": citizen_id, "purposes": desk.perms.purposes, "selected": suggere,
               "error": None}
     if not motif:
         return render(request, "motif.html", choice)
     try:
-        page = api.citizen_page(wh, agent, perms, citizen_id, purpose=motif, channel="desk")
+        page = api.citizen_page(wh, desk.agent, desk.perms, citizen_id, purpose=motif, channel="desk")
     except api.DeskError as e:
-        if e.code == "finalite_refusee":
-            return render(request, "motif.html", choice | {"error": e.message}, status=e.status)
-        return error_page(request, e.status, agent=who, detail=e.message)
-    scoped = perms.for_purpose(perms.purpose(page.purpose.id))
+        if e.code != "finalite_refusee":
+            raise
+        return render(request, "motif.html", choice | {"error": e.message}, status=e.status)
+    scoped = desk.perms.for_purpose(desk.perms.purpose(page.purpose.id))
     values = {a.attribute: a.value for a in page.identity}
     return render(request, "usager.html", {
-        "agent": who, "page": page, "identity_name": present.full_name(values),
+        "agent": desk.view, "page": page, "identity_name": present.full_name(values),
         "parts": {"timeline": bool(scoped.interaction_kinds), "unpaid": "facture" in scoped.interaction_kinds},
         "deadlines": _by_keys(page.timeline, page.deadlines),
         "unpaid": _by_keys(page.timeline, page.unpaid.invoices),
@@ -186,14 +197,13 @@ def citizen(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh, citi
 
 
 @router.post("/usager/{citizen_id}/signaler")
-def flag(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh, citizen_id: str,
+def flag(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
          csrf: Annotated[str, Form(max_length=200)] = "", motif: Annotated[str, Form(max_length=api.MAX_QUERY)] = "",
          fiche: Annotated[str, Form(max_length=200)] = "",
          raison: Annotated[str, Form(max_length=api.MAX_REASON * 4)] = "") -> HTMLResponse:
     """A suspected wrong merge, from the citizen page's form, into the review queue."""
     check_csrf(request, csrf)
-    who = agent_view(agent, perms, reg)
-    context: dict[str, Any] = {"agent": who, "citizen_id": citizen_id, "motif": motif, "record_key": fiche,
+    context: dict[str, Any] = {"agent": desk.view, "citizen_id": citizen_id, "motif": motif, "record_key": fiche,
                                "done": None, "error": None}
     try:
         body = api.FlagIn(purpose=motif, record_key=fiche, reason=raison.strip())
@@ -202,29 +212,31 @@ def flag(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh, citizen
                             "plus).")
         return render(request, "signaler.html", context, status=400)
     try:
-        context["done"] = api.flag_merge(wh, agent, perms, citizen_id, body, channel="desk")
+        context["done"] = api.flag_merge(wh, desk.agent, desk.perms, citizen_id, body, channel="desk")
     except api.DeskError as e:
         if e.status in (401, 403):
-            return error_page(request, e.status, agent=who, detail=e.message)
+            raise
         context["error"] = e.message
         return render(request, "signaler.html", context, status=e.status)
     return render(request, "signaler.html", context, status=201)
 
 
 @router.get("/dpo/consultations")
-def who_looked(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh,
+def who_looked(request: Request, desk: Signed, wh: Wh,
                usager: Annotated[str, Query(max_length=api.MAX_ID * 2)] = "") -> HTMLResponse:
     """The DPO's "who looked at this citizen" page, from the access log."""
-    who = agent_view(agent, perms, reg)
-    if perms.role != "dpo":
-        return error_page(request, 403, agent=who, detail="Réservé au délégué à la protection des données.")
-    context: dict[str, Any] = {"agent": who, "nav": "consultations", "query": usager, "rows": None,
+    if desk.perms.role != "dpo":
+        raise api.DeskError(403, "reserve_dpo", "Réservé au délégué à la protection des données.")
+    reg = desk.register
+    context: dict[str, Any] = {"agent": desk.view, "nav": "consultations", "query": usager, "rows": None,
                                "citizen_id": None, "error": None, "collectivites": reg.collectivites,
                                "services": {k: s.label for k, s in reg.services.items()}}
     if usager.strip():
         try:
-            found = api.consultations(wh, agent, perms, usager, purpose=None, channel="desk")
+            found = api.consultations(wh, desk.agent, desk.perms, usager, purpose=None, channel="desk")
         except api.DeskError as e:
+            if e.status in (401, 403):
+                raise
             context["error"] = e.message
             return render(request, "consultations.html", context, status=e.status)
         context.update(rows=found.consultations, citizen_id=found.citizen_id, total=found.total)
@@ -233,67 +245,22 @@ def who_looked(request: Request, agent: Agent, perms: Perms, reg: Reg, wh: Wh,
 
 @router.get("/accessibilite")
 async def accessibility_statement(request: Request, reg: Reg) -> HTMLResponse:
-    """The accessibility statement (RGAA 4.1): public, as the law wants it reachable, and free of
-    personal data."""
+    """The accessibility statement (RGAA 4.1): public, as the law wants it reachable from every
+    page, and free of personal data."""
+    try:
+        agent = await current_agent(request)
+    except HTTPException:
+        who = None
+    else:
+        who = agent_view(request, agent, permissions(agent, reg), reg)
     return render(request, "accessibilite.html", {
-        "agent": await _optional_agent(request, reg), "nav": "accessibilite", "statement": present.ACCESSIBILITY,
+        "agent": who, "nav": "accessibilite", "statement": present.ACCESSIBILITY,
         "controller": reg.controller, "base_url": str(request.base_url).rstrip("/")})
 
 
-# ------------------------------------------------------------------------------------------ errors
-async def _optional_agent(request: Request, reg: Any) -> dict[str, Any] | None:
-    """The header's agent when a session is live, else None (an error page, the public statement)."""
-    try:
-        agent = await current_agent(request)
-    except (HTTPException, RuntimeError):
-        return None
-    return agent_view(agent, permissions(agent, reg), reg)
-
-
-def _is_page(request: Request) -> bool:
-    path = request.url.path
-    return (not any(path == p.rstrip("/") or path.startswith(p) for p in API_PREFIXES)
-            and "text/html" in request.headers.get("accept", ""))
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if not _is_page(request):
-        return await http_exception_handler(request, exc)
-    if exc.status_code == 401:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        next_path = target if request.method == "GET" else "/recherche"
-        return RedirectResponse("/connexion?next=" + quote(next_path, safe=""), status_code=303, headers=NO_STORE)
-    reg = request.app.state.desk.register
-    detail = exc.detail if exc.status_code == 403 and isinstance(exc.detail, str) else None
-    return error_page(request, exc.status_code, agent=await _optional_agent(request, reg), detail=detail)
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    if not _is_page(request):
-        return await request_validation_exception_handler(request, exc)
-    reg = request.app.state.desk.register
-    return error_page(request, 422, agent=await _optional_agent(request, reg))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    reference = uuid.uuid4().hex[:10]
-    route = getattr(request.scope.get("route"), "path", "?")
-    # the type only: an exception's message may carry a value read from the warehouse
-    log.error("unexpected %s on %s %s (reference %s)", type(exc).__name__, request.method, route, reference)
-    if not _is_page(request):
-        return JSONResponse({"detail": "Erreur inattendue du serveur.", "code": "erreur_serveur",
-                             "reference": reference}, status_code=500)
-    return error_page(request, 500, agent=None, reference=reference)
-
-
-def install(app: FastAPI) -> None:
-    """The pages on ``app``: their routes, the stylesheet under /static, and the error handlers that
-    answer HTML to a browser on a page (401 → sign-in, French 403/404/422/500) and leave the API's
-    paths to FastAPI's JSON answers."""
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=present.STATIC), name="static")
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _server_error)
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    """The pages' own stylesheet (public: no data in it)."""
+    if name not in present.STATIC_FILES:
+        raise HTTPException(404)
+    return FileResponse(present.STATIC / name, headers={"Cache-Control": "public, max-age=86400"})

@@ -23,6 +23,7 @@ from warehouse.access_export import COMPARISONS_FR, ROLE_LABELS, SYSTEM_LABELS
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in (".css", ".js"))
 
 # RGAA: "non conforme" while no audit in force measures the criteria (the rule of the RGAA's
 # declaration model); change it with the audit's result and date.
