@@ -59,25 +59,32 @@ def render(browser: Any, html: Path, name: str, width: int = 1280) -> Rendered:
     page = browser.new_page(locale="fr-FR", viewport={"width": width, "height": 900})
     try:
         page.goto(html.resolve().as_uri(), wait_until="load")
-        page.add_script_tag(path=str(AXE))
-        version = page.evaluate("() => axe.version")
-        assert version.startswith(AXE_VERSION), f"axe-core {version} in {AXE}, not {AXE_VERSION}x: run `make browser`"
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        violations = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
-                       "nodes": [n["target"] for n in v["nodes"][:5]]}
-                      for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]
-        facts = page.evaluate("""() => ({
-            lang: document.documentElement.lang,
-            title: document.title,
-            headings: [...document.querySelectorAll('h1, h2, h3')].map(h => h.textContent.trim()),
-            overflow: document.documentElement.scrollWidth - window.innerWidth,
-            font: parseFloat(getComputedStyle(document.body).fontSize),
-        })""")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shot = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(shot), full_page=True)
-        shutil.copyfile(html, SCREENSHOTS / f"{name}.html")  # the page beside its picture
+        return audit(page, name)
     finally:
         page.close()
+
+
+def audit(page: Any, name: str) -> Rendered:
+    """Check the page a browser tab shows now (a file, or a live page of a running server): axe-core
+    on it, its facts, and a full-page screenshot kept as var/test-output/screenshots/<name>.png with
+    the page's HTML beside it as <name>.html."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / f"{name}.html").write_text(page.content(), encoding="utf-8")  # before axe's script joins it
+    page.add_script_tag(path=str(AXE))
+    version = page.evaluate("() => axe.version")
+    assert version.startswith(AXE_VERSION), f"axe-core {version} in {AXE}, not {AXE_VERSION}x: run `make browser`"
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    violations = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+                   "nodes": [n["target"] for n in v["nodes"][:5]]}
+                  for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    facts = page.evaluate("""() => ({
+        lang: document.documentElement.lang,
+        title: document.title,
+        headings: [...document.querySelectorAll('h1, h2, h3')].map(h => h.textContent.trim()),
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        font: parseFloat(getComputedStyle(document.body).fontSize),
+    })""")
+    shot = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
     return Rendered(lang=facts["lang"], title=facts["title"], headings=facts["headings"], violations=violations,
                     overflow_px=int(facts["overflow"]), font_px=float(facts["font"]), screenshot=shot)
