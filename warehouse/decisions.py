@@ -71,6 +71,7 @@ def record_decision(
             raise DecisionError(str(e)) from None
     else:
         raise DecisionError(f"unknown decision kind {kind!r} (must_link, cannot_link or split)")
+    _check_known(wh, [k for k in (left, right) if k] + [k for g in json.loads(groups_json or "[]") for k in g])
     at = _now(now)
     decision_id = "D" + secrets.token_hex(6).upper()
     row = {"decision_id": decision_id, "kind": kind, "record_key_l": left, "record_key_r": right,
@@ -96,6 +97,23 @@ def record_decision(
     _log_update(wh, decided_by, keys, citizen_id)
     log.info("decision %s (%s) recorded by %s", decision_id, kind, decided_by)
     return decision_id
+
+
+def _check_known(wh: Warehouse, record_keys: list[str]) -> None:
+    """A decision names records the warehouse holds: an unknown key (a typo, another deployment's)
+    would be stored in force and never apply. DecisionError naming the unknown keys."""
+    from schemas.contract import PERSON_RECORD
+    from warehouse.engine import bind_list
+
+    known: set[str] = set()
+    if record_keys and wh.table_exists(PERSON_RECORD.schema, PERSON_RECORD.name):
+        binds, params = bind_list("k", record_keys)
+        known = {r[0] for r in wh.rows(f"SELECT record_key FROM {qualified(PERSON_RECORD)} "
+                                       f"WHERE record_key IN ({binds})", params)}
+    unknown = [k for k in dict.fromkeys(record_keys) if k not in known]
+    if unknown:
+        raise DecisionError(f"no record {', '.join(unknown)} in the warehouse (core.person_record): nothing "
+                            "recorded. Record keys read <source>:<entity>/<id>, as `hub citizen show` lists them")
 
 
 def _log_update(wh: Warehouse, agent: str, record_keys: list[str], citizen_id: str | None) -> None:

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from warehouse.access_log import BrokenChain, Entry, append, purge_before, verify
@@ -107,9 +108,15 @@ def test_a_log_written_before_the_chain_is_chained_once(warehouse_url):
 
 
 def test_an_identity_decision_and_its_revocation_are_logged_as_updates(warehouse_url):
+    from schemas.contract import PERSON_RECORD, arrow_schema
     from warehouse.decisions import record_decision, revoke_decision
 
     with Warehouse(warehouse_url) as wh:
+        # a decision names records the warehouse holds
+        keys = ("finance:tiers/1", "family:responsable/2")
+        wh.write(PERSON_RECORD, pa.Table.from_pylist(
+            [{"record_key": k, "source_system": k.split(":")[0], "source_id": k.split(":")[1], "role": "usager",
+              "certification_level": 0} for k in keys], schema=arrow_schema(PERSON_RECORD)))
         did = record_decision(wh, "must_link", decided_by="agent.a", reason="même personne (pièce vue)",
                               record_keys=("finance:tiers/1", "family:responsable/2"), citizen_id="C1")
         revoke_decision(wh, did, revoked_by="agent.b", reason="erreur")
