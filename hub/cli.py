@@ -278,14 +278,13 @@ def sandbox_serve(port: int, with_demarches: bool, config: Path | None) -> None:
     import time
     from contextlib import ExitStack
 
-    from hub.demo import start_simulators
-    from sandbox import open_sandbox
+    from hub.demo import built_sandbox, start_simulators
 
     settings = settings_or_exit(config)
     if settings.sandbox_root is None:
         err.print("these settings are not the sandbox's (no [hub] sandbox_root)")
         sys.exit(2)
-    sb = open_sandbox(settings.sandbox_root)
+    sb = built_sandbox(settings.sandbox_root)
     path = settings.config_path or Path(os.environ.get("HUB_CONFIG") or "var/hub.toml")
     # start_simulators writes var_dir/hub.toml afresh: keep what the user's files hold besides the
     # simulators' addresses (their sections, sources, keys and comments)

@@ -117,6 +117,13 @@ def running_sandbox(var_dir: Path, people: int, seed: int, *, warehouse_url: str
                                generate_seconds=generate_seconds)
 
 
+def built_sandbox(root: Path) -> Any:
+    """The sandbox `hub demo` built under ``root`` (for `hub sandbox serve`: only the demo opens the sandbox)."""
+    from sandbox import open_sandbox
+
+    return open_sandbox(root)
+
+
 def start_simulators(stack: ExitStack, sb: Any, var_dir: Path, *, warehouse_url: str | None = None,
                      base_port: int = 0, with_demarches: bool = False, generate_seconds: float = 0.0) -> SandboxRun:
     """Start a built sandbox's HTTP simulators (stopped when ``stack`` closes) and write the settings
