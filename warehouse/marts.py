@@ -225,12 +225,13 @@ def _procedures() -> tuple[str, str, dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------ build
 def build_marts(wh: Warehouse, *, keys: Mapping[str, bytes], now: datetime | None = None,
-                min_cell: int = MIN_CELL) -> dict[str, int]:
+                min_cell: int = MIN_CELL, bi_copy: bool = True) -> dict[str, int]:
     """Rebuild every table of the ``marts`` schema from the published golden layer and core
     interactions, in one transaction; returns rows per table (``"marts.dim_citizen": 2156``, ...).
 
     ``keys``: one HMAC key per keyed mart (:func:`load_keys`), never stored in the warehouse.
-    ``now``: the date ages, pending requests and deadlines are computed at (default: now)."""
+    ``now``: the date ages, pending requests and deadlines are computed at (default: now).
+    ``bi_copy``: on DuckDB, also write the marts-only file BI tools open (:func:`bi_file`)."""
     _check_keys(keys)
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
@@ -258,8 +259,42 @@ def build_marts(wh: Warehouse, *, keys: Mapping[str, bytes], now: datetime | Non
         build = pa.table({"table_name": list(counts), "row_count": list(counts.values()),
                           "run_id": [run_id] * len(counts), "built_at": [now] * len(counts)})
         wh.write(MART_BUILD, build, replace=True)
+    if wh.kind == "duckdb" and bi_copy:
+        bi_file(wh)
     log.info("marts built: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
     return counts
+
+
+BI_STORAGE_VERSION = "v1.5.0"  # the BI copy opens in DuckDB >= 1.5 (the CLI, DBeaver's driver), not only 2.0
+
+
+def bi_file_path(wh: Warehouse) -> Path:
+    """The BI copy of a DuckDB warehouse: ``<warehouse>_marts.duckdb`` beside it."""
+    if wh.path is None:
+        raise ValueError("only a DuckDB warehouse has a BI copy (PostgreSQL: grant the marts schema)")
+    return wh.path.with_name(f"{wh.path.stem}_marts.duckdb")
+
+
+def bi_file(wh: Warehouse) -> Path:
+    """Copy the marts schema, alone, into the DuckDB warehouse's BI file (:func:`bi_file_path`).
+
+    A DuckDB file has no access control: whoever opens the warehouse file reads ``golden`` too. BI
+    tools get this file instead, which holds the marts only, written in a storage format older
+    readers open; it is written aside and renamed over the previous one, so a reader never sees
+    half of it."""
+    target = bi_file_path(wh)
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    literal = str(partial).replace("'", "''")  # a path from the settings, as a SQL string literal
+    wh.execute(f"ATTACH '{literal}' AS mart_bi (STORAGE_VERSION '{BI_STORAGE_VERSION}')")
+    try:
+        wh.execute("CREATE SCHEMA mart_bi.marts")
+        for t in MART_TABLES:
+            wh.execute(f'CREATE TABLE mart_bi.marts."{t.name}" AS SELECT * FROM {qualified(t)}')
+    finally:
+        wh.execute("DETACH mart_bi")
+    partial.replace(target)
+    return target
 
 
 def _ensure(wh: Warehouse, table: Table) -> None:
