@@ -34,8 +34,9 @@ ACCESSIBILITY = {
                "ci-dessous sont passées. Un audit sur un échantillon de pages est à mener avant la mise en service."),
     "updated": "2026-12-07",
     "axe": "4.14",
-    "pages": ["connexion", "recherche", "résultats", "motif de consultation", "fiche usager", "signalement",
-              "qui a consulté", "déclaration d'accessibilité", "page d'erreur (accès refusé)"],
+    "pages": ["recherche", "résultats", "motif de consultation", "fiche usager (à 1280 et 1024 pixels)",
+              "signalement d'une fusion erronée", "qui a consulté (DPO)", "déclaration d'accessibilité",
+              "page d'erreur (accès refusé)"],
 }
 
 SEX_LABELS = {"F": "féminin", "M": "masculin"}
