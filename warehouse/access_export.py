@@ -474,6 +474,7 @@ def _collect(wh: Warehouse, subject: Subject, *, register: Register, models: Map
                 else:
                     to_confirm.append(entry | {"reason": "fiche d'une autre personne du hub que le modèle hésite à "
                                                          "rapprocher (file de revue)", "linked": False})
+    records, to_confirm = _contact_only(wh, records, to_confirm, ids, confirm=confirm, exclude=exclude)
     keys = [r["record"]["record_key"] for r in records]
     own_rows = [r["record"] for r in records]
 
@@ -569,6 +570,52 @@ def _collect(wh: Warehouse, subject: Subject, *, register: Register, models: Map
         "processings": _processings(register, systems, consultations, records, interactions),
     }
     return doc
+
+
+def _contact_only(wh: Warehouse, records: list[dict[str, Any]], to_confirm: list[dict[str, Any]], ids: list[str],
+                  *, confirm: set[str], exclude: set[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records that carry no name, only an e-mail or a phone the person's records give (a dossier filed
+    for an organisation under its applicant's e-mail): matching compares people by name, so it leaves
+    them apart, yet they are data about whoever holds that contact (Art. 15). Exported when no other
+    citizen's records give that contact; listed for the DPO to confirm when someone else's do."""
+    emails = sorted({r["record"]["email"].strip().lower() for r in records if r["record"].get("email")})
+    phones = sorted({r["record"]["phone"] for r in records if r["record"].get("phone")})
+    if not (emails or phones) or not _exists(wh, CITIZEN_LINK):
+        return records, to_confirm
+    taken = {r["record"]["record_key"] for r in records} | exclude
+    e_sql, e_params = bind_list("ce", emails or [""])
+    p_sql, p_params = bind_list("cp", phones or [""])
+    own, own_params = _in("l.citizen_id", "ci", ids)
+    contact = f"(lower(trim(p.email)) IN ({e_sql}) OR p.phone IN ({p_sql}))"
+    nameless = "p.given_names IS NULL AND p.birth_name IS NULL AND p.usage_name IS NULL"
+    params = e_params | p_params | own_params
+    found = wh.dicts(f"SELECT p.* FROM {qualified(PERSON_RECORD)} p JOIN {qualified(CITIZEN_LINK)} l "
+                     f"ON l.record_key = p.record_key WHERE {nameless} AND {contact} AND NOT ({own}) "
+                     "ORDER BY p.record_key", params)
+    found = [_clean(p) for p in found if p["record_key"] not in taken]
+    if not found:
+        return records, to_confirm
+    # the contacts some other citizen's named records give too: whose they are is for the DPO to say
+    shared: set[str] = set()
+    others = (f"SELECT p.email, p.phone FROM {qualified(PERSON_RECORD)} p JOIN {qualified(CITIZEN_LINK)} l "
+              f"ON l.record_key = p.record_key WHERE NOT ({nameless}) AND {contact} AND NOT ({own})")
+    for email, phone in wh.rows(others, params):
+        shared |= {v for v in ((email or "").strip().lower(), phone) if v}
+    # a nameless record the review queue offered (the same e-mail) is decided here instead
+    moved = {p["record_key"] for p in found}
+    records, to_confirm = list(records), [r for r in to_confirm if r["record"]["record_key"] not in moved]
+    for p in found:
+        value = (p.get("email") or "").strip().lower() if p.get("email") else p.get("phone")
+        what = "adresse électronique" if p.get("email") else "numéro de téléphone"
+        entry = {"record": p, "match_probability": None, "match_weight": None, "explanation": None,
+                 "linked_via": None, "confidence": confidence_fr(None),
+                 "why_linked": f"Fiche sans nom, identifiée par la seule {what} que donnent les fiches de la personne"}
+        if value in shared and p["record_key"] not in confirm:
+            to_confirm.append(entry | {"reason": f"fiche sans nom portant une {what} que donnent aussi les fiches "
+                                                 "d'une autre personne", "linked": False})
+        else:
+            records.append(entry | {"confirmed_by_dpo": p["record_key"] in confirm})
+    return records, to_confirm
 
 
 def _citizen_of(wh: Warehouse, record_key: str) -> str | None:

@@ -256,3 +256,40 @@ def test_the_report_is_french_self_contained_and_structured(hub, tmp_path):
                   "Qui a consulté votre fiche", "Fiches à confirmer", "Confiance", "Pourquoi le rapprochement",
                   "Brouillon — ne pas envoyer"):
         assert words in html, words
+
+
+def _nameless_record(wh, key: str, citizen_id: str, *, email: str) -> None:
+    """A dossier that carries no name, only an e-mail (filed for an organisation), resolved apart."""
+    system, source_id = key.split(":", 1)
+    wh.execute("INSERT INTO core.person_record (record_key, source_system, source_id, role, email, "
+               "certification_level) VALUES (:k, :s, :i, 'demandeur', :e, 0)",
+               {"k": key, "s": system, "i": source_id, "e": email})
+    wh.execute("INSERT INTO golden.citizen_link (record_key, citizen_id, match_probability, model_version, run_id) "
+               "VALUES (:k, :c, 1.0, 'test-model-1', 'res-1')", {"k": key, "c": citizen_id})
+
+
+def test_a_nameless_record_under_the_persons_own_email_is_exported(hub, tmp_path):
+    # matching compares people by name and leaves it apart; it is still data about whoever holds the address
+    _nameless_record(hub, "demarches:D9", "C-D9", email=" Marie.Dupont@Example.FR ")
+    doc = _export(hub, "C-MARIE", tmp_path).document
+    rec = next(r for r in doc["records"] if r["record"]["record_key"] == "demarches:D9")
+    assert "seule adresse électronique" in rec["why_linked"] and not rec["confirmed_by_dpo"]
+    assert doc["export"]["status"] == "final"
+    validate(doc)
+
+
+def test_a_nameless_record_under_an_address_someone_else_gives_waits_for_the_dpo(hub, tmp_path):
+    _nameless_record(hub, "demarches:D9", "C-D9", email="marie.dupont@example.fr")
+    hub.execute("UPDATE core.person_record SET email = 'marie.dupont@example.fr' WHERE record_key = 'finance:T2'")
+    doc = _export(hub, "C-MARIE", tmp_path).document
+    assert [(r["record"]["record_key"], r["linked"]) for r in doc["to_confirm"]] == [("demarches:D9", False)]
+    assert "demarches:D9" not in {r["record"]["record_key"] for r in doc["records"]}
+    confirmed = _export(hub, "C-MARIE", tmp_path, "final.zip", confirm=["demarches:D9"]).document
+    assert "demarches:D9" in {r["record"]["record_key"] for r in confirmed["records"]}
+
+
+def test_a_named_record_under_the_same_email_is_not_taken(hub, tmp_path):
+    # Jean's own records give Marie's e-mail too: his named record stays his (matching decided by name)
+    hub.execute("UPDATE core.person_record SET email = 'marie.dupont@example.fr' WHERE record_key = 'finance:T2'")
+    doc = _export(hub, "C-MARIE", tmp_path).document
+    assert "finance:T2" not in {r["record"]["record_key"] for r in (*doc["records"], *doc["to_confirm"])}
