@@ -28,6 +28,31 @@ DEFAULT_URL = "duckdb:///var/hub.duckdb"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+class WarehouseBusy(RuntimeError):
+    """The DuckDB warehouse file is held by another process (a run, a DPO's write): DuckDB lets one
+    process open a file read-write, and no other open it at all meanwhile. Readers use
+    :meth:`Warehouse.reader` instead, which never opens that file."""
+
+    def __init__(self, path: Path):
+        self.file = path
+        super().__init__(f"the warehouse {path} is being written by another process (a run in progress?); "
+                         "retry when it has finished")
+
+
+class NoRelease(RuntimeError):
+    """No release has been published for readers yet (DuckDB: no published snapshot)."""
+
+    def __init__(self, path: Path):
+        self.file = path
+        super().__init__(f"aucune publication pour l'instant / no release published yet ({path} does not "
+                         "exist): run `hub run` first")
+
+
+def published_path(path: Path) -> Path:
+    """The published snapshot readers open, beside a DuckDB warehouse file: ``<stem>.published.duckdb``."""
+    return path.with_name(f"{path.stem}.published.duckdb")
+
+
 def warehouse_url_from_env() -> str:
     return os.environ.get("HUB_WAREHOUSE_URL", DEFAULT_URL)
 
@@ -41,10 +66,15 @@ def redact(url: str) -> str:
 
 
 class Warehouse:
-    """One connection to the warehouse. Use as a context manager or call :meth:`close`."""
+    """One connection to the warehouse. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, url: str | None = None):
+    ``Warehouse(url)`` is a writer's connection; :meth:`reader` opens the last published release."""
+
+    def __init__(self, url: str | None = None, *, reader: bool = False):
         self.url = url or warehouse_url_from_env()
+        self.read_only = reader
+        self.snapshot: Path | None = None  # the published file a DuckDB reader reads
+        self._snapshot_id: tuple[int, int] | None = None
         scheme = urlparse(self.url).scheme.split("+")[0]
         if scheme == "duckdb":
             import duckdb
@@ -56,7 +86,15 @@ class Warehouse:
             self._in_tx = False
             self.path: Path | None = Path(path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(self.path))
+            if reader:
+                self._con = self._open_snapshot(duckdb)
+            else:
+                try:
+                    self._con = duckdb.connect(str(self.path))
+                except duckdb.IOException as e:
+                    if "Could not set lock" in str(e):
+                        raise WarehouseBusy(self.path) from None
+                    raise
             self._con.execute("SET TimeZone = 'UTC'")
         elif scheme in ("postgresql", "postgres"):
             import psycopg
@@ -71,6 +109,44 @@ class Warehouse:
             self._con.execute("SET TIME ZONE 'UTC'")
         else:
             raise ValueError(f"unsupported warehouse URL scheme {scheme!r} (use duckdb:/// or postgresql://)")
+
+    @classmethod
+    def reader(cls, url: str | None = None) -> Warehouse:
+        """A read-only connection to the last published release, which a run never blocks nor is
+        blocked by. DuckDB: the published snapshot (:func:`published_path`) a writer copies after it
+        commits (``warehouse.snapshot.publish``); :class:`NoRelease` when there is none yet.
+        PostgreSQL: the database itself (MVCC shows a reader the last committed release)."""
+        return cls(url, reader=True)
+
+    def _open_snapshot(self, duckdb: Any) -> Any:
+        assert self.path is not None
+        snap = published_path(self.path)
+        # attached into a fresh in-memory database: duckdb.connect(path) would hand back an instance
+        # this process already has open on that path, i.e. the file a newer publication replaced
+        con = duckdb.connect(":memory:")
+        literal = str(snap).replace("'", "''")  # a path from the settings, as a SQL string literal
+        try:
+            st = os.stat(snap)
+            con.execute(f"ATTACH '{literal}' AS published (READ_ONLY)")
+        except (FileNotFoundError, duckdb.IOException) as e:
+            con.close()
+            if isinstance(e, FileNotFoundError) or not snap.exists():
+                raise NoRelease(snap) from None
+            raise
+        con.execute("USE published")
+        self.snapshot, self._snapshot_id = snap, (st.st_dev, st.st_ino)
+        return con
+
+    def stale(self) -> bool:
+        """A DuckDB reader whose snapshot has been replaced by a newer publication since it opened
+        (it still reads the release it opened: reopen to read the new one)."""
+        if self.snapshot is None:
+            return False
+        try:
+            st = os.stat(self.snapshot)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) != self._snapshot_id
 
     # ------------------------------------------------------------------ basics
     def __enter__(self) -> Warehouse:
