@@ -33,10 +33,10 @@ class WarehouseBusy(RuntimeError):
     process open a file read-write, and no other open it at all meanwhile. Readers use
     :meth:`Warehouse.reader` instead, which never opens that file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, pid: str | None = None):
         self.file = path
-        super().__init__(f"the warehouse {path} is being written by another process (a run in progress?); "
-                         "retry when it has finished")
+        holder = f"another process (pid {pid}: a run in progress?)" if pid else "another process (a run in progress?)"
+        super().__init__(f"the warehouse {path} is being written by {holder}; retry when it has finished")
 
 
 class NoRelease(RuntimeError):
@@ -93,7 +93,8 @@ class Warehouse:
                     self._con = duckdb.connect(str(self.path))
                 except duckdb.IOException as e:
                     if "Could not set lock" in str(e):
-                        raise WarehouseBusy(self.path) from None
+                        pid = re.search(r"\(PID (\d+)\)", str(e))
+                        raise WarehouseBusy(self.path, pid.group(1) if pid else None) from None
                     raise
             self._con.execute("SET TimeZone = 'UTC'")
         elif scheme in ("postgresql", "postgres"):
