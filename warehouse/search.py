@@ -105,6 +105,7 @@ FIELD_LABELS = {"name": "nom ou prénom", "birth_date": "date de naissance", "em
 
 _EXACT, _PREFIX, _FUZZY = 1.0, 0.75, 0.5  # a name word's score: exact > prefix > fuzzy (x similarity)
 _SWAPPED_DATE = 0.5  # a birth date typed with day and month swapped
+_SWAPPED_LETTERS = 0.4  # a name word typed with two adjacent letters swapped (as a fuzzy match of 0.8)
 _PARTICLES = frozenset(p.lower() for p in NAME_PARTICLES)
 _SAINTS = {"st": "saint", "ste": "sainte"}
 _APOSTROPHES = "'’`´ʼ‘"
@@ -163,6 +164,9 @@ class Query:
 
     words: list[tuple[str, ...]] = field(default_factory=list)
     criteria: list[tuple[tuple[str, str, float], ...]] = field(default_factory=list)
+    # per word: its forms with two adjacent letters swapped (mraie -> marie), matched exactly: a
+    # transposition shares too few trigrams with the word meant
+    swaps: list[tuple[str, ...]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- folding
@@ -281,10 +285,18 @@ def parse(text: str) -> Query:
         q.words.append(tuple(dict.fromkeys(alts)))
     if pending:  # particles typed alone (or last): words of their own ("le" finds LE FLOC'H too)
         q.words.extend((p,) for p in pending)
+    q.swaps = [_swaps(alts[0]) for alts in q.words]
     if not q.words and not q.criteria:
         raise QueryError("La recherche est vide : saisissez un nom, une date de naissance, une adresse "
                          "électronique, un téléphone ou un code postal.")
     return q
+
+
+def _swaps(word: str) -> tuple[str, ...]:
+    if len(word) < 4:
+        return ()
+    out = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1) if word[i] != word[i + 1]}
+    return tuple(sorted(out - {word}))
 
 
 def _date_alternatives(day: int, month: int, year: int) -> tuple[tuple[str, str, float], ...]:
@@ -537,16 +549,18 @@ _PG_INDEXES = (
     ("citizen_search_citizen_id", "{citizen} (citizen_id)"),
 )
 SEARCH_FUNCTION = "golden.search_citizens"
-SEARCH_FUNCTION_ARGS = ("p_tok int[], p_alt text[], p_crit int[], p_field text[], p_key text[], p_weight float8[], "
-                        "p_name_fields text[], p_allowed bigint, p_exclude text[], p_limit int, p_offset int")
+SEARCH_FUNCTION_ARGS = ("p_tok int[], p_alt text[], p_swap_tok int[], p_swap text[], p_crit int[], p_field text[], "
+                        "p_key text[], p_weight float8[], p_name_fields text[], p_allowed bigint, p_exclude text[], "
+                        "p_limit int, p_offset int")
 
 
 def search_function_sql(trgm_schema: str) -> str:
     """``CREATE OR REPLACE FUNCTION golden.search_citizens(...)``: the whole PostgreSQL search as
     one reviewed SECURITY DEFINER function (every object schema-qualified; ``trgm_schema`` is
     where pg_trgm lives). Arguments: the name words' alternatives (``p_tok`` word number,
-    ``p_alt`` folded form), the criteria's alternatives (number, field, key, weight), the name
-    fields searched, the silo mask (null: every silo), citizen ids left out, limit, offset.
+    ``p_alt`` folded form), their letter swaps (matched exactly), the criteria's alternatives
+    (number, field, key, weight), the name fields searched, the silo mask (null: every silo),
+    citizen ids left out, limit, offset.
     Returns one row per citizen of the page, ``total`` (every citizen found) on each."""
     s = _ident_sql(trgm_schema)
     term, posting, citizen = (qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_POSTING),
@@ -570,6 +584,10 @@ words AS (
            SELECT t.term_id FROM {term} t
             WHERE t.key COLLATE "C" > q.alt AND t.key COLLATE "C" < q.alt || '{{' AND t.field = ANY(p_name_fields)
             ORDER BY t.citizens DESC, t.term_id LIMIT {PREFIX_TERMS}) x
+    UNION ALL
+    SELECT w.tok, t.term_id, {_SWAPPED_LETTERS}::float8
+      FROM unnest(p_swap_tok, p_swap) AS w(tok, alt)
+      JOIN {term} t ON t.key COLLATE "C" = w.alt AND t.field = ANY(p_name_fields)
     UNION ALL
     SELECT q.tok, x.term_id, {_FUZZY} * x.sim
       FROM q CROSS JOIN LATERAL (
@@ -732,11 +750,14 @@ def _allowed_mask(bits: dict[str, int], systems: frozenset[str] | None) -> int |
 def _search_postgres(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, allowed: int | None,
                      exclude: frozenset[str], limit: int, offset: int) -> list[dict]:
     toks = [(i, alt) for i, alts in enumerate(q.words) for alt in alts]
+    swaps = [(i, alt) for i, alts in enumerate(q.swaps) for alt in alts]
     crits = [(i, f, k, w) for i, alts in enumerate(criteria) for f, k, w in alts]
     return wh.dicts(
-        f"SELECT * FROM {SEARCH_FUNCTION}(:tok, :alt, :crit, :field, :key, :weight, :fields, "
-        "CAST(:allowed AS bigint), :exclude, :limit, :offset)",
-        {"tok": [t[0] for t in toks], "alt": [t[1] for t in toks], "crit": [c[0] for c in crits],
+        f"SELECT * FROM {SEARCH_FUNCTION}(:tok, :alt, CAST(:swap_tok AS int[]), CAST(:swap AS text[]), "
+        "CAST(:crit AS int[]), CAST(:field AS text[]), CAST(:key AS text[]), CAST(:weight AS float8[]), "
+        "CAST(:fields AS text[]), CAST(:allowed AS bigint), CAST(:exclude AS text[]), :limit, :offset)",
+        {"tok": [t[0] for t in toks], "alt": [t[1] for t in toks], "swap_tok": [t[0] for t in swaps],
+         "swap": [t[1] for t in swaps], "crit": [c[0] for c in crits],
          "field": [c[1] for c in crits], "key": [c[2] for c in crits], "weight": [float(c[3]) for c in crits],
          "fields": name_fields, "allowed": allowed, "exclude": sorted(exclude), "limit": limit, "offset": offset})
 
@@ -767,6 +788,12 @@ def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: li
                               FROM {trigram} WHERE trigram IN ({codes_sql}) AND field IN ({fields_sql})
                              GROUP BY term_id HAVING sim >= {SIMILARITY} ORDER BY sim DESC, term_id
                              LIMIT {FUZZY_TERMS})""")
+    for i, alts in enumerate(q.swaps):
+        if alts:
+            swaps_sql, sparams = bind_list(f"s{i}_", alts)
+            params |= {**sparams, f"s{i}i": i}
+            parts.append(f"SELECT 's', :s{i}i, term_id, NULL, NULL, NULL FROM {term} "
+                         f"WHERE key IN ({swaps_sql}) AND field IN ({fields_sql})")
     for i, alts in enumerate(criteria):
         for j, (f, k, _) in enumerate(alts):
             p = f"c{i}_{j}"
@@ -787,6 +814,8 @@ def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: li
             prefixes.setdefault(n, []).append((-citizens, term_id))
         elif kind == "f":
             keep(term_id, n, -1, _FUZZY * float(sim))
+        elif kind == "s":
+            keep(term_id, n, -1, _SWAPPED_LETTERS)
         else:
             keep(term_id, -1, n // 100, criteria[n // 100][n % 100][2])
     for n, found in prefixes.items():
