@@ -37,9 +37,12 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.contract import ACCESS_LOG, Column, Table, arrow_schema
+from warehouse.access_log_store import AccessLogUnavailable, log_path, move_out_of, on_log_store, opened  # noqa: F401
 from warehouse.engine import Warehouse, qualified
 
 log = logging.getLogger(__name__)
+# On DuckDB the log has its own file (warehouse/access_log_store.py, re-exported here): every function
+# below that takes the warehouse runs on that file, so readers, writers and runs never wait on it.
 
 OPERATIONS = ("create", "read", "update", "delete", "export")
 GENESIS = "0" * 64
@@ -141,6 +144,7 @@ def _anchor_hash(prev: str, row: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
 
 
+@on_log_store
 def ensure(wh: Warehouse) -> None:
     """The log table with the chain's and the desk's columns (added to a log created before them), the
     anchor table, and on PostgreSQL the append-only trigger."""
@@ -161,6 +165,9 @@ def ensure(wh: Warehouse) -> None:
                        "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
             wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
                        "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
+
+
+_ensure_here = ensure.__wrapped__  # type: ignore[attr-defined]  # in this very database (for the store)
 
 
 def _chain_existing(wh: Warehouse) -> None:
@@ -196,6 +203,7 @@ def _last(wh: Warehouse) -> tuple[int, str]:
     return 0, GENESIS
 
 
+@on_log_store
 def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
     """Append entries to the log, chained; returns the number of rows written."""
     entries = list(entries)
@@ -227,6 +235,7 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
     return len(rows)
 
 
+@on_log_store
 def verify(wh: Warehouse) -> int:
     """Check the whole chain (anchors, then rows); returns the rows verified, raises
     :class:`BrokenChain` naming the first broken row."""
@@ -282,6 +291,7 @@ def retention_interval(register: Any | None = None) -> tuple[int, str]:
     return 1, "years"
 
 
+@on_log_store
 def purge_before(wh: Warehouse, cut: datetime, *, dry_run: bool = False) -> int:
     """Delete the log rows read before ``cut`` (a prefix of the chain, by seq) and re-anchor the
     chain; returns the rows purged (or that would be)."""

@@ -1,0 +1,77 @@
+"""The published snapshot: what readers of a DuckDB warehouse open while a run builds the next release.
+
+DuckDB lets one process open a file read-write and, meanwhile, no other process open it at all
+(not even read-only). So readers — ``hub citizen …``, the desk, GDPR exports — never open the
+writer's file: after a writer has committed (a run's published release, an erasure, a decision),
+:func:`publish` copies the checkpointed warehouse file to a temporary name beside it, fsyncs it and
+renames it over ``<stem>.published.duckdb`` (:func:`warehouse.engine.published_path`). A reader
+that holds the previous snapshot keeps reading it (POSIX keeps a renamed-over file alive while it is
+open); a reader opened afterwards reads the new one (:meth:`warehouse.engine.Warehouse.reader`).
+Writers never wait for readers, readers never wait for writers.
+
+On PostgreSQL there is nothing to publish: readers read the database, MVCC isolates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.engine import Warehouse, published_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Published:
+    """One publication: the snapshot's path, its size and how long the copy took."""
+
+    path: Path
+    bytes: int
+    seconds: float
+
+
+def publish(url: str) -> Published | None:
+    """Publish the DuckDB warehouse at ``url`` for readers (None on PostgreSQL: nothing to do).
+
+    The caller is the warehouse's writer and has closed its own connections (it holds the run lock):
+    the file is opened once more, checkpointed (the WAL folded in, so the file alone is the whole
+    database) and copied while that connection keeps any other process from writing."""
+    started = time.perf_counter()
+    with Warehouse(url) as wh:
+        if wh.kind != "duckdb":
+            return None
+        assert wh.path is not None
+        from warehouse import access_log
+
+        # a log written in the warehouse by an earlier version moves to its own file first: readers
+        # of the snapshot append there (warehouse/access_log.py)
+        access_log.move_out_of(wh)
+        wh.execute("CHECKPOINT")
+        target = published_path(wh.path)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        shutil.copyfile(wh.path, partial)
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, target)
+    _fsync_dir(target.parent)
+    done = Published(target, target.stat().st_size, round(time.perf_counter() - started, 3))
+    log.info("published snapshot %s: %d bytes in %.2f s", done.path, done.bytes, done.seconds)
+    return done
+
+
+def _fsync_dir(path: Path) -> None:
+    # the rename is durable once the directory entry is
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
