@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +145,11 @@ def _anchor_hash(prev: str, row: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
 
 
+# Connections that ensured the log already: a desk appends on every read, and the catalog queries
+# cost more than the append.
+_READY: weakref.WeakSet[Warehouse] = weakref.WeakSet()
+
+
 @on_log_store
 def ensure(wh: Warehouse) -> None:
     """The log table with the chain's and the desk's columns (added to a log created before them), the
@@ -165,6 +171,7 @@ def ensure(wh: Warehouse) -> None:
                        "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
             wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
                        "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
+    _READY.add(wh)
 
 
 _ensure_here = ensure.__wrapped__  # type: ignore[attr-defined]  # in this very database (for the store)
@@ -214,7 +221,8 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
             raise ValueError(f"access log: operation {e.operation!r} is not one of {', '.join(OPERATIONS)}")
         if not (e.reader and e.reader.strip()) or not (e.purpose and e.purpose.strip()):
             raise ValueError("an access-log entry needs a reader and a purpose")
-    ensure(wh)
+    if wh not in _READY:
+        ensure(wh)
     now = datetime.now(UTC)
     with wh.transaction():
         if wh.kind == "postgres":

@@ -384,9 +384,12 @@ def _identity(view: dict[str, Any], scoped: Permissions) -> list[IdentityAttribu
         if attr not in scoped.readable:
             continue
         p = provenance.get(attr) or {}
+        # where a value came from is shown only from a silo the purpose covers (that a silo the
+        # purpose does not cover knows the person is not for this reader)
+        origin = p if scoped.covers(p.get("source_system")) else {}
         out.append(IdentityAttribute(
             attribute=attr, label=ATTRIBUTE_LABELS.get(attr, attr), value=_text(citizen.get(attr)),
-            source_system=p.get("source_system"), record_key=p.get("record_key"),
+            source_system=origin.get("source_system"), record_key=origin.get("record_key"),
             certification_level=p.get("certification_level"), certification=p.get("certification"),
             observed_at=_text(p.get("observed_at")), rule=p.get("rule"), conflict=bool(p.get("conflict")),
             discrepancies=beside.get(attr, [])))
