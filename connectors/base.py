@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from dlt.extract.items_transform import ItemTransform
 
 from connectors.identifiers import (  # noqa: F401  (re-exported: every connector's guard)
@@ -435,26 +436,44 @@ def record_merge(pipeline: Any, appended: list[str]) -> None:
         pipeline.schemas.save_schema(schema)
 
 
+def _job_rows(path: str, file_format: str) -> int:
+    """Rows in one load job file: parquet from its footer, csv parsed (values may hold line breaks)."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    if file_format == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":  # dlt compresses job files without changing their name
+        data = gzip.decompress(data)
+    if file_format == "csv":
+        return pacsv.read_csv(pa.BufferReader(data)).num_rows if data.strip() else 0
+    return data.count(b"\n")  # jsonl: one record a line
+
+
 def complete_pending(pipeline: Any, collector: Collector) -> None:
     """Load what an aborted run left (a process killed between dlt's extract or normalise and
-    its load leaves load packages on disk), before this run extracts anything, and count those
-    rows per table as recovered (they belong to no extraction of this run).
+    its load, or during it, leaves load packages on disk), before this run extracts anything,
+    and count those rows per table as recovered: no run reported them.
 
     Left alone, dlt's ``run`` would load them and return without extracting this run's data."""
-    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-    if not pending:
+    if not [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]:
         return
     if pipeline.list_extracted_load_packages():
         pipeline.normalize()
+    pending = list(pipeline.list_normalized_load_packages())
+    for load_id in pending:
+        info = pipeline.get_load_package_info(load_id)
+        for jobs in info.jobs.values():
+            for job in jobs:
+                table = job.job_file_info.table_name
+                if table.startswith("_dlt_") or job.job_file_info.file_format == "reference":
+                    continue
+                n = _job_rows(job.file_path, job.job_file_info.file_format)
+                collector.recovered[table] = collector.recovered.get(table, 0) + n
     pipeline.load()
-    tables = [t["name"] for t in pipeline.default_schema.data_tables() if not t.get("parent")]
-    marks = ", ".join(["%s"] * len(pending))
-    with pipeline.sql_client() as client:
-        for name in tables:
-            n = client.execute_sql(f"SELECT count(*) FROM {client.make_qualified_table_name(name)} "
-                                   f"WHERE _dlt_load_id IN ({marks})", *pending)[0][0]
-            if n:
-                collector.recovered[name] = collector.recovered.get(name, 0) + int(n)
     collector.recovered_from.extend(pending)
     log.warning("%s: %d load package(s) an aborted run left were loaded first: %s", collector.source_system,
                 len(pending), ", ".join(f"{t} {n}" for t, n in collector.recovered.items()) or "no row")
@@ -567,6 +586,10 @@ def type_page(entity: str, table: pa.Table, fields: Mapping[str, Cast | None], k
                                  record)
     if set_aside:
         typed = take_rows(typed, sorted(set(range(table.num_rows)) - set(set_aside)))
+    # the key is never null here: say so, as dlt's schema does for a primary key (else dlt warns of
+    # "several column hints were different" once per page: hundreds of times on a large load)
+    i = typed.schema.get_field_index(key)
+    typed = typed.cast(typed.schema.set(i, typed.schema.field(i).with_nullable(False)))
     return typed.rename_columns([column(f) for f in typed.column_names]) if column else typed
 
 

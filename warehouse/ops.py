@@ -170,10 +170,10 @@ def start_run(wh: Warehouse, run_id: str, *, now: datetime | None = None) -> lis
                                       "AND run_id <> :run ORDER BY run_id", {"run": run_id})]
         if dead:
             in_dead, params = bind_list("d", dead)
-            wh.execute(f"UPDATE {qualified(PIPELINE_RUN)} SET status = 'aborted', finished_at = :now, "
-                       "message = 'its process ended before the run finished (killed or crashed); what it "
-                       f"had loaded was completed by run {run_id}' WHERE run_id IN ({in_dead})",
-                       {"now": now, "run": run_id, **params})
+            why = (f"its process ended before the run finished (killed or crashed); run {run_id} found it so and "
+                   "completed what it had left to load")
+            wh.execute(f"UPDATE {qualified(PIPELINE_RUN)} SET status = 'aborted', finished_at = :now, message = :why "
+                       f"WHERE run_id IN ({in_dead})", {"now": now, "why": why, **params})
         row = {"run_id": run_id, "status": "running", "started_at": now, "finished_at": None, "pid": os.getpid(),
                "host": socket.gethostname(), "failed_sources": None, "timings": None, "vetoes": None,
                "message": None}
@@ -238,3 +238,60 @@ def run_report(wh: Warehouse, run_id: str) -> dict[str, Any]:
         release = found[0] if found else None
     return {"run": run, "rows": reconciliation(wh, run_id), "quarantine": quarantine_summary(wh, run_id),
             "release": release}
+
+
+# ---------------------------------------------------------------------------- content hash
+# Left out of the content hash: per-run bookkeeping (which run did what, and when), dlt's own
+# tables and merge copies, and the release being built beside the live one.
+_HISTORY = {("golden", "resolution_run"), ("golden", "resolution_release")}
+_SKIP_SCHEMAS = {"ops", "staging", "information_schema", "pg_catalog", "pg_toast", "golden_next"}
+_SKIP_COLUMNS = {"_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id"}
+
+
+def _hashed_columns(wh: Warehouse, schema: str, table: str) -> list[tuple[str, str]]:
+    """(column, SQL expression as text) of the columns a content hash reads: not dlt's ids, no run
+    id, no timestamp (when something ran); doubles rounded to 9 places (the last bits of a float
+    sum depend on the order Arrow or the engine added it in)."""
+    cols = wh.rows("SELECT column_name, data_type FROM information_schema.columns "
+                   "WHERE table_schema = :s AND table_name = :t ORDER BY column_name", {"s": schema, "t": table})
+    out = []
+    for name, kind in cols:
+        kind = str(kind).lower()
+        if name in _SKIP_COLUMNS or name == "run_id" or name.endswith("_run_id") or "timestamp" in kind:
+            continue
+        q = f'"{name}"'
+        expr = f"ROUND(CAST({q} AS DOUBLE PRECISION), 9)" if kind in ("double", "double precision", "real",
+                                                                      "float") else q
+        out.append((name, f"COALESCE(CAST({expr} AS VARCHAR), '<null>')"))
+    return out
+
+
+def content_hash(wh: Warehouse, *, detail: bool = False) -> str | dict[str, str]:
+    """A SHA-256 of what the warehouse holds — raw, core, golden and marts tables — without load
+    ids, run ids, timestamps and per-run bookkeeping (``ops``, resolution runs and releases): the
+    same input loaded and resolved twice, or a run killed and rerun, gives the hash of one clean
+    run. ``detail``: one hash per table instead (to see which table differs)."""
+    import hashlib
+
+    tables = wh.rows("SELECT table_schema, table_name FROM information_schema.tables "
+                     "WHERE table_type = 'BASE TABLE' ORDER BY table_schema, table_name")
+    per_table: dict[str, str] = {}
+    for schema, table in tables:
+        if (schema in _SKIP_SCHEMAS or (schema, table) in _HISTORY or table.startswith("_dlt_")
+                or (schema.startswith("raw_") and schema.endswith("_staging"))):
+            continue
+        cols = _hashed_columns(wh, schema, table)
+        if not cols:
+            continue
+        row = " || '|' || ".join(e for _, e in cols)
+        digests = sorted(r[0] for r in wh.rows(f'SELECT md5({row}) FROM "{schema}"."{table}"'))
+        h = hashlib.sha256(("|".join(n for n, _ in cols) + "\n").encode())
+        for d in digests:
+            h.update(d.encode())
+        per_table[f"{schema}.{table}"] = h.hexdigest()
+    if detail:
+        return per_table
+    total = hashlib.sha256()
+    for name, digest in sorted(per_table.items()):
+        total.update(f"{name}={digest}\n".encode())
+    return total.hexdigest()
