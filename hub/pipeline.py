@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ import connectors  # noqa: F401  (sets dlt's environment: no telemetry, no Airfl
 from hub.settings import Settings, SettingsError, Source, secret
 
 log = logging.getLogger(__name__)
+
+CONFIRM_ENV = "HUB_CONFIRM_RELEASE"  # 1: publish an abnormal release (as --confirm-release)
 
 
 Progress = Callable[[str, str], None]  # (step, message)
@@ -183,10 +186,9 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     ``[matching] spark_master`` (``local[2]``, ``spark://host:7077``…) scores a batch run's pairs
     with Splink on that Spark cluster (the ``spark`` extra); incremental runs stay on DuckDB."""
     started = time.perf_counter()  # imports included: they are part of what a step costs
-    from matching.release import ReleaseGuard
-    from warehouse.golden import build_golden, publish_resolution, rectifications
+    from matching.release import ReleaseGuard, compute_release
     from warehouse.marts import build_marts, keys_from_settings
-    from warehouse.resolution import compute_links
+    from warehouse.resolution import publish_release, read_inputs
 
     band = settings.extra.get("review_band")
     if incremental is None:
@@ -196,32 +198,58 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         from matching.spark import spark_session
 
         spark = spark_session(settings.var_dir / "spark", master=str(settings.extra["spark_master"]))
+    # read, compute, publish: the warehouse is not held while the release is computed
     with _warehouse(settings) as wh:
-        ident = compute_links(wh, run_id, model_dir=settings.var_dir / "models", model_json=_pinned_model(settings),
-                              guard=ReleaseGuard.from_settings(settings.extra), confirm_release=confirm_release,
-                              review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
-                              **_locales(settings))
-        now = datetime.now(UTC)
-        golden = build_golden(ident.records, ident.links, now=now, standardised=ident.standardised,
-                              rectifications=rectifications(wh))
-        run_row = {
-            "run_id": run_id,
-            "model_version": ident.model_version,
-            "records": ident.records.num_rows,
-            "pairs_scored": ident.pairs_scored,
-            "citizens": golden.num_rows,
-            "threshold": ident.threshold,
-            "finished_at": now,
-        }
-        publish_resolution(wh, run_id, links=ident.links, citizens=golden, run_row=run_row)
+        inputs = read_inputs(wh, incremental=incremental)
+    models = settings.var_dir / "models"
+    release = compute_release(
+        inputs, run_id, now=datetime.now(UTC), model_json=_model(settings, models, inputs.previous_run, incremental),
+        guard=ReleaseGuard.from_settings(settings.extra), confirmed_by=_confirmed_by(confirm_release),
+        review_band=tuple(band) if band else None, incremental=incremental, spark=spark, **_locales(settings))
+    path = models / f"{release.model_version}.json"
+    if not path.exists():  # every link names its model: the file is kept, written once per version
+        from matching.model import save_model
+
+        save_model(release.model_json, path)
+    with _warehouse(settings) as wh:
+        publish_release(wh, release)
         marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
-    summary = {k: v for k, v in run_row.items() if k != "finished_at"}
-    summary["release"] = ident.release
-    summary["matching"] = ident.matching
-    summary["mode"] = "incremental" if incremental else "batch"
+    from warehouse.snapshot import publish as publish_snapshot
+
+    # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
+    publish_snapshot(settings.warehouse_url)
+    summary = {k: v for k, v in release.run.items() if k != "finished_at"}
+    summary["release"] = release.report
+    summary["matching"] = release.matching
+    summary["mode"] = release.mode
     summary["marts"] = marts  # rows per marts table (counts only)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _model(settings: Settings, models: Path, last: Any, incremental: bool) -> dict | None:
+    """The model to resolve with: the pinned one ([matching] model = path); for an incremental run,
+    else the last run's (from ``models``); None: train afresh."""
+    pinned = _pinned_model(settings)
+    if pinned is not None or not incremental or last is None:
+        return pinned
+    path = models / f"{last['model_version']}.json"
+    if not path.exists():
+        log.warning("model %s of the last run not found in %s: resolving in batch", last["model_version"], models)
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _confirmed_by(confirm_release: bool | None) -> str | None:
+    """Who confirms an abnormal release now: the signed-in reader when ``confirm_release`` (or
+    HUB_CONFIRM_RELEASE=1) says so; None otherwise (a stored confirmation may still apply)."""
+    if confirm_release is None:
+        confirm_release = os.environ.get(CONFIRM_ENV, "").lower() in ("1", "true", "yes")
+    if not confirm_release:
+        return None
+    from warehouse.access_log import signed_in_reader
+
+    return signed_in_reader(os.environ.get("HUB_READER"))
 
 
 def _locales(settings: Settings) -> dict[str, Any]:

@@ -64,6 +64,23 @@ def split_groups(groups: object) -> list[list[str]]:
     return parsed
 
 
+def checked(kind: str, record_keys: Sequence[str] | None = None, groups: Sequence[Sequence[str]] | None = None
+            ) -> tuple[str | None, str | None, str | None]:
+    """A decision as stored: ``(record_key_l, record_key_r, groups as JSON text)``, checked.
+
+    A ``must_link`` / ``cannot_link`` names two different records (written as :func:`pair`
+    writes them), a ``split`` its groups (:func:`split_groups`). Raises ValueError saying what
+    is wrong (never quoting anything but the kind)."""
+    if kind in ("must_link", "cannot_link"):
+        if record_keys is None:
+            raise ValueError(f"a {kind} needs two record keys")
+        left, right = pair(*record_keys)
+        return left, right, None
+    if kind == "split":
+        return None, None, json.dumps(split_groups([list(g) for g in groups or []]))
+    raise ValueError(f"unknown decision kind {kind!r} (must_link, cannot_link or split)")
+
+
 def constraints(decisions: Iterable[Mapping[str, Any]]) -> tuple[list[Pair], list[Pair]]:
     """(must-links, cannot-links) from the decisions in force (rows of ``golden.match_decision``).
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from matching.decisions import pair, split_groups
+from matching.decisions import checked
 from schemas.contract import (
     CITIZEN_ALIAS,
     CITIZEN_LINK,
@@ -56,21 +56,10 @@ def record_decision(
         raise DecisionError("a decision needs a reason (who decided and when are recorded with it)")
     if not decided_by:
         raise DecisionError("a decision needs the deciding agent's login")
-    left = right = groups_json = None
-    if kind in ("must_link", "cannot_link"):
-        if record_keys is None:
-            raise DecisionError(f"a {kind} needs two record keys")
-        try:
-            left, right = pair(*record_keys)
-        except ValueError as e:
-            raise DecisionError(str(e)) from None
-    elif kind == "split":
-        try:
-            groups_json = json.dumps(split_groups([list(g) for g in groups or []]))
-        except ValueError as e:
-            raise DecisionError(str(e)) from None
-    else:
-        raise DecisionError(f"unknown decision kind {kind!r} (must_link, cannot_link or split)")
+    try:
+        left, right, groups_json = checked(kind, record_keys, groups)
+    except ValueError as e:
+        raise DecisionError(str(e)) from None
     _check_known(wh, [k for k in (left, right) if k] + [k for g in json.loads(groups_json or "[]") for k in g])
     at = _now(now)
     decision_id = "D" + secrets.token_hex(6).upper()
@@ -199,19 +188,6 @@ def decisions(wh: Warehouse, *, include_revoked: bool = False) -> list[dict[str,
 
 
 # ------------------------------------------------------------------------------------------ review queue
-def write_review_queue(wh: Warehouse, run_id: str, queue: pa.Table, *, now: datetime | None = None) -> int:
-    """Replace the queue with ``queue`` (matching.decisions.QUEUE_SCHEMA); a pair already queued keeps
-    its ``queued_at``."""
-    _ensure(wh)
-    at = _now(now)
-    since = dict(wh.rows(f"SELECT queue_id, queued_at FROM {qualified(REVIEW_QUEUE)}"))
-    ids = queue["queue_id"].to_pylist()
-    queue = queue.append_column("queued_at", pa.array([since.get(i, at) for i in ids],
-                                                      pa.timestamp("us", tz="UTC")))
-    queue = queue.append_column("run_id", pa.array([run_id] * queue.num_rows, pa.string()))
-    return wh.write(REVIEW_QUEUE, queue, replace=True)
-
-
 def review_queue(wh: Warehouse, *, limit: int | None = None) -> list[dict[str, Any]]:
     """The queue, most uncertain pairs first."""
     if not wh.table_exists(REVIEW_QUEUE.schema, REVIEW_QUEUE.name):
@@ -237,14 +213,6 @@ def settle_review(wh: Warehouse, queue_id: str, *, accept: bool, decided_by: str
 
 
 # ------------------------------------------------------------------------------------------ releases
-def write_release(wh: Warehouse, row: dict[str, Any]) -> None:
-    """Store (or replace) one run's release report."""
-    _ensure(wh)
-    data = pa.Table.from_pylist([{c: row.get(c) for c in RESOLUTION_RELEASE.column_names}],
-                                schema=arrow_schema(RESOLUTION_RELEASE))
-    wh.write(RESOLUTION_RELEASE, data, delete_where=("run_id = :r", {"r": row["run_id"]}))
-
-
 def releases(wh: Warehouse, *, limit: int = 10) -> list[dict[str, Any]]:
     """The latest release reports, newest first."""
     if not wh.table_exists(RESOLUTION_RELEASE.schema, RESOLUTION_RELEASE.name):
@@ -277,25 +245,6 @@ def retired_ids(wh: Warehouse) -> set[str]:
     if not wh.table_exists(CITIZEN_ALIAS.schema, CITIZEN_ALIAS.name):
         return set()
     return {r[0] for r in wh.rows(f"SELECT old_id FROM {qualified(CITIZEN_ALIAS)}")}
-
-
-def write_aliases(wh: Warehouse, run_id: str, aliases: pa.Table, *, now: datetime | None = None) -> int:
-    """Append retired ids (old_id, new_id); an id retired again (it came back, then left) is replaced."""
-    _ensure(wh)
-    if aliases.num_rows == 0:
-        return 0
-    n = aliases.num_rows
-    data = aliases.append_column("retired_at", pa.array([_now(now)] * n, pa.timestamp("us", tz="UTC")))
-    data = data.append_column("run_id", pa.array([run_id] * n, pa.string()))
-    with wh.transaction():
-        con_ids = aliases["old_id"].to_pylist()
-        for i in range(0, len(con_ids), 500):
-            chunk = con_ids[i:i + 500]
-            params = {f"k{j}": k for j, k in enumerate(chunk)}
-            marks = ", ".join(f":k{j}" for j in range(len(chunk)))
-            wh.execute(f"DELETE FROM {qualified(CITIZEN_ALIAS)} WHERE old_id IN ({marks})", params)
-        wh.write(CITIZEN_ALIAS, data)
-    return n
 
 
 def current_citizen_id(wh: Warehouse, citizen_id: str) -> str | None:

@@ -98,7 +98,8 @@ def rectify(wh: Warehouse, citizen_id: str, attribute: str, value: str, *, proof
 def refresh_citizen(wh: Warehouse, citizen_id: str, *, now: datetime) -> None:
     """Recompute one citizen's golden row, provenance and discrepancies from their linked records and
     the corrections in force (survivorship is a pure function: run on this citizen alone)."""
-    from warehouse.golden import build_golden, rectifications
+    from matching.survivorship import survive
+    from warehouse.golden import rectifications
 
     cols = ", ".join(f'r."{c}"' for c in PERSON_RECORD.column_names)
     records = wh.arrow(f"SELECT {cols} FROM {qualified(PERSON_RECORD)} r JOIN {qualified(CITIZEN_LINK)} l "
@@ -112,7 +113,7 @@ def refresh_citizen(wh: Warehouse, citizen_id: str, *, now: datetime) -> None:
     rect = rectifications(wh)
     if rect is not None:
         rect = rect.filter(pc.equal(rect.column("citizen_id"), citizen_id))
-    golden = build_golden(records, links, now=now, rectifications=rect)
+    golden = survive(records, links, now=now, rectifications=rect)
     with wh.transaction():
         for table, data in ((CITIZEN, golden.citizens), (CITIZEN_ATTRIBUTE, golden.attributes),
                             (DISCREPANCY, golden.discrepancies)):

@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
+from matching.survivorship import survive
 from schemas.contract import CANONICAL_TABLES, CITIZEN_LINK, arrow_type
+from tests.golden import publish_hand_made
 from tests.warehouse.conftest import FAMILY_CITIZENS, RAW_SQL, family_models
 from warehouse.engine import Warehouse
-from warehouse.golden import build_golden, core_person_records, publish_resolution
+from warehouse.golden import core_person_records
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "citizen_view.schema.json").read_text("utf-8"))
 
@@ -39,8 +41,8 @@ def hub_env(tmp_path_factory) -> dict[str, str]:
         for col in CITIZEN_LINK.columns:
             if col.name not in links.column_names and col.name != "run_id":
                 links = links.append_column(col.name, pa.nulls(links.num_rows, arrow_type(col.type)))
-        golden = build_golden(core_person_records(wh), links, now=datetime(2026, 6, 1, tzinfo=UTC))
-        publish_resolution(wh, "res-1", links=links, citizens=golden,
+        golden = survive(core_person_records(wh), links, now=datetime(2026, 6, 1, tzinfo=UTC))
+        publish_hand_made(wh, "res-1", links=links, citizens=golden,
                            run_row={"model_version": "m", "records": len(keys), "pairs_scored": 0,
                                     "citizens": golden.num_rows, "threshold": 0.9})
     config = root / "hub.toml"

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from hub.cli import main
 from schemas.contract import CANONICAL_TABLES
 from schemas.register import DEFAULT_PATH
+from tests.golden import publish_hand_made
 from tests.warehouse.conftest import RAW_SQL, family_golden, family_models
 from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
-from warehouse.golden import publish_resolution
 
 # the test silos' raw tables (tests/warehouse/conftest.py), mapped by one more processing
 TEST_PROCESSING = """
@@ -69,7 +69,7 @@ def env(tmp_path: Path) -> dict[str, str]:
             for i, (_, sql) in enumerate(entries):
                 wh.write(tables[name], wh.arrow(sql), replace=i == 0)
         links, citizens = family_golden()
-        publish_resolution(wh, "res-1", links=links, citizens=citizens,
+        publish_hand_made(wh, "res-1", links=links, citizens=citizens,
                            run_row={"model_version": "m", "records": links.num_rows, "pairs_scored": 0,
                                     "citizens": citizens.num_rows, "threshold": 0.9})
     config = tmp_path / "hub.toml"

@@ -6,18 +6,16 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from schemas.contract import PERSON_RECORD
+from tests.golden import resolve_and_publish
 from tests.warehouse.test_resolution import _records
 from warehouse import decisions as store
 from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
-from warehouse.golden import build_golden, publish_resolution
-from warehouse.resolution import compute_links
 
 HUB = [sys.executable, "-m", "hub.cli"]
 
@@ -33,12 +31,8 @@ def model() -> dict:
 
 def _publish(url: str, run_id: str, model: dict, tmp_path: Path) -> dict[str, str]:
     with Warehouse(url) as wh:
-        ident = compute_links(wh, run_id, model_dir=tmp_path / "models", model_json=model,
-                              review_band=(0.0, 1.1))  # every scored pair queued: something to review
-        publish_resolution(wh, run_id, links=ident.links,
-                           citizens=build_golden(ident.records, ident.links, now=datetime.now(UTC)),
-                           run_row={"model_version": ident.model_version, "records": 5, "pairs_scored": 1,
-                                    "citizens": 0, "threshold": 0.6})
+        resolve_and_publish(wh, run_id, model_dir=tmp_path / "models", model_json=model,
+                            review_band=(0.0, 1.1))  # every scored pair queued: something to review
         return dict(wh.rows("SELECT record_key, citizen_id FROM golden.citizen_link"))
 
 

@@ -17,8 +17,8 @@ Splink writes in each backend's SQL) with the model's trained parameters copied 
   every record the same cluster id, linking edge, explanation and match weight (within 1e-6),
   except records of a cluster holding a record of a pair scored differently;
 * the model version of the JSON is on every Spark prediction and on the resolution;
-* the identity step (:func:`warehouse.resolution.compute_links`) given the Spark session
-  publishes the same citizen of every record as without it.
+* the identity step (:func:`matching.release.compute_release`) given the Spark session
+  gives the same citizen to every record as without it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +172,10 @@ def test_spark_agrees_with_duckdb(spark, sample, model, tmp_path):
 
 
 def _assert_same_publication(spark: Any, sample: pa.Table, model: dict[str, Any], tmp_path: Path) -> None:
+    from matching.release import compute_release
     from schemas.contract import PERSON_RECORD
     from warehouse.engine import Warehouse
-    from warehouse.resolution import compute_links
+    from warehouse.resolution import read_inputs
 
     def spark_tables() -> int:  # each Spark scoring registers the records under a name of its own
         return len(spark.catalog.listTables())
@@ -183,7 +185,8 @@ def _assert_same_publication(spark: Any, sample: pa.Table, model: dict[str, Any]
     for backend, session in (("duckdb", None), ("spark", spark)):
         with Warehouse(f"duckdb:///{tmp_path / backend}.duckdb") as wh:
             wh.write(PERSON_RECORD, sample.drop_columns(["person_id"]))
-            result = compute_links(wh, "run-1", model_dir=tmp_path / backend, model_json=model, spark=session)
+            result = compute_release(read_inputs(wh), "run-1", now=datetime.now(UTC), model_json=model,
+                                     spark=session)
             assert result.model_version == mdl.model_version(model)
             citizens[backend] = dict(zip(result.links["record_key"].to_pylist(),
                                          result.links["citizen_id"].to_pylist(), strict=True))

@@ -214,14 +214,14 @@ def family_hub(family_raw: Warehouse) -> Warehouse:
     ~0.5 s per table), then the hand-made resolution is published.
     """
     from schemas.contract import CANONICAL_TABLES
-    from warehouse.golden import publish_resolution
+    from tests.golden import publish_hand_made
 
     tables = {t.name: t for t in CANONICAL_TABLES}
     for name, entries in family_models().items():
         for i, (_, sql) in enumerate(entries):
             family_raw.write(tables[name], family_raw.arrow(sql), replace=i == 0)
     links, citizens = family_golden()
-    publish_resolution(family_raw, "res-1", links=links, citizens=citizens,
+    publish_hand_made(family_raw, "res-1", links=links, citizens=citizens,
                        run_row={"model_version": "test-model-1", "records": links.num_rows, "pairs_scored": 12,
                                 "citizens": citizens.num_rows, "threshold": 0.9})
     return family_raw

@@ -11,10 +11,12 @@ import jsonschema
 import pyarrow as pa
 import pytest
 
+from matching.survivorship import survive
 from schemas.contract import CITIZEN_LINK, arrow_type
+from tests.golden import publish_hand_made
 from warehouse.citizen_view import prefill, show, worklist
 from warehouse.engine import Warehouse
-from warehouse.golden import build_golden, core_person_records, publish_resolution
+from warehouse.golden import core_person_records
 
 READ = {"reader": "agent.martin", "purpose": "guichet-unique"}
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "citizen_view.schema.json").read_text("utf-8"))
@@ -36,8 +38,8 @@ def golden_hub(family_hub: Warehouse, family_citizens) -> Warehouse:
     for col in CITIZEN_LINK.columns:  # columns the identity step adds (explanations): unknown here
         if col.name not in links.column_names and col.name != "run_id":
             links = links.append_column(col.name, pa.nulls(links.num_rows, arrow_type(col.type)))
-    golden = build_golden(core_person_records(family_hub), links, now=datetime(2026, 6, 1, tzinfo=UTC))
-    publish_resolution(family_hub, "res-2", links=links, citizens=golden,
+    golden = survive(core_person_records(family_hub), links, now=datetime(2026, 6, 1, tzinfo=UTC))
+    publish_hand_made(family_hub, "res-2", links=links, citizens=golden,
                        run_row={"model_version": "m", "records": links.num_rows, "pairs_scored": 0,
                                 "citizens": golden.num_rows, "threshold": 0.9})
     return family_hub

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from tests.golden import publish_hand_made
 from warehouse.citizen_view import search, show
 from warehouse.engine import Warehouse
-from warehouse.golden import publish_resolution
 from warehouse.staging import build_canonical
 
 PERSONAL = ["Dupont", "DUPONT", "Marie", "Élodie", "Lefèvre", "Léa", "Hugo", "marie.dupont@example.fr",
@@ -24,7 +24,7 @@ def test_no_personal_value_in_logs(family_raw: Warehouse, models, gate, golden_t
     caplog.set_level(logging.DEBUG)
     counts = build_canonical(family_raw, models, "run-1", gate=gate)
     links, citizens = golden_tables()
-    publish_resolution(family_raw, "res-1", links=links, citizens=citizens,
+    publish_hand_made(family_raw, "res-1", links=links, citizens=citizens,
                        run_row={"model_version": "m", "records": 7, "pairs_scored": 1, "citizens": 4,
                                 "threshold": 0.9})
     assert search(family_raw, "marie dupont 12/04/1982", reader="agent", purpose="guichet-unique")

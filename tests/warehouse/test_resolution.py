@@ -13,11 +13,11 @@ import pytest
 
 from matching.release import ReleaseGuard
 from schemas.contract import PERSON_RECORD
+from tests.golden import resolve_and_publish
 from tests.matching.conftest import make_records
 from warehouse import decisions as store
 from warehouse.engine import Warehouse
-from warehouse.golden import build_golden, publish_resolution
-from warehouse.resolution import ReleaseRefused, compute_links
+from warehouse.resolution import ReleaseRefused
 
 LAX = ReleaseGuard(min_citizens=10_000)  # the few citizens here would trip the share rules
 
@@ -56,13 +56,9 @@ def wh(warehouse_url: str) -> Iterator[Warehouse]:
 
 
 def _run(wh: Warehouse, run_id: str, model: dict, tmp_path: Path, **kw) -> dict[str, str]:
-    """compute_links then publish, as hub.pipeline.resolve does; returns record_key -> citizen_id."""
-    ident = compute_links(wh, run_id, model_dir=tmp_path / "models", model_json=model,
-                          guard=kw.pop("guard", LAX), **kw)
-    publish_resolution(wh, run_id, links=ident.links, citizens=build_golden(ident.records, ident.links,
-                                                                              now=datetime.now(UTC)),
-                       run_row={"model_version": ident.model_version, "records": ident.records.num_rows,
-                                "pairs_scored": ident.pairs_scored, "citizens": 0, "threshold": ident.threshold})
+    """Read, compute and publish, as hub.pipeline.resolve does; returns record_key -> citizen_id."""
+    resolve_and_publish(wh, run_id, model_dir=tmp_path / "models", model_json=model, guard=kw.pop("guard", LAX),
+                        **kw)
     return _published(wh)
 
 

@@ -14,9 +14,8 @@ import pytest
 
 from matching.release import ReleaseGuard
 from schemas.contract import PERSON_RECORD, arrow_schema
+from tests.golden import resolve_and_publish
 from warehouse.engine import Warehouse
-from warehouse.golden import build_golden, publish_resolution
-from warehouse.resolution import compute_links
 
 LAX = ReleaseGuard(min_citizens=10_000, max_citizen_records=1_000)
 
@@ -43,12 +42,8 @@ def wh(warehouse_url: str) -> Iterator[Warehouse]:
 
 
 def _run(wh: Warehouse, run_id: str, tmp_path: Path, **kw) -> dict[str, str]:
-    """compute_links then publish, as hub.pipeline.resolve does; returns record_key -> citizen_id."""
-    ident = compute_links(wh, run_id, model_dir=tmp_path / "models", guard=LAX, **kw)
-    publish_resolution(wh, run_id, links=ident.links,
-                       citizens=build_golden(ident.records, ident.links, now=datetime.now(UTC)),
-                       run_row={"model_version": ident.model_version, "records": ident.records.num_rows,
-                                "pairs_scored": ident.pairs_scored, "citizens": 0, "threshold": ident.threshold})
+    """Read, compute and publish, as hub.pipeline.resolve does; returns record_key -> citizen_id."""
+    resolve_and_publish(wh, run_id, model_dir=tmp_path / "models", guard=LAX, **kw)
     return dict(wh.rows("SELECT record_key, citizen_id FROM golden.citizen_link ORDER BY record_key"))
 
 
