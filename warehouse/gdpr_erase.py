@@ -3,7 +3,8 @@
 :func:`erase` removes one citizen from every layer:
 
 - **golden**: citizen, provenance, links, discrepancies, foyer membership (a foyer left empty goes),
-  review queue, identity decisions naming their records, aliases, rectifications and objections;
+  review queue, identity decisions naming their records, aliases, rectifications and objections,
+  the desk's search index (their row, postings, and the keys no one else holds);
 - **canonical** (``core.*``): their person records and every row pointing at them;
 - **raw** (``raw_<system>``): the rows the staging models turned into those records and their
   interactions — found through each model's own key expression (parsed with sqlglot: the
@@ -67,6 +68,7 @@ from schemas.contract import (
     arrow_schema,
 )
 from warehouse.engine import Warehouse, bind_list, qualified
+from warehouse.search import forget as forget_in_search
 
 log = logging.getLogger(__name__)
 
@@ -543,6 +545,7 @@ def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request
             for i, k in enumerate(record_keys):
                 er.delete(MATCH_DECISION.schema, MATCH_DECISION.name, f"groups LIKE :g{i}", {f"g{i}": f'%"{k}"%'})
             er.delete(CITIZEN_ALIAS.schema, CITIZEN_ALIAS.name, "old_id = :c OR new_id = :c", {"c": citizen_id})
+            forget_in_search(wh, citizen_id, er.delete)  # the desk's search index: their keys go now
             if wh.table_exists(HOUSEHOLD.schema, HOUSEHOLD.name) and wh.table_exists(HOUSEHOLD_MEMBER.schema,
                                                                                      HOUSEHOLD_MEMBER.name):
                 er.delete(HOUSEHOLD.schema, HOUSEHOLD.name,

@@ -65,9 +65,10 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -872,3 +873,41 @@ def _excluded_nos(wh: Warehouse, citizen: str, exclude: frozenset[str]) -> list[
         sql, params = bind_list("e", ids[start:start + 500])
         out += [r[0] for r in wh.rows(f"SELECT citizen_no FROM {citizen} WHERE citizen_id IN ({sql})", params)]
     return out
+
+
+# ---------------------------------------------------------------------------------------------- erasure
+def forget(wh: Warehouse, citizen_id: str, delete: Callable[[str, str, str, dict[str, Any]], int] | None = None
+           ) -> int:
+    """Remove one citizen from the index at once (GDPR erasure), not at the next publication: their
+    row, their postings, and the terms (with their trigrams) no other citizen holds, so none of
+    their keys stays in the warehouse. ``delete(schema, table, where, params)`` does the deleting
+    (the erasure passes its own, which keeps a proof per table); returns the rows deleted."""
+    if not wh.table_exists(CITIZEN_SEARCH.schema, CITIZEN_SEARCH.name):
+        return 0
+
+    def plain(schema: str, table: str, where: str, params: dict[str, Any]) -> int:
+        n = int(wh.scalar(f'SELECT count(*) FROM "{schema}"."{table}" WHERE {where}', params) or 0)
+        wh.execute(f'DELETE FROM "{schema}"."{table}" WHERE {where}', params)
+        return n
+
+    delete = delete or plain
+    no = wh.scalar(f"SELECT citizen_no FROM {qualified(CITIZEN_SEARCH)} WHERE citizen_id = :c", {"c": citizen_id})
+    if no is None:
+        return 0
+    terms = [r[0] for r in wh.rows(f"SELECT DISTINCT term_id FROM {qualified(CITIZEN_SEARCH_POSTING)} "
+                                   "WHERE citizen_no = :n", {"n": no})]
+    n = delete(CITIZEN_SEARCH_POSTING.schema, CITIZEN_SEARCH_POSTING.name, "citizen_no = :n", {"n": no})
+    n += delete(CITIZEN_SEARCH.schema, CITIZEN_SEARCH.name, "citizen_no = :n", {"n": no})
+    for start in range(0, len(terms), 400):
+        sql, params = bind_list("t", terms[start:start + 400])
+        orphans = [r[0] for r in wh.rows(
+            f"SELECT t.term_id FROM {qualified(CITIZEN_SEARCH_TERM)} t WHERE t.term_id IN ({sql}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {qualified(CITIZEN_SEARCH_POSTING)} p WHERE p.term_id = t.term_id)", params)]
+        if not orphans:
+            continue
+        osql, oparams = bind_list("o", orphans)
+        for table in (CITIZEN_SEARCH_TRIGRAM, CITIZEN_SEARCH_TERM):
+            if wh.table_exists(table.schema, table.name):
+                n += delete(table.schema, table.name, f"term_id IN ({osql})", oparams)
+    log.info("search index: one citizen removed (%d rows)", n)
+    return n

@@ -325,3 +325,56 @@ def test_concurrent_searches(hub: Warehouse, warehouse_url: str) -> None:
     for t in threads:
         t.join()
     assert not errors and found == [["C-MARIE"]] * 8
+
+
+# ------------------------------------------------------------------------ publication and erasure
+def test_publishing_a_release_builds_the_index(family_hub: Warehouse) -> None:
+    """family_hub only publishes (warehouse.resolution.publish_release): the index follows."""
+    assert set(_ids(search(family_hub, "dupont", scope=EVERYTHING))) == {"C-MARIE", "C-JEAN", "C-LEA", "C-HUGO"}
+
+
+def test_forget_removes_a_citizen_and_the_keys_no_one_else_holds(hub: Warehouse) -> None:
+    from warehouse.search import forget
+
+    assert forget(hub, "C0000000000000F10") > 0
+    assert search(hub, "le floch", scope=EVERYTHING).total == 0
+    keys = {r[0] for r in hub.rows('SELECT key FROM "golden"."citizen_search_term"')}
+    assert not keys & {"floch", "lefloch", "29000", "1975-03-02", "yann"}
+    assert "dupont" in keys and "le" not in keys  # shared keys stay, LE was only theirs
+    assert forget(hub, "C0000000000000F10") == 0
+
+
+# ------------------------------------------------------------------------ PostgreSQL: the indexes are used
+@pytest.fixture
+def pg_50k(postgres_url: str) -> Warehouse:
+    with Warehouse(postgres_url) as wh:
+        wh.ensure_table(CITIZEN)
+        # 50,000 citizens with made-up names (hex words), and the family's Dupont once
+        wh.execute(f"""INSERT INTO {qualified(CITIZEN)} (citizen_id, given_names, usage_name, birth_date, email,
+                       postcode, city, record_count, source_systems, updated_at)
+                       SELECT 'C' || lpad(to_hex(i), 16, '0'), 'g' || substr(md5(i::text), 1, 6),
+                              'n' || substr(md5((i * 7)::text), 1, 7), DATE '1950-01-01' + (i % 20000),
+                              'p' || i || '@example.org', lpad((i % 900 + 1000)::text, 5, '6'), 'Lyon', 1,
+                              CASE WHEN i % 2 = 0 THEN 'finance' ELSE 'family' END, now()
+                         FROM generate_series(1, 50000) AS s(i)""")
+        wh.execute(f"INSERT INTO {qualified(CITIZEN)} (citizen_id, given_names, usage_name, record_count, "
+                   "source_systems, updated_at) VALUES ('C-DUPONT', 'Marie', 'DUPONT', 1, 'finance', now())")
+        build_index(wh)
+        yield wh
+
+
+def test_postgres_search_uses_its_indexes_at_50k(pg_50k: Warehouse) -> None:
+    """The function's own plan (auto_explain, nested statements, sent to the client as notices):
+    the GIN trigram index for the fuzzy word, the B-trees for exact / prefix words and postings."""
+    con = pg_50k.connection
+    notes: list[str] = []
+    con.add_notice_handler(lambda d: notes.append(d.message_primary or ""))
+    for sql in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = 'notice'"):
+        con.execute(sql)
+    page = search(pg_50k, "dupomt marie", scope=EVERYTHING)
+    assert _ids(page)[0] == "C-DUPONT" and page.total >= 1
+    plan = next(n for n in notes if "citizen_search_posting" in n and "Index" in n)
+    for index in ("citizen_search_term_trgm", "citizen_search_term_key", "citizen_search_posting_term"):
+        assert index in plan, index
+    assert "Seq Scan on citizen_search_posting" not in plan and "Seq Scan on citizen_search_term" not in plan
