@@ -21,7 +21,18 @@ from hub.terminal import agent, config_option, console, err, purpose_or_exit, se
 RUN_LOCKED_EXIT = 75
 
 
-@click.group()
+class _Hub(click.Group):
+    """The command group: a warehouse another process holds, or nothing published yet, is one clear
+    sentence and exit 75 / 1 (hub/readers.py), never an engine's traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from hub.readers import friendly_errors
+
+        with friendly_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Hub)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (never personal data).")
 def main(verbose: bool) -> None:
     """Citizen data hub: silos in, golden citizen records out."""
@@ -151,12 +162,12 @@ _purpose = click.option("--purpose", default="guichet-unique", show_default=True
 @config_option
 def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: Path | None) -> None:
     """Search citizens by name, birth date (dd/mm/yyyy), e-mail or phone."""
+    from hub.readers import reader
     from warehouse.citizen_view import search
-    from warehouse.engine import Warehouse
 
     purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    with reader(settings) as wh:
         hits = search(wh, text, limit=limit, reader=agent(), purpose=purpose)
     if as_json:
         click.echo(json.dumps(hits, ensure_ascii=False, indent=2, default=str))
@@ -178,13 +189,13 @@ def citizen_search(text: str, limit: int, as_json: bool, purpose: str, config: P
 @config_option
 def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | None) -> None:
     """The 360° view of one citizen: identity, linked records, household, roles, timeline."""
+    from hub.readers import reader
     from hub.report import print_citizen
     from warehouse.citizen_view import show
-    from warehouse.engine import Warehouse
 
     purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    with reader(settings) as wh:
         view = show(wh, citizen_id, reader=agent(), purpose=purpose)
     if view is None:
         err.print(f"No citizen {citizen_id}.")
@@ -203,11 +214,11 @@ def citizen_show(citizen_id: str, as_json: bool, purpose: str, config: Path | No
 @config_option
 def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path | None) -> None:
     """Once-only read: the attributes a service's form may prefill, with proof level, source and date."""
+    from hub.readers import reader
     from warehouse.citizen_view import prefill
-    from warehouse.engine import Warehouse
 
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    with reader(settings) as wh:
         try:
             data = prefill(wh, citizen_id, service=service, reader=agent())
         except KeyError as e:
@@ -234,12 +245,12 @@ def citizen_prefill(citizen_id: str, service: str, as_json: bool, config: Path |
 def citizen_worklist(source_system: str, attribute: str | None, limit: int, as_json: bool, purpose: str,
                      config: Path | None) -> None:
     """A silo's records whose value differs from the golden one: what its agents should fix."""
+    from hub.readers import reader
     from warehouse.citizen_view import worklist
-    from warehouse.engine import Warehouse
 
     purpose = purpose_or_exit(purpose)
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    with reader(settings) as wh:
         rows = worklist(wh, source_system, attribute=attribute, limit=limit, reader=agent(), purpose=purpose)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))

@@ -51,9 +51,11 @@ def _moment(value: str | None) -> datetime | date | None:
 
 
 def _warehouse(config: Path | None):
-    from warehouse.engine import Warehouse
+    """The register of rights requests is the DPO's writes to the warehouse: under the run lock
+    (during a run: exit 75 and a sentence, nothing written; hub/readers.py)."""
+    from hub.readers import writer
 
-    return Warehouse(settings_or_exit(config).warehouse_url)
+    return writer(settings_or_exit(config), "gdpr request", publish=False)
 
 
 def _fail(e: Exception, code: int = 4) -> None:
@@ -285,10 +287,10 @@ def access_command(target: str, out: Path, recipient: str | None, confirm: tuple
     e-mail, phone): a zip with JSON, one CSV per source and a French HTML report. Records in the
     uncertain band make it a draft until confirmed (--confirm) or set aside (--exclude)."""
     from connectors.registry import staging_models
+    from hub.readers import writer
     from schemas.register import RegisterError, load_register
     from warehouse.access_export import ExportError, export_access
     from warehouse.dsr import RequestError
-    from warehouse.engine import Warehouse
     from warehouse.register_guard import UnmappedPersonalData
 
     settings = settings_or_exit(config)
@@ -297,7 +299,8 @@ def access_command(target: str, out: Path, recipient: str | None, confirm: tuple
     except RegisterError as e:
         _fail(e, 2)
     models = staging_models([(s.name, s.kind, s.params) for s in settings.sources])
-    with Warehouse(settings.warehouse_url) as wh:
+    # it reads, but its proof goes to the request (a DPO's write): under the run lock like them
+    with writer(settings, "gdpr access", publish=False) as wh:
         try:
             result = export_access(wh, target, out, reader=agent(), models=models, register=register,
                                    recipient=recipient, confirm=confirm, exclude=exclude,

@@ -36,20 +36,23 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
     """Erase a citizen everywhere (GDPR Art. 17): golden, canonical, raw, quarantine, dlt files, exports;
     keep what a law requires (listed with its legal basis); suppression list; per-silo worklists."""
     from hub.pipeline import new_run_id
-    from hub.runlock import RunLocked, hold
+    from hub.runlock import hold
     from warehouse.gdpr_erase import ErasureError, erase
+    from warehouse.snapshot import publish
 
     settings = settings_or_exit(config)
     if request_id:
         _check_request(settings, request_id, "erasure")
     try:
-        # the DuckDB file is rewritten and swapped: no pipeline run may write meanwhile
+        # the DuckDB file is rewritten and swapped: no pipeline run may write meanwhile (a run in
+        # progress: RunLocked, exit 75 through hub.readers); then readers' snapshot loses them too
         with hold(settings, new_run_id(), what="gdpr erase"):
             report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=agent(),
                            request_id=request_id, models=_models(settings), var_dir=settings.var_dir,
                            pipelines_dir=settings.pipelines_dir, exports_dir=settings.var_dir / "exports",
                            compact_file=not no_compact)
-    except (ErasureError, RunLocked) as e:
+            publish(settings.warehouse_url)
+    except ErasureError as e:
         err.print(f"[red]erase:[/red] {escape(str(e))}")
         sys.exit(1)
     if report_path:
@@ -76,10 +79,10 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
 
 def _check_request(settings, request_id: str, kind: str) -> None:
     """Refuse an unknown request, or one of another kind."""
+    from hub.readers import writer
     from warehouse import dsr
-    from warehouse.engine import Warehouse
 
-    with Warehouse(settings.warehouse_url) as wh:
+    with writer(settings, "gdpr request", publish=False) as wh:
         try:
             req = dsr.get(wh, request_id)
         except dsr.RequestError as e:
@@ -94,10 +97,10 @@ def _request_event(settings, request_id: str, event: str, detail: str, proof_tex
     """The request's history gets the step, with the proof's sha256."""
     import hashlib
 
+    from hub.readers import writer
     from warehouse import dsr
-    from warehouse.engine import Warehouse
 
-    with Warehouse(settings.warehouse_url) as wh:
+    with writer(settings, "gdpr request", publish=False) as wh:
         dsr.add_event(wh, request_id, event, agent(), detail=detail, proof=proof_name,
                       proof_sha256=hashlib.sha256(proof_text.encode("utf-8")).hexdigest())
 
@@ -115,13 +118,13 @@ def rectify_command(citizen_id: str, attribute: str, value: str, proof_level: in
                     request_id: str | None, config: Path | None) -> None:
     """Record a correction (GDPR Art. 16): it wins over silo values of lower proof on every run, and
     the silos holding another value see it on their discrepancy worklists."""
-    from warehouse.engine import Warehouse
+    from hub.readers import writer
     from warehouse.gdpr_rights import RightsError, rectify
 
     settings = settings_or_exit(config)
     if request_id:
         _check_request(settings, request_id, "rectification")
-    with Warehouse(settings.warehouse_url) as wh:
+    with writer(settings, "gdpr rectify") as wh:
         try:
             rid = rectify(wh, citizen_id, attribute, value, proof_level=proof_level, proof=proof,
                           decided_by=agent(), request_id=request_id)
@@ -144,13 +147,13 @@ def rectify_command(citizen_id: str, attribute: str, value: str, proof_level: in
 @config_option
 def object_command(citizen_id: str, processing_id: str, request_id: str | None, config: Path | None) -> None:
     """Record an objection (GDPR Art. 21): that processing's reads no longer return the person."""
-    from warehouse.engine import Warehouse
+    from hub.readers import writer
     from warehouse.gdpr_rights import RightsError, object_to
 
     settings = settings_or_exit(config)
     if request_id:
         _check_request(settings, request_id, "objection")
-    with Warehouse(settings.warehouse_url) as wh:
+    with writer(settings, "gdpr object") as wh:
         try:
             object_to(wh, citizen_id, processing_id, decided_by=agent(), request_id=request_id)
         except RightsError as e:
@@ -168,14 +171,8 @@ def object_command(citizen_id: str, processing_id: str, request_id: str | None, 
 @config_option
 def purge_command(dry_run: bool, as_json: bool, config: Path | None) -> None:
     """Apply every retention of the register; prints what was purged (counts per table and category)."""
-    from hub.runlock import RunLocked
-
     settings_or_exit(config)
-    try:
-        report = run_purge(config, dry_run=dry_run, reader=agent())
-    except RunLocked as e:
-        err.print(f"[red]purge:[/red] {escape(str(e))}")
-        sys.exit(1)
+    report = run_purge(config, dry_run=dry_run, reader=agent())  # during a run: exit 75 (hub.readers)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
@@ -191,11 +188,11 @@ def purge_command(dry_run: bool, as_json: bool, config: Path | None) -> None:
 @config_option
 def verify_log_command(config: Path | None) -> None:
     """Check the access log's hash chain; exit 1 naming the first broken row."""
+    from hub.readers import reader
     from warehouse.access_log import BrokenChain, verify
-    from warehouse.engine import Warehouse
 
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    with reader(settings) as wh:  # the log is read beside the published release, never blocking a run
         try:
             n = verify(wh)
         except BrokenChain as e:
@@ -214,11 +211,14 @@ def run_purge(config: str | Path | None, *, dry_run: bool = False, reader: str =
     from hub.runlock import hold
     from hub.settings import load_settings
     from warehouse.gdpr_purge import purge
+    from warehouse.snapshot import publish
 
     settings = load_settings(Path(config) if config else None)
     with hold(settings, new_run_id(), what="gdpr purge"):
         report = purge(settings.warehouse_url, dry_run=dry_run, models=_models(settings),
                        pipelines_dir=settings.pipelines_dir, reader=reader)
+        if not dry_run:
+            publish(settings.warehouse_url)  # what is past retention leaves the readers' copy too
     out = report.as_dict()
     if not dry_run:  # kept for the DPO's accountability: counts only
         path = Path(settings.var_dir) / "gdpr" / "purges" / f"purge-{report.ran_at[:19].replace(':', '')}.json"
@@ -236,6 +236,7 @@ def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor:
     from hub.runlock import hold
     from hub.settings import load_settings
     from warehouse.gdpr_erase import erase
+    from warehouse.snapshot import publish
 
     settings = load_settings(Path(config) if config else None)
     if request_id:
@@ -250,6 +251,7 @@ def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor:
         report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=actor, request_id=request_id,
                        models=_models(settings), var_dir=settings.var_dir, pipelines_dir=settings.pipelines_dir,
                        exports_dir=settings.var_dir / "exports")
+        publish(settings.warehouse_url)
     if request_id:
         import hashlib
 

@@ -34,10 +34,24 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run_{now:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
 
 
-def _warehouse(settings: Settings):
-    from warehouse.engine import Warehouse
+BUSY_WAIT_SECONDS = 30.0
 
-    return Warehouse(settings.warehouse_url)
+
+def _warehouse(settings: Settings):
+    """The warehouse for a step. Readers never open a DuckDB warehouse's file (they read the
+    published snapshot), but a tool that does (a SQL client, `hub status`) may hold it for a moment
+    between two steps: the step waits for it a little rather than failing the run."""
+    from warehouse.engine import Warehouse, WarehouseBusy
+
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
+        try:
+            return Warehouse(settings.warehouse_url)
+        except WarehouseBusy:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("warehouse held by another process: waiting for it")
+            time.sleep(0.2)
 
 
 # ------------------------------------------------------------------------------------------ ingest

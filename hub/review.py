@@ -21,15 +21,18 @@ _reason = click.option("--reason", required=True, help="Why: recorded with your 
 
 
 def _warehouse(config: Path | None) -> Any:
-    from warehouse.engine import Warehouse
+    """The last published release, for the lists (a run never blocks them)."""
+    from hub.readers import reader
 
-    return Warehouse(settings_or_exit(config).warehouse_url)
+    return reader(settings_or_exit(config))
 
 
 def _decide(config: Path | None, action: Any) -> None:
+    """A decision under the run lock (during a run: exit 75, nothing written), published after."""
+    from hub.readers import writer
     from warehouse.decisions import DecisionError
 
-    with _warehouse(config) as wh:
+    with writer(settings_or_exit(config), "hub decide") as wh:
         try:
             decision_id = action(wh)
         except DecisionError as e:
