@@ -41,6 +41,7 @@ from connectors.base import (
     mark_listed,
     record_merge,
     unlisted_rows,
+    with_keys_not_null,
 )
 from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
 from connectors.files.read import RawFile, read_file
@@ -317,7 +318,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping
                          primary_key=entity.key_names, write_disposition=disposition)
         resources.append(r)
     try:
-        pipeline.run(resources, loader_file_format=loader_file_format(destination))
+        pipeline.run(with_keys_not_null(resources), loader_file_format=loader_file_format(destination))
         record_merge(pipeline, sorted(empty))
     except Exception as e:
         for x in exception_chain(e):

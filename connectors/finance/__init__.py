@@ -24,6 +24,7 @@ from connectors.base import (
     make_pipeline,
     record_merge,
     resource_name_of,
+    with_keys_not_null,
 )
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, source_url: str,
                 incremental=dlt.sources.incremental("updated_at", on_cursor_value_missing="include"),
             )
             resource.add_step(Guard(collector, name, lambda row, t=name: f"{t}:id={row.get('id')}"))
-        pipeline.run(source, loader_file_format=loader_file_format(destination))
+        pipeline.run(with_keys_not_null(source), loader_file_format=loader_file_format(destination))
         record_merge(pipeline, [n for n in TABLES if n in empty and n in keyed])
     except SourceError:
         raise
