@@ -104,6 +104,11 @@ def demo(people: int, seed: int, var_dir: Path, with_demarches: bool, country: s
                           warehouse_url=os.environ.get("HUB_WAREHOUSE_URL"), country=country.upper())
     console.print(f"\nSandbox mode: {result.country}, {COUNTRY_LABELS[result.country]}")
     print_demo(console, result)
+    from hub.demo import desk_hint
+
+    console.print()
+    for line in desk_hint():  # the desk is not started here: `hub demo` ends (make demo waits for it)
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @main.command()

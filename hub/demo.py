@@ -183,3 +183,42 @@ def demo(var_dir: Path, people: int, seed: int = 42, *, warehouse_url: str | Non
     scores = accuracy(sr.settings, sr.sandbox.root)
     return DemoResult(settings=sr.settings, report=report, generate_seconds=sr.generate_seconds, accuracy=scores,
                       sandbox_counts=dict(sr.sandbox.counts), country=country)
+
+
+# ------------------------------------------------------------------------------------------ the agent desk
+DESK_PORT = 8000  # `hub serve`'s default; the demo's local identity provider listens on the next port
+DESK_CLIENT_ID = "hub-bureau-des-agents-demo"
+DESK_CLIENT_SECRET = "secret-du-fournisseur-local"  # the local provider's own: not a secret of any real system
+
+
+def desk_hint(port: int = DESK_PORT) -> list[str]:
+    """What `hub demo` says about the agent desk: the command that starts it, its URL and a demo agent
+    per role and service (sandbox/desk_agents.toml), to pick on the local provider's page."""
+    from sandbox.oidc_provider import load_demo_agents
+
+    lines = [f"Bureau des agents : `hub serve --demo`, puis http://localhost:{port}/ — la connexion passe par un "
+             f"fournisseur d'identité local (port {port + 1}) qui joue ProConnect ; choisissez un agent :"]
+    for a in load_demo_agents().values():
+        if a.desk:
+            lines.append(f"  {a.given_name} {a.usual_name} ({a.email}) — {a.description}, rôle {a.desk['role']}")
+    return lines
+
+
+@contextmanager
+def desk_sign_in(var_dir: Path, desk_url: str, *, port: int = 0) -> Iterator[Any]:
+    """Sign-in for `hub serve --demo`: the local OpenID Connect provider (sandbox.oidc_provider,
+    playing ProConnect) on 127.0.0.1:``port`` with the desk at ``desk_url`` registered, and the hub's
+    agents file for its demo agents written to var_dir/desk_agents.toml; yields the desk's
+    ``OIDCConfig``. The provider stops when the block ends."""
+    from hub.desk.auth import OIDCConfig
+    from sandbox.oidc_provider import ClientRegistration, OIDCProvider, hub_agents_toml, load_demo_agents
+
+    agents = load_demo_agents()
+    path = var_dir / "desk_agents.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hub_agents_toml(agents.values()), encoding="utf-8")
+    client = ClientRegistration(DESK_CLIENT_ID, DESK_CLIENT_SECRET, (f"{desk_url}/auth/callback",),
+                                (f"{desk_url}/deconnexion/retour",))
+    with OIDCProvider(agents, [client], port=port) as provider:
+        yield OIDCConfig(issuer=provider.issuer, client_id=DESK_CLIENT_ID, client_secret=DESK_CLIENT_SECRET,
+                         redirect_base=desk_url, agents_file=path)
