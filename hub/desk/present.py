@@ -185,6 +185,12 @@ def explanation(record: Any) -> str:
     return " ; ".join(parts) + (f" (rapprochée de {via})" if via else "") if parts else "—"
 
 
+def sentence(text: Any) -> str:
+    """The first letter in capitals, the rest as written (``capitalize`` would lower "RGPD")."""
+    text = str(text or "")
+    return text[:1].upper() + text[1:]
+
+
 def attribute_value(attribute: str, value: Any) -> str:
     """A golden or silo value as the page shows it (a birth date as dd/mm/yyyy, the sex in words)."""
     if value in (None, ""):
@@ -210,7 +216,7 @@ def templates() -> Jinja2Templates:
     env.filters.update(
         fr_date=fr_date, fr_datetime=fr_datetime, money=money, nombre=nombre, percent=percent,
         certification=certification, days_until=days_until, days_since=days_since, full_name=full_name,
-        explanation=explanation, shown_as=lambda value, attribute: attribute_value(attribute, value),
+        explanation=explanation, sentence=sentence, shown_as=lambda value, attribute: attribute_value(attribute, value),
         system=lambda s: SYSTEM_LABELS.get(s or "", s or "—"),
         kind=lambda k: KIND_LABELS.get(k or "", k or "—"),
         status=lambda s: STATUS_LABELS.get((s or "").lower(), s or "—"),
