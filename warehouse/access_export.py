@@ -639,13 +639,16 @@ def _check_minor(citizen: Mapping[str, Any], subject: Subject, foyers: list[dict
 def _consultations(wh: Warehouse, ids: list[str], register: Register) -> list[dict[str, Any]]:
     """Every logged access to the person's record: date, operation, purpose, channel, recipient; the
     agent only where the processing the purpose belongs to says so (``disclose_readers``)."""
-    if not _exists(wh, ACCESS_LOG):
-        return []
-    have = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
-    extra = ", ".join(c for c in ("operation", "recipient") if c in have)
-    cond, params = _in("citizen_id", "c", ids)
-    rows = wh.dicts(f"SELECT read_at, reader, purpose, channel{', ' + extra if extra else ''} "
-                    f"FROM {qualified(ACCESS_LOG)} WHERE {cond} ORDER BY read_at", params)
+    from warehouse.access_log import opened
+
+    with opened(wh) as lw:  # on DuckDB the log has its own file
+        if not lw.table_exists(ACCESS_LOG.schema, ACCESS_LOG.name):
+            return []
+        have = set(lw.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
+        extra = ", ".join(c for c in ("operation", "recipient") if c in have)
+        cond, params = _in("citizen_id", "c", ids)
+        rows = lw.dicts(f"SELECT read_at, reader, purpose, channel{', ' + extra if extra else ''} "
+                        f"FROM {qualified(ACCESS_LOG)} WHERE {cond} ORDER BY read_at", params)
     by_purpose = {p.purpose: p for p in register.processings} | {p.id: p for p in register.processings}
     out = []
     for r in rows:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.logged import log_query
+
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 NEEDLES = [b"zqxgdprcanary", b"zqx.gdpr.canary"]
@@ -66,7 +68,7 @@ def test_erasure_and_purge_dags_run_and_keep_values_out_of_airflow(tmp_path, air
     with Warehouse(settings.warehouse_url) as wh:
         assert wh.scalar("SELECT count(*) FROM golden.citizen WHERE citizen_id = :c", {"c": cid}) == 0
         assert wh.scalar("SELECT count(*) FROM gdpr.suppression") > 0
-        ops = {r[0] for r in wh.rows("SELECT DISTINCT operation FROM ops.access_log")}
+        ops = {r[0] for r in log_query(wh, "rows", "SELECT DISTINCT operation FROM ops.access_log")}
     assert "delete" in ops
     assert list((settings.var_dir / "gdpr" / "purges").glob("purge-*.json"))
     logs = [p for p in home.rglob("*") if p.is_file()]

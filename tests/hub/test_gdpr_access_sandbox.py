@@ -16,6 +16,7 @@ import pytest
 
 from hub.demo import running_sandbox
 from hub.pipeline import run
+from tests.logged import log_query
 from warehouse.engine import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -73,7 +74,7 @@ def test_exports_of_people_known_to_three_silos_match_the_ground_truth(tmp_path,
                 assert raw_keys == keys, person  # every record's raw row, and only theirs
                 assert {i["record_key"] for i in doc["interactions"]} <= keys
                 raw_keyed[person] = len(doc["raw"])
-            logged = wh.scalar("SELECT count(*) FROM ops.access_log WHERE operation = 'export'")
+            logged = log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log WHERE operation = 'export'")
     assert logged == len(people)
     assert all(n >= 3 for n in raw_keyed.values())
 

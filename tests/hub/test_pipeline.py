@@ -14,6 +14,7 @@ import pytest
 from hub.demo import accuracy, running_sandbox
 from hub.pipeline import run
 from sandbox.defects import FICTIONAL_NIR
+from tests.logged import log_query
 from warehouse.access_log import signed_in_reader
 from warehouse.engine import Warehouse
 
@@ -104,7 +105,8 @@ def test_citizen_show_of_a_parent_spans_three_silos(tmp_path):
     assert dates == sorted(dates)
     # the read was logged with who and why
     with Warehouse(url) as wh:
-        logged = wh.rows("SELECT reader, purpose FROM ops.access_log WHERE citizen_id = :c", {"c": parent})
+        logged = log_query(wh, "rows", "SELECT reader, purpose FROM ops.access_log WHERE citizen_id = :c",
+                           {"c": parent})
     assert (signed_in_reader("agent.test"), "accueil et orientation des usagers") in logged
 
     # terminal rendering shows the three silos too

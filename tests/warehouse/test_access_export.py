@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 
 from schemas.register import DEFAULT_PATH, parse_register
+from tests.logged import log_query
 from tests.warehouse.conftest import family_models
 from warehouse import access_log, dsr
 from warehouse.access_export import ExportError, export_access, raw_queries, validate
@@ -163,7 +164,7 @@ def test_the_export_is_logged_and_proved_on_the_request(hub, tmp_path):
                           identity_check="coordonnees_connues", received_at=date(2026, 5, 20), now=NOW)
     result = _export(hub, req["request_id"], tmp_path)
     assert result.citizen_id == "C-MARIE" and result.request_id == req["request_id"]
-    rows = hub.dicts("SELECT reader, purpose, channel, operation, recipient, fields FROM ops.access_log "
+    rows = log_query(hub, "dicts", "SELECT reader, purpose, channel, operation, recipient, fields FROM ops.access_log "
                      "WHERE operation = 'export'")
     assert len(rows) == 1
     assert rows[0]["reader"] == "dpo.martin" and rows[0]["channel"] == "gdpr-export"
@@ -188,7 +189,7 @@ def test_a_parent_asks_for_a_minor_child(hub, tmp_path):
     doc = result.document
     assert doc["export"]["on_behalf_of_minor"] is True
     assert {r["record"]["record_key"] for r in doc["records"]} == {"family:E1"}
-    logged = hub.dicts("SELECT recipient, fields FROM ops.access_log WHERE operation = 'export'")
+    logged = log_query(hub, "dicts", "SELECT recipient, fields FROM ops.access_log WHERE operation = 'export'")
     assert "représentant légal" in logged[0]["recipient"] and "on_behalf_of_minor" in logged[0]["fields"]
     text = json.dumps(doc)
     assert "Jean" not in text and "Hugo" not in text
@@ -203,8 +204,7 @@ def test_an_unmapped_personal_table_stops_the_export(hub, tmp_path):
     with pytest.raises(UnmappedPersonalData, match=r"raw_family.contacts_urgence \(id, nom, telephone\)"):
         _export(hub, "C-MARIE", tmp_path)
     assert not (tmp_path / "acces.zip").exists()
-    assert not hub.table_exists("ops", "access_log") or not hub.scalar(
-        "SELECT count(*) FROM ops.access_log WHERE operation = 'export'")
+    assert not log_query(hub, "scalar", "SELECT count(*) FROM ops.access_log WHERE operation = 'export'")
 
 
 def test_identity_text_finds_one_citizen_or_refuses(hub, tmp_path):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from schemas.register import UnknownPurpose, load_register
+from tests.logged import log_query
 from warehouse.citizen_view import check_read, fold, search, show
 from warehouse.engine import Warehouse
 
@@ -16,7 +17,7 @@ RIGHTS = load_register().processing("droits-rgpd").purpose
 
 
 def _reads(wh: Warehouse) -> int:
-    return wh.scalar("SELECT count(*) FROM ops.access_log") if wh.table_exists("ops", "access_log") else 0
+    return log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log")
 
 SEARCHES = [
     ("elodie", {"C-MARIE"}),
@@ -60,7 +61,7 @@ def test_search_result_fields_and_order(family_hub: Warehouse) -> None:
 
 def test_search_logs_one_read_per_result(family_hub: Warehouse) -> None:
     search(family_hub, "dupont 30/09/1980", reader="agent.durand", purpose="guichet-unique", channel="desk")
-    rows = family_hub.rows("SELECT reader, purpose, channel, citizen_id, fields FROM ops.access_log")
+    rows = log_query(family_hub, "rows", "SELECT reader, purpose, channel, citizen_id, fields FROM ops.access_log")
     assert [r[:4] for r in rows] == [("agent.durand", GUICHET, "desk", "C-JEAN")]
     assert "citizen.birth_date" in json.loads(rows[0][4])
     assert "1980" not in rows[0][4]
@@ -158,8 +159,8 @@ def test_show_a_child(family_hub: Warehouse) -> None:
 def test_show_appends_to_the_access_log(family_hub: Warehouse) -> None:
     show(family_hub, "C-MARIE", reader="dpo.leroy", purpose="droits-rgpd", channel="gdpr-export")
     show(family_hub, "C-MARIE", **READ)
-    rows = family_hub.rows("SELECT reader, purpose, channel, citizen_id, fields, read_at FROM ops.access_log "
-                           "ORDER BY read_at")
+    rows = log_query(family_hub, "rows", "SELECT reader, purpose, channel, citizen_id, fields, read_at "
+                     "FROM ops.access_log ORDER BY read_at")
     # the log holds the register's purpose text, whichever way the read named it
     assert [r[:4] for r in rows] == [("dpo.leroy", RIGHTS, "gdpr-export", "C-MARIE"),
                                      ("agent.martin", GUICHET, "cli", "C-MARIE")]

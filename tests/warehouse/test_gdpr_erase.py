@@ -14,6 +14,7 @@ import pytest
 
 from hub.demo import running_sandbox
 from hub.pipeline import run
+from tests.logged import log_query
 from warehouse.engine import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -107,7 +108,8 @@ def test_erasure_leaves_no_byte_and_the_person_does_not_come_back(tmp_path, ware
             # the invoices the public-accounting rules keep are still there, and said so
             assert wh.scalar("SELECT count(*) FROM raw_finance.factures WHERE tiers_id = :t", {"t": tid}) == invoices
             assert wh.scalar("SELECT count(*) FROM gdpr.suppression") >= 3
-            ops = [r[0] for r in wh.rows("SELECT operation FROM ops.access_log WHERE citizen_id = :c", {"c": cid})]
+            ops = [r[0] for r in log_query(wh, "rows", "SELECT operation FROM ops.access_log WHERE citizen_id = :c",
+                                            {"c": cid})]
             assert "delete" in ops
         kept = {r["table"]: r for r in report.retained}
         assert kept["raw_finance.factures"]["rows"] == invoices

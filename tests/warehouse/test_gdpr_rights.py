@@ -10,6 +10,7 @@ import pytest
 
 from hub.demo import running_sandbox
 from hub.pipeline import run
+from tests.logged import log_query
 from warehouse.access_log import verify
 from warehouse.citizen_view import prefill, search, show
 from warehouse.engine import Warehouse
@@ -73,9 +74,10 @@ def test_rectification_objection_and_purge(tmp_path, warehouse_url):
             assert prefill(wh, cid, service="facturation", reader="agent") is not None
             with pytest.raises(RightsError):
                 object_to(wh, cid, "no-such-processing", decided_by="dpo")
-            ops = {r[0] for r in wh.rows("SELECT operation FROM ops.access_log WHERE citizen_id = :c", {"c": cid})}
+            ops = {r[0] for r in log_query(wh, "rows", "SELECT operation FROM ops.access_log WHERE citizen_id = :c",
+                                            {"c": cid})}
             assert {"read", "update"} <= ops
-            logged = wh.scalar("SELECT count(*) FROM ops.access_log")
+            logged = log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log")
             invoices = wh.scalar("SELECT count(*) FROM raw_finance.factures")
 
         models = staging_models([(s.name, s.kind, s.params) for s in settings.sources])
