@@ -33,10 +33,14 @@ class WarehousePool:
         self._idle: queue.LifoQueue[Warehouse] = queue.LifoQueue(maxsize=size)
 
     def get(self) -> Warehouse:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return Warehouse(self.url)
+        while True:
+            try:
+                wh = self._idle.get_nowait()
+            except queue.Empty:
+                return Warehouse.reader(self.url)  # the published release: a run never blocks it
+            if not wh.stale():
+                return wh
+            wh.close()  # a newer release was published since it opened
 
     def put(self, wh: Warehouse, *, healthy: bool) -> None:
         if healthy:
