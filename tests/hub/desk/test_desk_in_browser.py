@@ -28,6 +28,7 @@ from tests.browser import audit
 from tests.hub.desk.cases import build_family
 from tests.hub.desk.signin import CLIENT_ID, CLIENT_SECRET
 from warehouse.engine import Warehouse
+from warehouse.snapshot import publish
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +48,7 @@ def family_url(tmp_path_factory) -> str:
         "opened_at": now - timedelta(days=50), "due_at": now + timedelta(days=DUE_IN_DAYS)}
     with Warehouse(url) as wh:
         wh.write(INTERACTION, pa.Table.from_pylist([row], schema=arrow_schema(INTERACTION)))
+    publish(url)  # what the desk reads: the published release (DuckDB: its snapshot)
     return url
 
 

@@ -29,6 +29,7 @@ from tests.hub.desk.cases import build_family
 from tests.hub.desk.signin import BASE, CLIENT_ID, CLIENT_SECRET, sign_in
 from warehouse.access_log_store import opened
 from warehouse.engine import Warehouse
+from warehouse.snapshot import publish
 
 PAYLOADS = [line for line in (Path(__file__).parents[2] / "cases" / "desk" / "xss_payloads.txt")
             .read_text(encoding="utf-8").splitlines() if line and not line.startswith("# ")]
@@ -46,6 +47,7 @@ def family_url(tmp_path_factory) -> str:
     with Warehouse(url) as wh:  # silo values are data too: a request title and a street as typed there
         wh.execute("UPDATE core.interaction SET title = :t WHERE interaction_key = 'family:D3'", {"t": STORED})
         wh.execute("UPDATE golden.citizen SET address_line = :t WHERE citizen_id = 'C-MARIE'", {"t": STREET})
+    publish(url)  # what the desk reads: the published release (DuckDB: its snapshot)
     return url
 
 
@@ -292,3 +294,22 @@ def test_refusals_are_french_pages(client_for, agent, path, status, text):
     assert answer.headers["content-type"].startswith("text/html")
     assert 'lang="fr"' in answer.text and text in answer.text
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_results_come_by_pages_with_the_total_and_next_links(client_for, monkeypatch):
+    from hub.desk import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 3)  # the family is four Duponts: two pages of three
+    client = client_for("accueil")
+    first = client.get("/recherche", params={"q": "dupont"})
+    assert first.status_code == 200
+    assert "4 résultats pour « dupont »" in first.text and "Résultats 1 à 3 sur 4" in first.text
+    assert len(re.findall(r'<a href="/usager/C-', first.text)) == 3
+    following = re.search(r'<a class="bouton" href="([^"]+)">Résultats suivants</a>', first.text)
+    assert following and "Résultats précédents" not in first.text
+    second = client.get(html.unescape(following.group(1)))
+    assert "Résultats 4 à 4 sur 4" in second.text
+    assert len(re.findall(r'<a href="/usager/C-', second.text)) == 1
+    assert "Résultats suivants" not in second.text and "Résultats précédents" in second.text
+    shown = set(re.findall(r'<a href="/usager/(C-[A-Z]+)', first.text + second.text))
+    assert shown == {"C-MARIE", "C-JEAN", "C-LEA", "C-HUGO"}

@@ -20,6 +20,7 @@ import pytest
 from hub.demo import desk_hint
 from sandbox.oidc_provider import load_demo_agents
 from tests.hub.desk.cases import build_family
+from warehouse.snapshot import publish
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -43,6 +44,7 @@ def _free_pair() -> int:
 def served(tmp_path):
     url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
     build_family(url)
+    publish(url)  # what the desk reads: the published release (DuckDB: its snapshot)
     config = tmp_path / "hub.toml"
     config.write_text(f'[hub]\nvar_dir = "{tmp_path / "var"}"\n\n[warehouse]\nurl = "{url}"\n', encoding="utf-8")
     port = _free_pair()
