@@ -49,6 +49,9 @@ ERRORS = {
 GENERIC_CODES = frozenset({"requete_invalide", "connexion_requise", "acces_refuse", "introuvable", "methode_refusee",
                            "parametre_invalide", "erreur"})
 
+# drawn at start: sessions live in this process's memory too, so a restart ends both
+_CSRF_KEY = secrets.token_bytes(32)
+
 router = APIRouter(include_in_schema=False)
 templates = present.templates()
 
@@ -61,11 +64,7 @@ def csrf_token(request: Request) -> str:
     """The session's token for POST forms: HMAC of the session cookie under the process's key."""
     from hub.desk.auth import SESSION_COOKIE
 
-    app = request.app
-    key = getattr(app.state, "desk_csrf_key", None)
-    if key is None:
-        key = app.state.desk_csrf_key = secrets.token_bytes(32)
-    return hmac.new(key, (request.cookies.get(SESSION_COOKIE) or "").encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_CSRF_KEY, (request.cookies.get(SESSION_COOKIE) or "").encode(), hashlib.sha256).hexdigest()
 
 
 def check_csrf(request: Request, token: str | None) -> None:
