@@ -6,6 +6,7 @@ summary of counts — never rows — so it can travel through XCom.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import connectors  # noqa: F401  (sets dlt's environment: no telemetry, no Airflow Variables lookup)
 from hub.settings import Settings, SettingsError, Source, secret
@@ -35,6 +36,22 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 BUSY_WAIT_SECONDS = 30.0
+
+_Step = TypeVar("_Step", bound=Callable[..., Any])
+
+
+def _limited(step: _Step) -> _Step:
+    """The step with the settings' ``[resources]`` on every DuckDB connection it opens, the
+    warehouse's and matching's (``matching.resources``): memory limit, threads, spill directory."""
+
+    @functools.wraps(step)
+    def limited(settings: Settings, *args: Any, **kwargs: Any) -> Any:
+        from matching.resources import applied
+
+        with applied(settings.duckdb_limits()):
+            return step(settings, *args, **kwargs)
+
+    return cast(_Step, limited)
 
 
 def _warehouse(settings: Settings):
@@ -63,6 +80,7 @@ def _connector_params(source: Source, module: Any) -> dict[str, Any]:
         raise SettingsError(f"source {source.name!r} ({source.kind}): missing setting {e.args[0]!r}") from None
 
 
+@_limited
 def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     """Extract one source into raw_<system>, recording counts and quarantined rows.
 
@@ -140,6 +158,7 @@ def _failed_count(source_name: str, error: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ canonical
+@_limited
 def build_canonical(settings: Settings, run_id: str) -> dict[str, Any]:
     """Staging models → quality gate → core tables, for every source whose raw data exists.
 
@@ -188,6 +207,7 @@ def _has_raw(wh, system: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ resolve
+@_limited
 def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = None,
             incremental: bool | None = None) -> dict[str, Any]:
     """Person records → links with persistent citizen ids (honouring human decisions) → golden
@@ -213,32 +233,54 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
 
         spark = spark_session(settings.var_dir / "spark", master=str(settings.extra["spark_master"]))
     # read, compute, publish: the warehouse is not held while the release is computed
+    clock = _Clock()
     with _warehouse(settings) as wh:
         inputs = read_inputs(wh, incremental=incremental)
+    clock.lap("read")
     models = settings.var_dir / "models"
     release = compute_release(
         inputs, run_id, now=datetime.now(UTC), model_json=_model(settings, models, inputs.previous_run, incremental),
         guard=ReleaseGuard.from_settings(settings.extra), confirmed_by=_confirmed_by(confirm_release),
         review_band=tuple(band) if band else None, incremental=incremental, spark=spark, **_locales(settings))
+    clock.lap("compute")
     path = models / f"{release.model_version}.json"
     if not path.exists():  # every link names its model: the file is kept, written once per version
         from matching.model import save_model
 
         save_model(release.model_json, path)
     with _warehouse(settings) as wh:
+        clock.lap("save model")
         publish_release(wh, release)
+        clock.lap("publish")
         marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
+        clock.lap("marts")
     from warehouse.snapshot import publish as publish_snapshot
 
     # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
     publish_snapshot(settings.warehouse_url)
+    clock.lap("snapshot")
     summary = {k: v for k, v in release.run.items() if k != "finished_at"}
     summary["release"] = release.report
     summary["matching"] = release.matching
     summary["mode"] = release.mode
     summary["marts"] = marts  # rows per marts table (counts only)
+    # seconds per part of the step: read, compute (its own parts from the release), save model, publish…
+    summary["timings"] = {**clock.laps, **{f"compute: {k}": round(v, 2) for k, v in release.timings.items()}}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+class _Clock:
+    """Seconds per consecutive part of a step."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
 
 
 def _model(settings: Settings, models: Path, last: Any, incremental: bool) -> dict | None:
@@ -351,6 +393,7 @@ def _vetoes(resolution: dict[str, Any]) -> dict[str, Any] | None:
     return matching.get("vetoes") if isinstance(matching, dict) else None
 
 
+@_limited
 def run(settings: Settings, *, run_id: str | None = None, progress: Progress | None = None,
         confirm_release: bool | None = None, incremental: bool | None = None) -> RunReport:
     """The whole job: ingest every source (one failing source does not stop the others), build the

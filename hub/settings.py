@@ -35,6 +35,11 @@ Example::
     keys_dir = "/run/secrets/hub"       # mart_<name>.key files, created 0600 when missing (default var/secrets)
     # key_env_prefix = "HUB_MART_KEY_"  # or the keys themselves: HUB_MART_KEY_CITIZEN, ..._INVOICE, ...
 
+    [resources] # what each DuckDB connection of a job may use (docs/scale.md)
+    memory_limit = "6GB"              # DuckDB's own syntax; default: DuckDB's (80 % of the machine)
+    threads = 2                       # default: every core
+    temp_dir = "var/tmp/duckdb"       # where a query bigger than memory spills (this default)
+
     [privacy]   # numbers the law of the deployment forbids storing, beyond the NIR and Belgian number
     forbidden_id_columns = ["ssn", "soc_sec_id"]
     forbidden_id_patterns = [{ name = "us_ssn", regex = '\\b\\d{3}-\\d{2}-\\d{4}\\b', min_digits = 9 }]
@@ -50,9 +55,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.identifiers import ForbiddenIds, forbidden_ids_from_settings, set_forbidden_ids
+
+if TYPE_CHECKING:
+    from matching.resources import DuckDBLimits
 
 DEFAULT_CONFIG = Path("var/hub.toml")
 # A source's name is its source_system, its raw dataset raw_<name> and its staging models' prefix.
@@ -82,6 +90,16 @@ class Settings:
     privacy: ForbiddenIds = field(default_factory=ForbiddenIds)  # [privacy]: forbidden ids, in force
     desk: dict[str, Any] = field(default_factory=dict)  # [desk] as written: hub.desk.auth.OIDCConfig reads it
     marts: dict[str, Any] = field(default_factory=dict)  # [marts]: keys_dir, key_env_prefix (warehouse/marts.py)
+    resources: dict[str, Any] = field(default_factory=dict)  # [resources] as checked: see duckdb_limits
+
+    def duckdb_limits(self) -> DuckDBLimits:
+        """``[resources]`` as the :class:`matching.resources.DuckDBLimits` every DuckDB connection of a
+        job gets (the spill directory under ``var_dir`` by default)."""
+        from matching.resources import DuckDBLimits
+
+        r = self.resources
+        return DuckDBLimits(memory_limit=r.get("memory_limit"), threads=r.get("threads"),
+                            temp_directory=Path(r.get("temp_dir") or self.var_dir / "tmp" / "duckdb"))
 
     @property
     def pipelines_dir(self) -> Path:
@@ -127,6 +145,7 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
     except ValueError as e:
         raise SettingsError(str(e)) from None
     set_forbidden_ids(privacy)  # whoever loads the settings screens with them (CLI, DAG tasks)
+    resources = _resources(data.get("resources") or {}, f"{where}: [resources]")
     hub = data.get("hub", {})
     sandbox = hub.get("sandbox_root")
     return Settings(
@@ -139,7 +158,28 @@ def settings_from_dict(data: dict[str, Any], *, config_path: Path | None = None)
         privacy=privacy,
         desk=dict(data.get("desk", {})),
         marts=dict(data.get("marts", {})),
+        resources=resources,
     )
+
+
+_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _resources(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[resources]`` checked: a DuckDB memory size, a positive number of threads, a directory."""
+    unknown = sorted(set(values) - {"memory_limit", "threads", "temp_dir"})
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(unknown)} (memory_limit, threads, temp_dir)")
+    limit = values.get("memory_limit")
+    if limit is not None and not (isinstance(limit, str) and _SIZE.match(limit)):
+        raise SettingsError(f'{where}: memory_limit must be a size such as "6GB" or "500MB", not {limit!r}')
+    threads = values.get("threads")
+    if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads > 0):
+        raise SettingsError(f"{where}: threads must be a whole number above 0, not {threads!r}")
+    temp = values.get("temp_dir")
+    if temp is not None and not (isinstance(temp, str) and temp.strip()):
+        raise SettingsError(f"{where}: temp_dir must be a directory path, not {temp!r}")
+    return dict(values)
 
 
 def secret(params: dict[str, Any], key: str, source: str) -> str:

@@ -20,8 +20,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+
+from matching import resources
 
 KINDS = ("must_link", "cannot_link", "split")
 QUEUE_SCHEMA = pa.schema([
@@ -116,7 +117,7 @@ def review_candidates(
     most uncertain first (closest to 0.5).
     """
     low, high = band
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("pairs_in", pairs.select(["record_key_l", "record_key_r", "match_probability",
                                                "match_weight", "explanation"]))

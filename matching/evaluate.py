@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+
+from matching import resources
 
 
 def _cluster_column(links: pa.Table) -> str:
@@ -28,7 +29,7 @@ def pairwise_scores(links: pa.Table, truth: pa.Table) -> dict[str, Any]:
     Precision (recall) is 1.0 when no pair is predicted (exists).
     """
     cluster = _cluster_column(links)
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("links_in", links.select(["record_key", cluster]))
         con.register("truth_in", truth.select(["record_key", "person_id"]))
@@ -81,7 +82,7 @@ def blocking_rule_recall(model_input: pa.Table, truth: pa.Table, rules: list[dic
         for col in rule.get("arrays_to_explode", []):
             sql = sql.replace(f'l."{col}" = r."{col}"', f'list_has_any(l."{col}", r."{col}")')
         conditions.append(f"coalesce({sql}, false)")
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("mi", model_input)
         con.register("truth_in", truth.select(["record_key", "person_id"]))

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching import resources
 from matching.identity import carry_over
 from matching.standardise import standardise
 from schemas.contract import HOUSEHOLD, HOUSEHOLD_MEMBER, arrow_schema
@@ -81,7 +82,7 @@ def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table,
     if now.tzinfo is None:
         raise ValueError("build_households needs a timezone-aware `now`")
     today = now.date()
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("m_in", memberships.select(["source_system", "household_id", "record_key", "role",

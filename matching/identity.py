@@ -22,6 +22,8 @@ from collections.abc import Iterable
 import duckdb
 import pyarrow as pa
 
+from matching import resources
+
 log = logging.getLogger(__name__)
 
 ID_PREFIX = "C"
@@ -49,7 +51,7 @@ def assign_citizen_ids(
     sorted by record_key.
     """
     extra = [c for c in links.column_names if c not in ("record_key", "cluster_id", "match_probability")]
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("links_in", links.select(["record_key", "cluster_id", "match_probability", *extra]))
         con.execute(
@@ -106,7 +108,7 @@ def retired_aliases(previous: pa.Table | None, current: pa.Table) -> pa.Table:
     schema = pa.schema([pa.field("old_id", pa.string(), nullable=False), pa.field("new_id", pa.string())])
     if previous is None or previous.num_rows == 0:
         return schema.empty_table()
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("prev_in", previous.select(["record_key", "citizen_id"]))
         con.register("cur_in", current.select(["record_key", "citizen_id"]))
@@ -136,7 +138,7 @@ def carry_over(current: pa.Table, previous: pa.Table) -> dict[str, str]:
     Each group takes the previous id sharing most members with it (ties: smallest id); a previous
     id goes to one group at most; groups sharing no member are absent from the result.
     """
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("links_in", current.rename_columns(["record_key", "cluster_id"]))
         con.register("prev_in", previous.rename_columns(["record_key", "citizen_id"]))

@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from matching import model as mdl
+from matching import resources
 from matching.identity import assign_citizen_ids
 from matching.resolve import (
     DEFAULT_THRESHOLD,
@@ -106,7 +107,7 @@ def resolve_incremental(
     prev = _previous(previous)
     scoring = scoring_model(model_json)
 
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         t0 = time.perf_counter()
         mi = mdl.model_input(std)
@@ -118,9 +119,9 @@ def resolve_incremental(
                        UNION SELECT record_key FROM changed_in WHERE record_key IN (SELECT record_key FROM mi)""")
         n_delta = con.sql("SELECT count(*) FROM delta").fetchall()[0][0]
 
-        from splink import DuckDBAPI, Linker
+        from splink import Linker
 
-        db_api = DuckDBAPI(connection=con)
+        db_api = resources.splink_api(con)
         lk = Linker(db_api.register(mi, dataset_display_name="person_records"), scoring, log_level=None)
         for col in _tf_columns(model_json):
             # counted on every live record, as predict() counts them in a batch run

@@ -50,6 +50,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from matching import resources
+
 log = logging.getLogger(__name__)
 
 FR, BE, NEUTRAL = "FR", "BE", "NEUTRAL"
@@ -292,7 +294,7 @@ def detect_locales(person_records: pa.Table, con: duckdb.DuckDBPyConnection | No
     """Detect the locale of every source of ``person_records`` (keyed by ``source_system``; ''
     for rows without one). Needs ``source_system``, ``country``, ``address_line``, ``postcode``
     and ``phone`` columns (null columns are fine)."""
-    db = duckdb.connect() if con is None else con
+    db = resources.connect() if con is None else con
     out: dict[str, LocaleChoice] = {}
     try:
         db.register("input", person_records)

@@ -34,6 +34,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching import resources
+
 log = logging.getLogger(__name__)
 
 SEED = 42
@@ -473,7 +475,7 @@ def profile(model_in: pa.Table) -> FieldProfile:
     """Coverage and cardinality of each model field, overall and per source (one DuckDB pass)."""
     cols = [c for c in PROFILE_COLUMNS if c in model_in.column_names]
     cols_all = set(model_in.column_names)
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("mi", model_in)
         fields: dict[str, tuple[int, int, int]] = {}
@@ -669,7 +671,7 @@ def training_plan(model_in: pa.Table, prof: FieldProfile) -> TrainingPlan:
     """
     used = set(prof.comparisons_used())
     skipped: list[tuple[str, str]] = []
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("mi", model_in.select([c for c in model_in.column_names if c != "surnames_std"]))
         deterministic = []
@@ -726,7 +728,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
         log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
                     FALLBACK_DUPLICATES_PER_RECORD)
         untrained["probability_two_random_records_match"] = _fallback_prior(mi.num_rows)
-    with duckdb.connect() as con:
+    with resources.connect() as con:
         lk = linker(con, mi, untrained)
         if plan.deterministic_rules:
             lk.training.estimate_probability_two_random_records_match(
@@ -756,7 +758,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
 def _em_step(model_in: pa.Table, model: dict[str, Any], rule: str) -> dict[str, Any]:
     """``model`` with m estimated by EM on the pairs of ``rule`` (a fresh linker: a failed session
     may leave Splink's settings without the comparisons it set aside)."""
-    with duckdb.connect() as con:
+    with resources.connect() as con:
         lk = linker(con, model_in, model)
         lk.training.estimate_parameters_using_expectation_maximisation(rule)
         return lk.misc.save_model_to_json()
@@ -769,9 +771,9 @@ def _fallback_prior(n: int) -> float:
 
 def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any]) -> Any:
     """A Splink linker over ``table`` (standardised records) in connection ``con``."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
-    db_api = DuckDBAPI(connection=con)
+    db_api = resources.splink_api(con)
     sdf = db_api.register(model_input(table), dataset_display_name="person_records")
     return Linker(sdf, copy.deepcopy(model), log_level=None)
 

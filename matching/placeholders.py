@@ -49,6 +49,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching import resources
+
 log = logging.getLogger(__name__)
 
 MAX_SURNAMES_PER_CONTACT = 3
@@ -139,7 +141,7 @@ def null_implausible_values(
     """
     has = set(standardised.column_names)
     table = standardised.append_column("__pos", pa.array(range(standardised.num_rows), pa.int64()))
-    db = duckdb.connect() if con is None else con
+    db = resources.connect() if con is None else con
     try:
         db.register("std_in", table)
         params = {

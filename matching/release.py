@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from matching import model as mdl
+from matching import resources
 from matching.decisions import QUEUE_SCHEMA, constraints, decided_pairs, review_candidates
 from matching.households import build_households
 from matching.identity import assign_citizen_ids, retired_aliases
@@ -97,7 +98,7 @@ def release_report(previous: pa.Table | None, current: pa.Table) -> dict[str, An
     Records present on one side only (new or deleted records) count for the side they are on:
     a previous citizen split means its records still resolved now belong to two citizens.
     """
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("cur", current.select(["record_key", "citizen_id"]))
         empty = pa.table({"record_key": pa.array([], pa.string()), "citizen_id": pa.array([], pa.string())})
@@ -246,6 +247,7 @@ def compute_release(
     mode = "batch"
     if incremental:
         res = _incremental(inputs, previous, model_json, must, cannot, where)
+    t0 = time.perf_counter()
     if res is not None:
         mode = "incremental"
         links = _stamped(res.links, res.model_version, run_id)
@@ -254,10 +256,13 @@ def compute_release(
         model = model_json or {}
     else:
         res = _batch(inputs.records, model_json, must, cannot, where, spark)
+        t0 = time.perf_counter()
         links = _stamped(assign_citizen_ids(res.links, previous, retired=inputs.retired), res.model_version,
                          run_id)
         queue = review_candidates(res.pairs, links, decided, band)
         model = res.model_json
+    timings = dict(res.timings)
+    # ids (batch) or the queue carried over (incremental: ids are in its own timings), and the guard
     report = release_report(previous, links)
     verdict = (guard or ReleaseGuard()).check(report)
     confirmer = (confirmed_by or inputs.pending_confirmation) if verdict else None
@@ -272,17 +277,22 @@ def compute_release(
     run = {"run_id": run_id, "model_version": res.model_version, "records": inputs.records.num_rows,
            "pairs_scored": res.pairs_scored, "citizens": 0, "threshold": res.threshold, "finished_at": now}
     matching = _matching_report(res)
+    timings["ids" if mode == "batch" else "queue"] = time.perf_counter() - t0
     if status == "refused":
         log.warning("run %s: release refused by the guard (%s)", run_id, verdict)
         return Release(run_id=run_id, status=status, report=row, run=run, model_json=model, mode=mode,
-                       matching=matching, timings=dict(res.timings),
+                       matching=matching, timings=timings,
                        **{_FIELDS[t]: arrow_schema(t).empty_table() for t in _FIELDS})
     if status == "confirmed":
         log.warning("run %s: abnormal release confirmed by %s (%s)", run_id, confirmer, verdict)
+    t0 = time.perf_counter()
     golden = survive(inputs.records, links, now=now, standardised=res.standardised,
                      rectifications=inputs.rectifications)
+    timings["survivorship"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     households, members = build_households(inputs.memberships, links, golden.citizens, now=now, keys=golden.keys,
                                            previous=inputs.previous_households)
+    timings["foyers"] = time.perf_counter() - t0
     run["citizens"] = golden.num_rows
     log.info("run %s: %d records resolved, %d pairs scored, %d decisions in force, %d pairs queued for review; "
              "%d new, %d merged, %d split, %d unchanged citizens", run_id, inputs.records.num_rows, res.pairs_scored,
@@ -290,7 +300,7 @@ def compute_release(
              report["split_citizens"], report["unchanged_citizens"])
     return Release(
         run_id=run_id, status=status, report=row, run=run, model_json=model, mode=mode, matching=matching,
-        timings=dict(res.timings), links=_contract(links, CITIZEN_LINK), citizens=_contract(golden.citizens, CITIZEN),
+        timings=timings, links=_contract(links, CITIZEN_LINK), citizens=_contract(golden.citizens, CITIZEN),
         attributes=_contract(golden.attributes, CITIZEN_ATTRIBUTE),
         discrepancies=_contract(golden.discrepancies, DISCREPANCY), households=_contract(households, HOUSEHOLD),
         members=_contract(members, HOUSEHOLD_MEMBER), review_queue=_queued(queue, inputs.review_queue, run_id, now),

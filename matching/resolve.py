@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from matching import model as mdl
+from matching import resources
 from matching.placeholders import null_implausible_values
 from matching.standardise import standardise, with_report
 
@@ -189,7 +190,7 @@ def resolve(
     model = model_json if model_json is not None else mdl.train(mi, profile_=prof)
     timings["train"] = time.perf_counter() - t0
 
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         t0 = time.perf_counter()
         lk = mdl.linker(con, mi, scoring_model(model))
@@ -612,10 +613,9 @@ def cluster(con: duckdb.DuckDBPyConnection, std: pa.Table, edges: pa.Table,
     the other. Returns the links, the number of components rebuilt and the number of must-links
     refused.
     """
-    from splink import DuckDBAPI
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
-    db_api = DuckDBAPI(connection=con)
+    db_api = resources.splink_api(con)
     cc = cluster_pairwise_predictions_at_threshold(
         std.select(["record_key"]), edges.select(["record_key_l", "record_key_r", "match_probability"]), db_api,
         node_id_column_name="record_key",

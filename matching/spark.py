@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from splink import DuckDBAPI, Linker
+from splink import Linker
 from splink.backends.spark import SparkAPI, similarity_jar_location
 
 from matching import model as mdl
+from matching import resources
 from matching.resolve import (
     DEFAULT_THRESHOLD,
     LINK_SCHEMA,
@@ -144,11 +144,11 @@ def resolve_on_spark(
     kept = predictions.toArrow()
     timings["predict"] = time.perf_counter() - t0
 
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("spark_predictions", kept)
         # through Splink's DuckDB API, so that store_scored reads it as it reads a DuckDB prediction
-        store_scored(con, [DuckDBAPI(connection=con).query_sql("SELECT * FROM spark_predictions")], model_json)
+        store_scored(con, [resources.splink_api(con).query_sql("SELECT * FROM spark_predictions")], model_json)
         return clustered(con, std, model_json, threshold=threshold, pair_floor=pair_floor, must_links=must_links,
                          cannot_links=cannot_links, pairs_scored=pairs_scored, timings=timings)
     finally:

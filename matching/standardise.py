@@ -91,6 +91,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from matching import resources
 from matching.locale import BE, FR, NEUTRAL, LocaleChoice, choose_locales, country_locale
 from schemas.contract import PERSON_RECORD, arrow_type
 
@@ -586,7 +587,7 @@ def standardise(
     neutral = ph.get("neutral") or load_placeholders().get("neutral", {})
     params = {**_list_params(ph), **_list_params(neutral, "n_")}
     own = con is None
-    db = duckdb.connect() if con is None else con
+    db = resources.connect() if con is None else con
     try:
         choices = choose_locales(table, locales, default_locale, con=db)
         countries = [c for c in pc.unique(table["country"]).to_pylist() if c is not None]

@@ -49,6 +49,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from matching import resources
 from matching.standardise import _norm_text, standardise
 from schemas.contract import CITIZEN, CITIZEN_ATTRIBUTE, DISCREPANCY, arrow_schema
 from schemas.survivorship import CRITERIA, RULES, validate
@@ -316,7 +317,7 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     std = standardise(person_records) if standardised is None else standardised
     if rectifications is not None and rectifications.num_rows:
         std, citizen_links = _with_rectifications(std, citizen_links, rectifications)
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("std", std)

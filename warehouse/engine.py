@@ -79,6 +79,8 @@ class Warehouse:
         if scheme == "duckdb":
             import duckdb
 
+            from matching import resources
+
             path = self.url.split("duckdb:///", 1)[1] if "duckdb:///" in self.url else ""
             if not path:
                 raise ValueError(f"DuckDB warehouse URL needs a file path: {self.url!r}")
@@ -90,7 +92,8 @@ class Warehouse:
                 self._con = self._open_snapshot(duckdb)
             else:
                 try:
-                    self._con = duckdb.connect(str(self.path))
+                    # with the job's DuckDB limits in force (matching.resources, set by the hub)
+                    self._con = resources.connect(str(self.path))
                 except duckdb.IOException as e:
                     if "Could not set lock" in str(e):
                         pid = re.search(r"\(PID (\d+)\)", str(e))

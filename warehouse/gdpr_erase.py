@@ -396,7 +396,7 @@ def remove_exports(exports_dir: Path | None, needles: list[str]) -> int:
 # ------------------------------------------------------------------------------------ compaction
 def compact(wh_url: str) -> dict[str, Any]:
     """Make freed bytes go: DuckDB file checkpointed and rewritten into a fresh one (swapped in)."""
-    import duckdb
+    from matching import resources
 
     path = Path(wh_url.split("duckdb:///", 1)[1])
     before = path.stat().st_size
@@ -404,7 +404,7 @@ def compact(wh_url: str) -> dict[str, Any]:
     fresh = path.with_name(path.name + ".compact")
     if fresh.exists():
         fresh.unlink()
-    con = duckdb.connect(str(path))
+    con = resources.connect(str(path))
     try:
         con.execute("CHECKPOINT")
         db = con.execute("SELECT current_database()").fetchall()[0][0]

@@ -70,9 +70,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
+from matching import resources
 from matching.standardise import NAME_PARTICLES
 from schemas.contract import (
     CITIZEN,
@@ -432,7 +432,7 @@ def _trigram_table(keys: list[str]) -> pa.Table:
 def compute_index(citizens: pa.Table, values: pa.Table) -> dict[str, pa.Table]:
     """The index tables (contract columns, sorted as stored) from the golden citizens (CITIZEN
     columns) and the long table of values (:func:`_inputs`). Pure: no warehouse."""
-    con = duckdb.connect()
+    con = resources.connect()
     try:
         con.register("cit_in", citizens)
         con.register("v_in", values)
