@@ -75,6 +75,8 @@ class Problem(BaseModel):
     detail: str
     code: str
     valid_purposes: list[PurposeOut] | None = None
+    parameters: list[str] | None = Field(default=None, description="les paramètres invalides (jamais leur valeur)")
+    reference: str | None = Field(default=None, description="référence d'une erreur du serveur, pour le support")
 
 
 class PurposeOut(BaseModel):
@@ -523,32 +525,43 @@ def flag_merge(wh: Warehouse, agent: Any, perms: Permissions, citizen_id: str, f
 def consultations(wh: Warehouse, agent: Any, perms: Permissions, citizen_id: str, *, purpose: str | None,
                   limit: int = 100, channel: str = "api") -> Consultations:
     """Who looked at a citizen (the DPO only), newest first, from the access log. Logged as a read."""
-    from schemas.contract import ACCESS_LOG
-    from warehouse.engine import qualified
+    import json
 
     if perms.role != "dpo":
         raise DeskError(403, "reserve_dpo", "Réservé au délégué à la protection des données.")
     processing, _ = _choose(perms, purpose)
-    resolved = _resolve(wh, citizen_id) or "".join(citizen_id.split()).upper()
-    if not wh.table_exists(ACCESS_LOG.schema, ACCESS_LOG.name):
-        rows: list[dict[str, Any]] = []
-        total = 0
-    else:
-        from warehouse.access_log import ensure
-
-        ensure(wh)
-        total = int(wh.scalar(f"SELECT count(*) FROM {qualified(ACCESS_LOG)} WHERE citizen_id = :c",
-                              {"c": resolved}) or 0)
-        rows = wh.dicts(f"SELECT read_at, reader, collectivite, service, purpose, channel, operation, fields "
-                        f"FROM {qualified(ACCESS_LOG)} WHERE citizen_id = :c ORDER BY seq DESC LIMIT :n",
-                        {"c": resolved, "n": limit})
-    import json
-
+    current = _resolve(wh, citizen_id)
+    # an id no longer published (an erased citizen) still has its consultations
+    resolved = current or "".join(citizen_id.split()).upper()
+    total, rows = _log_of(wh, resolved, limit)
+    if current is None and not total:
+        raise DeskError(404, "usager_introuvable", "Aucun usager ni aucune consultation pour cet identifiant.")
     out = [Consultation(**{**r, "read_at": _text(r["read_at"]),
                            "fields": json.loads(r["fields"]) if isinstance(r["fields"], str) else r["fields"]})
            for r in rows]
     _log(wh, agent, processing, [resolved], ["access_log"], channel=channel)
     return Consultations(citizen_id=resolved, consultations=out, total=total)
+
+
+def _log_of(wh: Warehouse, citizen_id: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(rows in all, the latest ``limit``) of the access log about one citizen (the log may live in
+    its own file: warehouse/access_log_store.py)."""
+    from schemas.contract import ACCESS_LOG
+    from warehouse.access_log import opened
+    from warehouse.engine import qualified
+
+    with opened(wh) as store:
+        if not store.table_exists(ACCESS_LOG.schema, ACCESS_LOG.name):
+            return 0, []
+        cols = set(store.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
+        # a log written before the desk's columns: null there
+        desk = ", ".join(c if c in cols else f"CAST(NULL AS TEXT) AS {c}" for c in ("collectivite", "service"))
+        total = int(store.scalar(f"SELECT count(*) FROM {qualified(ACCESS_LOG)} WHERE citizen_id = :c",
+                                 {"c": citizen_id}) or 0)
+        rows = store.dicts(f"SELECT read_at, reader, {desk}, purpose, channel, operation, fields "
+                           f"FROM {qualified(ACCESS_LOG)} WHERE citizen_id = :c ORDER BY seq DESC LIMIT :n",
+                           {"c": citizen_id, "n": limit})
+    return total, rows
 
 
 def operations(wh: Warehouse, perms: Permissions) -> Operations:
@@ -559,15 +572,20 @@ def operations(wh: Warehouse, perms: Permissions) -> Operations:
     if perms.role != "admin":
         raise DeskError(403, "reserve_admin", "Réservé aux administrateurs du hub.")
 
-    def count(t: Any) -> int:
-        return int(wh.scalar(f"SELECT count(*) FROM {qualified(t)}") or 0) if wh.table_exists(t.schema, t.name) else 0
+    def count(t: Any, where: Warehouse = wh) -> int:
+        return int(where.scalar(f"SELECT count(*) FROM {qualified(t)}") or 0) if where.table_exists(
+            t.schema, t.name) else 0
 
     runs = []
     if wh.table_exists(RESOLUTION_RUN.schema, RESOLUTION_RUN.name):
         runs = [{k: _text(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in wh.dicts(
             f"SELECT run_id, finished_at, records, citizens, pairs_scored FROM {qualified(RESOLUTION_RUN)} "
             "ORDER BY finished_at DESC LIMIT 5")]
-    return Operations(citizens=count(CITIZEN), review_queue=count(REVIEW_QUEUE), access_log_rows=count(ACCESS_LOG),
+    from warehouse.access_log import opened
+
+    with opened(wh) as store:
+        logged = count(ACCESS_LOG, store)
+    return Operations(citizens=count(CITIZEN), review_queue=count(REVIEW_QUEUE), access_log_rows=logged,
                       last_runs=runs)
 
 

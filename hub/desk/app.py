@@ -129,6 +129,17 @@ def create_app(settings: Any = None, *, warehouse_url: str | None = None, regist
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, server_error)
     app.include_router(api.router)
+
+    @app.middleware("http")
+    async def inert(request: Request, call_next: Any) -> Response:
+        # JSON is only ever JSON: never sniffed as HTML, never framed; API answers never cached
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if _is_api(request) and request.url.path != app.docs_url:  # the docs page loads Swagger UI's scripts
+            response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
     _install_sign_in(app, settings, oidc_config)
     try:
         from hub.desk import pages

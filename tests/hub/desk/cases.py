@@ -72,11 +72,3 @@ def build_family(url: str) -> None:
             schema=arrow_schema(CITIZEN_ALIAS)))
         build_index(wh)
 
-
-def fingerprint(wh: Warehouse) -> dict[str, int]:
-    """Row counts of every table but the access log (which reads append to): a write shows."""
-    tables = wh.rows("SELECT table_schema, table_name FROM information_schema.tables "
-                     "WHERE table_schema IN ('core', 'golden', 'gdpr', 'ops', 'raw_finance', 'raw_family', "
-                     "'raw_assoc') AND table_type = 'BASE TABLE' ORDER BY 1, 2")
-    return {f"{s}.{t}": int(wh.scalar(f'SELECT count(*) FROM "{s}"."{t}"'))
-            for s, t in tables if (s, t) not in (("ops", "access_log"), ("ops", "access_log_anchor"))}

@@ -13,18 +13,19 @@ import pytest
 
 from schemas.register import load_register
 from tests.hub.desk.cases import ALIAS, CITIZENS
-from warehouse.access_log import verify
+from warehouse.access_log import opened, verify
 from warehouse.engine import Warehouse
 
 API = "/api/v1"
 
 
 def log_rows(url: str) -> list[dict[str, Any]]:
-    with Warehouse(url) as wh:
-        if not wh.table_exists("ops", "access_log"):
+    """The access log's rows, wherever the log lives (on DuckDB, its own file)."""
+    with Warehouse(url) as wh, opened(wh) as log:
+        if not log.table_exists("ops", "access_log"):
             return []
-        return wh.dicts("SELECT seq, reader, collectivite, service, purpose, channel, operation, citizen_id, fields "
-                        "FROM ops.access_log ORDER BY seq")
+        return log.dicts("SELECT seq, reader, collectivite, service, purpose, channel, operation, citizen_id, fields "
+                         "FROM ops.access_log ORDER BY seq")
 
 
 def walk(value: Any, path: str = "$") -> Iterator[tuple[str, str | None, Any]]:
