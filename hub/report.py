@@ -43,9 +43,10 @@ def print_run(console: Console, settings: Settings, report: RunReport) -> None:
                   *(f"{r.get(k, 0):,}" for k in more))
     console.print(t)
     for f in report.failed:
+        console.print(f"[red]source failed[/red] {escape(f['error'])}")
         at = f.get("last_good_load")
-        kept = f"its data of the last good load ({at:%Y-%m-%d %H:%M}) is used" if at else "it was never loaded"
-        console.print(f"[red]source failed[/red] {escape(f['error'])} — {kept}", soft_wrap=True)
+        console.print(f"  the release uses its data of the last good load ({at:%Y-%m-%d %H:%M})" if at
+                      else "  the release holds none of its data (never loaded)")
     # a mapping's `on_error = "null"` notes (reason nulled_<reason>) are on rows that were loaded
     nulled = [r for r in reasons if r["reason_code"].startswith("nulled_")]
     reasons = [r for r in reasons if not r["reason_code"].startswith("nulled_")]
