@@ -260,8 +260,8 @@ def _hashed_columns(wh: Warehouse, schema: str, table: str) -> list[tuple[str, s
         if name in _SKIP_COLUMNS or name == "run_id" or name.endswith("_run_id") or "timestamp" in kind:
             continue
         q = f'"{name}"'
-        expr = f"ROUND(CAST({q} AS DOUBLE PRECISION), 9)" if kind in ("double", "double precision", "real",
-                                                                      "float") else q
+        # (a double beyond 1e29 would overflow: the hub's doubles are probabilities and weights)
+        expr = f"CAST({q} AS DECIMAL(38, 9))" if kind in ("double", "double precision", "real", "float") else q
         out.append((name, f"COALESCE(CAST({expr} AS VARCHAR), '<null>')"))
     return out
 
