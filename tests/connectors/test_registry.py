@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.base import SourceError
 from connectors.registry import SYSTEMS, staging_models
 
 
@@ -30,7 +31,13 @@ def test_secrets_are_asked_for_by_key_not_read_from_the_settings():
                                        secret)
     assert fin["source_url"] == "postgresql+psycopg://hub:from-env@db.local/finance"
     assert SYSTEMS["finance"].configure({"url": "sqlite:///f.sqlite"}, secret) == {"source_url": "sqlite:///f.sqlite"}
-    assert SYSTEMS["associations"].configure({"drop_dir": "drops/assoc"}, secret) == {"drop_dir": Path("drops/assoc")}
+    assert SYSTEMS["associations"].configure({"drop_dir": "drops/assoc"}, secret) == {
+        "drop_dir": Path("drops/assoc"), "encoding": "auto", "export": "full"}
+    assert SYSTEMS["associations"].configure({"drop_dir": "d", "encoding": "cp1252", "export": "incremental"},
+                                             secret) == {"drop_dir": Path("d"), "encoding": "cp1252",
+                                                         "export": "incremental"}
+    with pytest.raises(SourceError, match='export must be "full" or "incremental", not \'weekly\''):
+        SYSTEMS["associations"].configure({"drop_dir": "d", "export": "weekly"}, secret)
 
 
 def test_missing_setting_names_the_key():
