@@ -74,3 +74,29 @@ def test_two_runs_started_at_the_same_instant_cannot_both_publish(tmp_path, post
         source_runs = {r[0] for r in wh.rows("SELECT DISTINCT run_id FROM ops.source_run")}
     assert len(releases) == 1 and releases[0][1] is None  # one release, against no previous one
     assert [r["status"] for r in runs] == ["ok"] and source_runs == {releases[0][0]} == {runs[0]["run_id"]}
+
+
+def test_hub_status_prints_runs_failures_and_stale_sources(tmp_path):
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[warehouse]\nurl = "{url}"\n\n[sources.compta]\nkind = "finance"\nurl = "sqlite:///x"\n'
+                      'schedule = "0 2 * * *"\n\n[sources.portail]\nkind = "family"\nbase_url = "http://x"\n'
+                      'schedule = "manual"\n', encoding="utf-8")
+    with Warehouse(url) as wh:
+        ops.start_run(wh, "run_1")
+        ops.record_source_runs(wh, "run_1", [
+            {"source_system": "compta", "entity": "tiers", "rows_read": 3, "rows_loaded": 3},
+            {"source_system": "portail", "entity": "*", "rows_read": 0, "rows_loaded": 0, "status": "failed",
+             "error": "portail: http://x: cannot reach the family portal"}])
+        ops.finish_run(wh, "run_1", "partial", failed=[{"source": "portail", "error": "cannot reach"}])
+    result = CliRunner().invoke(main, ["status", "--config", str(config)], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output  # the last run was partial
+    assert "run_1 partial" in text and "portail" in text
+    assert "failed: portail: http://x: cannot reach the family portal" in text
+    assert "compta 0 2 * * *" in text and "fresh" in text  # loaded just now
+    assert "manual" in text and "never loaded" not in text  # a manual source is never stale
