@@ -154,23 +154,28 @@ _READY: weakref.WeakSet[Warehouse] = weakref.WeakSet()
 def ensure(wh: Warehouse) -> None:
     """The log table with the chain's and the desk's columns (added to a log created before them), the
     anchor table, and on PostgreSQL the append-only trigger."""
-    wh.ensure_table(ACCESS_LOG)
-    wh.ensure_table(ANCHOR)
-    have = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
-    for name in _ADDED_COLUMNS:
-        if name not in have:
-            sql_type = "BIGINT" if name == "seq" else ("VARCHAR" if wh.kind == "duckdb" else "TEXT")
-            wh.execute(f'ALTER TABLE {qualified(ACCESS_LOG)} ADD COLUMN "{name}" {sql_type}')
-    if "row_hash" not in have:
-        _chain_existing(wh)
-    if wh.kind == "postgres":
-        exists = wh.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'access_log_append_only'")
-        if not exists:
-            wh.execute(_TRIGGER_SQL)
-            wh.execute("CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON ops.access_log "
-                       "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
-            wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
-                       "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
+    with wh.transaction():
+        if wh.kind == "postgres":
+            # the desk's first reads arrive together: one creator at a time (CREATE ... IF NOT EXISTS
+            # races on PostgreSQL's catalog)
+            wh.execute("SELECT pg_advisory_xact_lock(hashtext('ops.access_log'))")
+        wh.ensure_table(ACCESS_LOG)
+        wh.ensure_table(ANCHOR)
+        have = set(wh.columns_of(ACCESS_LOG.schema, ACCESS_LOG.name))
+        for name in _ADDED_COLUMNS:
+            if name not in have:
+                sql_type = "BIGINT" if name == "seq" else ("VARCHAR" if wh.kind == "duckdb" else "TEXT")
+                wh.execute(f'ALTER TABLE {qualified(ACCESS_LOG)} ADD COLUMN "{name}" {sql_type}')
+        if "row_hash" not in have:
+            _chain_existing(wh)
+        if wh.kind == "postgres":
+            exists = wh.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'access_log_append_only'")
+            if not exists:
+                wh.execute(_TRIGGER_SQL)
+                wh.execute("CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON ops.access_log "
+                           "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
+                wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
+                           "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
     _READY.add(wh)
 
 

@@ -22,7 +22,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from hub.desk.access import Permissions, PurposeRefused
-from hub.desk.deps import agent_permissions, current_agent, register, warehouse
+from hub.desk.deps import agent_permissions, current_agent, register, warehouse, writer
+from hub.desk.errors import DeskError
 from schemas.register import GOLDEN_ATTRIBUTES, Processing, Register
 from warehouse.engine import Warehouse
 
@@ -47,18 +48,6 @@ _RECORD_ATTRIBUTES = ("given_names", "birth_name", "usage_name", "sex", "birth_d
 
 
 # ------------------------------------------------------------------------------------------ errors
-class DeskError(Exception):
-    """A refusal or an error the desk shows: HTTP status, a short code, a French message (no value
-    typed by the agent nor read from the warehouse), and optional extra JSON members."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
-        super().__init__(message)
-
-
 def purpose_refused(e: PurposeRefused) -> DeskError:
     """403 naming the purposes the agent may state."""
     if not e.valid:
@@ -503,7 +492,8 @@ def _fields_shown(page: CitizenPage) -> list[str]:
 def flag_merge(wh: Warehouse, agent: Any, perms: Permissions, citizen_id: str, flag: FlagIn, *,
                channel: str = "api") -> FlagOut:
     """Put a suspected wrong merge in the review queue: the record the agent doubts, paired with the
-    record that tied it in. Logged as an update of the citizen (who, when, purpose; not the reason)."""
+    record that tied it in. Logged as an update of the citizen (who, when, purpose; not the reason).
+    ``wh`` is a writer's connection (``deps.writer``): the published release readers use is read-only."""
     from warehouse.merge_flags import FlagError, flag_wrong_merge
 
     processing, scoped = _choose(perms, flag.purpose)
@@ -606,7 +596,7 @@ def me(agent: Any, perms: Permissions, reg: Register) -> Me:
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text} for code, text in (
         (400, "requête invalide"), (401, "connexion requise"), (403, "refusé par le registre des traitements"),
-        (404, "introuvable"), (422, "paramètre invalide"))}
+        (404, "introuvable"), (422, "paramètre invalide"), (503, "publication ou entrepôt momentanément indisponible"))}
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 
@@ -638,7 +628,8 @@ def get_citizen(agent: Agent, perms: Perms, wh: Wh, citizen_id: CitizenId, purpo
 
 @router.post("/citizens/{citizen_id}/signalements", response_model=FlagOut, status_code=201,
              summary="Signaler un rapprochement douteux (file de revue)")
-def post_flag(agent: Agent, perms: Perms, wh: Wh, citizen_id: CitizenId, flag: Annotated[FlagIn, Body()]) -> FlagOut:
+def post_flag(agent: Agent, perms: Perms, wh: Annotated[Warehouse, Depends(writer)], citizen_id: CitizenId,
+              flag: Annotated[FlagIn, Body()]) -> FlagOut:
     return flag_merge(wh, agent, perms, citizen_id, flag)
 
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.desk import api
 from hub.desk.deps import DeskState
+from hub.desk.errors import DeskError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def _answer(request: Request, status: int, code: str, message: str, headers: dic
 
 
 async def desk_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, api.DeskError)
+    assert isinstance(exc, DeskError)
     return _answer(request, exc.status, exc.code, exc.message, **exc.extra)
 
 
@@ -124,7 +125,7 @@ def create_app(settings: Any = None, *, warehouse_url: str | None = None, regist
         docs_url="/api/docs", redoc_url=None,
     )
     app.state.desk = state
-    app.add_exception_handler(api.DeskError, desk_error)
+    app.add_exception_handler(DeskError, desk_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, server_error)

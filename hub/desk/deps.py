@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from hub.desk.access import Permissions, permissions
+from hub.desk.errors import DeskError
 from schemas.register import Register
-from warehouse.engine import Warehouse
+from warehouse.engine import NoRelease, Warehouse, WarehouseBusy
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,11 @@ def desk_state(request: Request) -> DeskState:
 
 def warehouse(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:
     """The warehouse for one request (from the pool; given back when the response is done)."""
-    wh = state.pool.get()
+    try:
+        wh = state.pool.get()
+    except NoRelease:
+        raise DeskError(503, "aucune_publication", "Aucune publication n'est encore disponible : le hub n'a pas "
+                        "terminé sa première exécution.") from None
     healthy = False
     try:
         yield wh
@@ -86,6 +91,20 @@ def warehouse(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Ware
         if wh.kind == "postgres" and healthy:
             healthy = not wh.connection.closed and wh.connection.info.transaction_status == 0
         state.pool.put(wh, healthy=healthy)
+
+
+def writer(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:
+    """A writer's connection for one request that records something (a flagged merge): opened and
+    closed around it, since on DuckDB a run may need the file (503 while a run holds it)."""
+    try:
+        wh = Warehouse(state.warehouse_url)
+    except WarehouseBusy:
+        raise DeskError(503, "entrepot_occupe", "Une mise à jour du hub est en cours : réessayez dans un "
+                        "instant.") from None
+    try:
+        yield wh
+    finally:
+        wh.close()
 
 
 def register(state: Annotated[DeskState, Depends(desk_state)]) -> Register:

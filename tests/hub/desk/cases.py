@@ -39,6 +39,7 @@ def build_family(url: str) -> None:
     from tests.warehouse.conftest import RAW_SQL, family_models
     from warehouse.golden import core_person_records
     from warehouse.search import build_index
+    from warehouse.snapshot import publish
 
     with Warehouse(url) as wh:
         for sql in RAW_SQL:
@@ -71,4 +72,5 @@ def build_family(url: str) -> None:
             [{"old_id": ALIAS[0], "new_id": ALIAS[1], "retired_at": now, "run_id": "res-0"}],
             schema=arrow_schema(CITIZEN_ALIAS)))
         build_index(wh)
+    publish(url)  # DuckDB: the snapshot the desk reads (nothing to do on PostgreSQL)
 

@@ -1,0 +1,265 @@
+"""The desk's JSON API under load: 8 signed-in HTTP clients against uvicorn, search and citizen page,
+on DuckDB and PostgreSQL, beside the same reads made in-process without HTTP (run by hand).
+
+    flock /tmp/bench.lock .venv/bin/python bench/desk.py --people 1040000
+    flock /tmp/bench.lock .venv/bin/python bench/desk.py --people 100000 --engines duckdb
+
+The warehouse is bench/desk_search.py's: the sandbox's person records (about 0.96 per person:
+1,040,000 people give about 1M records), a golden release synthesized from the ground truth, the
+search index built; plus interactions (one to three per record, of its silo's kinds, a third of the
+requests pending, some invoices unpaid) so the page has a timeline. The desk is
+``hub.desk.app.create_app`` served by uvicorn (one process, as ``hub serve``), with sign-in through
+the local OpenID Connect provider (sandbox.oidc_provider): each client signs in as the accueil
+agent over the real code flow, then sends its share of the requests, one at a time. Every page and
+every listed citizen writes its access-log row, as in production.
+
+Printed per engine: search and page latencies (p50 / p95 / p99, milliseconds, measured by the
+client) and throughput; the baseline is the same searches and views called in-process by 8
+threads (``warehouse.search.search``, ``warehouse.citizen_view.view``): no HTTP, no sign-in, no
+need-to-know cut, no access log. Targets: search p95 < 50 ms, page p95 < 150 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import random
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from desk_search import PG_ADMIN, load, queries, synthesize
+
+from schemas.contract import INTERACTION
+from warehouse.engine import Warehouse
+
+AGENT = "accueil"
+PURPOSE = "guichet-unique"
+CLIENT_ID, CLIENT_SECRET = "hub-bench", "secret-du-banc-d-essai"  # the local provider's, no real client's
+
+_INTERACTIONS_SQL = """
+WITH r AS (SELECT record_key, source_system, hash(record_key) AS h FROM records WHERE deleted_at IS NULL),
+n AS (SELECT r.*, k FROM r, range(1 + CAST(h % 3 AS INTEGER)) AS t(k))
+SELECT source_system || ':I' || CAST(h % 1000000007 AS VARCHAR) || '-' || CAST(k AS VARCHAR) AS interaction_key,
+       source_system, 'I' || CAST(h % 1000000007 AS VARCHAR) || '-' || CAST(k AS VARCHAR) AS source_id, record_key,
+       CASE WHEN source_system = 'finance' THEN CASE WHEN k = 0 THEN 'facture' ELSE 'paiement' END
+            WHEN source_system = 'family' THEN CASE WHEN k = 0 THEN 'inscription' ELSE 'facture' END
+            WHEN source_system = 'associations' THEN 'subvention' ELSE 'demande' END AS kind,
+       'service ' || source_system AS service, 'dossier ' || CAST(k AS VARCHAR) AS title,
+       CASE WHEN (h >> 8) % 3 = 0 THEN 'ouvert' WHEN (h >> 8) % 3 = 1 THEN 'emise' ELSE 'clos' END AS status,
+       TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_days(CAST((h >> 16) % 330 AS INTEGER)) AS opened_at,
+       CAST(NULL AS TIMESTAMPTZ) AS closed_at, CAST(NULL AS TIMESTAMPTZ) AS due_at,
+       CAST(((h >> 24) % 50000) / 100.0 AS DECIMAL(14, 2)) AS amount, 'EUR' AS currency, 'web' AS channel,
+       CAST(NULL AS VARCHAR) AS details
+  FROM n
+"""
+
+
+def interactions(records: pa.Table) -> pa.Table:
+    """One to three interactions per live record, of kinds its silo has."""
+    con = duckdb.connect()
+    con.register("records", records)
+    return con.sql(_INTERACTIONS_SQL).to_arrow_table()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Desk:
+    """The desk app under uvicorn in a thread of this process, signing in through the local provider."""
+
+    def __init__(self, url: str, tmp: Path):
+        import uvicorn
+
+        from hub.desk.app import create_app
+        from hub.desk.auth import OIDCConfig
+        from sandbox.oidc_provider import ClientRegistration, OIDCProvider, hub_agents_toml, load_demo_agents
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        agents = load_demo_agents()
+        registration = ClientRegistration(CLIENT_ID, CLIENT_SECRET, redirect_uris=(f"{self.base}/auth/callback",),
+                                          post_logout_redirect_uris=(f"{self.base}/deconnexion/retour",))
+        self.provider = OIDCProvider(agents, [registration])
+        self.provider.start()
+        agents_file = tmp / "agents.toml"
+        agents_file.write_text(hub_agents_toml(agents.values()), encoding="utf-8")
+        config = OIDCConfig(issuer=self.provider.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                            redirect_base=self.base, agents_file=agents_file)
+        app = create_app(warehouse_url=url, oidc_config=config)
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, access_log=False,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+
+    def client(self) -> httpx.Client:
+        """An HTTP client signed in as the accueil agent through the whole code flow."""
+        c = httpx.Client(base_url=self.base, timeout=60)
+        start = c.get("/connexion", params={"next": "/"})
+        with httpx.Client(timeout=60) as browser:
+            page = browser.get(start.headers["location"])
+            action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+            assert action, "no agent-choice form on the provider's page"
+            back = browser.post(self.provider.url + action.group(1), data={"agent": AGENT})
+        done = c.get(back.headers["location"])
+        assert done.status_code == 303, done.text
+        return c
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.provider.stop()
+
+
+def run(clients: int, work: list[Any], fn: Callable[[Any, Any], None], make: Callable[[], Any]) -> dict:
+    """``clients`` threads, each with its own ``make()`` session, sending its share of ``work``."""
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client(part: list[Any]) -> None:
+        try:
+            session = make()
+            fn(session, part[0])  # warm up
+            for item in part:
+                t = time.perf_counter()
+                fn(session, item)
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+        except BaseException as e:
+            errors.append(e)
+
+    parts = [work[i::clients] for i in range(clients)]
+    threads = [threading.Thread(target=client, args=(p,)) for p in parts if p]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    q = statistics.quantiles(latencies, n=100)
+    return {"n": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000,
+            "rps": len(latencies) / wall}
+
+
+def fmt(r: dict, target: float | None = None) -> str:
+    verdict = "" if target is None else ("  [ok]" if r["p95"] < target else f"  [above {target:.0f} ms]")
+    return (f"p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms  p99 {r['p99']:7.1f} ms  {r['rps']:6.1f} req/s "
+            f"({r['n']} requests){verdict}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=1_040_000)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--engines", default="duckdb,postgres")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=1600, help="searches, and as many pages, per engine")
+    ap.add_argument("--duckdb", default="var/bench/desk.duckdb")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from warehouse.citizen_view import view
+    from warehouse.search import Scope, build_index, search
+    from warehouse.snapshot import publish
+
+    t = time.perf_counter()
+    records, links, citizens = synthesize(args.people, args.seed)
+    events = interactions(records)
+    print(f"sandbox: {args.people:,} people, {records.num_rows:,} person records, {citizens.num_rows:,} citizens, "
+          f"{events.num_rows:,} interactions (synthesized in {time.perf_counter() - t:.1f} s)")
+    searches = [text for _, text, _ in queries(citizens, args.requests, args.seed)]
+    rng = random.Random(args.seed)
+    ids = citizens["citizen_id"].to_pylist()
+    pages = [ids[rng.randrange(len(ids))] for _ in range(args.requests)]
+    readable = frozenset({"given_names", "birth_name", "usage_name", "sex", "birth_date", "email", "phone",
+                          "address_line", "postcode", "city"})
+
+    for engine in args.engines.split(","):
+        db = None
+        tmp = Path(args.duckdb).parent / f"desk-{engine}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        if engine == "duckdb":
+            path = Path(args.duckdb)
+            for old in path.parent.glob(f"{path.stem}*.duckdb*"):
+                old.unlink()
+            url = f"duckdb:///{path}"
+        else:
+            import psycopg
+
+            db = f"hub_bench_desk_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{db}"')
+            url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+        desk = None
+        try:
+            load_s = load(url, records, links, citizens)
+            t = time.perf_counter()
+            with Warehouse(url) as wh:
+                wh.write(INTERACTION, events, replace=True)
+                build_index(wh)
+            publish(url)  # DuckDB: the snapshot the desk reads
+            print(f"\n[{engine}] load {load_s + time.perf_counter() - t:.1f} s (records, links, citizens, "
+                  "interactions, search index)")
+
+            def in_process_search(wh: Warehouse, text: str) -> None:
+                search(wh, text, scope=Scope(fields=readable))
+
+            def in_process_page(wh: Warehouse, cid: str) -> None:
+                view(wh, cid, purpose=PURPOSE)
+
+            open_wh = functools.partial(Warehouse, url)
+            base_s = run(args.clients, searches, in_process_search, open_wh)
+            base_p = run(args.clients, pages, in_process_page, open_wh)
+
+            desk = Desk(url, tmp)
+
+            def http_search(c: httpx.Client, text: str) -> None:
+                r = c.get("/api/v1/citizens", params={"q": text, "purpose": PURPOSE})
+                assert r.status_code in (200, 400), r.text  # 400: a query the search refuses (French)
+
+            def http_page(c: httpx.Client, cid: str) -> None:
+                r = c.get(f"/api/v1/citizens/{cid}", params={"purpose": PURPOSE})
+                assert r.status_code == 200, r.text
+
+            api_s = run(args.clients, searches, http_search, desk.client)
+            api_p = run(args.clients, pages, http_page, desk.client)
+            print(f"  search  API {fmt(api_s, 50)}")
+            print(f"          in-process {fmt(base_s)}")
+            print(f"  page    API {fmt(api_p, 150)}")
+            print(f"          in-process {fmt(base_p)}")
+        finally:
+            if desk is not None:
+                desk.stop()
+            if db is not None:
+                import psycopg
+
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    print(f"\n{args.clients} clients; finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()
