@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,9 +144,9 @@ def _anchor_hash(prev: str, row: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev + text).encode("utf-8")).hexdigest()
 
 
-# Connections that ensured the log already: a desk appends on every read, and the catalog queries
-# cost more than the append.
-_READY: weakref.WeakSet[Warehouse] = weakref.WeakSet()
+# Logs (by URL) this process ensured already: a desk appends on every read, opening the log each time
+# on DuckDB, and the catalog queries cost more than the append.
+_READY: set[str] = set()
 
 
 @on_log_store
@@ -176,7 +175,7 @@ def ensure(wh: Warehouse) -> None:
                            "FOR EACH ROW EXECUTE FUNCTION ops.access_log_append_only()")
                 wh.execute("CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON ops.access_log "
                            "FOR EACH STATEMENT EXECUTE FUNCTION ops.access_log_append_only()")
-    _READY.add(wh)
+    _READY.add(wh.url)
 
 
 _ensure_here = ensure.__wrapped__  # type: ignore[attr-defined]  # in this very database (for the store)
@@ -226,7 +225,7 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
             raise ValueError(f"access log: operation {e.operation!r} is not one of {', '.join(OPERATIONS)}")
         if not (e.reader and e.reader.strip()) or not (e.purpose and e.purpose.strip()):
             raise ValueError("an access-log entry needs a reader and a purpose")
-    if wh not in _READY:
+    if wh.url not in _READY:
         ensure(wh)
     now = datetime.now(UTC)
     with wh.transaction():
