@@ -408,9 +408,9 @@ def unlisted_rows(pipeline: Any, system: str, table: str, key: Sequence[str], li
         if not have or not set(key) <= have:
             return like.empty_table()
         name = client.make_qualified_table_name(table)
-        alive = f" WHERE {client.escape_column_name(RAW_DELETED_AT)} IS NULL" if RAW_DELETED_AT in have else ""
+        alive = f"{client.escape_column_name(RAW_DELETED_AT)} IS NULL" if RAW_DELETED_AT in have else "TRUE"
         cols = ", ".join(client.escape_column_name(k) for k in key)
-        stored = client.execute_sql(f"SELECT {cols} FROM {name}{alive}") or []
+        stored = client.execute_sql(f"SELECT {cols} FROM {name} WHERE {alive}") or []
         keys = [tuple(_key_text(r)) for r in stored]
         listed = set(listed)
         gone = [k for k in keys if k not in listed]
@@ -426,7 +426,7 @@ def unlisted_rows(pipeline: Any, system: str, table: str, key: Sequence[str], li
         for i in range(0, len(gone), 200):
             chunk = gone[i:i + 200]
             where = " OR ".join(f"({match})" for _ in chunk)
-            for r in client.execute_sql(f"SELECT {select} FROM {name} WHERE ({where}){alive.replace('WHERE', 'AND')}",
+            for r in client.execute_sql(f"SELECT {select} FROM {name} WHERE ({where}) AND {alive}",
                                         *[v for k in chunk for v in k]) or []:
                 rows.append(dict(zip(wanted, r, strict=True)))
     out = pa.Table.from_pylist(rows, schema=pa.schema([like.field(c) for c in wanted]))
