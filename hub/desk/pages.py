@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from hub.desk import api, present
 from hub.desk.access import Permissions, permissions
-from hub.desk.deps import agent_permissions, current_agent, register, warehouse
+from hub.desk.deps import agent_permissions, current_agent, register, warehouse, writer
 
 PAGE_SIZE = 20
 NO_STORE = {"Cache-Control": "no-store"}  # pages with personal data are never kept by a cache
@@ -196,11 +196,13 @@ def citizen(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, P
 
 
 @router.post("/usager/{citizen_id}/signaler")
-def flag(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
+def flag(request: Request, desk: Signed, wh: Annotated[Any, Depends(writer)],
+         citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
          csrf: Annotated[str, Form(max_length=200)] = "", motif: Annotated[str, Form(max_length=api.MAX_QUERY)] = "",
          fiche: Annotated[str, Form(max_length=200)] = "",
          raison: Annotated[str, Form(max_length=api.MAX_REASON * 4)] = "") -> HTMLResponse:
-    """A suspected wrong merge, from the citizen page's form, into the review queue."""
+    """A suspected wrong merge, from the citizen page's form, into the review queue (through a
+    writer's connection: the published release the other pages read is read-only)."""
     check_csrf(request, csrf)
     context: dict[str, Any] = {"agent": desk.view, "citizen_id": citizen_id, "motif": motif, "record_key": fiche,
                                "done": None, "error": None}
