@@ -227,7 +227,9 @@ def test_the_documented_mapping_is_valid():
     import tomllib
 
     doc = (Path(__file__).resolve().parents[3] / "docs" / "connectors.md").read_text(encoding="utf-8")
-    mapping = next(b for b in re.findall(r"```toml\n(.*?)```", doc, re.S) if "[entities." in b)
+    # The full mapping the doc walks through is the one for system "aides"; other toml blocks are fragments.
+    mapping = next(b for b in re.findall(r"```toml\n(.*?)```", doc, re.S)
+                   if re.search(r'^system = "aides"', b, re.M))
     m = parse_mapping(tomllib.loads(mapping), Path("sources/aides.toml"))
     assert {t: [n for n, _ in v] for t, v in files.staging_models(m).items()} == {
         "person_record": ["stg_aides__usagers"], "interaction": ["stg_aides__demandes"]}
