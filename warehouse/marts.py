@@ -527,13 +527,18 @@ def suppress(rows: list[dict[str, Any]], dims: Sequence[str], *, additive: str, 
     true. ``fixed`` columns are part of every row's identity but never totalled (a currency)."""
     hidden = {i for i, r in enumerate(rows) if (r.get("people") or 0) < min_cell}
     keys = [*dims, *fixed]
+    # Rows come from a GROUP BY CUBE in no set order: groups are walked, and ties between equally
+    # small cells broken, by the rows' dimensions, so the same figures always hide the same cells.
+    order = sorted(range(len(rows)), key=lambda i: tuple((rows[i][k] is None, str(rows[i][k])) for k in keys))
+    rank = {i: n for n, i in enumerate(order)}
     changed = True
     while changed:
         changed = False
         for d in dims:
             under: dict[tuple, list[int]] = defaultdict(list)
             totals: dict[tuple, int] = {}
-            for i, r in enumerate(rows):
+            for i in order:
+                r = rows[i]
                 group = tuple(r[k] for k in keys if k != d)
                 if r[d] == ALL:
                     totals[group] = i
@@ -547,7 +552,7 @@ def suppress(rows: list[dict[str, Any]], dims: Sequence[str], *, additive: str, 
                     continue
                 shown = [i for i in members if i not in hidden]
                 # the smallest other cell, or the total when the hidden cell is the only one under it
-                hidden.add(min(shown, key=lambda i: (rows[i].get(additive) or 0, i)) if shown else total)
+                hidden.add(min(shown, key=lambda i: (rows[i].get(additive) or 0, rank[i])) if shown else total)
                 changed = True
     out = []
     for i, r in enumerate(rows):
