@@ -280,11 +280,12 @@ def report() -> None:
 def report_etats(out_dir: Path, config: Path | None) -> None:
     """États et restitutions: activity, delays, legal deadlines, unpaid invoices, de-siloing (French HTML
     with charts, from the marts' aggregates: no identity, no group under 11 people)."""
-    from warehouse.engine import Warehouse
+    from hub.readers import reader
     from warehouse.etats import compute_etats
 
     settings = settings_or_exit(config)
-    with Warehouse(settings.warehouse_url) as wh:
+    # it only reads the marts: the published release, as `hub citizen` does, so it works during a run
+    with reader(settings) as wh:
         try:
             figures = compute_etats(wh)
         except LookupError as e:

@@ -181,6 +181,14 @@ def test_a_search_while_a_run_holds_the_warehouse_answers_from_the_published_rel
     assert any(c.get("usage_name") == name for c in json.loads(out.stdout))
 
 
+def test_the_etats_report_while_a_run_holds_the_warehouse_reads_the_published_release(
+        a_run_holding_the_warehouse, tmp_path):
+    settings = a_run_holding_the_warehouse
+    out = _hub(settings, "report", "etats", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "Impayés" in (tmp_path / "etats.html").read_text(encoding="utf-8")
+
+
 def test_the_snapshot_is_a_whole_database_beside_the_warehouse(sandbox):
     settings = sandbox
     path = Path(settings.warehouse_url.split("duckdb:///", 1)[1])
