@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.logged import log_query
+from warehouse import access_log
 from warehouse.access_log import BrokenChain, Entry, append, purge_before, verify
 from warehouse.engine import Warehouse
 
@@ -28,9 +30,10 @@ def test_chain_verifies_and_an_edited_row_is_named(warehouse_url):
         append(wh, _entries(5))
         append(wh, _entries(3))
         assert verify(wh) == 8
-        if wh.kind == "postgres":  # the trigger stands in the way: edit as the owner would, trigger off
-            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
-        wh.execute("UPDATE ops.access_log SET purpose = 'autre chose' WHERE seq = 4")
+        with access_log.opened(wh) as lw:  # the log's store: its own file on DuckDB
+            if lw.kind == "postgres":  # the trigger stands in the way: edit as the owner would, trigger off
+                lw.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+            lw.execute("UPDATE ops.access_log SET purpose = 'autre chose' WHERE seq = 4")
         with pytest.raises(BrokenChain) as e:
             verify(wh)
         assert e.value.seq == 4 and "edited" in str(e.value)
@@ -39,7 +42,7 @@ def test_chain_verifies_and_an_edited_row_is_named(warehouse_url):
 def test_a_removed_row_breaks_the_chain_at_the_next_one(tmp_path):
     with Warehouse(f"duckdb:///{tmp_path / 'hub.duckdb'}") as wh:
         append(wh, _entries(4))
-        wh.execute("DELETE FROM ops.access_log WHERE seq = 2")
+        log_query(wh, "execute", "DELETE FROM ops.access_log WHERE seq = 2")
         with pytest.raises(BrokenChain) as e:
             verify(wh)
         assert e.value.seq == 3
@@ -64,14 +67,15 @@ def test_purge_removes_old_rows_and_the_chain_still_verifies(warehouse_url):
         append(wh, _entries(3))
         assert purge_before(wh, datetime.now(UTC) - timedelta(days=365), dry_run=True) == 4
         assert purge_before(wh, datetime.now(UTC) - timedelta(days=365)) == 4
-        assert wh.scalar("SELECT count(*) FROM ops.access_log") == 3
+        assert log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log") == 3
         assert verify(wh) == 3
         append(wh, _entries(1))
         assert verify(wh) == 4
         # an anchor edited to hide a purge is detected
-        if wh.kind == "postgres":
-            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
-        wh.execute("UPDATE ops.access_log_anchor SET purged_rows = 1")
+        with access_log.opened(wh) as lw:
+            if lw.kind == "postgres":
+                lw.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+            lw.execute("UPDATE ops.access_log_anchor SET purged_rows = 1")
         with pytest.raises(BrokenChain, match="anchor"):
             verify(wh)
 
@@ -88,7 +92,7 @@ def test_verify_log_command_exits_non_zero_naming_the_row(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "3 row(s), hash chain intact" in ok.stdout
     with Warehouse(url) as wh:
-        wh.execute("UPDATE ops.access_log SET citizen_id = 'C9999' WHERE seq = 2")
+        log_query(wh, "execute", "UPDATE ops.access_log SET citizen_id = 'C9999' WHERE seq = 2")
     bad = subprocess.run([HUB, "gdpr", "verify-log", "--config", str(config)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "seq 2" in bad.stderr
@@ -104,7 +108,9 @@ def test_a_log_written_before_the_chain_is_chained_once(warehouse_url):
                        {"t": datetime(2026, 1, 1 + i, tzinfo=UTC), "c": f"C{i}"})
         append(wh, _entries(2))
         assert verify(wh) == 5
-        assert [r[0] for r in wh.rows("SELECT citizen_id FROM ops.access_log ORDER BY seq")][:3] == ["C0", "C1", "C2"]
+        # on DuckDB the older log, kept in the warehouse, was chained there and moved to the log's own file
+        chained = log_query(wh, "rows", "SELECT citizen_id FROM ops.access_log ORDER BY seq")
+        assert [r[0] for r in chained][:3] == ["C0", "C1", "C2"]
 
 
 def test_an_identity_decision_and_its_revocation_are_logged_as_updates(warehouse_url):
@@ -120,7 +126,7 @@ def test_an_identity_decision_and_its_revocation_are_logged_as_updates(warehouse
         did = record_decision(wh, "must_link", decided_by="agent.a", reason="même personne (pièce vue)",
                               record_keys=("finance:tiers/1", "family:responsable/2"), citizen_id="C1")
         revoke_decision(wh, did, revoked_by="agent.b", reason="erreur")
-        rows = wh.rows("SELECT reader, citizen_id, operation, fields FROM ops.access_log ORDER BY seq")
+        rows = log_query(wh, "rows", "SELECT reader, citizen_id, operation, fields FROM ops.access_log ORDER BY seq")
         assert verify(wh) == 2
     assert [(r[0], r[1], r[2]) for r in rows] == [("agent.a", "C1", "update"), ("agent.b", "C1", "update")]
     assert "même personne" not in str(rows)
@@ -147,11 +153,12 @@ def test_desk_columns_join_an_older_log_and_enter_the_chain_where_filled(warehou
         append(wh, [Entry(reader="marie@mairie.fr", citizen_id="C9", purpose="accueil", channel="api",
                           collectivite="commune-a", service="accueil-usager", fields=("given_names",))])
         assert verify(wh) == 3
-        assert wh.rows("SELECT collectivite, service FROM ops.access_log ORDER BY seq") == [
+        assert log_query(wh, "rows", "SELECT collectivite, service FROM ops.access_log ORDER BY seq") == [
             (None, None), (None, None), ("commune-a", "accueil-usager")]
-        if wh.kind == "postgres":
-            wh.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
-        wh.execute("UPDATE ops.access_log SET service = 'facturation' WHERE seq = 3")
+        with access_log.opened(wh) as lw:
+            if lw.kind == "postgres":
+                lw.execute("ALTER TABLE ops.access_log DISABLE TRIGGER access_log_append_only")
+            lw.execute("UPDATE ops.access_log SET service = 'facturation' WHERE seq = 3")
         with pytest.raises(BrokenChain) as e:
             verify(wh)
         assert e.value.seq == 3
