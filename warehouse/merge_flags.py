@@ -38,7 +38,7 @@ def flag_wrong_merge(wh: Warehouse, citizen_id: str, record_key: str, *, flagged
     """Queue (record_key, the record it was linked through) of ``citizen_id`` for review; returns
     ``{queue_id, citizen_id, record_key_l, record_key_r}``. Idempotent: a pair already queued keeps
     its entry."""
-    from matching.decisions import pair, queue_id
+    from matching.decisions import queue_id
 
     if not wh.table_exists(CITIZEN_LINK.schema, CITIZEN_LINK.name):
         raise FlagError(404, "usager_introuvable", "Aucun usager publié.")
@@ -56,7 +56,7 @@ def flag_wrong_merge(wh: Warehouse, citizen_id: str, record_key: str, *, flagged
         next(k for k in by_key if k != record_key))
     if link["linked_via"] not in by_key and by_key[other]["linked_via"] == record_key:
         link = by_key[other]  # the edge is stored on the record tied through the flagged one
-    left, right = pair(record_key, other)
+    left, right = sorted((record_key, other))  # as Splink writes a pair
     qid = queue_id(left, right)
     out = {"queue_id": qid, "citizen_id": citizen_id, "record_key_l": left, "record_key_r": right}
     wh.ensure_table(REVIEW_QUEUE)
