@@ -14,6 +14,7 @@ import pytest
 from matching.survivorship import survive
 from schemas.contract import CITIZEN_LINK, arrow_type
 from tests.golden import publish_hand_made
+from tests.logged import log_query
 from warehouse.citizen_view import prefill, show, worklist
 from warehouse.engine import Warehouse
 from warehouse.golden import core_person_records
@@ -108,7 +109,7 @@ def test_prefill_returns_only_what_the_service_may_use_and_logs_its_purpose(gold
     phone = data["attributes"]["phone"]
     assert (phone["value"], phone["source_system"], phone["certification"], phone["conflict"]) == (
         "+33612345678", "finance", "declaratif", True)
-    logged = golden_hub.rows("SELECT reader, purpose, fields FROM ops.access_log")
+    logged = log_query(golden_hub, "rows", "SELECT reader, purpose, fields FROM ops.access_log")
     assert [(r[0], r[1]) for r in logged] == [("agent.asso", "instruction des demandes de subvention")]
     assert "birth_date" not in logged[0][2] and "+33" not in logged[0][2]
     school = prefill(golden_hub, "C-MARIE", service="inscription-scolaire", reader="agent.ecole")
