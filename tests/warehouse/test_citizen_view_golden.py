@@ -92,14 +92,17 @@ def test_the_family_is_one_foyer_with_roles_and_minors(golden_hub: Warehouse) ->
 def test_the_parent_timeline_interleaves_three_silos_with_deadlines(golden_hub: Warehouse) -> None:
     view = show(golden_hub, "C-MARIE", now=LATER, **READ)
     events = view["interactions"]
-    assert [(e["source_system"], e["kind"]) for e in events] == [
-        ("family", "demande"), ("finance", "facture"), ("assoc", "subvention")]
-    subsidy = events[2]
+    # the foyer's water bill, billed to the other parent, shows on her timeline too (owed by each responsable)
+    assert [(e["source_system"], e["kind"], e["foyer"] is not None) for e in events] == [
+        ("finance", "facture", True), ("family", "demande", False), ("finance", "facture", False),
+        ("assoc", "subvention", False)]
+    assert events[0]["interaction_key"] == "finance:F101"
+    subsidy = events[3]
     assert (subsidy["pending"], subsidy["deadline"][:10], subsidy["silence"], subsidy["overdue"]) == (
         True, "2024-06-01", "rejet", True)
     assert view["deadlines"] == ["family:D3", "assoc:S1"]  # the silo's own due date first
     assert view["unpaid"] == {"count": 1, "totals": {"EUR": "45.50"}, "invoices": ["finance:F100"]}
-    soon = show(golden_hub, "C-MARIE", now=datetime(2024, 5, 20, tzinfo=UTC), **READ)["interactions"][2]
+    soon = show(golden_hub, "C-MARIE", now=datetime(2024, 5, 20, tzinfo=UTC), **READ)["interactions"][3]
     assert (soon["overdue"], soon["due_soon"]) == (False, True)
 
 
