@@ -56,8 +56,9 @@ CLIENT_ID, CLIENT_SECRET = "hub-bench", "secret-du-banc-d-essai"  # the local pr
 _INTERACTIONS_SQL = """
 WITH r AS (SELECT record_key, source_system, hash(record_key) AS h FROM records WHERE deleted_at IS NULL),
 n AS (SELECT r.*, k FROM r, range(1 + CAST(h % 3 AS INTEGER)) AS t(k))
-SELECT source_system || ':I' || CAST(h % 1000000007 AS VARCHAR) || '-' || CAST(k AS VARCHAR) AS interaction_key,
-       source_system, 'I' || CAST(h % 1000000007 AS VARCHAR) || '-' || CAST(k AS VARCHAR) AS source_id, record_key,
+SELECT record_key || '-I' || CAST(k AS VARCHAR) AS interaction_key,
+       source_system, substr(record_key, length(source_system) + 2) || '-I' || CAST(k AS VARCHAR) AS source_id,
+       record_key,
        CASE WHEN source_system = 'finance' THEN CASE WHEN k = 0 THEN 'facture' ELSE 'paiement' END
             WHEN source_system = 'family' THEN CASE WHEN k = 0 THEN 'inscription' ELSE 'facture' END
             WHEN source_system = 'associations' THEN 'subvention' ELSE 'demande' END AS kind,
