@@ -27,15 +27,12 @@ import logging
 import random
 import re
 import socket
-import statistics
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import httpx
@@ -44,7 +41,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from desk_search import PG_ADMIN, load, queries, synthesize
+from desk_search import PG_ADMIN, load, queries, run, synthesize
 
 from schemas.contract import INTERACTION
 from warehouse.engine import Warehouse
@@ -133,42 +130,9 @@ class Desk:
         self.provider.stop()
 
 
-def run(clients: int, work: list[Any], fn: Callable[[Any, Any], None], make: Callable[[], Any]) -> dict:
-    """``clients`` threads, each with its own ``make()`` session, sending its share of ``work``."""
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def client(part: list[Any]) -> None:
-        try:
-            session = make()
-            fn(session, part[0])  # warm up
-            for item in part:
-                t = time.perf_counter()
-                fn(session, item)
-                with lock:
-                    latencies.append(time.perf_counter() - t)
-        except BaseException as e:
-            errors.append(e)
-
-    parts = [work[i::clients] for i in range(clients)]
-    threads = [threading.Thread(target=client, args=(p,)) for p in parts if p]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    q = statistics.quantiles(latencies, n=100)
-    return {"n": len(latencies), "p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000,
-            "rps": len(latencies) / wall}
-
-
 def fmt(r: dict, target: float | None = None) -> str:
     verdict = "" if target is None else ("  [ok]" if r["p95"] < target else f"  [above {target:.0f} ms]")
-    return (f"p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms  p99 {r['p99']:7.1f} ms  {r['rps']:6.1f} req/s "
+    return (f"p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms  p99 {r['p99']:7.1f} ms  {r['rate']:6.1f} req/s "
             f"({r['n']} requests){verdict}")
 
 

@@ -21,7 +21,8 @@
     Salesforce batch of 2000 120 ms, a ServiceNow page of 10,000 520 ms, a Démarches page of 100
     dossiers 25 ms. That is deliberately conservative: such pages are generally reported to take
     from a few hundred milliseconds to seconds on the real services (not measured here); the lower
-    the figure, the less the server hides the hub's work. The raw fetch reads collections one after another, as a paginated
+    the figure, the less the server hides the hub's work. The raw fetch reads collections one after
+    another, as a paginated
     client does; the family, Salesforce and ServiceNow connectors read theirs concurrently (dlt's
     ``parallelized`` resources), so with server time they are also shown against a raw fetch that does
     the same (one thread per collection), for information. The default size, 200,000 people, is a

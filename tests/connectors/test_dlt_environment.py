@@ -23,7 +23,8 @@ print(telemetry.is_telemetry_started(), anon_tracker._ANON_TRACKER_ENDPOINT)
 
 
 _BARE_ENV = {k: v for k, v in os.environ.items()
-             if k not in ("RUNTIME__DLTHUB_TELEMETRY", "PROVIDERS__ENABLE_AIRFLOW_SECRETS", "LOAD__DELETE_COMPLETED_JOBS")}
+             if k not in ("RUNTIME__DLTHUB_TELEMETRY", "PROVIDERS__ENABLE_AIRFLOW_SECRETS",
+                          "LOAD__DELETE_COMPLETED_JOBS")}
 
 
 def test_a_pipeline_run_after_importing_connectors_starts_no_telemetry(tmp_path: Path) -> None:
