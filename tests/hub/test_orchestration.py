@@ -37,7 +37,7 @@ def _unmapped() -> UnmappedPersonalData:
 
 
 PERMANENT = {
-    "refused release": ReleaseRefused("run r1: release refused, the previous publication stays in place: 9 merged"),
+    "refused release": ReleaseRefused("r1", "9 merged"),
     "settings error": SettingsError("var/hub.toml: [sources.x] needs a `kind`"),
     "HTTP 401": SourceError("family", "responsables /api/responsables", "HTTP 401: the portal refused the token"),
     "HTTP 403": SourceError("salesforce", "Contact /query", "HTTP 403: the org refused the session"),
