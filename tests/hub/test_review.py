@@ -43,7 +43,8 @@ def hub(tmp_path: Path, model: dict):
         wh.write(PERSON_RECORD, _records())
     _publish(url, "run-1", model, tmp_path)
     config = tmp_path / "hub.toml"
-    config.write_text(f'[warehouse]\nurl = "{url}"\n', encoding="utf-8")
+    # its own var_dir: the run lock lives there, and tests in other workers take theirs
+    config.write_text(f'[hub]\nvar_dir = "{tmp_path}"\n\n[warehouse]\nurl = "{url}"\n', encoding="utf-8")
     env = {**os.environ, "HUB_CONFIG": str(config), "HUB_READER": "agent.martin"}
     env.pop("HUB_WAREHOUSE_URL", None)
 
