@@ -150,7 +150,7 @@ def test_the_export_is_refused_when_the_warehouse_holds_unmapped_personal_data(t
         wh.create_schema("raw_finance")
         wh.execute("CREATE TABLE raw_finance.contacts_urgence (id TEXT, nom TEXT, telephone TEXT)")
     config = tmp_path / "hub.toml"
-    config.write_text(f'[warehouse]\nurl = "{warehouse_url}"\n', encoding="utf-8")
+    config.write_text(f'[hub]\nvar_dir = "{tmp_path}"\n\n[warehouse]\nurl = "{warehouse_url}"\n', encoding="utf-8")
     result, out = _export(tmp_path, "html", "--config", str(config), env={"HUB_WAREHOUSE_URL": ""})
     assert result.exit_code == 3
     assert "raw_finance.contacts_urgence (id, nom, telephone): table not in the register" in result.output

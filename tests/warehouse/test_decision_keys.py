@@ -45,7 +45,7 @@ def test_hub_decide_must_link_refuses_an_unknown_key(tmp_path):
     with Warehouse(url) as wh:
         _records(wh)
     config = tmp_path / "hub.toml"
-    config.write_text(f'[warehouse]\nurl = "{url}"\n', encoding="utf-8")
+    config.write_text(f'[hub]\nvar_dir = "{tmp_path}"\n\n[warehouse]\nurl = "{url}"\n', encoding="utf-8")
     runner = CliRunner()
     bad = runner.invoke(main, ["decide", "must-link", KNOWN[0], "finance:tiers/1O", "--reason", "même personne",
                                "--config", str(config)])
