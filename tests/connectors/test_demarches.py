@@ -209,11 +209,13 @@ def test_transient_faults_are_retried(api, duck, tmp_path):
     faults = {"500": (CRECHE, "dossiers", 2), "429": (CRECHE, "dossiers", 3),
               "reset": (CRECHE, "deletedDossiers", 1), "delay": (GRANT, "dossiers", 1)}
     for kind, (d, c, p) in faults.items():
-        api.inject(kind, demarche=d, connection=c, page=p, retry_after=1, delay=1.0)
-    # the retry delay is capped by max_retry_delay (FAST: 0.1 s): lift the cap above the Retry-After
-    result = _load(api, duck.dlt_destination(), tmp_path / "p", timeout=0.5, max_retry_delay=2.0)
+        api.inject(kind, demarche=d, connection=c, page=p, retry_after=1, delay=3.0)
+    # the retry delay is capped by max_retry_delay (FAST: 0.1 s): lift the cap above the Retry-After.
+    # The timeout is well under the injected delay and well over a loaded CI machine's slowest answer
+    # (0.5 s timed out a healthy retry there, which made a third try)
+    result = _load(api, duck.dlt_destination(), tmp_path / "p", timeout=2.0, max_retry_delay=2.0)
     assert _loaded(result) == {"demarches": 2, "dossiers": 7, "deleted_dossiers": 1}
-    deadline = time.perf_counter() + 3  # the delayed request is logged once its handler wakes up
+    deadline = time.perf_counter() + 4  # the delayed request is logged once its handler wakes up
     while len([1 for *t, _ in api.request_log if tuple(t) == faults["delay"]]) < 2 and time.perf_counter() < deadline:
         time.sleep(0.05)
     for kind, target in faults.items():
