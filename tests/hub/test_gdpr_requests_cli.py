@@ -5,6 +5,7 @@ listed overdue first, extended only within the first month, exported, closed; th
 from __future__ import annotations
 
 import json
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def env(tmp_path: Path) -> dict[str, str]:
                            run_row={"model_version": "m", "records": links.num_rows, "pairs_scored": 0,
                                     "citizens": citizens.num_rows, "threshold": 0.9})
     config = tmp_path / "hub.toml"
-    config.write_text(f'[warehouse]\nurl = "{url}"\n', encoding="utf-8")
+    # the test's own var_dir: the run lock and the access log are the test's, not the repository's var/
+    config.write_text(f'[hub]\nvar_dir = "{tmp_path / "var"}"\n\n[warehouse]\nurl = "{url}"\n', encoding="utf-8")
     register = tmp_path / "register.toml"
     register.write_text(DEFAULT_PATH.read_text(encoding="utf-8") + TEST_PROCESSING, encoding="utf-8")
     return {"HUB_CONFIG": str(config), "HUB_READER": "dpo.cli", "HUB_WAREHOUSE_URL": "", "HUB_REGISTER": str(register)}
@@ -116,7 +118,7 @@ def test_a_request_from_receipt_to_answer(env, tmp_path):
 
 
 def test_the_access_export_is_refused_while_the_register_has_a_gap(env, tmp_path):
-    with Warehouse(Path(env["HUB_CONFIG"]).read_text().split('"')[1]) as wh:
+    with Warehouse(tomllib.loads(Path(env["HUB_CONFIG"]).read_text())["warehouse"]["url"]) as wh:
         wh.execute("CREATE TABLE raw_family.contacts_urgence (id TEXT, nom TEXT, telephone TEXT)")
     out = _run(env, "access", "C-MARIE", "--out", str(tmp_path / "x.zip"))
     assert out.exit_code == 3
