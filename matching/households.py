@@ -38,13 +38,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from matching import resources
 from matching.identity import carry_over
+from matching.sqlengine import DuckDBEngine, Engine
 from matching.standardise import standardise
 from schemas.contract import HOUSEHOLD, HOUSEHOLD_MEMBER, arrow_schema
 
@@ -69,7 +68,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table, *,
                      now: datetime, keys: pa.Table | None = None,
-                     previous: pa.Table | None = None) -> tuple[pa.Table, pa.Table]:
+                     previous: pa.Table | None = None, engine: Engine | None = None) -> tuple[pa.Table, pa.Table]:
     """``(household, household_member)`` tables (contract columns) of the resolved foyers.
 
     ``memberships``: ``core.household_membership`` columns; ``links``: record_key, citizen_id;
@@ -77,14 +76,14 @@ def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table,
     postcode, city). ``now``: timezone-aware build time (minors, current memberships). ``keys``:
     citizen_id, address_key, name_key as survivorship computed them (standardised here when absent).
     ``previous``: the last publication's ``golden.household_member`` (household_id, citizen_id),
-    whose foyer ids carry over.
+    whose foyer ids carry over. ``engine``: where the SQL runs (:mod:`matching.sqlengine`; a
+    :class:`matching.spark.SparkEngine` runs the same SQL on Spark), default an in-memory DuckDB.
     """
     if now.tzinfo is None:
         raise ValueError("build_households needs a timezone-aware `now`")
     today = now.date()
-    con = resources.connect()
+    con = engine if engine is not None else DuckDBEngine()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("m_in", memberships.select(["source_system", "household_id", "record_key", "role",
                                                   "valid_from", "valid_to"]))
         con.register("links_in", links.select(["record_key", "citizen_id"]))
@@ -97,59 +96,53 @@ def build_households(memberships: pa.Table, links: pa.Table, citizens: pa.Table,
                              "name_key": pc.coalesce(std["usage_name_std"], std["birth_name_std"])})
         con.register("people", people)
         con.register("keys_in", keys.select(["citizen_id", "address_key", "name_key"]))
-        con.execute("""
-CREATE TEMP TABLE m AS
+        con.create("m", """
 SELECT m.household_id AS grouping, l.citizen_id, lower(m.role) AS role, m.valid_from, m.valid_to,
        (m.valid_to IS NULL OR m.valid_to >= $today) AS current
 FROM m_in m JOIN links_in l USING (record_key)""", {"today": today})
         # silo groupings numbered in name order; two share a foyer when they share a current adult
-        con.execute("""
-CREATE TEMP TABLE node AS
+        con.create("node", """
 SELECT grouping, row_number() OVER (ORDER BY grouping) - 1 AS gid FROM (SELECT DISTINCT grouping FROM m)""")
-        edges = con.sql("""
+        edges = con.arrow("""
 SELECT DISTINCT na.gid AS a, nb.gid AS b FROM m a JOIN m b
   ON a.citizen_id = b.citizen_id AND a.grouping < b.grouping
 JOIN node na ON na.grouping = a.grouping JOIN node nb ON nb.grouping = b.grouping
 WHERE a.current AND b.current AND a.role IN ('responsable', 'conjoint') AND b.role IN ('responsable', 'conjoint')
-""").to_arrow_table()
-        n = con.sql("SELECT count(*) FROM node").fetchall()[0][0]
-        root = _components(n, edges["a"].to_numpy(), edges["b"].to_numpy())
-        con.register("roots", pa.table({"gid": np.arange(n), "root": root}))
+""")
+        n = con.rows("SELECT count(*) FROM node")[0][0]
+        # the components of the groupings' graph run here, on integer arrays (one pair per shared adult)
+        root = _components(n, edges["a"].to_numpy().astype(np.int64), edges["b"].to_numpy().astype(np.int64))
+        con.register("roots", pa.table({"gid": pa.array(np.arange(n), pa.int64()), "root": pa.array(root, pa.int64())}))
         # each grouping's foyer is named after the smallest grouping it is merged with
-        con.execute("""
-CREATE TEMP TABLE comp AS
+        con.create("comp", """
 SELECT n.grouping, 'foyer:' || r.grouping AS foyer
 FROM node n JOIN roots USING (gid) JOIN node r ON r.gid = roots.root""")
-        con.execute("""
-CREATE TEMP TABLE person AS
+        con.create("person", """
 SELECT p.citizen_id, k.address_key AS addr, k.name_key AS surname_std, p.birth_date, p.address_line, p.postcode,
        p.city, CASE WHEN p.birth_date IS NULL THEN NULL ELSE p.birth_date + INTERVAL 18 YEAR > $today END AS is_minor
 FROM people p LEFT JOIN keys_in k USING (citizen_id)""", {"today": today})
-        # grouped members, then ungrouped citizens joining by address + surname
-        con.execute("""
-CREATE TEMP TABLE mem AS
+        # grouped members, then ungrouped citizens joining a grouped adult's foyer by address +
+        # surname, then the remaining ones sharing address + surname among themselves
+        con.create("grouped", """
 SELECT c.foyer, m.citizen_id, m.role, m.valid_from, m.valid_to, m.grouping, 'silo_grouping' AS evidence
 FROM m JOIN comp c USING (grouping)""")
-        con.execute("""
-CREATE TEMP TABLE loose AS
+        con.create("loose", """
 SELECT p.* FROM person p
 WHERE p.addr IS NOT NULL AND p.surname_std IS NOT NULL
-  AND p.citizen_id NOT IN (SELECT citizen_id FROM mem)""")
-        con.execute("""
-INSERT INTO mem
-SELECT DISTINCT mm.foyer, l.citizen_id, CASE WHEN l.is_minor THEN 'enfant' ELSE 'conjoint' END,
-       NULL::DATE, NULL::DATE, '', 'shared_address'
+  AND p.citizen_id NOT IN (SELECT citizen_id FROM grouped)""")
+        con.create("joined", """
+SELECT DISTINCT mm.foyer, l.citizen_id, CASE WHEN l.is_minor THEN 'enfant' ELSE 'conjoint' END AS role,
+       NULL::DATE AS valid_from, NULL::DATE AS valid_to, '' AS grouping, 'shared_address' AS evidence
 FROM loose l JOIN person p ON p.addr = l.addr AND p.surname_std = l.surname_std AND p.citizen_id <> l.citizen_id
-JOIN mem mm ON mm.citizen_id = p.citizen_id AND mm.evidence = 'silo_grouping' AND mm.role <> 'enfant'""")
-        con.execute("""
-INSERT INTO mem
+JOIN grouped mm ON mm.citizen_id = p.citizen_id AND mm.role <> 'enfant'""")
+        con.create("mem", """
+SELECT * FROM grouped UNION ALL SELECT * FROM joined UNION ALL
 SELECT 'foyer:' || min(citizen_id) OVER (PARTITION BY addr, surname_std), citizen_id,
        CASE WHEN is_minor THEN 'enfant' ELSE 'conjoint' END, NULL::DATE, NULL::DATE, '', 'shared_address'
 FROM (SELECT *, count(*) OVER (PARTITION BY addr, surname_std) AS n FROM loose
-      WHERE citizen_id NOT IN (SELECT citizen_id FROM mem)) WHERE n > 1""")
-        if previous is not None and previous.num_rows:
-            _carry_foyer_ids(con, previous)
-        members = con.sql("""
+      WHERE citizen_id NOT IN (SELECT citizen_id FROM joined)) WHERE n > 1""")
+        mem = _carry_foyer_ids(con, previous) if previous is not None and previous.num_rows else "mem"
+        members = con.arrow(f"""
 WITH per AS (
     SELECT foyer, citizen_id,
            bool_or(role = 'enfant') AS child,
@@ -157,7 +150,7 @@ WITH per AS (
            min(valid_from) AS valid_from,
            CASE WHEN bool_or(valid_to IS NULL) THEN NULL ELSE max(valid_to) END AS valid_to,
            coalesce(array_to_string(list_sort(list_distinct(list(nullif(grouping, '')))), ','), '') AS sources
-    FROM mem GROUP BY foyer, citizen_id
+    FROM {mem} GROUP BY foyer, citizen_id
 ),
 ranked AS (
     SELECT per.*, p.is_minor, p.birth_date,
@@ -168,9 +161,9 @@ ranked AS (
 SELECT foyer AS household_id, citizen_id,
        CASE WHEN child THEN 'enfant' WHEN r = 1 THEN 'responsable' ELSE 'conjoint' END AS role,
        valid_from, valid_to, is_minor, sources AS source_households
-FROM ranked ORDER BY household_id, role DESC, citizen_id""").to_arrow_table()
+FROM ranked ORDER BY household_id, role DESC, citizen_id""")
         con.register("members", members)
-        households = con.sql("""
+        households = con.arrow(f"""
 WITH counts AS (
     SELECT household_id,
            CAST(count(*) FILTER (WHERE valid_to IS NULL OR valid_to >= $today) AS INTEGER) AS members,
@@ -180,7 +173,7 @@ WITH counts AS (
 ),
 groupings AS (
     SELECT foyer AS household_id, array_to_string(list_sort(list_distinct(list(grouping))), ',') AS source_households
-    FROM mem WHERE grouping <> '' GROUP BY foyer
+    FROM {mem} WHERE grouping <> '' GROUP BY foyer
 ),
 head AS (
     SELECT household_id, min(citizen_id) AS citizen_id FROM members WHERE role = 'responsable'
@@ -192,9 +185,10 @@ SELECT c.household_id, p.address_line, p.postcode, p.city, c.members, c.minors,
        $now AS updated_at
 FROM counts c LEFT JOIN groupings g USING (household_id) LEFT JOIN head h USING (household_id)
 LEFT JOIN person p ON p.citizen_id = h.citizen_id
-ORDER BY h.household_id, c.household_id""", params={"today": today, "now": now}).to_arrow_table()
+ORDER BY h.household_id, c.household_id""", {"today": today, "now": now})
     finally:
-        con.close()
+        if engine is None:
+            con.close()
     hs, ms = arrow_schema(HOUSEHOLD), arrow_schema(HOUSEHOLD_MEMBER)
     households = households.select(hs.names).cast(hs)
     members = members.select(ms.names).cast(ms)
@@ -202,11 +196,12 @@ ORDER BY h.household_id, c.household_id""", params={"today": today, "now": now})
     return households, members
 
 
-def _carry_foyer_ids(con: duckdb.DuckDBPyConnection, previous: pa.Table) -> None:
-    """Rename the foyers of temp table ``mem`` to the previous ids they carry over (module doc)."""
-    current = con.sql("SELECT DISTINCT citizen_id, foyer FROM mem ORDER BY foyer, citizen_id").to_arrow_table()
+def _carry_foyer_ids(con: Engine, previous: pa.Table) -> str:
+    """The name of a table of the foyers of temp table ``mem`` renamed to the previous ids they carry
+    over (module doc)."""
+    current = con.arrow("SELECT DISTINCT citizen_id, foyer FROM mem ORDER BY foyer, citizen_id")
     prev = previous.select(["citizen_id", "household_id"])
-    claimed = carry_over(current, prev)
+    claimed = carry_over(current, prev, engine=con)
     taken = set(prev["household_id"].to_pylist()) | set(claimed.values())
     renamed = dict(claimed)
     for foyer in sorted(set(current["foyer"].to_pylist()) - set(claimed)):
@@ -218,8 +213,12 @@ def _carry_foyer_ids(con: duckdb.DuckDBPyConnection, previous: pa.Table) -> None
         if name != foyer:
             renamed[foyer] = name
     if not renamed:
-        return
+        return "mem"
     con.register("renamed", pa.table({"foyer": pa.array(list(renamed), pa.string()),
                                       "final": pa.array(list(renamed.values()), pa.string())}))
-    con.execute("UPDATE mem SET foyer = r.final FROM renamed r WHERE mem.foyer = r.foyer")
+    con.create("mem_renamed", """
+SELECT coalesce(r.final, mem.foyer) AS foyer, mem.citizen_id, mem.role, mem.valid_from, mem.valid_to, mem.grouping,
+       mem.evidence
+FROM mem LEFT JOIN renamed r ON r.foyer = mem.foyer""")
     log.info("foyer ids: %d carried over, %d renamed to stay unique", len(claimed), len(renamed) - len(claimed))
+    return "mem_renamed"

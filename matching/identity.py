@@ -19,10 +19,10 @@ import hashlib
 import logging
 from collections.abc import Iterable
 
-import duckdb
 import pyarrow as pa
 
 from matching import resources
+from matching.sqlengine import DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
 
@@ -41,38 +41,36 @@ def fresh_id(seed_key: str, attempt: int = 0) -> str:
 
 
 def assign_citizen_ids(
-    links: pa.Table, previous: pa.Table | None = None, *, retired: Iterable[str] = ()
+    links: pa.Table, previous: pa.Table | None = None, *, retired: Iterable[str] = (), engine: Engine | None = None
 ) -> pa.Table:
     """Give every cluster of ``links`` (record_key, cluster_id, match_probability) a citizen id.
 
     ``previous``: the published links (record_key, citizen_id); ``retired``: every id retired
     earlier (the aliases), never to be issued again. Returns record_key, citizen_id,
     match_probability, then any other column of ``links`` but cluster_id, one row per record,
-    sorted by record_key.
+    sorted by record_key. ``engine``: where the SQL runs (:mod:`matching.sqlengine`), default an
+    in-memory DuckDB.
     """
     extra = [c for c in links.column_names if c not in ("record_key", "cluster_id", "match_probability")]
-    con = resources.connect()
+    eng = engine if engine is not None else DuckDBEngine()
     try:
-        con.register("links_in", links.select(["record_key", "cluster_id", "match_probability", *extra]))
-        con.execute(
-            "CREATE TEMP TABLE clusters AS "
-            "SELECT cluster_id, min(record_key) AS seed_key FROM links_in GROUP BY cluster_id"
-        )
+        eng.register("links_in", links.select(["record_key", "cluster_id", "match_probability", *extra]))
+        eng.create("clusters", "SELECT cluster_id, min(record_key) AS seed_key FROM links_in GROUP BY cluster_id")
         claimed: dict[str, str] = {}
         previous_ids: set[str] = set()
         if previous is not None and previous.num_rows:
-            con.register("prev_in", previous.select(["record_key", "citizen_id"]))
-            previous_ids = {r[0] for r in con.sql("SELECT DISTINCT citizen_id FROM prev_in").fetchall()}
-            claimed = _claim_previous(con)
+            eng.register("prev_in", previous.select(["record_key", "citizen_id"]))
+            previous_ids = {r[0] for r in eng.rows("SELECT DISTINCT citizen_id FROM prev_in")}
+            claimed = _claim_previous(eng)
         assigned = dict(claimed)
-        con.register("claimed_in", pa.table({"cluster_id": list(claimed), "x": [1] * len(claimed)},
+        eng.register("claimed_in", pa.table({"cluster_id": list(claimed), "x": [1] * len(claimed)},
                                             schema=pa.schema([("cluster_id", pa.string()), ("x", pa.int8())])))
         # Fresh ids are hashed in SQL; only the (rare) collisions are re-derived in Python.
-        fresh = con.sql(
+        fresh = eng.rows(
             f"""SELECT cluster_id, seed_key, '{ID_PREFIX}' || upper(left(sha256(seed_key), 16)) AS cid
                 FROM clusters WHERE cluster_id NOT IN (SELECT cluster_id FROM claimed_in)
                 ORDER BY seed_key"""
-        ).fetchall()
+        )
         used = previous_ids | set(claimed.values()) | set(retired)
         for cluster_id, seed_key, cid in fresh:
             attempt = 0
@@ -81,17 +79,19 @@ def assign_citizen_ids(
                 cid = fresh_id(seed_key, attempt)
             used.add(cid)
             assigned[cluster_id] = cid
-        con.register(
+        eng.register(
             "assigned",
-            pa.table({"cluster_id": list(assigned.keys()), "citizen_id": list(assigned.values())}),
+            pa.table({"cluster_id": pa.array(list(assigned.keys()), pa.string()),
+                      "citizen_id": pa.array(list(assigned.values()), pa.string())}),
         )
         extra_sql = "".join(f', l."{c}"' for c in extra)
-        out = con.sql(
+        out = eng.arrow(
             f"""SELECT l.record_key, a.citizen_id, l.match_probability{extra_sql}
                FROM links_in l JOIN assigned a USING (cluster_id) ORDER BY l.record_key"""
-        ).to_arrow_table()
+        )
     finally:
-        con.close()
+        if engine is None:
+            eng.close()
     carried = len(claimed)
     log.info("citizen ids: %d clusters, %d kept a previous id, %d new",
              len(assigned), carried, len(assigned) - carried)
@@ -131,50 +131,52 @@ def retired_aliases(previous: pa.Table | None, current: pa.Table) -> pa.Table:
     return out.cast(schema)
 
 
-def carry_over(current: pa.Table, previous: pa.Table) -> dict[str, str]:
+def carry_over(current: pa.Table, previous: pa.Table, *, engine: Engine | None = None) -> dict[str, str]:
     """group -> previous id by the rule above, for any grouping of members (foyers of citizens too).
 
     ``current``: (member, group) rows; ``previous``: (member, id) rows of the last publication.
     Each group takes the previous id sharing most members with it (ties: smallest id); a previous
     id goes to one group at most; groups sharing no member are absent from the result.
+    ``engine``: where the SQL runs (default an in-memory DuckDB).
     """
-    con = resources.connect()
+    eng = engine if engine is not None else DuckDBEngine()
     try:
-        con.register("links_in", current.rename_columns(["record_key", "cluster_id"]))
-        con.register("prev_in", previous.rename_columns(["record_key", "citizen_id"]))
-        return _claim_previous(con)
+        eng.register("links_in", current.rename_columns(["record_key", "cluster_id"]))
+        eng.register("prev_in", previous.rename_columns(["record_key", "citizen_id"]))
+        return _claim_previous(eng)
     finally:
-        con.close()
+        if engine is None:
+            eng.close()
 
 
-def _claim_previous(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def _claim_previous(eng: Engine) -> dict[str, str]:
     """cluster_id -> previous citizen id, greedily by overlap (largest first, then smallest id)."""
     # The common case (a cluster overlaps one previous citizen that overlaps no other cluster) is
     # settled in SQL; only splits and merges go through the greedy loop below.
-    con.execute(
+    eng.create(
+        "overlap",
         """
-        CREATE TEMP TABLE overlap AS
         SELECT l.cluster_id, p.citizen_id, count(*) AS shared
         FROM links_in l JOIN prev_in p USING (record_key)
         GROUP BY l.cluster_id, p.citizen_id
         """
     )
-    simple = con.sql(
+    simple = eng.rows(
         """
         SELECT cluster_id, citizen_id FROM overlap
         WHERE cluster_id IN (SELECT cluster_id FROM overlap GROUP BY 1 HAVING count(*) = 1)
           AND citizen_id IN (SELECT citizen_id FROM overlap GROUP BY 1 HAVING count(*) = 1)
         """
-    ).fetchall()
+    )
     claimed = dict(simple)
-    contested = con.sql(
+    contested = eng.rows(
         """
         SELECT cluster_id, citizen_id, shared FROM overlap
         WHERE cluster_id IN (SELECT cluster_id FROM overlap GROUP BY 1 HAVING count(*) > 1)
            OR citizen_id IN (SELECT citizen_id FROM overlap GROUP BY 1 HAVING count(*) > 1)
         ORDER BY shared DESC, citizen_id, cluster_id
         """
-    ).fetchall()
+    )
     taken = set(claimed.values())
     for cluster_id, citizen_id, _shared in contested:
         if cluster_id in claimed or citizen_id in taken:

@@ -46,10 +46,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from matching import resources
+from matching.sqlengine import DuckDBEngine, Engine
 from matching.standardise import _norm_text, standardise
 from schemas.contract import CITIZEN, CITIZEN_ATTRIBUTE, DISCREPANCY, arrow_schema
 from schemas.survivorship import CRITERIA, RULES, validate
@@ -91,13 +90,12 @@ _KEYED = ("address", "usage_name")
 # Integer codes: ``a`` of a candidate attribute; the output order of a golden attribute name
 # (alphabetical, as ``ORDER BY attribute`` sorts the strings).
 _CODE = {attr: i for i, attr in enumerate(_CANDIDATES)}
-_NAMES_SQL = "[" + ", ".join(f"'{attr}'" for attr in _CANDIDATES) + "]"
 _OUTPUT_ORDER = {name: i for i, name in enumerate(sorted((set(_CANDIDATES) - {"address"}) | set(_ADDRESS_PARTS)))}
 
 
 def _name_sql(code: str) -> str:
     """SQL: the attribute name of a code column."""
-    return f"{_NAMES_SQL}[{code} + 1]"
+    return f"CASE {code} " + " ".join(f"WHEN {i} THEN '{attr}'" for attr, i in _CODE.items()) + " END"
 
 
 @dataclass(frozen=True)
@@ -215,7 +213,6 @@ def _sql(rules: dict[str, dict[str, Any]], record_columns: list[str]) -> dict[st
     prank = f"coalesce(p.rank, {_NO_PRIORITY})"
     return {
         "rec": f"""
-CREATE TEMP TABLE rec AS
 WITH ids AS (
     SELECT record_key, citizen_id, row_number() OVER (ORDER BY record_key) AS rid
     FROM (SELECT s.record_key, l.citizen_id FROM std s JOIN links_in l USING (record_key))
@@ -227,7 +224,6 @@ FROM std s JOIN ids USING (record_key) JOIN cit USING (citizen_id)
 """,
         # one row per distinct value: its frequency and its key (its best record's, plus frequency)
         "vals": f"""
-CREATE TEMP TABLE vals AS
 WITH cand AS ({_candidates_sql(rules, "rec", "cid, rid, source_system, certification_level, secs")}),
 keyed AS (
     SELECT cand.*, {prank} AS prank FROM cand LEFT JOIN prio p ON p.a = cand.a AND p.source_system = cand.source_system
@@ -239,24 +235,23 @@ FROM (SELECT cid, a, fallback, k, count(*) AS freq, max({_packed_key_sql(rules, 
 """,
         # per citizen and attribute: how many values, the best one's key
         "top": """
-CREATE TEMP TABLE top AS
 SELECT cid, a, count(*) AS n, count(*) FILTER (WHERE fallback = 0) AS n_values, max(value_key) AS best
 FROM vals GROUP BY cid, a
 """,
         # where there are two values or more: the criterion that separates the two best
         "contest": f"""
-CREATE TEMP TABLE contest AS
-WITH two AS (
-    SELECT v.cid, v.a, max_by(struct_pack(v.fallback, v.freq, v.value_key), v.value_key, 2) AS top
-    FROM vals v SEMI JOIN top t ON t.cid = v.cid AND t.a = v.a AND t.n > 1
+WITH two AS (  -- the runner-up's key: the best below the winner's (a value's key is unique in its attribute)
+    SELECT v.cid, v.a, any_value(t.best) AS w_key, max(v.value_key) AS c_key
+    FROM vals v JOIN top t ON t.cid = v.cid AND t.a = v.a AND t.n > 1 AND v.value_key < t.best
     GROUP BY v.cid, v.a
 ),
 p AS (
-    SELECT cid, a, top[1].fallback AS w_fallback, top[1].freq AS w_freq,
-           CAST({_RID_MASK} - (top[1].value_key & {_RID_MASK}) AS BIGINT) AS w_rid,
-           top[2].fallback AS c_fallback, top[2].freq AS c_freq,
-           CAST({_RID_MASK} - (top[2].value_key & {_RID_MASK}) AS BIGINT) AS c_rid
-    FROM two
+    SELECT two.cid, two.a, wv.fallback AS w_fallback, wv.freq AS w_freq,
+           CAST({_RID_MASK} - (wv.value_key & {_RID_MASK}) AS BIGINT) AS w_rid,
+           cv.fallback AS c_fallback, cv.freq AS c_freq,
+           CAST({_RID_MASK} - (cv.value_key & {_RID_MASK}) AS BIGINT) AS c_rid
+    FROM two JOIN vals wv ON wv.cid = two.cid AND wv.a = two.a AND wv.value_key = two.w_key
+    JOIN vals cv ON cv.cid = two.cid AND cv.a = two.a AND cv.value_key = two.c_key
 )
 SELECT p.cid, p.a,
        CASE WHEN p.w_fallback = 1 THEN 'fallback'
@@ -268,7 +263,6 @@ LEFT JOIN prio wp ON wp.a = p.a AND wp.source_system = w.source_system
 LEFT JOIN prio cp ON cp.a = p.a AND cp.source_system = c.source_system
 """,
         "winners": f"""
-CREATE TEMP TABLE winners AS
 WITH t AS (
     SELECT cid, a, n_values, 1 - CAST(best >> {_FALLBACK_BIT} AS INTEGER) AS fallback,
            CAST({_RID_MASK} - (best & {_RID_MASK}) AS BIGINT) AS rid
@@ -296,7 +290,7 @@ def _prio_table(rules: dict[str, dict[str, Any]]) -> pa.Table:
 
 def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
             rules: dict[str, dict[str, Any]] | None = None, standardised: pa.Table | None = None,
-            rectifications: pa.Table | None = None) -> Survivorship:
+            rectifications: pa.Table | None = None, engine: Engine | None = None) -> Survivorship:
     """Golden citizens with provenance and discrepancy worklists.
 
     ``citizen_links``: record_key, citizen_id (records absent from it — deleted ones — are
@@ -309,6 +303,9 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     their own (source ``rectification``, the correction's proof level, dated when decided), ranked by
     the same rules — so it wins over silo values of lower proof, and the silos holding another value
     are on the discrepancy worklists. It does not count as a source record.
+
+    ``engine``: where the SQL runs (:mod:`matching.sqlengine`; a
+    :class:`matching.spark.SparkEngine` runs the same SQL on Spark); default an in-memory DuckDB.
     """
     if now.tzinfo is None:
         raise ValueError("survivorship needs a timezone-aware `now`")
@@ -317,20 +314,20 @@ def survive(person_records: pa.Table, citizen_links: pa.Table, *, now: datetime,
     std = standardise(person_records) if standardised is None else standardised
     if rectifications is not None and rectifications.num_rows:
         std, citizen_links = _with_rectifications(std, citizen_links, rectifications)
-    con = resources.connect()
+    eng = engine if engine is not None else DuckDBEngine()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("std", std)
-        con.register("links_in", citizen_links.select(["record_key", "citizen_id"]))
-        con.register("prio", _prio_table(rules))
+        eng.register("std", std)
+        eng.register("links_in", citizen_links.select(["record_key", "citizen_id"]))
+        eng.register("prio", _prio_table(rules))
         sql = _sql(rules, _record_columns(std))
         for step in ("rec", "vals", "top", "contest", "winners"):
-            con.execute(sql[step])
-        citizens, keys = _citizens(con, now)
-        attributes = _attributes(con, rules)
-        discrepancies = _discrepancies(con, rules)
+            eng.create(step, sql[step])
+        citizens, keys = _citizens(eng, now)
+        attributes = _attributes(eng, rules)
+        discrepancies = _discrepancies(eng, rules)
     finally:
-        con.close()
+        if engine is None:
+            eng.close()
     log.info("survivorship: %d citizens, %d attribute provenances, %d discrepancies from %d links",
              citizens.num_rows, attributes.num_rows, discrepancies.num_rows, citizen_links.num_rows)
     return Survivorship(citizens, attributes, discrepancies, keys)
@@ -372,7 +369,7 @@ def _with_rectifications(std: pa.Table, links: pa.Table, rect: pa.Table) -> tupl
     return pa.concat_tables([std, extra]), pa.concat_tables([keep, new_links])
 
 
-def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pa.Table, pa.Table]:
+def _citizens(eng: Engine, now: datetime) -> tuple[pa.Table, pa.Table]:
     """The golden citizens, and their standardised address and usage name (the foyers' keys)."""
     pivot = []
     for a in _GOLDEN_ATTRIBUTES:
@@ -384,7 +381,7 @@ def _citizens(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[pa.Table, 
             pivot.append(f"max(v) FILTER (WHERE a = {_CODE[a]}) AS {a}")
     pivot.append(f"max(k) FILTER (WHERE a = {_CODE['address']}) AS address_key")
     pivot.append(f"max(k) FILTER (WHERE a = {_CODE['usage_name']}) AS name_key")
-    out = con.sql(f"""
+    out = eng.arrow(f"""
 WITH counts AS (
     SELECT cid, any_value(citizen_id) AS citizen_id,
            count(*) FILTER (WHERE source_system <> '{RECTIFIED}') AS record_count,
@@ -393,14 +390,15 @@ WITH counts AS (
     FROM rec GROUP BY cid
 ),
 g AS (SELECT cid, {", ".join(pivot)} FROM winners GROUP BY cid)
-SELECT counts.citizen_id, g.* EXCLUDE (cid), record_count, source_systems, $now AS updated_at
-FROM counts LEFT JOIN g USING (cid) ORDER BY cid
-""", params={"now": now}).to_arrow_table()
+SELECT counts.citizen_id, {", ".join(f"g.{c}" for c in (*_GOLDEN_ATTRIBUTES, "address_key", "name_key"))},
+       record_count, source_systems, $now AS updated_at
+FROM counts LEFT JOIN g USING (cid) ORDER BY counts.cid
+""", {"now": now})
     schema = arrow_schema(CITIZEN)
     return out.select(schema.names).cast(schema), out.select(["citizen_id", "address_key", "name_key"])
 
 
-def _attributes(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
+def _attributes(eng: Engine, rules: dict[str, dict[str, Any]]) -> pa.Table:
     conflict = [_CODE[a] for a, r in rules.items() if r.get("conflict")] or [-1]
     address = _CODE["address"]
     order = "CASE a " + " ".join(f"WHEN {_CODE[a]} THEN {_OUTPUT_ORDER[a]}" for a in _CANDIDATES if a != "address")
@@ -408,22 +406,22 @@ def _attributes(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]
              f"WHERE a <> {address}"]
     parts += [f"SELECT *, '{p}', {_OUTPUT_ORDER[p]}, {p} FROM winners WHERE a = {address} AND {p} IS NOT NULL"
               for p in _ADDRESS_PARTS]
-    out = con.sql(f"""
+    out = eng.arrow(f"""
 SELECT citizen_id, golden_attribute AS attribute, value, record_key, source_system, certification_level,
        updated_at AS observed_at, rule, (candidates > 1 AND a IN ({", ".join(map(str, conflict))})) AS conflict,
        CAST(candidates AS INTEGER) AS candidates
 FROM ({" UNION ALL ".join(parts)}) ORDER BY cid, o
-""").to_arrow_table()
+""")
     schema = arrow_schema(CITIZEN_ATTRIBUTE)
     return out.select(schema.names).cast(schema)
 
 
-def _discrepancies(con: duckdb.DuckDBPyConnection, rules: dict[str, dict[str, Any]]) -> pa.Table:
+def _discrepancies(eng: Engine, rules: dict[str, dict[str, Any]]) -> pa.Table:
     worklist = [_CODE[a] for a, r in rules.items() if r.get("worklist")] or [-1]
     # Only a contested citizen (two values of an attribute) has records differing from the golden
     # value: their candidates are rebuilt (keys only), the few differing ones get their value.
     contested = "(SELECT * FROM rec WHERE cid IN (SELECT cid FROM contest))"
-    out = con.sql(f"""
+    out = eng.arrow(f"""
 WITH cand AS ({_candidates_sql(rules, contested, "cid, rid")}),
 golden AS (  -- the winner's own candidate row: its comparison key
     SELECT w.cid, w.a, c.k AS golden_k FROM winners w
@@ -442,7 +440,7 @@ SELECT s.source_system, s.record_key, s.citizen_id, {_name_sql('s.a')} AS attrib
        w.certification_level AS golden_certification_level
 FROM silo s JOIN winners w ON w.cid = s.cid AND w.a = s.a
 ORDER BY s.source_system, s.record_key, attribute
-""").to_arrow_table()
+""")
     schema = arrow_schema(DISCREPANCY)
     return out.select(schema.names).cast(schema)
 
