@@ -32,9 +32,18 @@ SA_TYPES: dict[str, sa.types.TypeEngine] = {
 }
 
 # Indexes the readers need beyond the primary keys: row security scopes golden rows through
-# citizen_link by citizen id.
+# citizen_link by citizen id; the citizen page (warehouse.citizen_view) looks a citizen's rows up by
+# citizen id or record key (citizen_attribute needs none: its key starts with citizen_id); the access
+# log appends after its last seq and the DPO reads it by citizen. PostgreSQL gets them by migration
+# (0002, 0005), a DuckDB reader's published snapshot by :func:`create_indexes`.
 INDEXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "golden.citizen_link": (("ix_citizen_link_citizen_id", ("citizen_id",)),),
+    "core.interaction": (("ix_interaction_record_key", ("record_key",)),),
+    "core.household_membership": (("ix_household_membership_record_key", ("record_key",)),),
+    "core.organisation_role": (("ix_organisation_role_record_key", ("record_key",)),),
+    "golden.discrepancy": (("ix_discrepancy_citizen_id", ("citizen_id",)),),
+    "golden.household_member": (("ix_household_member_citizen_id", ("citizen_id",)),),
+    "ops.access_log": (("ix_access_log_seq", ("seq",)), ("ix_access_log_citizen_id", ("citizen_id",))),
 }
 
 
@@ -87,3 +96,29 @@ def create_all(wh, tables: Iterable[Table] | None = None) -> list[str]:
     # no secondary index on DuckDB: they serve PostgreSQL's row security, and DuckDB's would slow
     # the pipeline's delete-and-insert writes
     return done
+
+
+def create_indexes(wh, tables: Iterable[Table] | None = None) -> list[str]:
+    """Create the :data:`INDEXES` of the tables present on ``wh`` that it lacks (``IF NOT EXISTS``):
+    a DuckDB snapshot for readers (ART indexes: a citizen's rows by point lookups instead of scans),
+    or a PostgreSQL warehouse built without the migrations. Returns the indexes created."""
+    md = metadata(tables)
+    dialect = postgresql.dialect()
+    done = []
+    for table in md.sorted_tables:
+        if not table.indexes or not wh.table_exists(table.schema, table.name):
+            continue
+        for index in sorted(table.indexes, key=lambda i: i.name):
+            if _index_exists(wh, table.schema, index.name):
+                continue
+            wh.execute(str(sa.schema.CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
+            done.append(f"{table.schema}.{index.name}")
+    return done
+
+
+def _index_exists(wh, schema: str, name: str) -> bool:
+    if wh.kind == "duckdb":
+        sql = "SELECT count(*) FROM duckdb_indexes() WHERE schema_name = :s AND index_name = :n"
+    else:  # no CREATE privilege needed to find an index there (a migrated warehouse)
+        sql = "SELECT count(*) FROM pg_indexes WHERE schemaname = :s AND indexname = :n"
+    return bool(wh.scalar(sql, {"s": schema, "n": name}))

@@ -56,6 +56,7 @@ def publish(url: str) -> Published | None:
         partial = target.with_name(target.name + ".partial")
         partial.unlink(missing_ok=True)
         shutil.copyfile(wh.path, partial)
+        _index_for_readers(partial)
         fd = os.open(partial, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -66,6 +67,17 @@ def publish(url: str) -> Published | None:
     done = Published(target, target.stat().st_size, round(time.perf_counter() - started, 3))
     log.info("published snapshot %s: %d bytes in %.2f s", done.path, done.bytes, done.seconds)
     return done
+
+
+def _index_for_readers(snapshot: Path) -> None:
+    """The readers' secondary indexes (warehouse.metadata.INDEXES: a citizen's rows by point lookup)
+    built in the snapshot only: the writer's file keeps none, they would slow the run's rewrites."""
+    from warehouse.metadata import create_indexes
+
+    with Warehouse(f"duckdb:///{snapshot}") as snap:
+        done = create_indexes(snap)
+        snap.execute("CHECKPOINT")
+    log.info("snapshot indexes: %s", ", ".join(done) or "none to build")
 
 
 def _fsync_dir(path: Path) -> None:

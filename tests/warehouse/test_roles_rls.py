@@ -135,7 +135,7 @@ def test_the_upgraded_schema_is_the_contract_s(built):
         str(d[0]).endswith("_entity")
         or (d[0] == "remove_index" and d[1].table.name.startswith("citizen_search"))))]
     assert diff == []
-    assert current(built.url) == "0004_run_reports"
+    assert current(built.url) == "0006_page_indexes"
 
 
 def test_offline_sql_holds_every_policy_for_a_dba(built):
