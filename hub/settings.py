@@ -29,6 +29,9 @@ Example::
     client_secret_env = "HUB_DESK_CLIENT_SECRET"
     redirect_base = "https://hub.example.fr"
     agents_file = "var/desk_agents.toml"
+    # PostgreSQL: the desk's own logins (docs/warehouse.md, Logins), passwords from ~/.pgpass or PGPASSFILE
+    # warehouse_url = "postgresql://hub_desk_login@db:5432/hub"       # or $HUB_DESK_WAREHOUSE_URL
+    # dpo_warehouse_url = "postgresql://hub_dpo_login@db:5432/hub"    # or $HUB_DPO_WAREHOUSE_URL
     session_idle_minutes = 30
 
     [marts]     # one HMAC key per BI mart, outside the warehouse (docs/marts.md)
@@ -100,6 +103,19 @@ class Settings:
         r = self.resources
         return DuckDBLimits(memory_limit=r.get("memory_limit"), threads=r.get("threads"),
                             temp_directory=Path(r.get("temp_dir") or self.var_dir / "tmp" / "duckdb"))
+
+    @property
+    def desk_warehouse_url(self) -> str:
+        """The desk's login for the agents' reads (the desk reader role on PostgreSQL):
+        ``$HUB_DESK_WAREHOUSE_URL``, else ``[desk] warehouse_url``, else the warehouse URL."""
+        return os.environ.get("HUB_DESK_WAREHOUSE_URL") or self.desk.get("warehouse_url") or self.warehouse_url
+
+    @property
+    def dpo_warehouse_url(self) -> str:
+        """The desk's login for the DPO (the DPO role on PostgreSQL): ``$HUB_DPO_WAREHOUSE_URL``, else
+        ``[desk] dpo_warehouse_url``, else the desk's login."""
+        return (os.environ.get("HUB_DPO_WAREHOUSE_URL") or self.desk.get("dpo_warehouse_url")
+                or self.desk_warehouse_url)
 
     @property
     def pipelines_dir(self) -> Path:

@@ -406,6 +406,10 @@ def grant_sql(roles: Roles) -> list[str]:
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ops.access_grant FROM {w}",
         # non-personal tables the desk and the DPO read whole (run bookkeeping, releases, grants)
         f"GRANT SELECT ON ops.access_grant, ops.access_log_anchor TO {d}, {p}",
+        # the desk honours objections (Art. 21: the person is hidden from that processing's reads):
+        # who objected to what, never by whom nor the request
+        f"GRANT USAGE ON SCHEMA gdpr TO {d}",
+        f"GRANT SELECT (citizen_id, processing_id, revoked_at) ON gdpr.objection TO {d}",
         f"GRANT INSERT ON ops.access_log TO {d}, {p}",
         f"GRANT SELECT ON ops.access_log TO {p}",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA desk TO {d}",

@@ -602,7 +602,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 
 Agent = Annotated[Any, Depends(current_agent)]
 Perms = Annotated[Permissions, Depends(agent_permissions)]
-Wh = Annotated[Warehouse, Depends(warehouse)]
+Wh = Annotated[Warehouse, Depends(warehouse, scope="function")]  # committed before the answer leaves
 PurposeQ = Annotated[str | None, Query(max_length=MAX_QUERY, description="le traitement (id ou finalité)")]
 CitizenId = Annotated[str, Path(min_length=1, max_length=MAX_ID, description="identifiant de l'usager")]
 

@@ -96,23 +96,26 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Any = None, *, warehouse_url: str | None = None, register: Any = None,
-               oidc_config: Any = None) -> FastAPI:
-    """The desk for ``settings`` (``hub.settings.Settings``; the warehouse URL and ``[desk]``), or for
-    an explicit ``warehouse_url``, ``register`` (default: the register in force) and ``oidc_config``
-    (default: ``OIDCConfig.from_settings(settings)``; without either, nobody can sign in)."""
+               oidc_config: Any = None, dpo_warehouse_url: str | None = None) -> FastAPI:
+    """The desk for ``settings`` (``hub.settings.Settings``; the desk's logins and ``[desk]``), or for
+    an explicit ``warehouse_url`` (the agents' reads), ``dpo_warehouse_url`` (the DPO's; default the
+    same), ``register`` (default: the register in force) and ``oidc_config`` (default:
+    ``OIDCConfig.from_settings(settings)``; without either, nobody can sign in)."""
     from schemas.register import load_register
 
-    url = warehouse_url or (settings.warehouse_url if settings is not None else None)
+    url = warehouse_url or (settings.desk_warehouse_url if settings is not None else None)
     if url is None:
         from warehouse.engine import warehouse_url_from_env
 
         url = warehouse_url_from_env()
-    state = DeskState(warehouse_url=url, register=register or load_register())
+    dpo_url = dpo_warehouse_url or (settings.dpo_warehouse_url if settings is not None else None)
+    state = DeskState(warehouse_url=url, register=register or load_register(), dpo_url=dpo_url,
+                      writer_url=settings.warehouse_url if settings is not None else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        state.pool.close()
+        state.close()
 
     app = FastAPI(
         lifespan=lifespan,

@@ -1,8 +1,14 @@
 """FastAPI dependencies of the desk: the warehouse reader, the register, the signed-in agent and
 their permissions.
 
-:func:`warehouse` is the ONLY place the desk opens the warehouse, so the reader of issue #15 (a
-published snapshot that a run never blocks, on DuckDB) can be swapped in here alone.
+:func:`warehouse` is the ONLY place the desk opens the warehouse for reading, so the reader of
+issue #15 (a published snapshot that a run never blocks, on DuckDB) can be swapped in here alone.
+
+On PostgreSQL the desk reads through its own logins (docs/warehouse.md, *Logins*): the desk
+reader role's for agents, the DPO role's for the DPO, and each request is one transaction whose
+context (``warehouse.roles.session_context``: the agent's collectivité and service, transaction-local)
+row security filters every read by. Declare it ``Depends(warehouse, scope="function")``: the
+transaction, and the access-log rows it appended, commit before the response leaves.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from hub.desk.access import Permissions, permissions
 from hub.desk.errors import DeskError
 from schemas.register import Register
 from warehouse.engine import NoRelease, Warehouse, WarehouseBusy
+from warehouse.roles import session_context
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +39,18 @@ class WarehousePool:
     def __init__(self, url: str, size: int = POOL_SIZE):
         self.url = url
         self._idle: queue.LifoQueue[Warehouse] = queue.LifoQueue(maxsize=size)
+        self._checked = False
 
     def get(self) -> Warehouse:
         while True:
             try:
                 wh = self._idle.get_nowait()
             except queue.Empty:
-                return Warehouse.reader(self.url)  # the published release: a run never blocks it
+                wh = Warehouse.reader(self.url)  # the published release: a run never blocks it
+                if not self._checked:
+                    self._checked = True
+                    _warn_unless_row_secured(wh)
+                return wh
             if not wh.stale():
                 return wh
             wh.close()  # a newer release was published since it opened
@@ -60,56 +72,51 @@ class WarehousePool:
                 return
 
 
+def _warn_unless_row_secured(wh: Warehouse) -> None:
+    """Log, once per pool, when the desk's PostgreSQL login is not held by row security (a superuser,
+    a BYPASSRLS role or a table owner: a single-user setup or a test), since only the register's
+    checks in Python then cut what an agent sees."""
+    if wh.kind != "postgres":
+        return
+    row = wh.rows("SELECT rolsuper OR rolbypassrls, rolname FROM pg_roles WHERE rolname = current_user")
+    if row and row[0][0]:
+        log.warning("desk: the warehouse login %s bypasses row security; give the desk its own login "
+                    "(docs/warehouse.md, Logins)", row[0][1])
+
+
 @dataclass
 class DeskState:
-    """What the app holds for its requests: where the warehouse is, the register, the pool."""
+    """What the app holds for its requests: where the warehouse is, the register, the pools.
+
+    ``warehouse_url`` is the agents' reads (the desk reader login on PostgreSQL), ``dpo_url`` the
+    DPO's (the DPO login: the access log's readers, every silo), ``writer_url`` the flags' writes
+    (review queue); the last two default to ``warehouse_url``."""
 
     warehouse_url: str
     register: Register
+    dpo_url: str | None = None
+    writer_url: str | None = None
     pool: WarehousePool = field(init=False)
+    dpo_pool: WarehousePool = field(init=False)
 
     def __post_init__(self) -> None:
+        self.dpo_url = self.dpo_url or self.warehouse_url
+        self.writer_url = self.writer_url or self.warehouse_url
         self.pool = WarehousePool(self.warehouse_url)
+        self.dpo_pool = self.pool if self.dpo_url == self.warehouse_url else WarehousePool(self.dpo_url)
+
+    def pool_for(self, role: str) -> WarehousePool:
+        """The DPO's pool for the DPO, the desk reader's for everyone else."""
+        return self.dpo_pool if role == "dpo" else self.pool
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.dpo_pool is not self.pool:
+            self.dpo_pool.close()
 
 
 def desk_state(request: Request) -> DeskState:
     return request.app.state.desk
-
-
-def warehouse(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:
-    """The warehouse for one request (from the pool; given back when the response is done)."""
-    try:
-        wh = state.pool.get()
-    except NoRelease:
-        raise DeskError(503, "aucune_publication", "Aucune publication n'est encore disponible : le hub n'a pas "
-                        "terminé sa première exécution.") from None
-    healthy = False
-    try:
-        yield wh
-        healthy = True
-    finally:
-        if wh.kind == "postgres" and healthy:
-            healthy = not wh.connection.closed and wh.connection.info.transaction_status == 0
-        state.pool.put(wh, healthy=healthy)
-
-
-def writer(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:
-    """A writer's connection for one request that records something (a flagged merge): opened and
-    closed around it, since on DuckDB a run may need the file (503 while a run holds it)."""
-    try:
-        wh = Warehouse(state.warehouse_url)
-    except WarehouseBusy:
-        raise DeskError(503, "entrepot_occupe", "Une mise à jour du hub est en cours : réessayez dans un "
-                        "instant.") from None
-    try:
-        yield wh
-    finally:
-        wh.close()
-
-
-def register(state: Annotated[DeskState, Depends(desk_state)]) -> Register:
-    """The register of processing, loaded once when the app was made."""
-    return state.register
 
 
 async def current_agent(request: Request) -> Any:
@@ -121,7 +128,50 @@ async def current_agent(request: Request) -> Any:
     return await session_agent(request)
 
 
+def register(state: Annotated[DeskState, Depends(desk_state)]) -> Register:
+    """The register of processing, loaded once when the app was made."""
+    return state.register
+
+
 def agent_permissions(agent: Annotated[Any, Depends(current_agent)],
                       reg: Annotated[Register, Depends(register)]) -> Permissions:
     """The signed-in agent's permissions from the register."""
     return permissions(agent, reg)
+
+
+def warehouse(state: Annotated[DeskState, Depends(desk_state)], agent: Annotated[Any, Depends(current_agent)],
+              perms: Annotated[Permissions, Depends(agent_permissions)]) -> Iterator[Warehouse]:
+    """The warehouse for one signed-in agent's request (from the pool of their login; given back when
+    the request is done). On PostgreSQL the request is one transaction acting for the agent's
+    collectivité and service: row security shows their grants' rows only."""
+    try:
+        wh = state.pool_for(perms.role).get()
+    except NoRelease:
+        raise DeskError(503, "aucune_publication", "Aucune publication n'est encore disponible : le hub n'a pas "
+                        "terminé sa première exécution.") from None
+    healthy = False
+    try:
+        if wh.kind == "postgres":
+            with session_context(wh, collectivite=agent.collectivite, service=agent.service):
+                yield wh
+        else:
+            yield wh
+        healthy = True
+    finally:
+        if wh.kind == "postgres" and healthy:
+            healthy = not wh.connection.closed and wh.connection.info.transaction_status == 0
+        state.pool_for(perms.role).put(wh, healthy=healthy)
+
+
+def writer(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:
+    """A writer's connection for one request that records something (a flagged merge): opened and
+    closed around it, since on DuckDB a run may need the file (503 while a run holds it)."""
+    try:
+        wh = Warehouse(state.writer_url)
+    except WarehouseBusy:
+        raise DeskError(503, "entrepot_occupe", "Une mise à jour du hub est en cours : réessayez dans un "
+                        "instant.") from None
+    try:
+        yield wh
+    finally:
+        wh.close()

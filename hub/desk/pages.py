@@ -55,7 +55,7 @@ _CSRF_KEY = secrets.token_bytes(32)
 router = APIRouter(include_in_schema=False)
 templates = present.templates()
 
-Wh = Annotated[Any, Depends(warehouse)]
+Wh = Annotated[Any, Depends(warehouse, scope="function")]  # committed before the answer leaves
 Reg = Annotated[Any, Depends(register)]
 
 

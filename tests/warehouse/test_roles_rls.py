@@ -406,3 +406,133 @@ def test_roles_reapplied_from_the_register_is_idempotent(built):
         grants = wh.scalar("SELECT count(*) FROM ops.access_grant")
     assert n >= len(PERSONAL) - 5 and again == policies
     assert grants == len(security.access_grants(REGISTER))
+
+
+# ----------------------------------------------------------------------------------------- the desk app
+@dataclass
+class DeskApps:
+    """The real desk app twice on the built warehouse: through the desk's own logins (desk reader for
+    agents, DPO for the DPO), and through the owner's connection (the superuser here), with a
+    signed-in client per (app, agent)."""
+
+    clients: dict[tuple[str, str], object]
+
+    def get(self, app: str, agent: str, path: str, **params):
+        return self.clients[(app, agent)].get(path, params=params)
+
+
+@pytest.fixture(scope="module")
+def desk_apps(built, tmp_path_factory) -> Iterator[DeskApps]:
+    from fastapi.testclient import TestClient
+
+    from hub.desk.app import create_app
+    from hub.desk.auth import OIDCConfig
+    from sandbox.oidc_provider import ClientRegistration, OIDCProvider, hub_agents_toml, load_demo_agents
+    from tests.hub.desk.signin import BASE, CLIENT_ID, CLIENT_SECRET, sign_in
+
+    agents = tmp_path_factory.mktemp("agents") / "agents.toml"
+    agents.write_text(hub_agents_toml(load_demo_agents().values()), encoding="utf-8")
+    registration = ClientRegistration(CLIENT_ID, CLIENT_SECRET, redirect_uris=(f"{BASE}/auth/callback",),
+                                      post_logout_redirect_uris=(f"{BASE}/deconnexion/retour",))
+    with OIDCProvider(load_demo_agents(), [registration]) as provider:
+        config = OIDCConfig(issuer=provider.issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                            redirect_base=BASE, agents_file=agents)
+        apps = {"logins": create_app(warehouse_url=built.login_url("desk"),
+                                     dpo_warehouse_url=built.login_url("dpo"), oidc_config=config),
+                "owner": create_app(warehouse_url=built.url, oidc_config=config)}
+        clients = {}
+        try:
+            for name, app in apps.items():
+                for agent in ("finances", "dpo"):
+                    c = TestClient(app, raise_server_exceptions=False)
+                    c.__enter__()
+                    clients[(name, agent)] = c
+                    assert sign_in(c, provider, agent).status_code == 303
+            yield DeskApps(clients)
+        finally:
+            for c in clients.values():
+                c.__exit__(None, None, None)
+
+
+def _finance_citizen(built: Built) -> tuple[str, str, set[str]]:
+    """A citizen the finance silo and at least one other silo know: (id, their finance record's birth
+    name, every silo that knows them), read as the superuser."""
+    with Warehouse(built.url) as wh:
+        row = wh.rows(
+            "SELECT l.citizen_id, max(CASE WHEN p.source_system = 'finance' THEN p.birth_name END), "
+            "array_agg(DISTINCT p.source_system) FROM golden.citizen_link l "
+            "JOIN core.person_record p ON p.record_key = l.record_key GROUP BY l.citizen_id "
+            "HAVING bool_or(p.source_system = 'finance') AND count(DISTINCT p.source_system) >= 3 "
+            "AND max(CASE WHEN p.source_system = 'finance' THEN p.birth_name END) IS NOT NULL "
+            "ORDER BY 1 LIMIT 1")
+    assert row, "the sandbox has no citizen known to finance and two other silos"
+    return row[0][0], row[0][1], set(row[0][2])
+
+
+def test_the_desk_api_reads_as_the_desk_login_under_the_agent_s_context(built, desk_apps):
+    """An agent of the commune's billing service, through the API, sees the finance silo only; and it is
+    PostgreSQL's row security that cuts: with the service's grant taken out of ops.access_grant (the
+    register in Python unchanged) the desk's login finds nothing of the citizen, while the same request
+    through the owner's connection still shows them."""
+    citizen, name, silos = _finance_citizen(built)
+    page = desk_apps.get("logins", "finances", f"/api/v1/citizens/{citizen}", purpose="finance-facturation")
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert {r["source_system"] for r in body["records"]} == {"finance"} < silos
+    assert {e["source_system"] for e in body["timeline"]} <= {"finance"}
+    # the app's pooled connections are the desk login's, idle between requests (the context died
+    # with each request's transaction)
+    with Warehouse(built.url) as wh:
+        sessions = wh.rows("SELECT state FROM pg_stat_activity WHERE usename = :u AND datname = current_database()",
+                           {"u": built.logins["desk"]})
+    assert sessions and {s for (s,) in sessions} == {"idle"}
+
+    with Warehouse(built.url) as wh:
+        wh.execute("DELETE FROM ops.access_grant WHERE collectivite = :c AND service = :s",
+                   {"c": COLLECTIVITE, "s": SERVICE})
+    try:
+        cut = desk_apps.get("logins", "finances", f"/api/v1/citizens/{citizen}", purpose="finance-facturation")
+        owner = desk_apps.get("owner", "finances", f"/api/v1/citizens/{citizen}", purpose="finance-facturation")
+        found = desk_apps.get("logins", "finances", "/api/v1/citizens", q=name, purpose="finance-facturation")
+        owner_found = desk_apps.get("owner", "finances", "/api/v1/citizens", q=name, purpose="finance-facturation")
+    finally:
+        with Warehouse(built.url) as wh:
+            security.sync_access_grants(wh, REGISTER)
+    assert cut.status_code == 404, cut.text
+    assert owner.status_code == 200 and {r["source_system"] for r in owner.json()["records"]} == {"finance"}
+    assert found.status_code == 200 and found.json()["hits"] == [], found.text
+    assert citizen in {h["citizen_id"] for h in owner_found.json()["hits"]}
+
+
+def test_the_dpo_reads_the_access_log_through_the_dpo_login(built, desk_apps):
+    """The DPO's requests go through the DPO's login: it reads who consulted a citizen, which the desk
+    reader's login may not (its column grants stop at the log's chain)."""
+    citizen, _, _ = _finance_citizen(built)
+    assert desk_apps.get("logins", "finances", f"/api/v1/citizens/{citizen}",
+                         purpose="finance-facturation").status_code == 200
+    seen = desk_apps.get("logins", "dpo", f"/api/v1/citizens/{citizen}/consultations", purpose="droits-rgpd")
+    assert seen.status_code == 200, seen.text
+    assert any(c["service"] == SERVICE and c["collectivite"] == COLLECTIVITE for c in seen.json()["consultations"])
+    with as_role(built, "desk") as desk, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        desk.rows("SELECT reader FROM ops.access_log LIMIT 1")
+
+
+def test_an_objection_hides_the_citizen_from_the_desk_login(built, desk_apps):
+    """Art. 21 holds under the desk's login: it reads who objected to which processing (three columns of
+    gdpr.objection, nothing else of the DPO's schema), so the objector is not found by that processing."""
+    citizen, name, _ = _finance_citizen(built)
+    with Warehouse(built.url) as wh:
+        wh.execute("INSERT INTO gdpr.objection (citizen_id, processing_id, decided_by, decided_at) "
+                   "VALUES (:c, 'finance-facturation', 'dpo-test', now())", {"c": citizen})
+    try:
+        page = desk_apps.get("logins", "finances", f"/api/v1/citizens/{citizen}", purpose="finance-facturation")
+        found = desk_apps.get("logins", "finances", "/api/v1/citizens", q=name, purpose="finance-facturation")
+    finally:
+        with Warehouse(built.url) as wh:
+            wh.execute("DELETE FROM gdpr.objection WHERE decided_by = 'dpo-test'")
+    assert page.status_code == 404, page.text
+    assert found.status_code == 200 and citizen not in {h["citizen_id"] for h in found.json()["hits"]}
+    with as_role(built, "desk") as desk:
+        for sql in ("SELECT decided_by FROM gdpr.objection", "SELECT count(*) FROM gdpr.dsr_request"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                desk.rows(sql)
