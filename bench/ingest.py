@@ -98,6 +98,7 @@ def bench_finance(root: Path, rows: int) -> Row:
     from dlt.sources.sql_database import sql_database
 
     from connectors import finance
+    from connectors.runner import run_source
 
     url = finance_source(root / "finance.sqlite", rows)
 
@@ -111,7 +112,7 @@ def bench_finance(root: Path, rows: int) -> Row:
 
     def connector() -> Any:
         with _duck(root, "finance_hub") as wh:
-            return finance.load(wh.dlt_destination(), "bench", pipelines_dir=root / "p_fin", source_url=url)
+            return run_source(finance, wh.dlt_destination(), "bench", pipelines_dir=root / "p_fin", source_url=url)
 
     base, _ = _timed(bare)
     took, result = _timed(connector)
@@ -284,6 +285,7 @@ def bench_http(root: Path, people: int, latency_ms: float, ms_per_1000: float) -
     """Each HTTP connector against its raw fetch, with no server time, then with ``latency_ms`` per
     page plus ``ms_per_1000`` per thousand records on it."""
     from connectors import demarches, family, salesforce, servicenow
+    from connectors.runner import run_source
     from sandbox import build_sandbox
 
     sb = build_sandbox(root / "sb", people=people, seed=5)
@@ -315,15 +317,15 @@ def bench_http(root: Path, people: int, latency_ms: float, ms_per_1000: float) -
                                 "(for information)"))
 
     run("family", lambda sim, each: raw_family(sim, sim.token, each),
-        lambda sim, d, p: family.load(d, "bench", pipelines_dir=p, base_url=sim.url, token=sim.token))
+        lambda sim, d, p: run_source(family, d, "bench", pipelines_dir=p, base_url=sim.url, token=sim.token))
     run("salesforce", raw_salesforce,
-        lambda sim, d, p: salesforce.load(d, "bench", pipelines_dir=p, login_url=sim.url, client_id=sim.client_id,
-                                          client_secret=sim.client_secret))
+        lambda sim, d, p: run_source(salesforce, d, "bench", pipelines_dir=p, login_url=sim.url,
+                                     client_id=sim.client_id, client_secret=sim.client_secret))
     run("servicenow", raw_servicenow,
-        lambda sim, d, p: servicenow.load(d, "bench", pipelines_dir=p, instance_url=sim.url,
+        lambda sim, d, p: run_source(servicenow, d, "bench", pipelines_dir=p, instance_url=sim.url,
                                           username=sim.username, password=sim.password))
     run("demarches", lambda sim, each: raw_demarches(sim, sim.token, each),
-        lambda sim, d, p: demarches.load(d, "bench", pipelines_dir=p, base_url=sim.url, token=sim.token,
+        lambda sim, d, p: run_source(demarches, d, "bench", pipelines_dir=p, base_url=sim.url, token=sim.token,
                                          demarches=sim.demarche_numbers))
     return out
 

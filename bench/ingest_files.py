@@ -98,11 +98,12 @@ def bare_load(url: str, path: Path, pipelines_dir: Path) -> float:
 
 def mapped_load(url: str, drop: Path, mapping: Path, pipelines_dir: Path) -> tuple[float, object]:
     from connectors import files
+    from connectors.runner import run_source
     from warehouse.engine import Warehouse
 
     started = time.perf_counter()
     with Warehouse(url) as wh:
-        result = files.load(wh.dlt_destination(), "bench", pipelines_dir=pipelines_dir, mapping=mapping,
+        result = run_source(files, wh.dlt_destination(), "bench", pipelines_dir=pipelines_dir, mapping=mapping,
                             drop_dir=drop)
     return time.perf_counter() - started, result
 

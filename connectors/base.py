@@ -14,13 +14,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from dlt.extract.items_transform import ItemTransform
 
 from connectors.identifiers import (  # noqa: F401  (re-exported: every connector's guard)
@@ -33,7 +31,7 @@ from connectors.identifiers import (  # noqa: F401  (re-exported: every connecto
     national_id_spans,
     string_buffers,
 )
-from schemas.contract import QUARANTINE, RAW_DELETED_AT, SQL_TYPES, arrow_schema
+from schemas.contract import QUARANTINE, RAW_DELETED_AT, arrow_schema
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ log = logging.getLogger(__name__)
 # A connector package is a *kind* of system (its ``SYSTEM``); a configured source has a name, and
 # the name is what the warehouse knows it by: ``raw_<name>``, ``source_system``, keys ``<name>:…``.
 # Two finance databases are two sources of kind ``finance`` (``compta``, ``regie``) and coexist.
-# The runner sets the name around a connector's ``load`` (:func:`stored_as`); pipelines, counts and
+# The hub sets the name around a source's run (:func:`stored_as`); pipelines, counts and
 # errors take it from there, so a connector needs no parameter for it.
 _SOURCE_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("hub_source_name", default=None)
 
@@ -365,7 +363,7 @@ def with_keys_not_null(resources: Any) -> Any:
     return resources
 
 
-# ---------------------------------------------------------------------------- dlt plumbing
+# ---------------------------------------------------------------------------- full exports
 EXPORTS = ("full", "incremental")
 
 
@@ -435,119 +433,6 @@ def unlisted_rows(pipeline: Any, system: str, table: str, key: Sequence[str], li
             value = now if f.name == RAW_DELETED_AT else None
             out = out.add_column(i, f, pa.array([value] * out.num_rows, f.type))
     return out.select(like.names)
-
-
-def make_pipeline(system: str, destination: Any, pipelines_dir: Path):
-    """The dlt pipeline of one system: dataset ``raw_<system>``, state kept under pipelines_dir
-    (``system`` is the configured source's name when the runner set one: :func:`stored_as`)."""
-    import dlt
-
-    system = system_name(system)
-    return dlt.pipeline(
-        pipeline_name=f"hub_{system}",
-        destination=destination,
-        dataset_name=f"raw_{system}",
-        pipelines_dir=str(pipelines_dir),
-    )
-
-
-def empty_tables(pipeline: Any, names: list[str]) -> set[str]:
-    """The raw tables (of ``names``) that do not exist yet or hold no row in the destination."""
-    empty: set[str] = set()
-    with pipeline.sql_client() as client:
-        if not client.has_dataset():
-            return set(names)
-        schema = client.fully_qualified_dataset_name(quote=False)
-        for name in names:
-            exists = client.execute_sql(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-                schema, name)[0][0]
-            if not exists or not client.execute_sql(
-                    f"SELECT 1 FROM {client.make_qualified_table_name(name)} LIMIT 1"):
-                empty.add(name)
-    return empty
-
-
-def record_merge(pipeline: Any, appended: list[str]) -> None:
-    """Tables a first load appended to (into an empty raw table) are merged into from then on: say
-    so in dlt's schema now, since a later run that brings a table no row leaves its hints as they were."""
-    schema = pipeline.default_schema
-    changed = [name for name in appended if schema.tables.get(name, {}).get("write_disposition") == "append"]
-    for name in changed:
-        schema.tables[name]["write_disposition"] = "merge"
-    if changed:
-        pipeline.schemas.save_schema(schema)
-
-
-def _job_rows(path: str, file_format: str) -> int:
-    """Rows in one load job file: parquet from its footer, csv parsed (values may hold line breaks)."""
-    import gzip
-
-    import pyarrow.parquet as pq
-
-    if file_format == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] == b"\x1f\x8b":  # dlt compresses job files without changing their name
-        data = gzip.decompress(data)
-    if file_format == "csv":
-        return pacsv.read_csv(pa.BufferReader(data)).num_rows if data.strip() else 0
-    return data.count(b"\n")  # jsonl: one record a line
-
-
-def complete_pending(pipeline: Any, collector: Collector) -> None:
-    """Load what an aborted run left (a process killed between dlt's extract or normalise and
-    its load, or during it, leaves load packages on disk), before this run extracts anything,
-    and count those rows per table as recovered: no run reported them.
-
-    Left alone, dlt's ``run`` would load them and return without extracting this run's data."""
-    if not [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]:
-        return
-    if pipeline.list_extracted_load_packages():
-        pipeline.normalize()
-    pending = list(pipeline.list_normalized_load_packages())
-    for load_id in pending:
-        info = pipeline.get_load_package_info(load_id)
-        for jobs in info.jobs.values():
-            for job in jobs:
-                table = job.job_file_info.table_name
-                if table.startswith("_dlt_") or job.job_file_info.file_format == "reference":
-                    continue
-                n = _job_rows(job.file_path, job.job_file_info.file_format)
-                collector.recovered[table] = collector.recovered.get(table, 0) + n
-    pipeline.load()
-    collector.recovered_from.extend(pending)
-    log.warning("%s: %d load package(s) an aborted run left were loaded first: %s", collector.source_system,
-                len(pending), ", ".join(f"{t} {n}" for t, n in collector.recovered.items()) or "no row")
-
-
-def run_pipeline(system: str, destination: Any, pipelines_dir: Path, collector: Collector,
-                 build: Callable[[], Any], translate: Callable[[Exception], SourceError], *,
-                 after: Callable[[Any], None] | None = None) -> ExtractResult:
-    """Run one system's dlt pipeline on what ``build()`` returns (a dlt source or resources; built
-    inside the guard, so a database that cannot be reached at reflection is reported too).
-
-    Any failure becomes a :class:`SourceError`: one raised inside dlt (a bad page, a refused token)
-    is re-raised as is, any other goes through ``translate`` (which must not quote driver or parser
-    messages: they can hold row values). A failed run loads nothing; earlier loads stay. ``after``
-    runs on the pipeline once the load succeeded. Returns the collector's counts.
-    """
-    try:
-        pipeline = make_pipeline(system, destination, pipelines_dir)
-        complete_pending(pipeline, collector)
-        pipeline.run(with_keys_not_null(build()), loader_file_format=loader_file_format(destination))
-        if after is not None:
-            after(pipeline)
-    except Exception as e:
-        for x in exception_chain(e):
-            if isinstance(x, SourceError):
-                raise x from None
-        raise translate(e) from None
-    result = collector.result()
-    log.info("%s run %s: %s", system, collector.run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
 
 
 def load_failed(system: str, locator: str) -> Callable[[Exception], SourceError]:
@@ -694,19 +579,6 @@ def check_page(response: Any, system: str, locator: str, who: str, list_key: str
     ``response.json()`` returns, so dlt's rest_api (data selector, paginator) does not parse it again."""
     body = json_page(system, locator, response.content, who, list_key)
     response.json = lambda **_: body
-
-
-def ensure_raw_table(pipeline: Any, table: str, columns: Mapping[str, str]) -> None:
-    """Create ``raw_<system>.<table>`` empty when no run has loaded a row into it yet.
-
-    dlt creates a table with its first rows only; a table that only ever receives occasional rows
-    (deletion logs) must still exist for staging SQL to join it. ``columns``: name → logical type
-    of schemas.contract (text, bigint, timestamptz, ...), matching what dlt would create.
-    """
-    engine = 0 if pipeline.destination.destination_name == "duckdb" else 1
-    cols = ", ".join(f'"{name}" {SQL_TYPES[kind][engine]}' for name, kind in columns.items())
-    with pipeline.sql_client() as client:
-        client.execute_sql(f"CREATE TABLE IF NOT EXISTS {client.make_qualified_table_name(table)} ({cols})")
 
 
 def loader_file_format(destination: Any) -> str:

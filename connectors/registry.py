@@ -1,4 +1,4 @@
-"""The source systems the hub knows, for the runner to iterate over, and their staging SQL."""
+"""The source systems the hub knows, each run by :func:`connectors.runner.run_source`, and their staging SQL."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 from connectors import associations, demarches, family, files, finance, salesforce, servicenow
 
 # system name -> its connector package. Each has
-#   ``configure(params, secret) -> kwargs``: its settings ([sources.<name>] in hub.toml) as load() arguments,
+#   ``configure(params, secret) -> kwargs``: its settings ([sources.<name>] in hub.toml) as source() arguments,
 #       ``secret(key)`` reading the environment variable named by ``<key>_env``;
-#   ``load(destination, run_id, *, pipelines_dir, **kwargs) -> ExtractResult``;
+#   ``source(collector, **kwargs)``: its dlt source (a ``@dlt.source`` function), which the one runner,
+#       ``connectors.runner.run_source(module, destination, run_id, pipelines_dir=…, **kwargs)``, runs;
+#       optionally ``translate``, ``source_name`` and ``STANDING_TABLES`` (see connectors.runner);
 #   ``STAGING``: canonical table -> SQL files named stg_<system>__<entity>s.sql, or, for a connector whose
 #       SQL depends on each source's settings (files: generated from its mapping file),
 #       ``source_staging(params) -> {table: [(model_name, sql)]}``.

@@ -90,6 +90,7 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
     started = time.perf_counter()  # imports included: they are part of what a step costs
     from connectors.base import SourceError, stored_as
     from connectors.registry import SYSTEMS
+    from connectors.runner import run_source
     from warehouse import ops
 
     source = settings.source(source_name)
@@ -101,7 +102,8 @@ def ingest(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
             params = _connector_params(source, module)
             # the source's name, not its kind, is the system: raw_<name>, source_system, keys
             with stored_as(source.name):
-                result = module.load(wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir, **params)
+                result = run_source(module, wh.dlt_destination(), run_id, pipelines_dir=settings.pipelines_dir,
+                                    **params)
         except (SourceError, SettingsError) as e:
             ops.record_source_runs(wh, run_id, [_failed_count(source.name, str(e))])
             raise

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -23,7 +24,6 @@ import pyarrow.csv as pacsv
 from connectors.base import (
     Cast,
     Collector,
-    ExtractResult,
     Guard,
     SourceError,
     cast_columns,
@@ -31,10 +31,10 @@ from connectors.base import (
     load_failed,
     mark_listed,
     national_id_rows,
-    run_pipeline,
     take_rows,
     unlisted_rows,
 )
+from connectors.runner import unique_in_run
 from schemas.contract import RAW_DELETED_AT
 
 log = logging.getLogger(__name__)
@@ -167,8 +167,6 @@ def _file_rows(path: Path, spec: FileSpec, collector: Collector, encoding: str, 
     the resource's dlt state, committed with the load): an unchanged export loads 0 rows.
     ``full``: the file lists every row, so the rows raw holds that it no longer lists come back
     marked deleted (:func:`connectors.base.unlisted_rows`)."""
-    import dlt
-
     state = dlt.current.resource_state()
     pipeline = dlt.current.pipeline()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -188,7 +186,7 @@ def _file_rows(path: Path, spec: FileSpec, collector: Collector, encoding: str, 
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``drop_dir``, ``encoding`` (default
+    """:func:`source` keyword arguments from the source's settings: ``drop_dir``, ``encoding`` (default
     ``auto``) and ``export`` (default ``full``: each drop lists every row, rows it no longer lists
     are deleted; ``incremental``: rows are only added or changed)."""
     try:
@@ -199,30 +197,33 @@ def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[s
             "export": export}
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, drop_dir: Path, encoding: str = "auto",
-         export: str = "full") -> ExtractResult:
-    """Parse the three CSVs of ``drop_dir`` and merge their good rows into ``raw_associations``.
+@dlt.source(name=SYSTEM)
+def source(collector: Collector, drop_dir: Path, encoding: str = "auto", export: str = "full") -> Any:
+    """The three CSVs of ``drop_dir``, their good rows merged on each file's key.
 
     A missing file or header raises :class:`SourceError`; bad rows are quarantined, never fatal.
     A file identical to the one loaded last time is skipped (0 rows read). ``export = "full"``:
     rows an export no longer lists are kept in raw marked deleted (``_deleted_at``), counted as
     deleted; staging gives the person record its ``deleted_at`` and drops the others.
+    Run it with :func:`connectors.runner.run_source`.
     """
-    import dlt
-
     drop_dir = Path(drop_dir)
     now = dt.datetime.now(dt.UTC)
-    collector = Collector(run_id, SYSTEM, [f.entity for f in FILES])
     for spec in FILES:  # fail before extracting anything when the drop is incomplete
         if not (drop_dir / spec.file).is_file():
             raise SourceError(SYSTEM, spec.file, "file missing from the drop folder")
     resources = []
     for spec in FILES:
-        r = dlt.resource(_file_rows(drop_dir / spec.file, spec, collector, encoding, export == "full", now),
-                         name=spec.entity,
-                         primary_key=spec.key, write_disposition="merge")
+        # a key is loaded once per file (later lines of a key are quarantined as duplicate_key)
+        r = unique_in_run(dlt.resource(_file_rows(drop_dir / spec.file, spec, collector, encoding, export == "full",
+                                                  now), name=spec.entity, primary_key=spec.key,
+                                       write_disposition="merge"))
         r.add_step(Guard(collector, spec.entity, lambda row, s=spec: f"{s.file}:{s.key}={row.get(s.key)}",
                          count_read=False))
         resources.append(r)
-    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, lambda: resources,
-                        load_failed(SYSTEM, drop_dir.name))
+    return resources
+
+
+def translate(e: Exception, config: Mapping[str, Any]) -> SourceError:
+    """Where it failed (the drop folder) and the kinds of error, never their messages."""
+    return load_failed(SYSTEM, Path(config["drop_dir"]).name)(e)

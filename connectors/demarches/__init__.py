@@ -21,20 +21,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dlt
 import pyarrow as pa
 
 from connectors.base import (
     Cast,
     Collector,
-    ExtractResult,
     Guard,
     SourceError,
     cast_columns,
-    ensure_raw_table,
     exception_chain,
     json_page,
     resource_name_of,
-    run_pipeline,
     take_rows,
 )
 
@@ -204,15 +202,24 @@ class _Api:
     """POSTs GraphQL documents; every failure becomes a SourceError naming the démarche and page."""
 
     def __init__(self, base_url: str, token: str, session: Any, page_size: int, max_attempts: int):
-        url = base_url.rstrip("/")
-        self.endpoint = url if url.endswith("/graphql") else f"{url}/api/v2/graphql"
-        u = urlparse(self.endpoint)
-        self.where_api = f"api {u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}"
+        self.endpoint = self.graphql(base_url)
+        self.where_api = self.where(base_url)
         self._auth = {"Authorization": f"Bearer {token}"}
         self.session = session
         self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         self.max_attempts = max_attempts
         self.requests = 0
+
+    @staticmethod
+    def graphql(base_url: str) -> str:
+        url = base_url.rstrip("/")
+        return url if url.endswith("/graphql") else f"{url}/api/v2/graphql"
+
+    @staticmethod
+    def where(base_url: str) -> str:
+        """The API as messages name it: its origin, never a path or query."""
+        u = urlparse(_Api.graphql(base_url))
+        return f"api {u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}"
 
     def post(self, query: str, operation: str, variables: dict[str, Any], where: str) -> dict[str, Any]:
         """The ``data`` of one answer."""
@@ -309,8 +316,6 @@ def _iso(value: Any) -> str | None:
 
 
 def _connection_resource(api: _Api, demarche: int, entity: str, collector: Collector) -> Any:
-    import dlt
-
     flat = _flat_dossier if entity == "dossiers" else _flat_deleted
     cursor = CURSOR[entity]
     page_of: dict[Any, str] = {}  # number -> its page, so the guard's quarantine names the page too
@@ -335,8 +340,6 @@ def _connection_resource(api: _Api, demarche: int, entity: str, collector: Colle
 
 
 def _demarches_resource(api: _Api, demarches: Sequence[int], collector: Collector) -> Any:
-    import dlt
-
     def rows() -> Iterator[pa.Table]:
         flat = [_flat_demarche(api.demarche(n)) for n in demarches]
         # démarches rarely change: written again only when their description did
@@ -358,7 +361,7 @@ def _demarches_resource(api: _Api, demarches: Sequence[int], collector: Collecto
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``base_url``, ``demarches`` (numbers),
+    """:func:`source` keyword arguments from the source's settings: ``base_url``, ``demarches`` (numbers),
     the token from the secret ``token`` (``token_env`` in hub.toml)."""
     numbers = params["demarches"]
     if isinstance(numbers, (int, str)):
@@ -366,21 +369,21 @@ def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[s
     return {"base_url": params["base_url"], "token": secret("token"), "demarches": [int(n) for n in numbers]}
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, token: str, demarches: list[int],
-         page_size: int = MAX_PAGE_SIZE, max_attempts: int = 4, backoff_factor: float = 0.5,
-         max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
-    """Extract the démarches' dossiers and deleted dossiers into ``raw_demarches`` (merge on number).
+@dlt.source(name=SYSTEM)
+def source(collector: Collector, base_url: str, token: str, demarches: list[int], page_size: int = MAX_PAGE_SIZE,
+           max_attempts: int = 4, backoff_factor: float = 0.5, max_retry_delay: float = 30.0,
+           timeout: float = 30.0) -> Any:
+    """The démarches' dossiers and deleted dossiers (merge on number), and the démarches themselves.
 
     Incremental: only dossiers changed since the last run (``updatedSince``) and dossiers deleted
-    since then (``deletedSince``) are read. A failed run loads nothing, so what earlier runs loaded
-    stays as it was; the token never appears in a message or a log line.
+    since then (``deletedSince``) are read. The token never appears in a message or a log line.
+    Run it with :func:`connectors.runner.run_source`.
     """
     from dlt.sources.helpers.requests import Client
 
     if not demarches:
         raise SourceError(SYSTEM, "settings", "no démarche number configured")
     numbers = list(dict.fromkeys(int(n) for n in demarches))
-    collector = Collector(run_id, SYSTEM, ENTITIES)
     session = Client(
         request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
         request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
@@ -390,21 +393,17 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
     for n in numbers:
         resources += [_connection_resource(api, n, "dossiers", collector),
                       _connection_resource(api, n, "deleted_dossiers", collector)]
-    # deletions are rare: the table must exist before the first one for staging to join it
-    deleted = {"number": "bigint", "id": "text", "demarche_number": "bigint", "state": "text", "reason": "text",
-               "date_supression": "timestamptz"}
-    result = run_pipeline(SYSTEM, destination, pipelines_dir, collector, lambda: resources,
-                          lambda e: _translate(e, api),
-                          after=lambda pipeline: ensure_raw_table(pipeline, "deleted_dossiers", deleted))
-    log.debug("demarches run %s: %d requests", run_id, api.requests)
-    return result
+    return resources
 
 
-def _translate(e: Exception, api: _Api) -> SourceError:
-    chain = exception_chain(e)
-    for x in chain:
-        if isinstance(x, SourceError):
-            return x
-    kinds = ", ".join(sorted({type(x).__name__ for x in chain}))
+# deletions are rare: the table must exist before the first one for staging to join it
+STANDING_TABLES = {"deleted_dossiers": {"number": "bigint", "id": "text", "demarche_number": "bigint",
+                                        "state": "text", "reason": "text", "date_supression": "timestamptz"}}
+
+
+def translate(e: Exception, config: Mapping[str, Any]) -> SourceError:
+    """Where it failed: the API and the resource, and the kinds of error."""
+    kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
     resource = resource_name_of(e)
-    return SourceError(SYSTEM, f"{api.where_api} {resource or ''}".strip(), f"extraction or load failed ({kinds})")
+    where = _Api.where(config["base_url"])
+    return SourceError(SYSTEM, f"{where} {resource or ''}".strip(), f"extraction or load failed ({kinds})")

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import dlt
+
 from connectors.base import (
     Cast,
     Collector,
-    ExtractResult,
     SourceError,
     add_page_steps,
     check_page,
     exception_chain,
     resource_name_of,
-    run_pipeline,
 )
 
 log = logging.getLogger(__name__)
@@ -79,24 +79,22 @@ def _check_response(collection: str, system: str = SYSTEM) -> Callable[..., Any]
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``base_url``, ``token_env``."""
+    """:func:`source` keyword arguments from the source's settings: ``base_url``, ``token_env``."""
     return {"base_url": params["base_url"], "token": secret("token")}
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, token: str,
-         per_page: int = PER_PAGE, max_attempts: int = 4, backoff_factor: float = 0.5,
-         max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
-    """Extract the five collections into ``raw_family`` (merge on id, incremental via updated_since).
-
-    HTTP 401/403/404, an HTML or malformed page and an unreachable portal raise :class:`SourceError`
-    (never with the token); 5xx / 429 are retried up to ``max_attempts`` with exponential backoff
-    bounded by ``max_retry_delay``, honouring Retry-After. A failed run loads nothing, so what
-    earlier runs loaded stays as it was.
-    """
+# parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+# worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+@dlt.source(name=SYSTEM, parallelized=True)
+def source(collector: Collector, base_url: str, token: str, per_page: int = PER_PAGE, max_attempts: int = 4,
+           backoff_factor: float = 0.5, max_retry_delay: float = 30.0, timeout: float = 30.0) -> Any:
+    """The portal's five collections, declared for dlt's ``rest_api`` (merge on id, incremental via
+    updated_since). HTTP 401/403/404 and an HTML or malformed page raise :class:`SourceError` (never
+    with the token); 5xx / 429 are retried up to ``max_attempts`` with exponential backoff bounded
+    by ``max_retry_delay``, honouring Retry-After. Run it with :func:`connectors.runner.run_source`."""
     from dlt.sources.helpers.requests import Client
-    from dlt.sources.rest_api import rest_api_source
+    from dlt.sources.rest_api import rest_api_resources
 
-    collector = Collector(run_id, SYSTEM, COLLECTIONS)
     session = Client(
         request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
         request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
@@ -126,26 +124,22 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, base_url: str, t
             for c in COLLECTIONS
         ],
     }
+    resources = rest_api_resources(config)
+    for r in resources:
+        add_page_steps(r, collector, r.name, COLLECTIONS[r.name], "id", f"{r.name} page",
+                       lambda row, c=r.name: f"{c} id={row.get('id')}")
+    return resources
 
-    def build() -> Any:
-        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
-        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
-        source = rest_api_source(config, name=SYSTEM, parallelized=True)
-        for c, fields in COLLECTIONS.items():
-            add_page_steps(source.resources[c], collector, c, fields, "id", f"{c} page",
-                           lambda row, c=c: f"{c} id={row.get('id')}")
-        return source
 
-    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, base_url))
+def translate(e: Exception, config: Mapping[str, Any]) -> SourceError:
+    """Where it failed: the collection and HTTP status, or the unreachable portal."""
+    return _translate(e, config["base_url"])
 
 
 def _translate(e: Exception, base_url: str) -> SourceError:
     import requests
 
     chain = exception_chain(e)
-    for x in chain:
-        if isinstance(x, SourceError):
-            return x
     u = urlparse(base_url)
     portal = f"portal {u.scheme}://{u.hostname}{':' + str(u.port) if u.port else ''}"
     collection = resource_name_of(e)

@@ -25,28 +25,23 @@ from collections.abc import Mapping as AnyMapping
 from pathlib import Path
 from typing import Any
 
+import dlt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import (
     Collector,
-    ExtractResult,
     SourceError,
-    complete_pending,
-    empty_tables,
-    exception_chain,
-    loader_file_format,
-    make_pipeline,
+    load_failed,
     mark_listed,
-    record_merge,
     unlisted_rows,
-    with_keys_not_null,
 )
 from connectors.files.mapping import EntitySpec, Mapping, MappingError, load_mapping
 from connectors.files.read import RawFile, read_file
 from connectors.files.screen import Screened, arrow_type, screen
 from connectors.files.staging import staging_models as _staging_models
+from connectors.runner import unique_in_run
 from schemas.contract import RAW_DELETED_AT
 
 log = logging.getLogger(__name__)
@@ -56,8 +51,8 @@ EXAMPLES = Path(__file__).parent / "examples"
 # The SQL depends on the mapping: use staging_models(mapping) (registry.staging_models cannot know it).
 STAGING: dict[str, list[Path]] = {}
 
-__all__ = ["EXAMPLES", "SYSTEM", "Mapping", "MappingError", "configure", "load", "load_mapping",
-           "staging_models"]
+__all__ = ["EXAMPLES", "SYSTEM", "Mapping", "MappingError", "configure", "load_mapping", "source",
+           "source_name", "staging_models", "translate"]
 
 
 def staging_models(mapping: Mapping | Path | str) -> dict[str, list[tuple[str, str]]]:
@@ -73,7 +68,7 @@ def source_staging(params: AnyMapping[str, Any], name: str | None = None) -> dic
 
 
 def configure(params: AnyMapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``mapping`` (path of the TOML file)
+    """:func:`source` keyword arguments from the source's settings: ``mapping`` (path of the TOML file)
     and ``drop_dir``."""
     return {"mapping": Path(params["mapping"]), "drop_dir": Path(params["drop_dir"])}
 
@@ -229,8 +224,6 @@ def _entity_rows(system: str, entity: EntitySpec, paths: list[tuple[str, Path]],
 
     A full export (``export = "full"``) is read whole whenever one of its files changed, came or
     went: the rows raw holds that none of its files lists any more come back marked deleted."""
-    import dlt
-
     state = dlt.current.resource_state()
     seen: dict[str, str] = state.setdefault("files", {})
     full = entity.export == "full"
@@ -284,49 +277,39 @@ def _empty(entity: EntitySpec) -> pa.Table:
     return pa.table({**cols, "_source_file": pa.array([], pa.string()), "_source_line": pa.array([], pa.int64())})
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, mapping: Mapping | Path | str,
-         drop_dir: Path | str) -> ExtractResult:
-    """Read the files the mapping's globs match in ``drop_dir`` and merge their good rows into
-    ``raw_<system>.<entity>``. Bad rows are quarantined (file:line, field); a file that cannot be
-    read whole raises :class:`SourceError` and the run loads nothing.
-    """
-    import dlt
+def _mapping(mapping: Mapping | Path | str) -> Mapping:
+    return mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
 
-    m = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
+
+def source_name(mapping: Mapping | Path | str, drop_dir: Path | str) -> str:
+    """A files source stores its rows under its mapping's ``system`` (unless the hub names it)."""
+    return _mapping(mapping).system
+
+
+@dlt.source(name=SYSTEM)
+def source(collector: Collector, mapping: Mapping | Path | str, drop_dir: Path | str) -> Any:
+    """The files the mapping's globs match in ``drop_dir``, one resource per entity, their good rows
+    merged into ``raw_<system>.<entity>`` on the mapping's key. Bad rows are quarantined (file:line,
+    field); a file that cannot be read whole raises :class:`SourceError` and the run loads nothing.
+    Run it with :func:`connectors.runner.run_source`.
+    """
+    m = _mapping(mapping)
     drop = Path(drop_dir)
     if not drop.is_dir():
         raise SourceError(m.system, drop.name or str(drop), "the drop folder does not exist")
-    collector = Collector(run_id, m.system, list(m.entities))
     now = dt.datetime.now(dt.UTC)
-    pipeline = make_pipeline(m.system, destination, pipelines_dir)
-    try:
-        complete_pending(pipeline, collector)  # before the emptiness test: an aborted run's rows count
-    except Exception as e:
-        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
-        raise SourceError(m.system, drop.name, f"loading what an aborted run left failed ({kinds})") from None
-    empty = empty_tables(pipeline, [e.name for e in m.entities.values()])
     resources = []
     for entity in m.entities.values():
         paths = sorted((p.relative_to(drop).as_posix(), p) for p in drop.glob(entity.files) if p.is_file())
         if not paths:
             log.warning("%s: no file in the drop matches %s (entity %s)", m.system, entity.files, entity.name)
-        # Keys are unique within one run's rows (screen and _supersede see to it), so a first load
-        # into an empty table needs no merge: append skips dlt's staging table and DELETE/INSERT
-        # (~40 % of a large first load). A table holding rows always gets merge semantics.
-        disposition = "append" if entity.name in empty else "merge"
-        r = dlt.resource(_entity_rows(m.system, entity, paths, collector, now), name=entity.name,
-                         primary_key=entity.key_names, write_disposition=disposition)
-        resources.append(r)
-    try:
-        pipeline.run(with_keys_not_null(resources), loader_file_format=loader_file_format(destination))
-        record_merge(pipeline, sorted(empty))
-    except Exception as e:
-        for x in exception_chain(e):
-            if isinstance(x, SourceError):
-                raise x from None
-        kinds = ", ".join(sorted({type(x).__name__ for x in exception_chain(e)}))
-        raise SourceError(m.system, drop.name, f"load failed ({kinds})") from None
-    result = collector.result()
-    log.info("%s run %s: %s", m.system, run_id,
-             ", ".join(f"{c.entity} {c.rows_loaded}/{c.rows_read}" for c in result.counts))
-    return result
+        # keys are unique within one run's rows (screen and _supersede see to it)
+        resources.append(unique_in_run(dlt.resource(_entity_rows(m.system, entity, paths, collector, now),
+                                                    name=entity.name, primary_key=entity.key_names,
+                                                    write_disposition="merge")))
+    return resources
+
+
+def translate(e: Exception, config: AnyMapping[str, Any]) -> SourceError:
+    """Where it failed (the drop folder) and the kinds of error, never their messages."""
+    return load_failed(_mapping(config["mapping"]).system, Path(config["drop_dir"]).name)(e)

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dlt
+
 from connectors.base import (
     Cast,
     Collector,
-    ExtractResult,
     SourceError,
     add_page_steps,
     check_page,
     exception_chain,
     resource_name_of,
-    run_pipeline,
 )
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def _unreachable(e: BaseException, url: str) -> SourceError:
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``login_url``, ``client_id`` (or
+    """:func:`source` keyword arguments from the source's settings: ``login_url``, ``client_id`` (or
     ``client_id_env``), ``client_secret_env``; for the username-password flow also ``username`` and
     ``password_env``; optional ``batch_size``."""
     kwargs: dict[str, Any] = {
@@ -188,23 +188,25 @@ def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[s
     return kwargs
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, client_id: str,
-         client_secret: str, username: str | None = None, password: str | None = None,
-         batch_size: int = BATCH_SIZE, include_deleted: bool = True, max_attempts: int = 4,
-         backoff_factor: float = 0.5, max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
-    """Extract Accounts, Contacts and Cases into ``raw_salesforce`` (merge on Id, incremental on
-    SystemModstamp; with ``include_deleted`` the queries go through ``queryAll`` so deletions arrive
-    as ``is_deleted`` rows).
+# parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+# worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+@dlt.source(name=SYSTEM, parallelized=True)
+def source(collector: Collector, login_url: str, client_id: str, client_secret: str, username: str | None = None,
+           password: str | None = None, batch_size: int = BATCH_SIZE, include_deleted: bool = True,
+           max_attempts: int = 4, backoff_factor: float = 0.5, max_retry_delay: float = 30.0,
+           timeout: float = 30.0) -> Any:
+    """Accounts, Contacts and Cases, declared for dlt's ``rest_api`` once the OAuth 2 token flow
+    gave the token and the org's instance (merge on Id, incremental on SystemModstamp; with
+    ``include_deleted`` the queries go through ``queryAll`` so deletions arrive as ``is_deleted`` rows).
 
     HTTP 401/403/404, a refused query (400), an HTML or malformed batch and an unreachable org raise
     :class:`SourceError` (never with a token or secret); 5xx / 429 are retried up to
     ``max_attempts`` with exponential backoff bounded by ``max_retry_delay``, honouring Retry-After.
-    A failed run loads nothing, so what earlier runs loaded stays as it was.
+    Run it with :func:`connectors.runner.run_source`.
     """
     from dlt.sources.helpers.requests import Client
-    from dlt.sources.rest_api import rest_api_source
+    from dlt.sources.rest_api import rest_api_resources
 
-    collector = Collector(run_id, SYSTEM, OBJECTS)
     session = Client(
         request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
         request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
@@ -235,28 +237,24 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, login_url: str, 
             for name, (sobject, fields) in OBJECTS.items()
         ],
     }
-
-    def build() -> Any:
-        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
-        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
-        source = rest_api_source(config, name=SYSTEM, parallelized=True)
-        for name, (sobject, fields) in OBJECTS.items():
-            # only the queried fields are read: each record's "attributes" (type, url) is left out
-            add_page_steps(source.resources[name], collector, name, fields, "Id", f"{sobject} batch",
-                           lambda row, s=sobject: f"{s} Id={row.get('id')}", column=snake)
-        return source
-
-    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build,
-                        lambda e: _translate(e, instance_url))
+    resources = rest_api_resources(config)
+    for r in resources:
+        sobject, fields = OBJECTS[r.name]
+        # only the queried fields are read: each record's "attributes" (type, url) is left out
+        add_page_steps(r, collector, r.name, fields, "Id", f"{sobject} batch",
+                       lambda row, s=sobject: f"{s} Id={row.get('id')}", column=snake)
+    return resources
 
 
-def _translate(e: Exception, instance_url: str) -> SourceError:
+def translate(e: Exception, config: Mapping[str, Any]) -> SourceError:
+    """Where it failed: the object and HTTP status, or the unreachable org."""
+    return _translate(e, config["login_url"])
+
+
+def _translate(e: Exception, org_url: str) -> SourceError:
     import requests
 
     chain = exception_chain(e)
-    for x in chain:
-        if isinstance(x, SourceError):
-            return x
     name = resource_name_of(e)
     sobject = OBJECTS[name][0] if name in OBJECTS else "query"
     for x in chain:
@@ -264,6 +262,6 @@ def _translate(e: Exception, instance_url: str) -> SourceError:
             path = urlparse(x.response.url).path
             return SourceError(SYSTEM, f"{sobject} {path}", f"HTTP {x.response.status_code} after retries")
         if isinstance(x, (requests.ConnectionError, requests.Timeout)):
-            return SourceError(SYSTEM, _origin(instance_url), "cannot reach the Salesforce org")
+            return SourceError(SYSTEM, _origin(org_url), "cannot reach the Salesforce org")
     kinds = ", ".join(sorted({type(x).__name__ for x in chain}))
-    return SourceError(SYSTEM, f"{_origin(instance_url)} {sobject}", f"extraction or load failed ({kinds})")
+    return SourceError(SYSTEM, f"{_origin(org_url)} {sobject}", f"extraction or load failed ({kinds})")

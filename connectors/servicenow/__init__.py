@@ -19,21 +19,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import (
     Cast,
     Collector,
-    ExtractResult,
     SourceError,
     add_page_steps,
     check_page,
-    ensure_raw_table,
     exception_chain,
     json_text,
     resource_name_of,
-    run_pipeline,
 )
 
 log = logging.getLogger(__name__)
@@ -117,7 +115,7 @@ def _check_response(table: str) -> Callable[..., Any]:
 
 
 def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[str, Any]:
-    """``load`` keyword arguments from the source's settings: ``instance_url``, ``username``,
+    """:func:`source` keyword arguments from the source's settings: ``instance_url``, ``username``,
     ``password_env``; optional ``page_size`` and ``track_deletes``."""
     kwargs: dict[str, Any] = {"instance_url": params["instance_url"], "username": params["username"],
                               "password": secret("password")}
@@ -128,23 +126,24 @@ def configure(params: Mapping[str, Any], secret: Callable[[str], str]) -> dict[s
     return kwargs
 
 
-def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: str, username: str, password: str,
-         page_size: int = PAGE_SIZE, track_deletes: bool = True, max_attempts: int = 4, backoff_factor: float = 0.5,
-         max_retry_delay: float = 30.0, timeout: float = 30.0) -> ExtractResult:
-    """Extract ``sys_user`` and ``incident`` (and, with ``track_deletes``, their ``sys_audit_delete``
-    rows) into ``raw_servicenow`` (merge on sys_id, incremental on sys_updated_on).
+# parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
+# worker thread while the main thread handles the pages already fetched; see docs/connectors.md
+@dlt.source(name=SYSTEM, parallelized=True)
+def source(collector: Collector, instance_url: str, username: str, password: str, page_size: int = PAGE_SIZE,
+           track_deletes: bool = True, max_attempts: int = 4, backoff_factor: float = 0.5,
+           max_retry_delay: float = 30.0, timeout: float = 30.0) -> Any:
+    """``sys_user`` and ``incident`` (and, with ``track_deletes``, their ``sys_audit_delete`` rows),
+    declared for dlt's ``rest_api`` (merge on sys_id, incremental on sys_updated_on).
 
-    HTTP 400/401/403/404, an HTML or malformed page and an unreachable instance raise
-    :class:`SourceError` (never with the password); 5xx / 429 are retried up to ``max_attempts`` with
-    exponential backoff bounded by ``max_retry_delay``, honouring Retry-After. A failed run loads
-    nothing, so what earlier runs loaded stays as it was.
+    HTTP 400/401/403/404 and an HTML or malformed page raise :class:`SourceError` (never with the
+    password); 5xx / 429 are retried up to ``max_attempts`` with exponential backoff bounded by
+    ``max_retry_delay``, honouring Retry-After. Run it with :func:`connectors.runner.run_source`.
     """
     from dlt.sources.helpers.requests import Client
-    from dlt.sources.rest_api import rest_api_source
+    from dlt.sources.rest_api import rest_api_resources
 
     tables = [t for t in TABLES if track_deletes or t != "sys_audit_delete"]
     data_tables = [t for t in tables if t != "sys_audit_delete"]
-    collector = Collector(run_id, SYSTEM, tables)
     session = Client(
         request_timeout=timeout, raise_for_status=False, request_max_attempts=max_attempts,
         request_backoff_factor=backoff_factor, request_max_retry_delay=max_retry_delay,
@@ -177,23 +176,23 @@ def load(destination: Any, run_id: str, *, pipelines_dir: Path, instance_url: st
             for t in tables
         ],
     }
+    resources = rest_api_resources(config)
+    for r in resources:
+        fields = TABLES[r.name]
+        add_page_steps(r, collector, r.name, fields, "sys_id", f"{r.name} page",
+                       lambda row, t=r.name: f"{t} sys_id={row.get('sys_id')}", text=_text,
+                       adjust=lambda table, fields=fields: iso_datetimes(table, fields))
+    return resources
 
-    def build() -> Any:
-        # parallelized: each resource's next page is fetched (and parsed, in the response hook) in a dlt
-        # worker thread while the main thread handles the pages already fetched; see docs/connectors.md
-        source = rest_api_source(config, name=SYSTEM, parallelized=True)
-        for t in tables:
-            fields = TABLES[t]
-            add_page_steps(source.resources[t], collector, t, fields, "sys_id", f"{t} page",
-                           lambda row, t=t: f"{t} sys_id={row.get('sys_id')}", text=_text,
-                           adjust=lambda table, fields=fields: iso_datetimes(table, fields))
-        return source
 
-    # deletions are rare: the audit table must exist before the first one for staging to join it
-    audit = {"sys_id": "text", "tablename": "text", "documentkey": "text",
-             "sys_created_on": "timestamptz", "sys_updated_on": "timestamptz"}
-    return run_pipeline(SYSTEM, destination, pipelines_dir, collector, build, lambda e: _translate(e, instance_url),
-                        after=lambda pipeline: ensure_raw_table(pipeline, "sys_audit_delete", audit))
+# deletions are rare: the audit table must exist before the first one for staging to join it
+STANDING_TABLES = {"sys_audit_delete": {"sys_id": "text", "tablename": "text", "documentkey": "text",
+                                        "sys_created_on": "timestamptz", "sys_updated_on": "timestamptz"}}
+
+
+def translate(e: Exception, config: Mapping[str, Any]) -> SourceError:
+    """Where it failed: the table and HTTP status, or the unreachable instance."""
+    return _translate(e, config["instance_url"])
 
 
 def _origin(url: str) -> str:
@@ -205,9 +204,6 @@ def _translate(e: Exception, instance_url: str) -> SourceError:
     import requests
 
     chain = exception_chain(e)
-    for x in chain:
-        if isinstance(x, SourceError):
-            return x
     table = resource_name_of(e)
     for x in chain:
         if isinstance(x, requests.HTTPError) and x.response is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from connectors import associations
 from connectors.base import SourceError
+from connectors.runner import run_source
 from tests.connectors.conftest import ASSOC_HEADER, DEM_HEADER, DIR_HEADER, write_csv
 
 NIR = "1 85 05 78 006 084 " + f"{97 - int('1850578006084') % 97:02d}"
@@ -42,7 +43,7 @@ def drop(tmp_path: Path) -> Path:
 
 
 def test_good_rows_load_and_bad_rows_are_quarantined(warehouse, destination, tmp_path: Path):
-    result = associations.load(destination, "run-a", pipelines_dir=tmp_path / "p", drop_dir=drop(tmp_path))
+    result = run_source(associations, destination, "run-a", pipelines_dir=tmp_path / "p", drop_dir=drop(tmp_path))
 
     q = {(r["locator"], r["field"], r["reason_code"]) for r in result.quarantine.to_pylist()}
     assert q == {
@@ -70,8 +71,8 @@ def test_good_rows_load_and_bad_rows_are_quarantined(warehouse, destination, tmp
 
 def test_unchanged_files_load_nothing_and_a_changed_file_merges_on_keys(warehouse, destination, tmp_path: Path):
     d = drop(tmp_path)
-    associations.load(destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d)
-    again = associations.load(destination, "run-2", pipelines_dir=tmp_path / "p", drop_dir=d)
+    run_source(associations, destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d)
+    again = run_source(associations, destination, "run-2", pipelines_dir=tmp_path / "p", drop_dir=d)
     assert [(c.entity, c.rows_read, c.rows_loaded) for c in again.counts] == [
         ("associations", 0, 0), ("dirigeants", 0, 0), ("demandes_subvention", 0, 0)]
     # a new export of one file: that file is read again and merged on its key, the others skipped
@@ -79,7 +80,7 @@ def test_unchanged_files_load_nothing_and_a_changed_file_merges_on_keys(warehous
         "W751000001;12345678900011;Les Amis du Quartier (nouveau nom);3 rue Émile Zola;75011;Paris;14/07/1998",
         "W751000002;;Club Sportif;1 place de la Mairie;75011;Paris;01/09/2005",
     ])
-    changed = associations.load(destination, "run-3", pipelines_dir=tmp_path / "p", drop_dir=d)
+    changed = run_source(associations, destination, "run-3", pipelines_dir=tmp_path / "p", drop_dir=d)
     assert [(c.entity, c.rows_loaded) for c in changed.counts] == [
         ("associations", 2), ("dirigeants", 0), ("demandes_subvention", 0)]
     assert warehouse.scalar("SELECT count(*) FROM raw_associations.associations") == 2
@@ -92,4 +93,4 @@ def test_missing_file_names_it(destination, tmp_path: Path):
     d = drop(tmp_path)
     (d / "dirigeants.csv").unlink()
     with pytest.raises(SourceError, match=r"^associations: dirigeants.csv: file missing"):
-        associations.load(destination, "run", pipelines_dir=tmp_path / "p", drop_dir=d)
+        run_source(associations, destination, "run", pipelines_dir=tmp_path / "p", drop_dir=d)

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from connectors import files
 from connectors.base import ExtractResult, SourceError
 from connectors.registry import SYSTEMS
+from connectors.runner import run_source
 from sandbox import DEFAULT_TOKEN, Sandbox, build_sandbox
 from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
 from sandbox.finance_db import read_finance, write_finance
@@ -124,7 +125,8 @@ def _finance(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Iterator
         return Change("tiers", "id", ids[2], "nom", "Autre")
 
     try:
-        yield Source("finance", lambda d, p: SYSTEMS["finance"].load(d, "contract", pipelines_dir=p, source_url=url),
+        yield Source("finance", lambda d, p: run_source(SYSTEMS["finance"], d, "contract", pipelines_dir=p,
+                                                        source_url=url),
                      change, delete, new_field, lambda: [FINANCE_PASSWORD, url])
     finally:
         engine.dispose()
@@ -149,8 +151,8 @@ def _family(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Iterator[
             return Change("responsables", "id", ids[2], "nom", "Autre")
 
         def load(d: Any, p: Path) -> ExtractResult:
-            return SYSTEMS["family"].load(d, "contract", pipelines_dir=p, base_url=portal.url, token=DEFAULT_TOKEN,
-                                          **FAST)
+            return run_source(SYSTEMS["family"], d, "contract", pipelines_dir=p, base_url=portal.url,
+                              token=DEFAULT_TOKEN, **FAST)
 
         yield Source("family", load, change, delete, new_field, lambda: [DEFAULT_TOKEN])
 
@@ -190,7 +192,7 @@ def _associations(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Ite
         _rewrite_csv(path, "cp1252", set_name(2, "Autre", add_column=True))
         return Change("dirigeants", "id", int(first["2"]), "nom", "Autre")
 
-    yield Source("associations", lambda d, p: SYSTEMS["associations"].load(d, "contract", pipelines_dir=p,
+    yield Source("associations", lambda d, p: run_source(SYSTEMS["associations"], d, "contract", pipelines_dir=p,
                                                                           drop_dir=sb.associations_dir),
                  change, None, new_field)
 
@@ -214,7 +216,7 @@ def _salesforce(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Itera
             return Change("contacts", "id", ids[2], "last_name", "Autre")
 
         def load(d: Any, p: Path) -> ExtractResult:
-            return SYSTEMS["salesforce"].load(d, "contract", pipelines_dir=p, login_url=org.url,
+            return run_source(SYSTEMS["salesforce"], d, "contract", pipelines_dir=p, login_url=org.url,
                                               client_id=org.client_id, client_secret=org.client_secret, **FAST)
 
         # the access tokens the org handed out are secrets too
@@ -243,7 +245,7 @@ def _servicenow(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Itera
             return Change("sys_user", "sys_id", ids[2], "last_name", "Autre")
 
         def load(d: Any, p: Path) -> ExtractResult:
-            return SYSTEMS["servicenow"].load(d, "contract", pipelines_dir=p, instance_url=desk.url,
+            return run_source(SYSTEMS["servicenow"], d, "contract", pipelines_dir=p, instance_url=desk.url,
                                               username=desk.username, password=desk.password, **FAST)
 
         yield Source("servicenow", load, change, delete, new_field, lambda: [desk.password])
@@ -269,8 +271,8 @@ def _demarches(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Iterat
             return Change("dossiers", "number", numbers[2], "motivation", "Autre")
 
         def load(d: Any, p: Path) -> ExtractResult:
-            return SYSTEMS["demarches"].load(d, "contract", pipelines_dir=p, base_url=ds.url, token=DEMARCHES_TOKEN,
-                                             demarches=ds.demarche_numbers, **FAST)
+            return run_source(SYSTEMS["demarches"], d, "contract", pipelines_dir=p, base_url=ds.url,
+                              token=DEMARCHES_TOKEN, demarches=ds.demarche_numbers, **FAST)
 
         yield Source("demarches", load, change, delete, new_field, lambda: [DEMARCHES_TOKEN])
 
@@ -329,7 +331,8 @@ def _files(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Iterator[S
         _rewrite_csv(path, "cp1252", edit)
         return Change("usagers", "id", "U0002", "nom", "Autre")
 
-    yield Source("depot", lambda d, p: files.load(d, "contract", pipelines_dir=p, mapping=mapping, drop_dir=drop),
+    yield Source("depot", lambda d, p: run_source(files, d, "contract", pipelines_dir=p, mapping=mapping,
+                                                      drop_dir=drop),
                  change, None, new_field)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from connectors import demarches
 from connectors.base import SourceError
+from connectors.runner import run_source
 from sandbox.demarches import DemarchesData, DemarchesServer, gid, write_demarches
 from schemas.contract import INTERACTION, PERSON_RECORD
 from warehouse.engine import Warehouse
@@ -88,7 +89,7 @@ def duck(tmp_path: Path) -> Iterator[Warehouse]:
 
 def _load(api: DemarchesServer, destination: Any, pdir: Path, run_id: str = "run", **kw: Any):
     params = {"base_url": api.url, "token": TOKEN, "demarches": [CRECHE, GRANT], "page_size": 2, **FAST}
-    return demarches.load(destination, run_id, pipelines_dir=pdir, **{**params, **kw})
+    return run_source(demarches, destination, run_id, pipelines_dir=pdir, **{**params, **kw})
 
 
 def _loaded(result) -> dict[str, int]:
@@ -283,7 +284,7 @@ def test_unreachable_api(duck, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # a port nobody listens on once closed
     with pytest.raises(SourceError) as err:
-        demarches.load(duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
+        run_source(demarches, duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
                        token=TOKEN, demarches=[CRECHE], **FAST)
     assert "cannot reach the Démarches simplifiées API" in str(err.value) and str(port) in err.value.locator
 
@@ -310,7 +311,7 @@ def test_configure_reads_the_token_from_the_secret():
 def test_sandbox_silo_loads_every_dossier(population_dossiers, duck, tmp_path):
     folder, data = population_dossiers
     with DemarchesServer(folder, token=TOKEN) as server:
-        result = demarches.load(duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=server.url,
+        result = run_source(demarches, duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=server.url,
                                 token=TOKEN, demarches=server.demarche_numbers, **FAST)
     assert _loaded(result) == {k: v for k, v in data.counts.items()}
     keys = {r[0] for r in duck.rows("SELECT 'demarches:dossier/' || CAST(number AS VARCHAR) FROM "

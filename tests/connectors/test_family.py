@@ -9,13 +9,14 @@ import pytest
 
 from connectors import family
 from connectors.base import SourceError
+from connectors.runner import run_source
 from tests.connectors.conftest import family_data
 
 FAST = {"backoff_factor": 0.01, "max_retry_delay": 0.1, "max_attempts": 3, "timeout": 5.0}
 
 
 def _load(portal, destination, pdir: Path, run_id: str = "run", token: str | None = None, **kw):
-    return family.load(destination, run_id, pipelines_dir=pdir, base_url=portal.base_url,
+    return run_source(family, destination, run_id, pipelines_dir=pdir, base_url=portal.base_url,
                        token=token or portal.token, per_page=3, **{**FAST, **kw})
 
 
@@ -65,7 +66,7 @@ def test_unreachable_portal(portal, warehouse, destination, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # a port nobody listens on once closed
     with pytest.raises(SourceError) as err:
-        family.load(destination, "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
+        run_source(family, destination, "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
                     token="t", **FAST)
     assert "cannot reach the family portal" in str(err.value) and str(port) in err.value.locator
     assert warehouse.scalar("SELECT count(*) FROM raw_family.responsables") == 4

@@ -12,6 +12,7 @@ import pytest
 from connectors import associations, files
 from connectors.base import SourceError
 from connectors.files.mapping import parse_mapping
+from connectors.runner import run_source
 from tests.connectors.conftest import ASSOC_HEADER, DEM_HEADER, DIR_HEADER
 
 NAMES = [("MASSONÉ", "Anaïs"), ("LEFÈVRE", "Jérôme"), ("ŒUVRARD", "Zoé"), ("GARÇON", "Noël")]
@@ -47,7 +48,7 @@ def associations_drop(root: Path, kind: str) -> Path:
 @pytest.mark.parametrize("kind", ["csv-utf8-bom", "utf8-no-bom", "csv-cp1252"])
 def test_associations_exports_load_their_letters_whatever_excel_wrote(warehouse, destination, tmp_path, kind):
     d = associations_drop(tmp_path, kind)
-    result = associations.load(destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d)
+    result = run_source(associations, destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d)
     assert result.count("dirigeants").rows_loaded == len(NAMES)
     assert result.quarantine.num_rows == 0
     got = warehouse.rows("SELECT nom, prenom FROM raw_associations.dirigeants ORDER BY id")
@@ -60,7 +61,7 @@ def test_associations_exports_load_their_letters_whatever_excel_wrote(warehouse,
 def test_a_utf8_export_declared_cp1252_is_refused_not_garbled(warehouse, destination, tmp_path, kind):
     d = associations_drop(tmp_path, kind)
     with pytest.raises(SourceError) as e:
-        associations.load(destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d, encoding="cp1252")
+        run_source(associations, destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d, encoding="cp1252")
     message = str(e.value)
     assert message.startswith("associations: associations.csv:1: the file ")
     assert "declares cp1252" in message and '"auto"' in message
@@ -70,7 +71,7 @@ def test_a_utf8_export_declared_cp1252_is_refused_not_garbled(warehouse, destina
 def test_a_cp1252_export_declared_utf8_names_file_line_column_and_byte(destination, tmp_path):
     d = associations_drop(tmp_path, "csv-cp1252")
     with pytest.raises(SourceError) as e:
-        associations.load(destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d, encoding="utf-8")
+        run_source(associations, destination, "run-1", pipelines_dir=tmp_path / "p", drop_dir=d, encoding="utf-8")
     # line 2 of associations.csv holds "Émile" (0xC9 in cp1252) in its adresse column
     assert str(e.value).startswith("associations: associations.csv:2, field adresse: byte 0xC9 (offset ")
     assert "is not valid utf-8" in str(e.value)
@@ -104,7 +105,7 @@ def test_the_files_connector_detects_each_excel_encoding(warehouse, destination,
 
     text = MAPPING.format(encoding="auto", delimiter="tab" if delimiter == "\t" else delimiter)
     mapping = parse_mapping(tomllib.loads(text), tmp_path / "personnes.toml")
-    result = files.load(destination, "run-1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)
+    result = run_source(files, destination, "run-1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)
     assert result.count("personnes").rows_loaded == len(NAMES)
     assert warehouse.rows("SELECT nom, prenom FROM raw_personnes.personnes ORDER BY id") == NAMES
 
@@ -118,4 +119,4 @@ def test_a_utf16_file_declared_utf8_is_refused_with_its_first_byte(destination, 
     mapping = parse_mapping(tomllib.loads(MAPPING.format(encoding="utf-8", delimiter="tab")), tmp_path / "m.toml")
     with pytest.raises(SourceError, match=r"^personnes: personnes.txt:1: the file starts with a byte order mark of "
                                           r"UTF-16, but the source declares utf-8: .*\"auto\" \(or \"utf-16\"\)"):
-        files.load(destination, "run-1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)
+        run_source(files, destination, "run-1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)

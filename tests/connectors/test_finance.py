@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from connectors import finance
 from connectors.base import SourceError
+from connectors.runner import run_source
 from tests.connectors.conftest import TIERS, build_finance
 
 
@@ -27,19 +28,19 @@ def test_incremental_merge_and_soft_delete(source_url, warehouse, destination, t
     engine = build_finance(source_url, n=20)
     pdir = tmp_path / "pipelines"
 
-    first = finance.load(destination, "run-1", pipelines_dir=pdir, source_url=source_url)
+    first = run_source(finance, destination, "run-1", pipelines_dir=pdir, source_url=source_url)
     assert first.count("tiers").rows_loaded == 20
     assert first.count("paiements").rows_loaded == 10
     assert warehouse.scalar("SELECT count(*) FROM raw_finance.tiers") == 20
 
-    second = finance.load(destination, "run-2", pipelines_dir=pdir, source_url=source_url)
+    second = run_source(finance, destination, "run-2", pipelines_dir=pdir, source_url=source_url)
     assert [c.rows_loaded for c in second.counts] == [0, 0, 0]
 
     later = dt.datetime(2026, 3, 1, 8, 0)
     with engine.begin() as con:
         con.execute(sa.update(TIERS).where(TIERS.c.id == 3).values(nom="CHANGED", updated_at=later))
         con.execute(sa.update(TIERS).where(TIERS.c.id == 4).values(supprime=True, updated_at=later))
-    third = finance.load(destination, "run-3", pipelines_dir=pdir, source_url=source_url)
+    third = run_source(finance, destination, "run-3", pipelines_dir=pdir, source_url=source_url)
     assert third.count("tiers").rows_loaded == 2
     assert warehouse.scalar("SELECT count(*) FROM raw_finance.tiers") == 20
     assert warehouse.scalar("SELECT nom FROM raw_finance.tiers WHERE id = 3") == "CHANGED"
@@ -53,7 +54,7 @@ def test_nir_is_quarantined_and_stored_nowhere(warehouse, destination, tmp_path:
     nir = "2 84 05 75 111 222 " + f"{97 - int('284057511122' + '2') % 97:02d}"
     with engine.begin() as con:
         con.execute(sa.update(TIERS).where(TIERS.c.id == 2).values(email=f"nir {nir}"))
-    result = finance.load(destination, "run-nir", pipelines_dir=tmp_path / "p", source_url=url)
+    result = run_source(finance, destination, "run-nir", pipelines_dir=tmp_path / "p", source_url=url)
 
     assert result.count("tiers") .rows_quarantined == 1
     assert result.count("tiers").rows_read == result.count("tiers").rows_loaded + 1
@@ -71,6 +72,6 @@ def test_nir_is_quarantined_and_stored_nowhere(warehouse, destination, tmp_path:
 def test_unreachable_database_is_a_clear_error(destination, tmp_path: Path):
     url = "postgresql+psycopg://nobody:pw@127.0.0.1:1/none"
     with pytest.raises(SourceError) as err:
-        finance.load(destination, "run-x", pipelines_dir=tmp_path / "p", source_url=url)
+        run_source(finance, destination, "run-x", pipelines_dir=tmp_path / "p", source_url=url)
     assert err.value.source_system == "finance"
     assert "pw" not in str(err.value) and "127.0.0.1" in str(err.value)

@@ -13,6 +13,7 @@ import pytest
 from connectors import associations, files
 from connectors.base import SourceError
 from connectors.files.mapping import parse_mapping
+from connectors.runner import run_source
 from tests.connectors.conftest import ASSOC_HEADER, DEM_HEADER, DIR_HEADER, write_csv
 
 DIRIGEANTS = {
@@ -37,11 +38,11 @@ def deleted(warehouse, table: str = "dirigeants", key: str = "id") -> dict:
 
 def test_a_row_the_next_export_drops_is_marked_deleted_and_comes_back_when_listed(warehouse, destination, tmp_path):
     d, p = tmp_path / "drop", tmp_path / "p"
-    first = associations.load(destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
+    first = run_source(associations, destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
     assert first.count("dirigeants").rows_deleted == 0
     assert deleted(warehouse) == {1: False, 2: False, 3: False}
 
-    second = associations.load(destination, "r2", pipelines_dir=p, drop_dir=export(d, [1, 3]))
+    second = run_source(associations, destination, "r2", pipelines_dir=p, drop_dir=export(d, [1, 3]))
     c = second.count("dirigeants")
     assert (c.rows_read, c.rows_loaded, c.rows_deleted) == (2, 2, 1)
     assert second.count("demandes_subvention").rows_deleted == 1
@@ -50,18 +51,18 @@ def test_a_row_the_next_export_drops_is_marked_deleted_and_comes_back_when_liste
     assert warehouse.scalar("SELECT nom FROM raw_associations.dirigeants WHERE id = 2") == "DURAND"
 
     # the same export again: nothing read, nothing deleted again
-    again = associations.load(destination, "r3", pipelines_dir=p, drop_dir=d)
+    again = run_source(associations, destination, "r3", pipelines_dir=p, drop_dir=d)
     assert (again.count("dirigeants").rows_read, again.count("dirigeants").rows_deleted) == (0, 0)
 
-    back = associations.load(destination, "r4", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
+    back = run_source(associations, destination, "r4", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
     assert back.count("dirigeants").rows_deleted == 0
     assert deleted(warehouse) == {1: False, 2: False, 3: False}
 
 
 def test_a_row_set_aside_for_a_bad_value_is_not_deleted(warehouse, destination, tmp_path):
     d, p = tmp_path / "drop", tmp_path / "p"
-    associations.load(destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
-    second = associations.load(destination, "r2", pipelines_dir=p, drop_dir=export(d, [1, 2, 3], bad_date=2))
+    run_source(associations, destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
+    second = run_source(associations, destination, "r2", pipelines_dir=p, drop_dir=export(d, [1, 2, 3], bad_date=2))
     c = second.count("dirigeants")
     assert (c.rows_quarantined, c.rows_deleted) == (1, 0)
     assert deleted(warehouse) == {1: False, 2: False, 3: False}
@@ -69,16 +70,16 @@ def test_a_row_set_aside_for_a_bad_value_is_not_deleted(warehouse, destination, 
 
 def test_an_empty_full_export_is_refused(warehouse, destination, tmp_path):
     d, p = tmp_path / "drop", tmp_path / "p"
-    associations.load(destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
+    run_source(associations, destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]))
     with pytest.raises(SourceError, match=r"dirigeants: the export lists no row, where 3 were loaded before"):
-        associations.load(destination, "r2", pipelines_dir=p, drop_dir=export(d, []))
+        run_source(associations, destination, "r2", pipelines_dir=p, drop_dir=export(d, []))
     assert deleted(warehouse) == {1: False, 2: False, 3: False}
 
 
 def test_an_incremental_source_deletes_nothing(warehouse, destination, tmp_path):
     d, p = tmp_path / "drop", tmp_path / "p"
-    associations.load(destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]), export="incremental")
-    second = associations.load(destination, "r2", pipelines_dir=p, drop_dir=export(d, [1]), export="incremental")
+    run_source(associations, destination, "r1", pipelines_dir=p, drop_dir=export(d, [1, 2, 3]), export="incremental")
+    second = run_source(associations, destination, "r2", pipelines_dir=p, drop_dir=export(d, [1]), export="incremental")
     assert second.count("dirigeants").rows_deleted == 0
     assert deleted(warehouse) == {1: False, 2: False, 3: False}
 
@@ -111,11 +112,11 @@ def test_a_mapped_full_export_spans_its_files(warehouse, destination, tmp_path, 
     mapping = parse_mapping(tomllib.loads(MAPPING.format(export=export_kind)), tmp_path / "aides.toml")
     people(d, "beneficiaires_a.csv", [1, 2])
     people(d, "beneficiaires_b.csv", [3, 4])
-    files.load(destination, "r1", pipelines_dir=p, mapping=mapping, drop_dir=d)
+    run_source(files, destination, "r1", pipelines_dir=p, mapping=mapping, drop_dir=d)
     # the next export: one file rewritten without 2, the other file gone (its rows with it)
     people(d, "beneficiaires_a.csv", [1])
     (d / "beneficiaires_b.csv").unlink()
-    second = files.load(destination, "r2", pipelines_dir=p, mapping=mapping, drop_dir=d)
+    second = run_source(files, destination, "r2", pipelines_dir=p, mapping=mapping, drop_dir=d)
     marks = dict(warehouse.rows("SELECT id, _deleted_at IS NOT NULL FROM raw_aides.beneficiaires ORDER BY id")
                  if export_kind == "full" else
                  warehouse.rows("SELECT id, false FROM raw_aides.beneficiaires ORDER BY id"))

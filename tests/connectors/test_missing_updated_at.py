@@ -7,6 +7,7 @@ from pathlib import Path
 
 from connectors import family
 from connectors.registry import staging_models
+from connectors.runner import run_source
 from tests.connectors.conftest import family_data
 from warehouse.staging import build_canonical
 
@@ -21,7 +22,7 @@ def test_family_records_without_updated_at_load_and_pass_the_gate(portal, wareho
                 row["updated_at"] = None
     del data["enfants"][1]["updated_at"]  # absent, not only null
     portal.collections = data
-    result = family.load(destination, "r1", pipelines_dir=tmp_path / "p", base_url=portal.base_url,
+    result = run_source(family, destination, "r1", pipelines_dir=tmp_path / "p", base_url=portal.base_url,
                          token=portal.token, per_page=2, **FAST)
     for c in result.counts:
         assert (c.rows_loaded, c.rows_quarantined) == (c.rows_read, 0), c

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from connectors import family, files, finance
 from connectors.base import ExtractResult, SourceError
 from connectors.identifiers import MASK
+from connectors.runner import run_source
 from hub.settings import settings_from_dict
 from tests.connectors.conftest import TIERS, build_finance, family_data
 from tests.connectors.test_national_id import FIELDS, FORMS, NON_IDS
@@ -86,7 +87,7 @@ def test_csv_every_form_in_every_text_field_is_stored_nowhere(duck: Warehouse, t
     lines.append(f"U{n + 1};Paul;p@example.org;;;;{'184127511542357'}")  # a decimal column holding a NIR
     (drop / "usagers_2026.csv").write_text(HEADER + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
-    result = files.load(duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
+    result = run_source(files, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
                         mapping=tmp_path / "guichet.toml", drop_dir=drop)
     c = result.count("usagers")
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (len(lines), len(NON_IDS) + 1, n + 1)
@@ -135,7 +136,7 @@ def us_privacy() -> Iterator[None]:
 
 def test_a_column_the_settings_forbid_is_never_read(us_privacy, duck: Warehouse, tmp_path: Path):
     drop = _ssn_drop(tmp_path)
-    result = files.load(duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
+    result = run_source(files, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
                         mapping=tmp_path / "intake.toml", drop_dir=drop)
     c = result.count("usagers")
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (4, 2, 2)
@@ -158,7 +159,7 @@ def test_a_column_the_settings_forbid_is_never_read(us_privacy, duck: Warehouse,
 def test_without_the_setting_an_id_column_is_refused_not_suggested(duck: Warehouse, tmp_path: Path):
     drop = _ssn_drop(tmp_path)
     with pytest.raises(SourceError) as err:
-        files.load(duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
+        run_source(files, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
                    mapping=tmp_path / "intake.toml", drop_dir=drop)
     message = str(err.value)
     assert err.value.field == "soc_sec_id"
@@ -180,7 +181,7 @@ def test_sql_source_rows_carrying_any_form_are_quarantined(duck: Warehouse, tmp_
             column = columns[i % len(columns)]
             con.execute(sa.update(TIERS).where(TIERS.c.id == i).values({column: f"x {value} y"}))
     engine.dispose()
-    result = finance.load(duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p", source_url=url)
+    result = run_source(finance, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p", source_url=url)
     assert result.count("tiers").rows_quarantined == len(ISSUE_FORMS)
     assert sorted(r["locator"] for r in result.quarantine.to_pylist()) == sorted(
         f"tiers:id={i}" for i in range(2, 2 + len(ISSUE_FORMS)))
@@ -196,7 +197,7 @@ def test_http_source_rows_carrying_any_form_are_quarantined(portal, duck: Wareho
         r["prenoms"] = f"Marie {value}"
     resp[-1]["email"] = f"{ISSUE_FORMS[1]}@free.fr"
     portal.collections = data
-    result = family.load(duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
+    result = run_source(family, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
                          base_url=portal.base_url, token=portal.token)
     assert len(resp) == 8  # six with a number in the given names, the last one in the e-mail
     assert result.count("responsables").rows_quarantined == len(ISSUE_FORMS) + 1

@@ -11,6 +11,7 @@ import pytest
 
 from connectors import salesforce
 from connectors.base import SourceError
+from connectors.runner import run_source
 from sandbox import generate_population, observe
 from sandbox.salesforce import (
     DEFAULT_CLIENT_ID,
@@ -47,7 +48,7 @@ def duck(tmp_path: Path) -> Iterator[object]:
 
 def _load(org: SalesforceOrg, destination, pdir: Path, run_id: str = "run", **kw):
     args = {"login_url": org.url, "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET, **FAST, **kw}
-    return salesforce.load(destination, run_id, pipelines_dir=pdir, **args)
+    return run_source(salesforce, destination, run_id, pipelines_dir=pdir, **args)
 
 
 def _count(warehouse, table: str) -> int:
@@ -150,7 +151,7 @@ def test_unreachable_org(duck, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(SourceError) as err:
-        salesforce.load(duck, "run", pipelines_dir=tmp_path / "p", login_url=f"http://127.0.0.1:{port}",
+        run_source(salesforce, duck, "run", pipelines_dir=tmp_path / "p", login_url=f"http://127.0.0.1:{port}",
                         client_id="c", client_secret="s", **FAST)
     assert "cannot reach the Salesforce org" in str(err.value) and str(port) in err.value.locator
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.registry import SYSTEMS, staging_models
+from connectors.runner import run_source
 from sandbox import DEFAULT_TOKEN, build_sandbox, load_truth
 from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
 from schemas.contract import PERSON_RECORD
@@ -15,20 +16,22 @@ def test_sandbox_through_connectors_and_staging(warehouse, destination, tmp_path
     pdir = tmp_path / "pipelines"
     results = {}
     with sb.family_portal() as portal:
-        results["family"] = SYSTEMS["family"].load(destination, "sb", pipelines_dir=pdir, base_url=portal.url,
+        results["family"] = run_source(SYSTEMS["family"], destination, "sb", pipelines_dir=pdir, base_url=portal.url,
                                                    token=DEFAULT_TOKEN)
-    results["finance"] = SYSTEMS["finance"].load(destination, "sb", pipelines_dir=pdir, source_url=sb.finance_url)
-    results["associations"] = SYSTEMS["associations"].load(destination, "sb", pipelines_dir=pdir,
+    results["finance"] = run_source(SYSTEMS["finance"], destination, "sb", pipelines_dir=pdir,
+                                    source_url=sb.finance_url)
+    results["associations"] = run_source(SYSTEMS["associations"], destination, "sb", pipelines_dir=pdir,
                                                            drop_dir=sb.associations_dir)
     with sb.salesforce() as org:
-        results["salesforce"] = SYSTEMS["salesforce"].load(destination, "sb", pipelines_dir=pdir, login_url=org.url,
-                                                           client_id=org.client_id, client_secret=org.client_secret)
+        results["salesforce"] = run_source(SYSTEMS["salesforce"], destination, "sb", pipelines_dir=pdir,
+                                           login_url=org.url, client_id=org.client_id,
+                                           client_secret=org.client_secret)
     with sb.servicenow() as desk:
-        results["servicenow"] = SYSTEMS["servicenow"].load(destination, "sb", pipelines_dir=pdir,
+        results["servicenow"] = run_source(SYSTEMS["servicenow"], destination, "sb", pipelines_dir=pdir,
                                                            instance_url=desk.url, username=desk.username,
                                                            password=desk.password)
     with sb.demarches() as ds:
-        results["demarches"] = SYSTEMS["demarches"].load(destination, "sb", pipelines_dir=pdir, base_url=ds.url,
+        results["demarches"] = run_source(SYSTEMS["demarches"], destination, "sb", pipelines_dir=pdir, base_url=ds.url,
                                                          token=DEMARCHES_TOKEN, demarches=ds.demarche_numbers)
     for r in results.values():
         for c in r.counts:

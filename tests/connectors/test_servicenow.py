@@ -11,6 +11,7 @@ import pytest
 
 from connectors import servicenow
 from connectors.base import SourceError
+from connectors.runner import run_source
 from sandbox import generate_population, observe
 from sandbox.servicenow import DEFAULT_PASSWORD, DEFAULT_USER, ServiceNowInstance, servicenow_tables, write_servicenow
 from schemas.contract import CANONICAL_TABLES
@@ -41,7 +42,7 @@ def duck(tmp_path: Path) -> Iterator[object]:
 
 def _load(instance: ServiceNowInstance, destination, pdir: Path, run_id: str = "run", **kw):
     args = {"instance_url": instance.url, "username": DEFAULT_USER, "password": DEFAULT_PASSWORD, **FAST, **kw}
-    return servicenow.load(destination, run_id, pipelines_dir=pdir, **args)
+    return run_source(servicenow, destination, run_id, pipelines_dir=pdir, **args)
 
 
 def _count(warehouse, table: str) -> int:
@@ -140,6 +141,6 @@ def test_unreachable_instance(duck, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(SourceError) as err:
-        servicenow.load(duck, "run", pipelines_dir=tmp_path / "p", instance_url=f"http://127.0.0.1:{port}",
+        run_source(servicenow, duck, "run", pipelines_dir=tmp_path / "p", instance_url=f"http://127.0.0.1:{port}",
                         username="u", password="p", **FAST)
     assert "cannot reach the ServiceNow instance" in str(err.value) and str(port) in err.value.locator

@@ -10,6 +10,7 @@ import pytest
 
 from connectors import associations, demarches, family, finance, salesforce, servicenow
 from connectors.registry import SYSTEMS, staging_models
+from connectors.runner import run_source
 from sandbox import build_sandbox
 from sandbox.demarches import DEFAULT_TOKEN as DEMARCHES_TOKEN
 from schemas.contract import CANONICAL_TABLES
@@ -24,20 +25,20 @@ def loaded(warehouse, destination, portal, tmp_path: Path):
     """Every system with static staging SQL loaded into raw_<system> of one warehouse."""
     url = f"sqlite:///{tmp_path / 'finance.sqlite'}"
     build_finance(url, n=6).dispose()
-    finance.load(destination, "r", pipelines_dir=tmp_path / "p", source_url=url)
+    run_source(finance, destination, "r", pipelines_dir=tmp_path / "p", source_url=url)
     portal.collections = family_data(2)
-    family.load(destination, "r", pipelines_dir=tmp_path / "p", base_url=portal.base_url, token=portal.token)
-    associations.load(destination, "r", pipelines_dir=tmp_path / "p", drop_dir=drop(tmp_path))
+    run_source(family, destination, "r", pipelines_dir=tmp_path / "p", base_url=portal.base_url, token=portal.token)
+    run_source(associations, destination, "r", pipelines_dir=tmp_path / "p", drop_dir=drop(tmp_path))
     sb = build_sandbox(tmp_path / "sb", people=150, seed=2)
     with sb.salesforce() as org:
-        salesforce.load(destination, "r", pipelines_dir=tmp_path / "p", login_url=org.url, client_id=org.client_id,
-                        client_secret=org.client_secret)
+        run_source(salesforce, destination, "r", pipelines_dir=tmp_path / "p", login_url=org.url,
+                   client_id=org.client_id, client_secret=org.client_secret)
     with sb.servicenow() as desk:
         desk.delete("sys_user", desk.records("sys_user")[0]["sys_id"])
-        servicenow.load(destination, "r", pipelines_dir=tmp_path / "p", instance_url=desk.url,
+        run_source(servicenow, destination, "r", pipelines_dir=tmp_path / "p", instance_url=desk.url,
                         username=desk.username, password=desk.password)
     with sb.demarches() as ds:
-        demarches.load(destination, "r", pipelines_dir=tmp_path / "p", base_url=ds.url, token=DEMARCHES_TOKEN,
+        run_source(demarches, destination, "r", pipelines_dir=tmp_path / "p", base_url=ds.url, token=DEMARCHES_TOKEN,
                        demarches=ds.demarche_numbers)
     return warehouse
 

@@ -15,6 +15,7 @@ import pytest
 from connectors import family, files
 from connectors.base import ExtractResult, SourceError
 from connectors.files.mapping import parse_mapping
+from connectors.runner import run_source
 from tests.connectors.files.conftest import BE, CASES, MANIFEST, NIR
 from warehouse.engine import Warehouse
 
@@ -31,12 +32,12 @@ def _mapping(case: dict[str, Any]):
 def _run(case: dict[str, Any], wh: Warehouse, tmp_path: Path, page_server) -> ExtractResult:
     if case.get("family") == "json":
         page_server.body = (CASES / case["file"]).read_bytes()
-        return family.load(wh.dlt_destination(), "corpus", pipelines_dir=tmp_path / "p",
+        return run_source(family, wh.dlt_destination(), "corpus", pipelines_dir=tmp_path / "p",
                            base_url=page_server.base_url, token="t")
     drop = tmp_path / "drop"
     drop.mkdir()
     shutil.copy(CASES / case["file"], drop / ("usagers" + Path(case["file"]).suffix))
-    return files.load(wh.dlt_destination(), "corpus", pipelines_dir=tmp_path / "p", mapping=_mapping(case),
+    return run_source(files, wh.dlt_destination(), "corpus", pipelines_dir=tmp_path / "p", mapping=_mapping(case),
                       drop_dir=drop)
 
 

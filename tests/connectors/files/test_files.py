@@ -16,6 +16,7 @@ from connectors import files
 from connectors.base import SourceError
 from connectors.files.mapping import MappingError, parse_mapping
 from connectors.identifiers import rna_valid, siren_valid, siret_valid
+from connectors.runner import run_source
 from schemas.contract import CANONICAL_TABLES
 from warehouse.engine import Warehouse
 
@@ -89,7 +90,7 @@ def drop(tmp_path: Path) -> Path:
 
 
 def test_load_merge_and_incremental(warehouse: Warehouse, destination, mapping, drop: Path, tmp_path: Path):
-    first = files.load(destination, "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
+    first = run_source(files, destination, "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
     u = first.count("usagers")
     assert (u.rows_read, u.rows_loaded, u.rows_quarantined) == (2, 1, 1)
     assert [(q["locator"], q["field"], q["reason_code"]) for q in first.quarantine.to_pylist()] == [
@@ -99,12 +100,12 @@ def test_load_merge_and_incremental(warehouse: Warehouse, destination, mapping, 
         ("1", " Lefèvre ", dt.date(1961, 3, 2), Decimal("1234.50"),
          "usagers_2026-01.csv", 2)]
     # an unchanged drop reads nothing
-    again = files.load(destination, "r2", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
+    again = run_source(files, destination, "r2", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
     assert [(c.entity, c.rows_read) for c in again.counts] == [("usagers", 0), ("demandes", 0)]
     # a new export (later name) updates a key in place; within the run the later file wins
     write(drop / "usagers_2026-02.csv", U_HEADER, ["1;LEFÈVRE-MARTIN;Jérôme;02/03/1961;0", "3;Roux;Inès;11/11/1980;"])
     write(drop / "usagers_2026-03.csv", U_HEADER, ["3;Roux;Inès Marie;11/11/1980;"])
-    third = files.load(destination, "r3", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
+    third = run_source(files, destination, "r3", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
     u = third.count("usagers")
     assert (u.rows_read, u.rows_loaded, u.rows_quarantined) == (3, 2, 1)
     assert [(q["locator"], q["reason_code"]) for q in third.quarantine.to_pylist()] == [
@@ -115,7 +116,7 @@ def test_load_merge_and_incremental(warehouse: Warehouse, destination, mapping, 
 
 def test_generated_staging_yields_the_contract(warehouse: Warehouse, destination, mapping, drop: Path,
                                                tmp_path: Path):
-    files.load(destination, "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
+    run_source(files, destination, "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=drop)
     models = files.staging_models(mapping)
     assert {t: [n for n, _ in m] for t, m in models.items()} == {
         "person_record": ["stg_portail__usagers"], "interaction": ["stg_portail__demandes"]}
@@ -137,7 +138,7 @@ def test_scdl_valid_example_loads_fully(warehouse: Warehouse, destination, tmp_p
     drop.mkdir()
     shutil.copy(STANDARD / "exemple_valide.csv", drop / "subventions_2017.csv")
     m = files.load_mapping(files.EXAMPLES / "scdl_subventions.toml")
-    result = files.load(destination, "r", pipelines_dir=tmp_path / "p", mapping=m, drop_dir=drop)
+    result = run_source(files, destination, "r", pipelines_dir=tmp_path / "p", mapping=m, drop_dir=drop)
     c = result.count("subventions")
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (29, 29, 0)
     orgs = warehouse.arrow(files.staging_models(m)["organisation"][0][1])
@@ -150,7 +151,7 @@ def test_scdl_invalid_examples_are_rejected(duck: Warehouse, tmp_path: Path):
     for d, f in ((cells, "exemple_invalide_erreurs_cellules.csv"), (columns, "exemple_invalide_erreurs_colonnes.csv")):
         d.mkdir()
         shutil.copy(STANDARD / f, d / "subventions_2017.csv")
-    result = files.load(duck.dlt_destination(), "r", pipelines_dir=tmp_path / "p", mapping=m, drop_dir=cells)
+    result = run_source(files, duck.dlt_destination(), "r", pipelines_dir=tmp_path / "p", mapping=m, drop_dir=cells)
     c = result.count("subventions")
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (29, 0, 29)
     q = {r["locator"]: (r["field"], r["reason_code"]) for r in result.quarantine.to_pylist()}
@@ -159,7 +160,7 @@ def test_scdl_invalid_examples_are_rejected(duck: Warehouse, tmp_path: Path):
     assert q["subventions_2017.csv:8"] == ("notificationUE", "bad_boolean")
     assert q["subventions_2017.csv:10"] == ("montant", "required")
     with pytest.raises(SourceError) as e:
-        files.load(duck.dlt_destination(), "r", pipelines_dir=tmp_path / "p2", mapping=m, drop_dir=columns)
+        run_source(files, duck.dlt_destination(), "r", pipelines_dir=tmp_path / "p2", mapping=m, drop_dir=columns)
     assert (e.value.locator, e.value.field) == ("subventions_2017.csv:1", "nomBeneficiaire")
     assert "NOM_Beneficiaire" in str(e.value)
 
@@ -217,7 +218,7 @@ def test_duplicate_key_keeps_the_same_row_every_run(tmp_path: Path):
         p = tmp_path / "m.toml"
         p.write_text(USAGERS, encoding="utf-8")
         with Warehouse(f"duckdb:///{tmp_path / f'w{run}.duckdb'}") as wh:
-            files.load(wh.dlt_destination(), "r", pipelines_dir=tmp_path / f"p{run}", mapping=p, drop_dir=d)
+            run_source(files, wh.dlt_destination(), "r", pipelines_dir=tmp_path / f"p{run}", mapping=p, drop_dir=d)
             kept.append(wh.rows("SELECT nom FROM raw_portail.usagers"))
     assert kept == [[("A",)], [("A",)]]
 

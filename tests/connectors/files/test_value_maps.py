@@ -11,6 +11,7 @@ import pytest
 
 from connectors import files
 from connectors.files.mapping import MappingError, parse_mapping
+from connectors.runner import run_source
 from warehouse.engine import Warehouse
 from warehouse.staging import build_canonical
 
@@ -83,7 +84,7 @@ def test_value_maps_roles_and_nulled_fields(tmp_path: Path, warehouse: Warehouse
     mp = tmp_path / "ecole.toml"
     mp.write_text(SCHOOL, encoding="utf-8")
     mapping = files.load_mapping(mp)
-    result = files.load(warehouse.dlt_destination(), "r1", pipelines_dir=tmp_path / "p", mapping=mapping,
+    result = run_source(files, warehouse.dlt_destination(), "r1", pipelines_dir=tmp_path / "p", mapping=mapping,
                         drop_dir=_drop(tmp_path, LINES))
     c = result.count("eleves")
     # every row loaded or quarantined: only the unlisted role sets its person aside
@@ -139,7 +140,7 @@ record_key = { ref = "personnes", column = "id" }
     d = tmp_path / "drop"
     d.mkdir()
     (d / "p.csv").write_text("id;nom;foyer\n1;Dupont;A\n2;Durand;A\n", encoding="utf-8")
-    files.load(warehouse.dlt_destination(), "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)
+    run_source(files, warehouse.dlt_destination(), "r1", pipelines_dir=tmp_path / "p", mapping=mapping, drop_dir=d)
     counts = build_canonical(warehouse, files.staging_models(mapping), "r1")
     assert all(x.quarantined == 0 for x in counts), counts
     assert {r[0] for r in warehouse.rows("SELECT role FROM core.person_record")} == {"personne"}
