@@ -17,6 +17,11 @@ Tasks call the library (`hub.orchestration` → `hub.pipeline`), the same steps 
 the same run lock. Retries with exponential backoff are for transient failures only: a refused
 release, a settings error, credentials a source refuses and unmapped personal data fail at once.
 Only run ids, source names and counts travel through XCom and Asset events — never rows.
+
+Each DAG run is a hub run recorded in `ops.pipeline_run` like a `hub run` (`hub status` shows both):
+a setup task `start_run` records it running, each step its seconds or its error, and a teardown
+task `finish_run` — which runs however the steps ended — how it ended: ok, failed (with the step's
+error), refused, or aborted (a task killed or timed out without a trace).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import tomllib
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, AssetAny, Param, dag, task
+from airflow.sdk import Asset, AssetAny, Param, dag, setup, task, teardown
 
 CONFIG = os.path.abspath(os.environ.get("HUB_CONFIG") or "var/hub.toml")
 WRITER_POOL = "hub_warehouse"  # one slot on DuckDB (a single writer); see airflow_pools.json
@@ -66,15 +71,29 @@ def _sources() -> dict[str, dict]:
     return {name: spec for name, spec in (data.get("sources") or {}).items() if isinstance(spec, dict)}
 
 
-def _start_run_task():
-    @task(execution_timeout=timedelta(minutes=5))
+def _run_record(dag_id: str, source: str | None = None):
+    """The setup and teardown of a DAG run: a hub run id recorded as running in `ops.pipeline_run`
+    (as `hub run` records its runs, so `hub status` shows both), and its outcome recorded however
+    the tasks between them ended. Returns (start task's run id XComArg, finish task factory)."""
+
+    @setup
+    @task(pool=WRITER_POOL, execution_timeout=timedelta(minutes=10))
     def start_run() -> str:
-        """A new hub run id (run_<UTC time>_<hex>): what the warehouse records this run under."""
+        """A new hub run id (run_<UTC time>_<hex>), recorded as running: what the warehouse records this run under."""
+        from hub.orchestration import begin_run
         from hub.pipeline import new_run_id
 
-        return new_run_id()
+        return begin_run(CONFIG, hub_run=new_run_id(), dag_id=dag_id, source=source)
 
-    return start_run()
+    @teardown
+    @task(pool=WRITER_POOL, execution_timeout=timedelta(minutes=10))
+    def finish_run(hub_run: str, steps: list[str]) -> dict:
+        """How the run ended (ok, failed, refused, aborted), recorded in ops.pipeline_run."""
+        from hub.orchestration import end_run
+
+        return end_run(CONFIG, hub_run=hub_run, steps=steps, source=source)
+
+    return start_run(), finish_run
 
 
 def ingest_dag(name: str, spec: dict):
@@ -111,7 +130,8 @@ the credentials or the settings are wrong. Only the run id and counts go to XCom
                                           "rows_loaded": summary.get("rows_loaded", 0)}
             return summary
 
-        ingest(_start_run_task())
+        hub_run, finish_run = _run_record(f"citizen_hub__ingest_{name}", source=name)
+        ingest(hub_run) >> finish_run(hub_run, [f"ingest {name}"])
 
     return ingest_source()
 
@@ -170,10 +190,10 @@ Personal data the register of processing does not map also stops it without retr
             return {"triggered_by": triggered_by(triggering_asset_events), "staged": canonical.get("staged", 0),
                     "quarantined": canonical.get("quarantined", 0), "citizens": resolution.get("citizens", 0)}
 
-        hub_run = _start_run_task()
+        hub_run, finish_run = _run_record("citizen_hub__resolve")
         built = canonical(hub_run)
         resolved = resolve(hub_run)
-        built >> resolved
+        built >> resolved >> finish_run(hub_run, ["canonical", "resolve"])
         report(built, resolved)
 
     return resolve_release()

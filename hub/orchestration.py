@@ -117,11 +117,34 @@ def airflow_step(name: str) -> Iterator[None]:
         raise
 
 
+def begin_run(config: str, *, hub_run: str, dag_id: str, source: str | None = None) -> str:
+    """The first task of a DAG run: records ``hub_run`` as running in ``ops.pipeline_run`` (as
+    ``hub run`` does), under the run lock; the earlier run of the same DAG left ``running`` is
+    marked aborted. Returns the run id (what the other tasks get through XCom)."""
+    with airflow_step("start run"):
+        from hub import runlock
+        from hub.pipeline import _warehouse
+        from hub.settings import load_settings
+        from warehouse import ops
+
+        settings = load_settings(config)
+        with runlock.hold(settings, hub_run, source=source, what="start run"):
+            with _warehouse(settings) as wh:
+                ops.start_run(wh, hub_run, dag_id=dag_id)
+        return hub_run
+
+
 def run_step(step: str, config: str, *, hub_run: str, source: str | None = None,
              **kwargs: Any) -> dict[str, Any]:
     """One pipeline step for a DAG task, under the run lock: ``ingest`` (of ``source``),
-    ``canonical`` or ``resolve``. Returns the step's summary of counts (what XCom carries)."""
-    with airflow_step(f"{step} {source}" if source else step):
+    ``canonical`` or ``resolve``. Returns the step's summary of counts (what XCom carries).
+
+    The step is recorded in the run's ``ops.pipeline_run`` row: its seconds when it succeeds, its
+    error (as the logs may show it) when it fails; a refused release ends the run as ``refused``.
+    ``resolve`` ends the run as ``ok`` before it publishes the readers' snapshot, which so carries
+    the run's outcome."""
+    name = f"{step} {source}" if source else step
+    with airflow_step(name):
         from hub import pipeline, runlock
         from hub.settings import load_settings
 
@@ -129,10 +152,89 @@ def run_step(step: str, config: str, *, hub_run: str, source: str | None = None,
         steps: dict[str, Callable[..., dict[str, Any]]] = {
             "ingest": lambda: pipeline.ingest(settings, source, hub_run),
             "canonical": lambda: pipeline.build_canonical(settings, hub_run),
-            "resolve": lambda: pipeline.resolve(settings, hub_run, **kwargs),
+            "resolve": lambda: pipeline.resolve(settings, hub_run, publish=False, **kwargs),
         }
-        with runlock.hold(settings, hub_run, source=source, what=f"{step} {source}" if source else step):
-            return counts_only(steps[step]())
+        with runlock.hold(settings, hub_run, source=source, what=name):
+            try:
+                summary = steps[step]()
+            except BaseException as e:
+                _record(settings, hub_run, name, error=_safe_message(e),
+                        status="refused" if _refused(e) else None)
+                raise
+            _record(settings, hub_run, name, seconds=float(summary.get("seconds") or 0.0),
+                    status="ok" if step == "resolve" else None,
+                    vetoes=_vetoes(summary) if step == "resolve" else None)
+            if step == "resolve":
+                summary.setdefault("timings", {})["snapshot"] = pipeline.publish_snapshot(settings)
+            return counts_only(summary)
+
+
+def _refused(exc: BaseException) -> bool:
+    from warehouse.resolution import ReleaseRefused
+
+    return isinstance(exc, ReleaseRefused)
+
+
+def _vetoes(summary: dict[str, Any]) -> dict[str, Any] | None:
+    matching = summary.get("matching")
+    return matching.get("vetoes") if isinstance(matching, dict) else None
+
+
+def _record(settings: Any, hub_run: str, step: str, *, seconds: float | None = None, error: str | None = None,
+            status: str | None = None, vetoes: dict[str, Any] | None = None) -> None:
+    """A step's outcome in the run's row. Never hides the step's own error: a failure to record is logged."""
+    from hub.pipeline import _warehouse
+    from warehouse import ops
+
+    try:
+        with _warehouse(settings) as wh:
+            ops.record_step(wh, hub_run, step, seconds=seconds, error=error)
+            if status is not None:
+                run = ops.runs(wh, 1, hub_run)[0]
+                ops.finish_run(wh, hub_run, status, failed=ops.failed_sources(wh, hub_run) or None,
+                               timings=run.get("timings"), vetoes=vetoes,
+                               message=None if status == "ok" else run.get("message"))
+    except Exception as e:
+        if error is None:
+            raise
+        log.error("run %s: the failure of %s could not be recorded (%s)", hub_run, step, type(e).__name__)
+
+
+def end_run(config: str, *, hub_run: str, steps: list[str], source: str | None = None) -> dict[str, Any]:
+    """The DAG run's teardown (it runs however the steps ended): records how the run ended, unless
+    a step did already (``resolve``, a refused release). ``steps``: the tasks' step names the run
+    needs (``ingest <source>``, ``canonical``, ``resolve``). Every step recorded its seconds: ok;
+    a step recorded an error: failed, with it; none did (a task killed, timed out without a trace,
+    or never run): aborted. Returns the run's status and counts (XCom)."""
+    with airflow_step("finish run"):
+        from hub import runlock
+        from hub.pipeline import _warehouse
+        from hub.settings import load_settings
+        from warehouse import ops
+
+        settings = load_settings(config)
+        with runlock.hold(settings, hub_run, source=source, what="finish run"):
+            with _warehouse(settings) as wh:
+                found = ops.runs(wh, 1, hub_run)
+                if not found:
+                    raise LookupError(f"run {hub_run} was not started")
+                run = found[0]
+                failed = ops.failed_sources(wh, hub_run)
+                if run["status"] == "running":
+                    done = set(run.get("timings") or {})
+                    if all(s in done for s in steps):
+                        status, message = ("partial" if failed else "ok"), None
+                    elif run.get("message"):
+                        status, message = "failed", run["message"]
+                    else:
+                        missing = ", ".join(s for s in steps if s not in done)
+                        status, message = "aborted", (f"{missing} ended without recording an outcome (the task was "
+                                                      "killed, timed out or never ran): see its Airflow log")
+                    ops.finish_run(wh, hub_run, status, failed=failed or None, timings=run.get("timings"),
+                                   vetoes=run.get("vetoes"), message=message)
+                    run = ops.runs(wh, 1, hub_run)[0]
+        log.info("run %s ended %s", hub_run, run["status"])
+        return {"run_id": hub_run, "status": run["status"], "failed_sources": len(failed)}
 
 
 def counts_only(summary: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +244,7 @@ def counts_only(summary: dict[str, Any]) -> dict[str, Any]:
     for k, v in summary.items():
         if isinstance(v, bool | int | float) or v is None:
             out[k] = v
-        elif isinstance(v, str) and k in ("source", "mode", "model_version", "run_id", "hub_run"):
+        elif isinstance(v, str) and k in ("source", "mode", "model_version", "run_id", "hub_run", "status"):
             out[k] = v
         elif isinstance(v, list) and k == "sources" and all(isinstance(x, str) for x in v):
             out[k] = v

@@ -211,10 +211,12 @@ def _has_raw(wh, system: str) -> bool:
 # ------------------------------------------------------------------------------------------ resolve
 @_limited
 def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = None,
-            incremental: bool | None = None) -> dict[str, Any]:
+            incremental: bool | None = None, publish: bool = True) -> dict[str, Any]:
     """Person records → links with persistent citizen ids (honouring human decisions) → golden
     citizens, published atomically — unless the release guard finds the release abnormal, in which
     case :class:`warehouse.resolution.ReleaseRefused` is raised and the previous publication stays.
+    ``publish=False``: the readers' snapshot is left to the caller (:func:`publish_snapshot`), which
+    records the run's outcome first so the snapshot carries it.
 
     ``incremental`` (default: ``[matching] incremental`` in the settings): only new and changed
     records are scored, with the last run's model, against the published citizens; untouched
@@ -256,11 +258,10 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         clock.lap("publish")
         marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
         clock.lap("marts")
-    from warehouse.snapshot import publish as publish_snapshot
-
-    # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
-    publish_snapshot(settings.warehouse_url)
-    clock.lap("snapshot")
+    if publish:
+        # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
+        publish_snapshot(settings)
+        clock.lap("snapshot")
     summary = {k: v for k, v in release.run.items() if k != "finished_at"}
     summary["release"] = release.report
     summary["matching"] = release.matching
@@ -270,6 +271,15 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     summary["timings"] = {**clock.laps, **{f"compute: {k}": round(v, 2) for k, v in release.timings.items()}}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
+
+
+def publish_snapshot(settings: Settings) -> float:
+    """Publish the warehouse for readers (``warehouse.snapshot``); the seconds it took."""
+    from warehouse.snapshot import publish
+
+    started = time.perf_counter()
+    publish(settings.warehouse_url)
+    return round(time.perf_counter() - started, 2)
 
 
 class _Clock:
@@ -426,9 +436,19 @@ def run(settings: Settings, *, run_id: str | None = None, progress: Progress | N
                                message=str(e) if own else f"unexpected {type(e).__name__}")
             raise
         report.status = "partial" if report.failed else "ok"
+        # the outcome first, then the readers' snapshot, which so carries it (`hub status` during the next run)
         with _warehouse(settings) as wh:
             ops.finish_run(wh, run_id, report.status, failed=report.failed, timings=report.timings,
                            vetoes=_vetoes(report.resolution))
+        try:
+            # a part of the resolution's publication, timed with its other parts (bench/pipeline.py)
+            report.resolution.setdefault("timings", {})["snapshot"] = publish_snapshot(settings)
+        except BaseException as e:
+            with _warehouse(settings) as wh:
+                ops.finish_run(wh, run_id, "failed", failed=report.failed, timings=report.timings,
+                               message=f"the release is published but the readers' snapshot could not be "
+                                       f"written ({type(e).__name__}): readers still read the previous one")
+            raise
         return report
 
 
@@ -466,7 +486,8 @@ def _run(settings: Settings, report: RunReport, *, progress: Progress | None = N
     report.timings["canonical"] = report.canonical["seconds"]
     say("canonical", f"{report.canonical['passed']:,} rows passed the gate in {report.canonical['seconds']} s")
     say("resolve", "running")
-    report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release, incremental=incremental)
+    report.resolution = resolve(settings, report.run_id, confirm_release=confirm_release, incremental=incremental,
+                                publish=False)
     report.timings["resolve"] = report.resolution["seconds"]
     say("resolve", f"{report.resolution['citizens']:,} citizens in {report.resolution['seconds']} s")
     report.seconds = round(time.perf_counter() - started, 2)

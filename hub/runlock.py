@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ LOCK_FILE = "run.lock"
 # Advisory lock keys: a fixed namespace (first int) and the warehouse or a source (second int).
 _NAMESPACE = 0x6875_6221  # "hub!"
 _WAREHOUSE_KEY = 0
+CONTEND_SECONDS = 0.5  # how long a run retries a lock it finds taken before saying another run holds it
 
 
 class RunLocked(RuntimeError):
@@ -113,10 +115,17 @@ def _file_lock(path: Path, run_id: str, what: str) -> Iterator[None]:
     # no O_TRUNC: the holder's description must survive a contender opening the file
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunLocked(_read_holder(fd), str(path)) from None
+        # a few tries: `hub status` probes the lock (holder()) for microseconds, a run must not
+        # take that for another run
+        deadline = time.monotonic() + CONTEND_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunLocked(_read_holder(fd), str(path)) from None
+                time.sleep(0.02)
         info = json.dumps(_holder(run_id, what)).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, info, 0)
@@ -126,6 +135,37 @@ def _file_lock(path: Path, run_id: str, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def holder(settings: Any) -> dict[str, Any] | None:
+    """Who holds the run lock of ``settings``' warehouse now (run_id, what, pid, host, started), or
+    None when nobody does. Takes nothing a run would wait for: on DuckDB a shared ``flock`` tried and
+    released at once (a run starting at that instant retries, ``CONTEND_SECONDS``); on PostgreSQL a
+    look at ``pg_locks``."""
+    url = settings.warehouse_url
+    if url.split("://", 1)[0].split("+")[0] in ("postgresql", "postgres"):
+        import psycopg
+
+        with psycopg.connect("postgresql://" + url.split("://", 1)[1], autocommit=True) as con:
+            key = con.execute("SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                              "AND classid = %s::oid AND objsubid = 2 AND pid <> pg_backend_pid() "
+                              "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                              "ORDER BY objid LIMIT 1", (_NAMESPACE,)).fetchone()
+            return None if key is None else (_pg_holder(con, int(key[0])) or {})
+    path = Path(settings.var_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     finally:
         os.close(fd)
 

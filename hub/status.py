@@ -40,13 +40,13 @@ def stale_since(schedule: str, last_ok: datetime | None, now: datetime) -> datet
     return limit if now > limit else None
 
 
-def source_status(settings: Settings, wh: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+def source_status(settings: Settings, wh: Any | None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Per configured source: its schedule, last good load, last attempt (status, error) and
     ``stale_since`` (None when fresh)."""
     from warehouse import ops
 
     now = now or datetime.now(UTC)
-    loads = ops.source_loads(wh)
+    loads = ops.source_loads(wh) if wh is not None else {}
     out = []
     for s in settings.sources:
         seen = loads.get(s.name) or {}
@@ -59,12 +59,49 @@ def source_status(settings: Settings, wh: Any, now: datetime | None = None) -> l
 
 
 def status(settings: Settings, *, runs: int = 5, now: datetime | None = None) -> dict[str, Any]:
-    """The last ``runs`` runs (newest first) and every configured source's state."""
-    from warehouse import ops
-    from warehouse.engine import Warehouse
+    """The last ``runs`` runs (newest first), every configured source's state, and the run in
+    progress (``in_progress``: who holds the run lock, None when nobody does).
 
-    with Warehouse(settings.warehouse_url) as wh:
-        return {"runs": ops.runs(wh, runs), "sources": source_status(settings, wh, now)}
+    During a run on DuckDB the run's file cannot be opened: the runs and sources are read from the
+    published snapshot (``read_from``: ``snapshot``, as of ``published_at``), which the run in
+    progress and anything that ended after the last publication are not in yet."""
+    from hub import runlock
+    from warehouse import ops
+
+    in_progress = runlock.holder(settings)
+    wh, read_from = _open(settings, busy=in_progress is not None)
+    out: dict[str, Any] = {"in_progress": in_progress, "read_from": read_from, "published_at": None,
+                           "runs": [], "sources": source_status(settings, None, now)}
+    if wh is None:
+        return out
+    with wh:
+        out["runs"] = ops.runs(wh, runs)
+        out["sources"] = source_status(settings, wh, now)
+        if wh.snapshot is not None:
+            out["published_at"] = datetime.fromtimestamp(wh.snapshot.stat().st_mtime, UTC)
+    live = (in_progress or {}).get("run_id")
+    for r in out["runs"]:
+        if read_from == "snapshot" and r["status"] == "running" and r["run_id"] != live:
+            # it was running when the snapshot was taken and has ended since: how is in the warehouse
+            r["status"] = "unfinished at publication"
+    return out
+
+
+def _open(settings: Settings, *, busy: bool) -> tuple[Any, str]:
+    """The warehouse itself when nobody writes it (it has every run, failed ones too), else what
+    readers read: the published snapshot on DuckDB, the database on PostgreSQL (MVCC)."""
+    from warehouse.engine import NoRelease, Warehouse, WarehouseBusy
+
+    if not busy:
+        try:
+            return Warehouse(settings.warehouse_url), "warehouse"
+        except WarehouseBusy:  # a tool holds the file (a SQL client): read what readers read
+            pass
+    try:
+        wh = Warehouse.reader(settings.warehouse_url)
+    except NoRelease:
+        return None, "snapshot"
+    return wh, "snapshot" if wh.snapshot is not None else "warehouse"
 
 
 def _at(v: datetime | None) -> str:
@@ -96,6 +133,15 @@ def status_command(n_runs: int, as_json: bool, config: Path | None) -> None:
             t.add_row(r["run_id"], f"[{colour}]{r['status']}[/{colour}]", _at(r["started_at"]), _took(r), failed,
                       escape(r.get("message") or ""))
         console.print(t if st["runs"] else "No run recorded yet.")
+        h = st["in_progress"]
+        if h is not None:
+            who = ", ".join(str(x) for x in (h.get("run_id"), h.get("what"),
+                                             f"pid {h['pid']}" if h.get("pid") else None, h.get("host")) if x)
+            console.print(f"[cyan]A run is in progress since {h.get('started') or 'an unknown time'}[/cyan]"
+                          f" ({escape(who) or 'holder unknown'}).", soft_wrap=True)
+        if st["read_from"] == "snapshot" and st["published_at"] is not None:
+            console.print(f"Read from the published snapshot of {_at(st['published_at'])} UTC: the warehouse is "
+                          "being written; runs that ended since are not in it yet.", soft_wrap=True)
         s = Table("source", "schedule", "last good load (UTC)", "last attempt", "state", title="Sources", box=None)
         for src in st["sources"]:
             state = "[green]fresh[/green]"
@@ -107,6 +153,14 @@ def status_command(n_runs: int, as_json: bool, config: Path | None) -> None:
                 attempt = f"failed: {escape(src['last_error'])}"
             s.add_row(src["source"], src["schedule"], _at(src["last_ok"]), attempt, state)
         console.print(s)
-    last = st["runs"][0]["status"] if st["runs"] else None
-    if last not in (None, "ok", "running") or any(src["stale_since"] for src in st["sources"]):
+    if not all(r["status"] in ("ok", "running") for r in latest_per_launcher(st["runs"])) or any(
+            src["stale_since"] for src in st["sources"]):
         sys.exit(1)
+
+
+def latest_per_launcher(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest run of each launcher (``hub run``, each Airflow DAG) among ``runs`` (newest first)."""
+    seen: dict[Any, dict[str, Any]] = {}
+    for r in runs:
+        seen.setdefault(r.get("dag_id"), r)
+    return list(seen.values())

@@ -260,7 +260,8 @@ SOURCE_RUN = Table(
 PIPELINE_RUN = Table(
     "pipeline_run",
     "ops",
-    "One row per `hub run`: how it ended, when, which sources failed, how long each step took. Rows per "
+    "One row per run (`hub run`, or an Airflow DAG run): how it ended, when, which sources failed, how long "
+    "each step took. Rows per "
     "source are in ops.source_run, the quality gate's in ops.stage_run, the release in "
     "golden.resolution_release (warehouse/ops.py run_report reads them together).",
     (
@@ -275,6 +276,8 @@ PIPELINE_RUN = Table(
         C("timings", "json", 'seconds per step, e.g. {"ingest finance": 3.2, "canonical": 4.1, "resolve": 9.8}'),
         C("vetoes", "json", "pairs the matching guards refused, per guard"),
         C("message", "text", "why it failed or was refused (no personal data)"),
+        C("dag_id", "text", "the Airflow DAG that ran it (its steps in tasks, under one hub run id); "
+          "empty for `hub run`"),
     ),
     key=("run_id",),
 )

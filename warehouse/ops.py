@@ -3,9 +3,10 @@
 Two stages count rows: ``extract`` (connectors: ``ops.source_run``, written by
 :func:`record_source_runs`) and ``quality`` (the gate: ``ops.stage_run``, written by
 ``warehouse.staging.build_canonical``). Quarantined rows of either stage live in
-``ops.quarantine``. Each ``hub run`` has one row in ``ops.pipeline_run`` (:func:`start_run`,
-:func:`finish_run`): how it ended, failed sources, timings; :func:`run_report` reads all of a
-run's bookkeeping together. Everything here is idempotent per run id.
+``ops.quarantine``. Each run — a ``hub run``, an Airflow DAG run — has one row in
+``ops.pipeline_run`` (:func:`start_run`, :func:`record_step` per Airflow task, :func:`finish_run`):
+how it ended, failed sources, timings; :func:`run_report` reads all of a run's bookkeeping together.
+Everything here is idempotent per run id.
 """
 
 from __future__ import annotations
@@ -158,16 +159,19 @@ def quarantine_summary(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- runs
-def start_run(wh: Warehouse, run_id: str, *, now: datetime | None = None) -> list[str]:
-    """Record ``run_id`` as running, first marking ``aborted`` the runs a dead process left
-    ``running``. Call it holding the run lock for the whole warehouse (``hub.runlock``): no other
-    run is alive then, so a run still ``running`` is one whose process died (kill -9, a lost
-    machine). Returns the run ids so marked."""
+def start_run(wh: Warehouse, run_id: str, *, dag_id: str | None = None, now: datetime | None = None) -> list[str]:
+    """Record ``run_id`` as running, first marking ``aborted`` the runs of the same launcher a dead
+    process left ``running``: ``hub run`` (``dag_id`` None) holds the run lock for the whole warehouse
+    and its whole run, so no other ``hub run`` is alive then; an Airflow DAG (``dag_id``) runs one
+    run at a time (``max_active_runs=1``), so its earlier run has ended whatever its row says.
+    Returns the run ids so marked."""
     now = now or datetime.now(UTC)
     wh.ensure_table(PIPELINE_RUN)
+    _add_new_columns(wh, PIPELINE_RUN)
     with wh.transaction():
         dead = [r[0] for r in wh.rows(f"SELECT run_id FROM {qualified(PIPELINE_RUN)} WHERE status = 'running' "
-                                      "AND run_id <> :run ORDER BY run_id", {"run": run_id})]
+                                      "AND run_id <> :run AND COALESCE(dag_id, '') = :dag ORDER BY run_id",
+                                      {"run": run_id, "dag": dag_id or ""})]
         if dead:
             in_dead, params = bind_list("d", dead)
             why = (f"its process ended before the run finished (killed or crashed); run {run_id} found it so and "
@@ -176,7 +180,7 @@ def start_run(wh: Warehouse, run_id: str, *, now: datetime | None = None) -> lis
                        f"WHERE run_id IN ({in_dead})", {"now": now, "why": why, **params})
         row = {"run_id": run_id, "status": "running", "started_at": now, "finished_at": None, "pid": os.getpid(),
                "host": socket.gethostname(), "failed_sources": None, "timings": None, "vetoes": None,
-               "message": None}
+               "message": None, "dag_id": dag_id}
         wh.write(PIPELINE_RUN, pa.Table.from_pylist([row], schema=arrow_schema(PIPELINE_RUN)),
                  delete_where=("run_id = :run", {"run": run_id}))
     for d in dead:
@@ -184,10 +188,46 @@ def start_run(wh: Warehouse, run_id: str, *, now: datetime | None = None) -> lis
     return dead
 
 
+def record_step(wh: Warehouse, run_id: str, step: str, *, seconds: float | None = None,
+                error: str | None = None, status: str | None = None) -> None:
+    """One step of a run that is recorded step by step (an Airflow DAG's tasks): its ``seconds`` in
+    the run's timings when it succeeded, else the ``error`` (no personal data) as the run's message;
+    ``status`` ends the run at once (``refused``: no retry will change it)."""
+    wh.ensure_table(PIPELINE_RUN)
+    _add_new_columns(wh, PIPELINE_RUN)
+    with wh.transaction():
+        found = wh.rows(f"SELECT timings FROM {qualified(PIPELINE_RUN)} WHERE run_id = :run", {"run": run_id})
+        if not found:
+            raise LookupError(f"run {run_id} was not started (ops.start_run)")
+        timings = json.loads(found[0][0]) if found[0][0] else {}
+        sets, params = [], {"run": run_id}
+        if seconds is not None:
+            timings[step] = round(seconds, 2)
+            sets.append("timings = :timings")
+            params["timings"] = json.dumps(timings)
+        if error is not None:
+            sets.append("message = :message")
+            params["message"] = f"{step}: {error}"
+        if status is not None:
+            sets += ["status = :status", "finished_at = :now"]
+            params |= {"status": status, "now": datetime.now(UTC)}
+        if sets:
+            wh.execute(f"UPDATE {qualified(PIPELINE_RUN)} SET {', '.join(sets)} WHERE run_id = :run", params)
+
+
+def failed_sources(wh: Warehouse, run_id: str) -> list[dict[str, str]]:
+    """The sources whose extraction failed in ``run_id`` (``ops.source_run``): source and error."""
+    if not wh.table_exists(SOURCE_RUN.schema, SOURCE_RUN.name):
+        return []
+    return [{"source": s, "error": e or ""} for s, e in wh.rows(
+        f"SELECT DISTINCT source_system, error FROM {qualified(SOURCE_RUN)} WHERE run_id = :run "
+        "AND status <> 'ok' ORDER BY source_system", {"run": run_id})]
+
+
 def finish_run(wh: Warehouse, run_id: str, status: str, *, failed: list[dict[str, str]] | None = None,
                timings: dict[str, float] | None = None, vetoes: dict[str, Any] | None = None,
                message: str | None = None, now: datetime | None = None) -> None:
-    """Record how ``run_id`` ended: ok, partial, failed or refused (see ``ops.pipeline_run``)."""
+    """Record how ``run_id`` ended: ok, partial, failed, refused or aborted (see ``ops.pipeline_run``)."""
     wh.ensure_table(PIPELINE_RUN)
     wh.execute(
         f"UPDATE {qualified(PIPELINE_RUN)} SET status = :status, finished_at = :now, failed_sources = :failed, "

@@ -63,6 +63,7 @@ def _leaks(blob: bytes) -> list[str]:
 
 def test_the_dags_run_the_pipeline_end_to_end_and_leak_no_canary(tmp_path, warehouse_url, airflow_env):
     from hub.demo import running_sandbox
+    from warehouse import ops
     from warehouse.engine import Warehouse
 
     env = airflow_env
@@ -98,6 +99,28 @@ def test_the_dags_run_the_pipeline_end_to_end_and_leak_no_canary(tmp_path, wareh
                                     "OR upper(usage_name) = 'ZQXCANARYNOM'")
         canary_quarantined = wh.scalar("SELECT count(*) FROM ops.quarantine "
                                        "WHERE upper(payload) LIKE '%ZQXCANARYQUAR%'")
+        runs = {r["dag_id"]: r for r in ops.runs(wh, 50)}
+        reports = {dag_id: ops.run_report(wh, r["run_id"]) for dag_id, r in runs.items()}
+    # every DAG run is a run in ops.pipeline_run, as `hub run`'s are: how it ended, its steps' seconds,
+    # its rows per source, its release
+    assert set(runs) == set(out["runs"])
+    assert {r["status"] for r in runs.values()} == {"ok"}
+    for source in sources:
+        r, rep = runs[f"citizen_hub__ingest_{source}"], reports[f"citizen_hub__ingest_{source}"]
+        assert set(r["timings"]) == {f"ingest {source}"} and r["finished_at"] >= r["started_at"]
+        assert {x["source_system"] for x in rep["rows"] if x["stage"] == "extract"} == {source}
+        assert all(x["ok"] for x in rep["rows"])
+    resolved = reports["citizen_hub__resolve"]
+    assert set(runs["citizen_hub__resolve"]["timings"]) == {"canonical", "resolve"}
+    assert resolved["release"] is not None and resolved["release"]["citizens_after"] == citizens
+    assert {x["stage"] for x in resolved["rows"]} == {"quality"}
+    assert any(q["source_system"] == "finance" for q in reports["citizen_hub__ingest_finance"]["quarantine"]
+               + resolved["quarantine"])
+    # and `hub status` shows them
+    from hub.status import status
+
+    shown = status(settings, runs=20)
+    assert {r["dag_id"] for r in shown["runs"]} == set(out["runs"]) and shown["in_progress"] is None
     assert loaded >= {"finance", "family", "associations", "salesforce", "servicenow"}
     assert 0 < citizens < records == linked
     # the canaries went all the way through: their absence below means something

@@ -166,3 +166,78 @@ def test_a_dag_step_meeting_another_run_is_retried_later_not_failed(tmp_path):
         holder.kill()
         holder.wait()
     assert not (var / "hub.duckdb").exists()  # nothing was written
+
+
+def _config(tmp_path, url: str, sources: str = "") -> str:
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[warehouse]\nurl = "{url}"\n\n[hub]\nvar_dir = "{tmp_path / "var"}"\n{sources}',
+                      encoding="utf-8")
+    return str(config)
+
+
+def test_a_dag_run_is_recorded_like_hub_run_and_its_teardown_says_how_it_ended(tmp_path, warehouse_url,
+                                                                               monkeypatch):
+    """begin_run / run_step / end_run, as the DAG's setup, steps and teardown call them: a step that
+    failed ends the run failed with the step's error, a source whose extraction failed is named, a
+    run whose step left no trace is aborted, and a DAG's new run marks its dead earlier run aborted
+    without touching another launcher's runs."""
+    from hub.orchestration import begin_run, end_run, run_step
+    from warehouse import ops
+    from warehouse.engine import Warehouse
+
+    # a source that cannot be reached: its step fails (transient) and records why
+    monkeypatch.setenv("HUB_TEST_PORTAIL_TOKEN", "t")
+    config = _config(tmp_path, warehouse_url, '\n[sources.portail]\nkind = "family"\nbase_url = "http://127.0.0.1:9"\n'
+                                              'token_env = "HUB_TEST_PORTAIL_TOKEN"\n')
+    begin_run(config, hub_run="run_a", dag_id="citizen_hub__ingest_portail", source="portail")
+    with pytest.raises(SourceError, match="cannot reach the family portal"):
+        run_step("ingest", config, hub_run="run_a", source="portail")
+    ended = end_run(config, hub_run="run_a", steps=["ingest portail"], source="portail")
+    assert ended == {"run_id": "run_a", "status": "failed", "failed_sources": 1}
+
+    # a run whose task was killed before it recorded anything; then a hub run, untouched by the DAG's next start
+    begin_run(config, hub_run="run_b", dag_id="citizen_hub__resolve")
+    with Warehouse(warehouse_url) as wh:
+        ops.start_run(wh, "run_cli")
+    begin_run(config, hub_run="run_c", dag_id="citizen_hub__resolve")  # run_b left running: its DAG ran again
+    assert end_run(config, hub_run="run_c", steps=["canonical", "resolve"])["status"] == "aborted"
+    with Warehouse(warehouse_url) as wh:
+        runs = {r["run_id"]: r for r in ops.runs(wh, 10)}
+    a = runs["run_a"]
+    assert a["dag_id"] == "citizen_hub__ingest_portail" and a["status"] == "failed"
+    assert a["message"] == "ingest portail: portail: portal http://127.0.0.1:9: cannot reach the family portal"
+    assert a["finished_at"] is not None
+    assert [f["source"] for f in a["failed_sources"]] == ["portail"]
+    assert runs["run_b"]["status"] == "aborted" and "run_c found it so" in runs["run_b"]["message"]
+    assert runs["run_cli"]["status"] == "running" and runs["run_cli"]["dag_id"] is None
+    assert "canonical, resolve ended without recording an outcome" in runs["run_c"]["message"]
+
+
+def test_a_refused_release_ends_the_dag_run_refused_and_a_retried_step_that_succeeds_counts(tmp_path, monkeypatch):
+    from hub import pipeline
+    from hub.orchestration import begin_run, end_run, run_step
+    from warehouse import ops
+    from warehouse.engine import Warehouse
+
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    config = _config(tmp_path, url)
+    begin_run(config, hub_run="run_r", dag_id="citizen_hub__resolve")
+    tries = iter([TimeoutError("read timed out"), None])
+
+    def canonical(settings, run_id):
+        if (e := next(tries)) is not None:
+            raise e
+        return {"staged": 4, "passed": 4, "seconds": 1.25}
+
+    monkeypatch.setattr(pipeline, "build_canonical", canonical)
+    monkeypatch.setattr(pipeline, "resolve", lambda *a, **k: (_ for _ in ()).throw(ReleaseRefused("run_r", "9 merged")))
+    with pytest.raises(StepFailed):
+        run_step("canonical", config, hub_run="run_r")
+    assert run_step("canonical", config, hub_run="run_r")["staged"] == 4  # Airflow's retry
+    with pytest.raises(AirflowFailException):
+        run_step("resolve", config, hub_run="run_r")
+    assert end_run(config, hub_run="run_r", steps=["canonical", "resolve"])["status"] == "refused"
+    with Warehouse(url) as wh:
+        (run,) = ops.runs(wh, 10)
+    assert run["timings"] == {"canonical": 1.25} and run["message"].startswith("resolve: ")
+    assert "9 merged" in run["message"]

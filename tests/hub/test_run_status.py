@@ -1,8 +1,9 @@
-"""`hub status`'s staleness rule, aborted runs found by the next start, and two runs started at the
-same instant on PostgreSQL: one publishes, the other stops having written nothing."""
+"""`hub status`'s staleness rule, what it reads during a run, aborted runs found by the next start, and
+two runs started at the same instant on PostgreSQL: one publishes, the other stops having written nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,3 +101,75 @@ def test_hub_status_prints_runs_failures_and_stale_sources(tmp_path):
     assert "failed: portail: http://x: cannot reach the family portal" in text
     assert "compta 0 2 * * *" in text and "fresh" in text  # loaded just now
     assert "manual" in text and "never loaded" not in text  # a manual source is never stale
+
+
+# A run in another process, as `hub run` holds things while it writes: the run lock, the warehouse
+# open for writing (on DuckDB no other process can open that file), its own row recorded running.
+RUN_IN_PROGRESS = """
+import sys, time
+from types import SimpleNamespace
+from hub.runlock import hold
+from warehouse import ops
+from warehouse.engine import Warehouse
+settings = SimpleNamespace(warehouse_url=sys.argv[1], var_dir=sys.argv[2])
+with hold(settings, "run_live"):
+    with Warehouse(sys.argv[1]) as wh:
+        ops.start_run(wh, "run_live")
+        print("held", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_hub_status_during_a_run_reads_what_readers_read_and_names_the_run(tmp_path, warehouse_url):
+    from click.testing import CliRunner
+
+    from hub.cli import main
+    from warehouse.snapshot import publish
+
+    var = tmp_path / "var"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[warehouse]\nurl = "{warehouse_url}"\n\n[hub]\nvar_dir = "{var}"\n\n'
+                      '[sources.compta]\nkind = "finance"\nurl = "sqlite:///x"\n', encoding="utf-8")
+    with Warehouse(warehouse_url) as wh:
+        ops.start_run(wh, "run_done")
+        ops.record_source_runs(wh, "run_done", [
+            {"source_system": "compta", "entity": "tiers", "rows_read": 3, "rows_loaded": 3}])
+        ops.finish_run(wh, "run_done", "ok")
+    publish(warehouse_url)  # what the run that ended published for readers
+    holder = subprocess.Popen([sys.executable, "-c", RUN_IN_PROGRESS, warehouse_url, str(var)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
+        result = CliRunner().invoke(main, ["status", "--config", str(config)], terminal_width=200)
+        as_json = CliRunner().invoke(main, ["status", "--json", "--config", str(config)])
+    finally:
+        holder.kill()
+        holder.wait()
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "run_done ok" in text and "compta" in text and "fresh" in text
+    assert f"A run is in progress since {datetime.now(UTC):%Y-%m-%d}" in text
+    assert f"run_live, run, pid {holder.pid}" in text
+    st = json.loads(as_json.output)
+    assert st["in_progress"]["run_id"] == "run_live" and str(st["in_progress"]["pid"]) == str(holder.pid)
+    if warehouse_url.startswith("duckdb"):  # the run's file is held: the published snapshot is read
+        assert st["read_from"] == "snapshot" and "Read from the published snapshot" in text
+        assert [r["run_id"] for r in st["runs"]] == ["run_done"]
+    else:  # PostgreSQL: the database itself (MVCC), the run in progress with its row
+        assert st["read_from"] == "warehouse"
+        assert [(r["run_id"], r["status"]) for r in st["runs"]] == [("run_live", "running"), ("run_done", "ok")]
+
+
+def test_hub_status_after_a_run_reads_the_warehouse_and_no_run_is_in_progress(tmp_path):
+    from hub.settings import load_settings
+    from hub.status import status
+
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[warehouse]\nurl = "{url}"\n\n[hub]\nvar_dir = "{tmp_path}"\n', encoding="utf-8")
+    with Warehouse(url) as wh:  # a failed run after the last publication: only the warehouse has it
+        ops.start_run(wh, "run_failed")
+        ops.finish_run(wh, "run_failed", "failed", message="canonical: unexpected KeyError")
+    st = status(load_settings(config))
+    assert st["in_progress"] is None and st["read_from"] == "warehouse"
+    assert [(r["run_id"], r["status"]) for r in st["runs"]] == [("run_failed", "failed")]
