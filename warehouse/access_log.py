@@ -37,7 +37,14 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.contract import ACCESS_LOG, Column, Table, arrow_schema
-from warehouse.access_log_store import AccessLogUnavailable, log_path, move_out_of, on_log_store, opened  # noqa: F401
+from warehouse.access_log_store import (  # noqa: F401
+    AccessLogUnavailable,
+    log_path,
+    move_out_of,
+    on_log_store,
+    opened,
+    write_grouped,
+)
 from warehouse.engine import Warehouse, qualified
 
 log = logging.getLogger(__name__)
@@ -214,9 +221,9 @@ def _last(wh: Warehouse) -> tuple[int, str]:
     return 0, GENESIS
 
 
-@on_log_store
 def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
-    """Append entries to the log, chained; returns the number of rows written."""
+    """Append entries to the log, chained; returns the number of rows written, once committed (on
+    DuckDB together with the entries other threads of this process append meanwhile: one commit)."""
     entries = list(entries)
     if not entries:
         return 0
@@ -225,6 +232,12 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
             raise ValueError(f"access log: operation {e.operation!r} is not one of {', '.join(OPERATIONS)}")
         if not (e.reader and e.reader.strip()) or not (e.purpose and e.purpose.strip()):
             raise ValueError("an access-log entry needs a reader and a purpose")
+    write_grouped(wh, entries, _append_here)
+    log.info("access log: %d %s row(s) appended", len(entries), "/".join(sorted({e.operation for e in entries})))
+    return len(entries)
+
+
+def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
     if wh.url not in _READY:
         ensure(wh)
     now = datetime.now(UTC)
@@ -243,8 +256,6 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
             row["row_hash"] = prev = row_hash(prev, row)
             rows.append(row)
         wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
-    log.info("access log: %d %s row(s) appended", len(rows), "/".join(sorted({e.operation for e in entries})))
-    return len(rows)
 
 
 @on_log_store

@@ -3,10 +3,14 @@
 * **PostgreSQL**: ``ops.access_log`` in the warehouse (append-only trigger, row security).
 * **DuckDB**: its own small file beside the warehouse, ``<stem>.access_log.duckdb``. Readers read a
   read-only published snapshot (warehouse/snapshot.py) they cannot write into, and the warehouse
-  file itself is a run's for as long as it runs; the log file is opened for one append at a time
-  (milliseconds), by readers and writers alike. When another process is appending, the open is
-  retried for up to :data:`RETRY_SECONDS`; past that :class:`AccessLogUnavailable` is raised and the
-  read is not shown: every read must be logged (CNIL deliberation 2021-122).
+  file itself is a run's for as long as it runs. A process keeps the log file open while it is
+  logging reads (one connection per process, :class:`_Store`) and closes it once no read was logged
+  for :data:`IDLE_SECONDS`, and at least every :data:`HOLD_SECONDS` under load, so that the other
+  processes (the CLI, a run's publication, another desk) get their turn. Concurrent appends of one
+  process are written together (group commit): each caller waits until its rows are committed, so
+  every read is logged before it is shown. When another process holds the file, the open is retried
+  for up to :data:`RETRY_SECONDS`; past that :class:`AccessLogUnavailable` is raised and the read is
+  not shown: every read must be logged (CNIL deliberation 2021-122).
 
 A log an earlier version kept inside the DuckDB warehouse is moved to the file, once, by the first
 writer that opens the warehouse after the upgrade (:func:`move_out_of`; a run's publication does it
@@ -15,8 +19,10 @@ before any reader can append).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +35,12 @@ from warehouse.engine import Warehouse, WarehouseBusy, qualified
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 10.0
-_appending = threading.RLock()  # one appender per process: the chain is a sequence
+IDLE_SECONDS = 0.25  # the file is closed once no read was logged for this long
+HOLD_SECONDS = 2.0  # and at least this often while reads keep coming: other processes take their turn
+YIELD_SECONDS = 0.03  # the gap left for them then (their open is retried every RETRY_PAUSE at most)
+RETRY_PAUSE = 0.02
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class AccessLogUnavailable(RuntimeError):
@@ -52,22 +62,150 @@ def log_path(wh: Warehouse) -> Path | None:
     return wh.path.with_name(f"{wh.path.stem}.access_log.duckdb")
 
 
+class _Batch:
+    """One caller's rows, waiting for the group they are committed with."""
+
+    __slots__ = ("done", "error", "items")
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class _Store:
+    """This process's connection to one log file: opened on first use, shared by its threads one at
+    a time (``lock``), closed when idle or held too long (:data:`IDLE_SECONDS`, :data:`HOLD_SECONDS`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.RLock()  # one user of the connection at a time; the chain is a sequence
+        self.wh: Warehouse | None = None
+        self.opened_at = self.used_at = 0.0
+        self.pending: list[_Batch] = []
+        self.pending_lock = threading.Lock()
+        self.closer: threading.Thread | None = None
+
+    def acquire(self) -> Warehouse:
+        """The open connection (the caller holds ``lock``)."""
+        if self.wh is not None and time.monotonic() - self.opened_at > HOLD_SECONDS:
+            self.close()
+            time.sleep(YIELD_SECONDS)
+        if self.wh is None:
+            self.wh = _open(self.path)
+            self.opened_at = self.used_at = time.monotonic()
+            if self.closer is None:
+                self.closer = threading.Thread(target=self._close_when_idle, name="access-log-closer", daemon=True)
+                self.closer.start()
+        return self.wh
+
+    def release(self) -> None:
+        self.used_at = time.monotonic()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.wh is not None:
+                wh, self.wh = self.wh, None
+                wh.close()
+
+    def _close_when_idle(self) -> None:
+        while True:
+            time.sleep(IDLE_SECONDS / 2)
+            with self.lock:
+                if self.wh is not None and time.monotonic() - self.used_at >= IDLE_SECONDS:
+                    self.close()
+                if self.wh is None:
+                    self.closer = None
+                    return
+
+
+_stores: dict[Path, _Store] = {}
+_stores_lock = threading.Lock()
+_inherited: list[_Store] = []  # a forked child's copies of its parent's stores: never used, never closed
+
+
+def _store(path: Path) -> _Store:
+    key = path.resolve()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = _Store(key)
+        return store
+
+
+def _forget_after_fork() -> None:
+    # the parent's DuckDB connections are the parent's: a child that closed them would checkpoint
+    # into a file the parent writes
+    global _stores_lock
+    _inherited.extend(_stores.values())
+    _stores.clear()
+    _stores_lock = threading.Lock()
+
+
+def close_all() -> None:
+    """Close every log file this process holds open (at exit; tests)."""
+    for store in list(_stores.values()):
+        store.close()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+atexit.register(close_all)
+
+
+def _is_log(wh: Warehouse) -> bool:
+    return bool(getattr(wh, "is_access_log", False))
+
+
 @contextmanager
 def opened(wh: Warehouse) -> Iterator[Warehouse]:
     """The warehouse holding the log for ``wh`` (a writer's, a reader's, or the log's own): ``wh``
-    itself on PostgreSQL; on DuckDB the log file, opened for this block only."""
+    itself on PostgreSQL; on DuckDB this process's connection to the log file, held for this block."""
     path = log_path(wh)
-    if path is None or getattr(wh, "is_access_log", False):
+    if path is None or _is_log(wh):
         yield wh
         return
-    with _appending:
+    store = _store(path)
+    with store.lock:
         if not wh.read_only:
             move_out_of(wh)
-        store = _open(path)
         try:
-            yield store
+            yield store.acquire()
         finally:
-            store.close()
+            store.release()
+
+
+def write_grouped(wh: Warehouse, items: list[T], write: Callable[[Warehouse, list[T]], Any]) -> None:
+    """``write(log, items)`` on the log for ``wh``, returning once it is committed. On a DuckDB log
+    file, the items of the threads waiting meanwhile are written with them, in one call (one
+    transaction: a commit per group, not per read); a failure is raised in every caller of the group."""
+    path = log_path(wh)
+    if path is None or _is_log(wh):
+        write(wh, items)
+        return
+    store = _store(path)
+    batch = _Batch(items)
+    with store.pending_lock:
+        store.pending.append(batch)
+    with store.lock:
+        if not batch.done:
+            with store.pending_lock:
+                group, store.pending = store.pending, []
+            try:
+                if not wh.read_only:
+                    move_out_of(wh)
+                try:
+                    write(store.acquire(), [item for b in group for item in b.items])
+                finally:
+                    store.release()
+            except BaseException as e:
+                for b in group:
+                    b.error = e
+                raise
+            finally:
+                for b in group:
+                    b.done = True
+    if batch.error is not None:
+        raise batch.error
 
 
 def on_log_store(fn: F) -> F:
@@ -91,7 +229,7 @@ def _open(path: Path) -> Warehouse:
             if time.monotonic() >= deadline:
                 raise AccessLogUnavailable(path, RETRY_SECONDS) from None
             time.sleep(pause)
-            pause = min(pause * 2, 0.2)
+            pause = min(pause * 2, RETRY_PAUSE)
             continue
         store.is_access_log = True  # type: ignore[attr-defined]
         return store
@@ -114,15 +252,16 @@ def move_out_of(wh: Warehouse) -> int:
     anchors = int(wh.scalar(f"SELECT count(*) FROM {qualified(ANCHOR)}") or 0) if has_anchor else 0
     if not n and not anchors:
         return 0
-    with _appending:
+    store = _store(path)
+    with store.lock:
         _ensure_here(wh)  # an older log gains its columns and chain where it is, then moves whole
         rows = wh.arrow(f"SELECT {', '.join(ACCESS_LOG.column_names)} FROM {qualified(ACCESS_LOG)} ORDER BY seq")
         kept = (wh.arrow(f"SELECT {', '.join(ANCHOR.column_names)} FROM {qualified(ANCHOR)} "
                          "ORDER BY purged_through_seq") if has_anchor else None)
-        store = _open(path)
+        log_wh = store.acquire()
         try:
-            _ensure_here(store)
-            there = store.rows(f"SELECT seq, row_hash FROM {qualified(ACCESS_LOG)} ORDER BY seq DESC LIMIT 1")
+            _ensure_here(log_wh)
+            there = log_wh.rows(f"SELECT seq, row_hash FROM {qualified(ACCESS_LOG)} ORDER BY seq DESC LIMIT 1")
             last = rows.slice(rows.num_rows - 1).to_pylist()[0] if rows.num_rows else None
             if there and (last is None or int(there[0][0]) < int(last["seq"])):
                 from warehouse.access_log import BrokenChain
@@ -130,12 +269,12 @@ def move_out_of(wh: Warehouse) -> int:
                 raise BrokenChain(None, f"two access logs: {path} and the warehouse's ops.access_log both hold "
                                         "rows; the warehouse's were not moved (nothing deleted)")
             if not there:
-                with store.transaction():
-                    store.write(ACCESS_LOG, rows)
+                with log_wh.transaction():
+                    log_wh.write(ACCESS_LOG, rows)
                     if kept is not None and kept.num_rows:
-                        store.write(ANCHOR, kept)
+                        log_wh.write(ANCHOR, kept)
         finally:
-            store.close()
+            store.release()
         with wh.transaction():
             wh.execute(f"DELETE FROM {qualified(ACCESS_LOG)}")
             if has_anchor:
