@@ -245,7 +245,8 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
     release = compute_release(
         inputs, run_id, now=datetime.now(UTC), model_json=_model(settings, models, inputs.previous_run, incremental),
         guard=ReleaseGuard.from_settings(settings.extra), confirmed_by=_confirmed_by(confirm_release),
-        review_band=tuple(band) if band else None, incremental=incremental, spark=spark, **_locales(settings))
+        review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
+        train_sample=_train_sample(settings), **_locales(settings))
     clock.lap("compute")
     path = models / f"{release.model_version}.json"
     if not path.exists():  # every link names its model: the file is kept, written once per version
@@ -326,6 +327,19 @@ def _locales(settings: Settings) -> dict[str, Any]:
     per_source = {s.name: str(s.params["country"]) for s in settings.sources if s.params.get("country")}
     default = settings.extra.get("country")
     return {"locales": per_source or None, "default_locale": str(default) if default else None}
+
+
+def _train_sample(settings: Settings) -> int | None:
+    """How many records a model trained by this run reads (``[matching] train_sample``): a positive
+    number; 0 or false for every record; absent: :data:`matching.model.TRAIN_SAMPLE`."""
+    from matching.model import TRAIN_SAMPLE
+
+    value = settings.extra.get("train_sample", TRAIN_SAMPLE)
+    if value is False or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"[matching] train_sample must be a number of records (0: all of them), not {value!r}")
+    return value
 
 
 def _pinned_model(settings: Settings) -> dict | None:

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 SEED = 42
 U_MAX_PAIRS = 2_000_000
+# Training reads at most this many records (a uniform, seeded sample of the population, see
+# training_sample); the model is then used to score every record, and reused by incremental runs.
+TRAIN_SAMPLE = 300_000
 # The m probability of "first names disagree" among true matches: fixed, never trained, so a
 # different prénom always weighs about -20 bits whatever the household shares.
 FIRST_NAME_DISAGREE_M = 1e-6
@@ -643,6 +646,24 @@ def _city_key(standardised: pa.Table) -> pa.Array:
     return pc.if_else(pc.equal(city, ""), pa.scalar(None, pa.string()), city)
 
 
+def training_sample(model_in: pa.Table, size: int | None = TRAIN_SAMPLE, *, seed: int = SEED) -> pa.Table:
+    """``model_in`` (a :func:`model_input`) when it holds at most ``size`` records (or ``size`` is
+    None), else a uniform sample of ``size`` of its records, seeded (same input, same sample).
+
+    What training estimates does not depend on the population's size: u and the m probabilities
+    are shares of pairs, and the prior (pairs that match among all pairs) is kept by a uniform
+    sample of records, which keeps a fraction f of the records, f² of the pairs and f² of the
+    matching ones. ``rare_name_key`` stays the whole population's (the model input is built first).
+    The rule and the figures behind :data:`TRAIN_SAMPLE` are in docs/scale.md.
+    """
+    if size is None or model_in.num_rows <= size:
+        return model_in
+    import numpy as np
+
+    picked = np.sort(np.random.default_rng(seed).choice(model_in.num_rows, size=size, replace=False))
+    return model_in.take(pa.array(picked))
+
+
 def _pairs(con: duckdb.DuckDBPyConnection, cols: Sequence[str]) -> int:
     """Record pairs (l < r) a conjunction of equalities on ``cols`` makes in table ``mi``."""
     keys = ", ".join(f'"{c}"' for c in cols)
@@ -727,7 +748,8 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
     if not plan.deterministic_rules:
         log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
                     FALLBACK_DUPLICATES_PER_RECORD)
-        untrained["probability_two_random_records_match"] = _fallback_prior(mi.num_rows)
+        # the population's size (the profile's), not the sample's: the prior is a share of its pairs
+        untrained["probability_two_random_records_match"] = _fallback_prior(prof.records)
     with resources.connect() as con:
         lk = linker(con, mi, untrained)
         if plan.deterministic_rules:

@@ -217,6 +217,7 @@ def compute_release(
     guard: ReleaseGuard | None = None, confirmed_by: str | None = None,
     review_band: tuple[float, float] | None = None, incremental: bool = False, spark: Any = None,
     locales: dict[str, str] | None = None, default_locale: str | None = None,
+    train_sample: int | None = mdl.TRAIN_SAMPLE,
 ) -> Release:
     """The whole release of run ``run_id`` from ``inputs`` (same inputs, same release).
 
@@ -234,7 +235,8 @@ def compute_release(
     every other citizen is carried over. With no previous publication or no model, a batch run is
     made. ``spark``: a Spark session (:func:`matching.spark.spark_session`) scoring a batch run's
     pairs (the model trained on DuckDB when not given). ``locales`` / ``default_locale``: each
-    source's standardisation rules (see :func:`matching.standardise.standardise`).
+    source's standardisation rules (see :func:`matching.standardise.standardise`). ``train_sample``:
+    a model trained here reads at most that many records (None: all; :func:`matching.model.training_sample`).
     """
     if now.tzinfo is None:
         raise ValueError("a release needs a timezone-aware `now`")
@@ -255,7 +257,7 @@ def compute_release(
         queue = _carry_queue(inputs.review_queue, fresh, links, decided)
         model = model_json or {}
     else:
-        res = _batch(inputs.records, model_json, must, cannot, where, spark)
+        res = _batch(inputs.records, model_json, must, cannot, where, spark, train_sample)
         t0 = time.perf_counter()
         links = _stamped(assign_citizen_ids(res.links, previous, retired=inputs.retired), res.model_version,
                          run_id)
@@ -315,15 +317,20 @@ _FIELDS = {CITIZEN_LINK: "links", CITIZEN: "citizens", CITIZEN_ATTRIBUTE: "attri
 
 
 def _batch(records: pa.Table, model_json: dict[str, Any] | None, must: list[tuple[str, str]],
-           cannot: list[tuple[str, str]], where: dict[str, Any], spark: Any) -> Any:
+           cannot: list[tuple[str, str]], where: dict[str, Any], spark: Any,
+           train_sample: int | None = mdl.TRAIN_SAMPLE) -> Any:
     """Every live record resolved (on Spark when given a session and records to score)."""
     live = prepare(records, **where) if spark is not None else None
     if live is None or live.num_rows == 0:
-        return resolve(records, model_json=model_json, must_links=must, cannot_links=cannot, **where)
+        return resolve(records, model_json=model_json, must_links=must, cannot_links=cannot,
+                       train_sample=train_sample, **where)
     from matching.spark import resolve_on_spark  # pyspark is an optional extra
 
     # training stays on DuckDB (it samples); the pairs, the bulk of the work, are scored on Spark
-    model = model_json if model_json is not None else mdl.train(live)
+    model = model_json
+    if model is None:
+        mi = mdl.model_input(live)
+        model = mdl.train(mdl.training_sample(mi, train_sample), profile_=mdl.profile(mi))
     return resolve_on_spark(spark, records, model, must_links=must, cannot_links=cannot, **where)
 
 

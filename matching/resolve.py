@@ -151,12 +151,14 @@ def resolve(
     cannot_links: Sequence[tuple[str, str]] = (),
     locales: dict[str, str] | None = None,
     default_locale: str | None = None,
+    train_sample: int | None = mdl.TRAIN_SAMPLE,
 ) -> Resolution:
     """Resolve person records (all silos together) into clusters, one per person.
 
-    Trains the model when ``model_json`` is None. ``links`` holds every live record once:
-    its cluster (Splink's: the smallest record key of the cluster), the best probability
-    tying it into the cluster (1.0 alone), that edge's match weight, its per-comparison
+    Trains the model when ``model_json`` is None, on at most ``train_sample`` of the live records
+    (:func:`matching.model.training_sample`; None: all of them), and scores every record with it.
+    ``links`` holds every live record once: its cluster (Splink's: the smallest record key of the
+    cluster), the best probability tying it into the cluster (1.0 alone), that edge's match weight, its per-comparison
     contributions (``explanation``, JSON: comparison -> match weight in bits, or
     ``{"decision": "must-link"}``) and the record at its other end (``linked_via``).
     ``pairs`` holds the scored pairs at or above ``pair_floor`` (all blocked pairs when None);
@@ -187,7 +189,8 @@ def resolve(
     t0 = time.perf_counter()
     mi = mdl.model_input(std)  # once, for training and scoring
     prof = mdl.profile(mi)
-    model = model_json if model_json is not None else mdl.train(mi, profile_=prof)
+    # the profile (comparisons, blocking rules) is the whole population's; training reads a sample
+    model = model_json if model_json is not None else mdl.train(mdl.training_sample(mi, train_sample), profile_=prof)
     timings["train"] = time.perf_counter() - t0
 
     con = resources.connect()
