@@ -33,6 +33,7 @@ def main() -> None:
     from hub.pipeline import run
     from warehouse.engine import Warehouse
     from warehouse.gdpr_erase import erase
+    from warehouse.marts import keys_from_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("HUB_SUPPRESSION_KEY_FILE", str(Path(tmp) / "keys" / "suppression.key"))
@@ -52,7 +53,8 @@ def main() -> None:
             models = staging_models([(s.name, s.kind, s.params) for s in settings.sources])
             started = time.perf_counter()
             er = erase(url, cid, reason="benchmark", decided_by="bench", models=models, var_dir=settings.var_dir,
-                       pipelines_dir=settings.pipelines_dir, exports_dir=settings.var_dir / "exports")
+                       pipelines_dir=settings.pipelines_dir, exports_dir=settings.var_dir / "exports",
+                       marts_keys=keys_from_settings(settings.marts, settings.var_dir))
             total = time.perf_counter() - started
             comp = er.compaction
             print(f"erasure of 1 citizen ({n} records, {len({p.table for p in er.proof})} tables, "

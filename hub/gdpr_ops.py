@@ -38,20 +38,20 @@ def erase_command(citizen_id: str, request_id: str | None, reason: str, no_compa
     from hub.pipeline import new_run_id
     from hub.runlock import hold
     from warehouse.gdpr_erase import ErasureError, erase
-    from warehouse.snapshot import publish
+    from warehouse.marts import keys_from_settings
 
     settings = settings_or_exit(config)
     if request_id:
         _check_request(settings, request_id, "erasure")
     try:
-        # the DuckDB file is rewritten and swapped: no pipeline run may write meanwhile (a run in
-        # progress: RunLocked, exit 75 through hub.readers); then readers' snapshot loses them too
+        # the DuckDB file is rewritten and swapped, the readers' snapshot published again: no pipeline
+        # run may write meanwhile (a run in progress: RunLocked, exit 75 through hub.readers)
         with hold(settings, new_run_id(), what="gdpr erase"):
             report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=agent(),
                            request_id=request_id, models=_models(settings), var_dir=settings.var_dir,
                            pipelines_dir=settings.pipelines_dir, exports_dir=settings.var_dir / "exports",
-                           compact_file=not no_compact)
-            publish(settings.warehouse_url)
+                           compact_file=not no_compact,
+                           marts_keys=keys_from_settings(settings.marts, settings.var_dir))
     except ErasureError as e:
         err.print(f"[red]erase:[/red] {escape(str(e))}")
         sys.exit(1)
@@ -236,7 +236,7 @@ def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor:
     from hub.runlock import hold
     from hub.settings import load_settings
     from warehouse.gdpr_erase import erase
-    from warehouse.snapshot import publish
+    from warehouse.marts import keys_from_settings
 
     settings = load_settings(Path(config) if config else None)
     if request_id:
@@ -250,8 +250,8 @@ def run_erase(config: str | Path | None, citizen_id: str, *, reason: str, actor:
     with hold(settings, new_run_id(), what="gdpr erase"):
         report = erase(settings.warehouse_url, citizen_id, reason=reason, decided_by=actor, request_id=request_id,
                        models=_models(settings), var_dir=settings.var_dir, pipelines_dir=settings.pipelines_dir,
-                       exports_dir=settings.var_dir / "exports")
-        publish(settings.warehouse_url)
+                       exports_dir=settings.var_dir / "exports",
+                       marts_keys=keys_from_settings(settings.marts, settings.var_dir))
     if request_id:
         import hashlib
 

@@ -11,11 +11,15 @@
   ``record_key`` / ``interaction_key`` column names the raw table and its row), dlt's nested
   child rows (``_dlt_parent_id``), and dlt's merge copies (``raw_<system>_staging``, emptied);
 - **ops.quarantine** payloads holding them (their record key, source id or e-mail, or both names);
+- **marts**: their rows in the row-level marts (found by their pseudonym under each mart's key,
+  ``marts_keys``), then the aggregates recounted and, on DuckDB, the BI file written again;
 - **files**: dlt's load packages and traces under the pipelines folder, earlier access exports
   naming the citizen (``<var_dir>/exports``, zips read member by member);
 - **bytes**: the DuckDB file is checkpointed and rewritten into a fresh file (``COPY FROM
   DATABASE``) that replaces it — DuckDB does not give freed blocks back otherwise; on PostgreSQL
-  every table touched gets ``VACUUM FULL``.
+  every table touched gets ``VACUUM FULL``;
+- **the readers' snapshot** (DuckDB): published again from the compacted file, so ``hub citizen``,
+  the desk and the GDPR exports no longer find them (``warehouse.snapshot``).
 
 What the register says a law requires is kept: raw tables mapped by a data category whose end of
 retention is ``archivage`` (e.g. invoices, pièces justificatives des comptes publics: Art. 17(3)(b))
@@ -465,12 +469,19 @@ def _quarantine_where(records: list[dict[str, Any]]) -> tuple[str, dict[str, Any
 
 def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request_id: str | None = None,
           models: Any = None, var_dir: Path | None = None, pipelines_dir: Path | None = None,
-          exports_dir: Path | None = None, register: Any = None, compact_file: bool = True) -> ErasureReport:
+          exports_dir: Path | None = None, register: Any = None, compact_file: bool = True,
+          marts_keys: Mapping[str, bytes] | None = None) -> ErasureReport:
     """Erase one citizen everywhere (see the module's docstring); returns the report (also written
-    to ``<var_dir>/gdpr/erasures/<erasure_id>.json`` when ``var_dir`` is given)."""
+    to ``<var_dir>/gdpr/erasures/<erasure_id>.json`` when ``var_dir`` is given).
+
+    ``marts_keys``: the marts' pseudonym keys (``warehouse.marts.keys_from_settings``), needed when
+    the warehouse has marts: without them the citizen's mart rows cannot be found, and nothing is
+    erased (:class:`ErasureError`). The caller holds the run lock (the file is rewritten and the
+    readers' snapshot published)."""
     from schemas.register import load_register
-    from warehouse import gdpr_suppression
+    from warehouse import gdpr_suppression, marts
     from warehouse.access_log import Entry, append
+    from warehouse.snapshot import publish
 
     started = time.perf_counter()
     register = register or load_register()
@@ -485,6 +496,10 @@ def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request
             f"SELECT count(*) FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
         if not links and not known:
             raise ErasureError(f"no citizen {citizen_id} in the warehouse")
+        has_marts = wh.table_exists("marts", "dim_citizen")
+        if has_marts and marts_keys is None:
+            raise ErasureError("the marts hold rows of this citizen under pseudonyms: give the marts' keys "
+                               "(marts_keys) so they go too; nothing was erased")
         record_keys = sorted(r[0] for r in links)
         records = _person_rows(wh, record_keys) if wh.table_exists(PERSON_RECORD.schema, PERSON_RECORD.name) else []
         report.records = len(records)
@@ -546,10 +561,15 @@ def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request
                 er.delete(MATCH_DECISION.schema, MATCH_DECISION.name, f"groups LIKE :g{i}", {f"g{i}": f'%"{k}"%'})
             er.delete(CITIZEN_ALIAS.schema, CITIZEN_ALIAS.name, "old_id = :c OR new_id = :c", {"c": citizen_id})
             forget_in_search(wh, citizen_id, er.delete)  # the desk's search index: their keys go now
+            if has_marts:
+                assert marts_keys is not None
+                marts.forget(wh, citizen_id, keys=marts_keys, delete=er.delete)
             if wh.table_exists(HOUSEHOLD.schema, HOUSEHOLD.name) and wh.table_exists(HOUSEHOLD_MEMBER.schema,
                                                                                      HOUSEHOLD_MEMBER.name):
                 er.delete(HOUSEHOLD.schema, HOUSEHOLD.name,
                           f"household_id NOT IN (SELECT household_id FROM {qualified(HOUSEHOLD_MEMBER)})", {})
+        if has_marts:  # counted nowhere: the aggregates recounted without them (and the BI file rewritten)
+            er.touched |= set(marts.recount(wh))
         if request_id and wh.table_exists("gdpr", "dsr_request"):
             # the request itself (the identity the person gave) proves the answer: kept under droits-rgpd
             report.retained.append({"table": "gdpr.dsr_request", "rows": 1, "processing": RIGHTS_PROCESSING,
@@ -566,6 +586,7 @@ def erase(wh_url: str, citizen_id: str, *, reason: str, decided_by: str, request
     report.files_removed += remove_exports(exports_dir, [citizen_id, *record_keys])
     if wh_url.startswith("duckdb") and compact_file:
         report.compaction = compact(wh_url)
+    publish(wh_url)  # DuckDB: the readers' copy loses them too (PostgreSQL: nothing to do)
     report.seconds = round(time.perf_counter() - started, 2)
     if var_dir is not None:
         out = Path(var_dir) / "gdpr" / "erasures" / f"{report.erasure_id}.json"

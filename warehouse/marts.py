@@ -56,6 +56,7 @@ from schemas.marts import (
     KEYED_MARTS,
     MART_BUILD,
     MART_TABLES,
+    MARTS,
     MIN_CELL,
     OTHER_COMMUNE,
     UNKNOWN,
@@ -262,6 +263,32 @@ def build_marts(wh: Warehouse, *, keys: Mapping[str, bytes], now: datetime | Non
     if wh.kind == "duckdb" and bi_copy:
         bi_file(wh)
     log.info("marts built: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return counts
+
+
+# ------------------------------------------------------------------------------------------ erasure
+def forget(wh: Warehouse, citizen_id: str, *, keys: Mapping[str, bytes], delete: Any) -> None:
+    """An erased citizen's rows leave the row-level marts (found by their pseudonym under each
+    mart's key): ``delete(schema, table, where, params)`` removes them, within the erasure's
+    transaction (``warehouse.gdpr_erase``). Then :func:`recount` the aggregates."""
+    _check_keys(keys)
+    for mart in MARTS:
+        if not mart.keyed:
+            continue
+        (pk,) = pseudonyms([citizen_id], keys[mart.name])
+        for t in mart.tables:
+            delete(t.schema, t.name, "citizen_pk = :pk", {"pk": pk})
+
+
+def recount(wh: Warehouse, *, min_cell: int = MIN_CELL, now: datetime | None = None) -> dict[str, int]:
+    """The aggregate marts recounted from the row-level ones (after :func:`forget`), and on DuckDB
+    the BI file written again, so an erased citizen is counted nowhere; returns rows per table."""
+    if not wh.table_exists(DIM_CITIZEN.schema, DIM_CITIZEN.name):
+        return {}
+    with wh.transaction():
+        counts = _aggregates(wh, now or datetime.now(UTC), min_cell)
+    if wh.kind == "duckdb":
+        bi_file(wh)
     return counts
 
 

@@ -1,6 +1,7 @@
 """Erasure leaves nothing behind: a person carrying canary values (a unique name, e-mail, phone) seeded
 into the finance silo, loaded by a real pipeline run, erased; then a byte search finds none of them
-in the warehouse (the DuckDB file, every PostgreSQL table), dlt's working folder, logs and exports;
+in the warehouse (the DuckDB file, every PostgreSQL table), the readers' snapshot, the marts (no row
+under their pseudonyms, counted in no aggregate), dlt's working folder, logs and exports;
 the next load, with the silo still holding the person, leaves them at zero (suppression list); the
 invoices the register keeps are listed with their legal basis."""
 
@@ -61,6 +62,16 @@ def _file_hits(root: Path, skip: Path) -> list[str]:
     return hits
 
 
+def _mart_rows(url: str, pks: dict[str, str]) -> dict[str, int]:
+    """Rows of each row-level mart under the citizen's pseudonym of that mart."""
+    from schemas.marts import MARTS
+
+    with Warehouse(url) as wh:
+        return {f"{t.schema}.{t.name}": wh.scalar(f'SELECT count(*) FROM "{t.schema}"."{t.name}" WHERE citizen_pk = :p',
+                                                  {"p": pks[m.name]})
+                for m in MARTS if m.keyed for t in m.tables}
+
+
 def _table_hits(wh: Warehouse) -> list[str]:
     """Every table of every non-system schema, every row as text: LIKE each canary."""
     tables = wh.rows("SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
@@ -79,7 +90,9 @@ def _table_hits(wh: Warehouse) -> list[str]:
 
 def test_erasure_leaves_no_byte_and_the_person_does_not_come_back(tmp_path, warehouse_url, monkeypatch):
     from connectors.registry import staging_models
-    from warehouse.gdpr_erase import erase
+    from schemas.marts import KEYED_MARTS
+    from warehouse.gdpr_erase import ErasureError, erase
+    from warehouse.marts import keys_from_settings, pseudonyms
 
     var = tmp_path / "var"
     monkeypatch.setenv("HUB_SUPPRESSION_KEY_FILE", str(tmp_path / "secrets" / "suppression.key"))
@@ -98,8 +111,26 @@ def test_erasure_leaves_no_byte_and_the_person_does_not_come_back(tmp_path, ware
         (exports / f"acces-{cid}.json").write_text(f'{{"citizen_id": "{cid}", "email": "{CANARY_EMAIL}"}}')
 
         models = staging_models([(s.name, s.kind, s.params) for s in settings.sources])
+        with pytest.raises(ErasureError, match="marts' keys"):  # their mart rows could not be found
+            erase(settings.warehouse_url, cid, reason="Art. 17 request", decided_by="dpo", models=models)
+        keys = keys_from_settings(settings.marts, settings.var_dir)
+        pks = {m: pseudonyms([cid], keys[m])[0] for m in KEYED_MARTS}
+        mart_rows = _mart_rows(settings.warehouse_url, pks)
+        assert mart_rows["marts.dim_citizen"] == 1 and mart_rows["marts.fct_invoice"] >= 1
+        with Warehouse.reader(settings.warehouse_url) as published:  # what readers read: them, for now
+            people = published.scalar("SELECT sum(people) FROM marts.agg_citizens WHERE age_band = '*' "
+                                      "AND household_type = '*' AND commune_code = '*'")
+            assert published.scalar("SELECT count(*) FROM golden.citizen WHERE citizen_id = :c", {"c": cid}) == 1
         report = erase(settings.warehouse_url, cid, reason="Art. 17 request", decided_by="dpo", models=models,
-                       var_dir=var, pipelines_dir=settings.pipelines_dir, exports_dir=exports)
+                       var_dir=var, pipelines_dir=settings.pipelines_dir, exports_dir=exports, marts_keys=keys)
+        # the marts: no row under their pseudonyms, counted nowhere, in the warehouse and in what readers read
+        assert set(_mart_rows(settings.warehouse_url, pks).values()) == {0}
+        with Warehouse.reader(settings.warehouse_url) as published:
+            assert published.scalar("SELECT count(*) FROM golden.citizen WHERE citizen_id = :c", {"c": cid}) == 0
+            assert published.scalar("SELECT count(*) FROM marts.dim_citizen WHERE citizen_pk = :p",
+                                    {"p": pks["citizen"]}) == 0
+            assert published.scalar("SELECT sum(people) FROM marts.agg_citizens WHERE age_band = '*' "
+                                    "AND household_type = '*' AND commune_code = '*'") == people - 1
 
         with Warehouse(settings.warehouse_url) as wh:
             assert _table_hits(wh) == []
@@ -122,7 +153,8 @@ def test_erasure_leaves_no_byte_and_the_person_does_not_come_back(tmp_path, ware
         email_proof = proof[("core.person_record", "email")]
         assert email_proof.sha256_before != email_proof.sha256_after
         assert CANARY_EMAIL not in report.to_json() and CANARY_NAME not in report.to_json()
-        # bytes: the warehouse file (DuckDB), dlt's folder, logs, exports, reports — not the silo itself
+        # bytes: the warehouse file (DuckDB), its published snapshot and BI file, dlt's folder, logs,
+        # exports, reports — not the silo itself
         assert _file_hits(var, skip=sb.root) == []
 
         # the silo still holds the person and changes the record: the next load keeps them out
