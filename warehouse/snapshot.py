@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Published:
-    """One publication: the snapshot's path, its size and how long the copy took."""
+    """One publication: the snapshot's path, its size, how long it took, and its parts: the
+    checkpoint, the file copy, the readers' indexes, the fsync and rename."""
 
     path: Path
     bytes: int
     seconds: float
+    parts: dict[str, float]
 
 
 def publish(url: str) -> Published | None:
@@ -51,12 +53,16 @@ def publish(url: str) -> Published | None:
         # a log written in the warehouse by an earlier version moves to its own file first: readers
         # of the snapshot append there (warehouse/access_log.py)
         access_log.move_out_of(wh)
+        lap = _Laps()
         wh.execute("CHECKPOINT")
+        lap("checkpoint")
         target = published_path(wh.path)
         partial = target.with_name(target.name + ".partial")
         partial.unlink(missing_ok=True)
         shutil.copyfile(wh.path, partial)
+        lap("copy")
         _index_for_readers(partial)
+        lap("indexes")
         fd = os.open(partial, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -64,9 +70,24 @@ def publish(url: str) -> Published | None:
             os.close(fd)
         os.replace(partial, target)
     _fsync_dir(target.parent)
-    done = Published(target, target.stat().st_size, round(time.perf_counter() - started, 3))
-    log.info("published snapshot %s: %d bytes in %.2f s", done.path, done.bytes, done.seconds)
+    lap("fsync")
+    done = Published(target, target.stat().st_size, round(time.perf_counter() - started, 3), lap.parts)
+    log.info("published snapshot %s: %d bytes in %.2f s (%s)", done.path, done.bytes, done.seconds,
+             ", ".join(f"{k} {v:.2f} s" for k, v in done.parts.items()))
     return done
+
+
+class _Laps:
+    """Seconds of consecutive parts."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.parts[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _index_for_readers(snapshot: Path) -> None:
