@@ -3,13 +3,17 @@
 Group roles (NOLOGIN; login roles inherit them), named ``<prefix>_<kind>`` (prefix ``hub`` unless
 ``$HUB_ROLE_PREFIX`` says otherwise, so two warehouses can share a cluster):
 
-- ``owner`` owns every schema, table and function; nobody logs in as it. Migrations and the raw
-  loader (dlt creates and evolves ``raw_*`` tables, and loads them with COPY) act as it through a
-  member login's ``SET ROLE``. It alone holds BYPASSRLS.
+- ``owner`` owns every hub schema, table and function; nobody logs in as it. Migrations act as it
+  through an admin login. It alone holds BYPASSRLS.
 - ``admin``: member of ``owner``, for the DBA's logins (``hub warehouse upgrade`` / ``roles``).
+- ``loader``: the raw layer's loader (dlt creates the ``raw_<system>`` schemas and tables, and
+  evolves them when a source adds a column, which takes their ownership): CREATE on the database,
+  owner of ``raw_*`` and of nothing else, without BYPASSRLS; row security is forced on its raw
+  tables like on every personal table, and its own policies let it load them.
 - ``writer``: the pipeline (staging, resolution, publication, GDPR erasure and rectification):
-  reads and writes every layer, inserts into the access log, owns nothing but the staging views
-  it rebuilds each run.
+  reads and writes every layer under its own policies, inserts into the access log, owns nothing
+  but the staging views it rebuilds each run. The pipeline's login is a member of ``writer`` and
+  ``loader`` (docs/warehouse.md, *Logins*).
 - ``desk``: the agents' desk and API: reads ``raw_*``, ``core`` and ``golden`` only as far as the
   session's collectivité and service are granted (row security), appends to the access log.
 - ``dpo``: reads every layer (access requests concern any silo), records rights requests.
@@ -46,7 +50,8 @@ CONTEXT_COLLECTIVITE = "hub.collectivite"
 CONTEXT_SERVICE = "hub.service"
 ALL_SYSTEMS = "*"
 HUB_SCHEMAS = ("staging", "core", "golden", "gdpr", "ops", "marts", "desk")
-ROLE_KINDS = ("owner", "admin", "writer", "desk", "dpo", "bi", "purge")
+ROLE_KINDS = ("owner", "admin", "loader", "writer", "desk", "dpo", "bi", "purge")
+# the roles that own nothing (the loader owns the raw layer it creates: see the module docstring)
 APPLICATION_KINDS = ("writer", "desk", "dpo", "bi", "purge")
 
 ACCESS_GRANT = Table(
@@ -88,6 +93,10 @@ class Roles:
     @property
     def admin(self) -> str:
         return self.name("admin")
+
+    @property
+    def loader(self) -> str:
+        return self.name("loader")
 
     @property
     def writer(self) -> str:
@@ -273,9 +282,14 @@ def policies(table: str, columns: Iterable[str], roles: Roles) -> list[Policy]:
         add("purge", "SELECT", roles.purge, using="true")
         add("purge", "DELETE", roles.purge, using="true")
         return out
-    for command, using, check in (("SELECT", "true", None), ("INSERT", None, "true"),
-                                  ("UPDATE", "true", "true"), ("DELETE", "true", None)):
+    commands = (("SELECT", "true", None), ("INSERT", None, "true"), ("UPDATE", "true", "true"),
+                ("DELETE", "true", None))
+    for command, using, check in commands:
         add("writer", command, roles.writer, using, check)
+    if table.startswith("raw_"):
+        # the loader owns its raw tables, and FORCE puts it under row security like any role
+        for command, using, check in commands:
+            add("loader", command, roles.loader, using, check)
     if table.startswith("marts."):
         # pseudonymised rows: read whole by BI (statistics), by nobody else
         add("bi", "SELECT", roles.bi, using="true")
@@ -327,12 +341,12 @@ def view_options_sql() -> list[str]:
 
 
 def column_grants(roles: Roles):
-    """Column-level grants (alembic_utils entities): the desk may read the access log's chain columns
-    only, to continue the chain when it appends; never who read whom."""
+    """Column-level grants (alembic_utils entities): the desk and the writer may read the access log's
+    chain columns only, to continue the chain when they append; never who read whom."""
     from alembic_utils.pg_grant_table import PGGrantTable
 
-    return [PGGrantTable(schema="ops", table="access_log", role=roles.desk, grant="SELECT",
-                         columns=["seq", "prev_hash", "row_hash"])]
+    return [PGGrantTable(schema="ops", table="access_log", role=role, grant="SELECT",
+                         columns=["seq", "prev_hash", "row_hash"]) for role in (roles.desk, roles.writer)]
 
 
 def role_sql(roles: Roles) -> list[str]:
@@ -349,7 +363,29 @@ def role_sql(roles: Roles) -> list[str]:
         END;
     END IF;
 END $$""")
-    out.append(f"GRANT {roles.owner} TO {roles.admin}")
+    out.append(f"GRANT {roles.owner}, {roles.loader} TO {roles.admin}")  # the DBA hands raw_* to the loader
+    out.append(f"GRANT {roles.writer} TO {roles.loader}")  # the pipeline acts as the loader: it writes too
+    return out
+
+
+# The login each component connects as: a member of one group role. The pipeline's acts as the loader
+# from its first statement (``SET role`` by default), so what dlt creates is the loader's, never the
+# login's own.
+LOGIN_KINDS = {"pipeline": "loader", "desk": "desk", "dpo": "dpo", "bi": "bi", "purge": "purge", "admin": "admin"}
+
+
+def login_sql(roles: Roles, component: str, login: str) -> list[str]:
+    """The DBA's statements making ``login`` the login of ``component`` (one of :data:`LOGIN_KINDS`):
+    a member of its group role, neither superuser nor BYPASSRLS, and for the pipeline a default
+    ``role`` of the loader. Its password is set apart (psql's ``\\password``), never in a script."""
+    if component not in LOGIN_KINDS:
+        raise KeyError(f"no component {component!r} (one of {', '.join(LOGIN_KINDS)})")
+    if not _IDENT.match(login):
+        raise ValueError(f"login {login!r}: lower-case letters, digits and _")
+    group = roles.name(LOGIN_KINDS[component])
+    out = [f"CREATE ROLE {login} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE IN ROLE {group}"]
+    if component == "pipeline":
+        out.append(f"ALTER ROLE {login} SET role = '{group}'")
     return out
 
 
@@ -358,18 +394,21 @@ def _in(values: Iterable[str]) -> str:
 
 
 def ownership_sql(roles: Roles) -> list[str]:
-    """Hand every hub schema, table and view (and every raw_* one) to the owner role; the staging
-    views to the writer, which rebuilds them each run. A warehouse built by ``hub run`` has them
-    owned by whoever ran it."""
+    """Hand every hub schema, table and view to the owner role; the raw_* schemas and tables to the
+    loader, which creates and evolves them; the staging views to the writer, which rebuilds them each
+    run. A warehouse built by ``hub run`` has them owned by whoever ran it."""
     schemas = _in(HUB_SCHEMAS)
     return [f"""DO $$ DECLARE r record; BEGIN
     FOR r IN SELECT n.nspname FROM pg_namespace n
              WHERE n.nspname IN ({schemas}) OR n.nspname LIKE 'raw\\_%' LOOP
-        EXECUTE format('ALTER SCHEMA %I OWNER TO {roles.owner}', r.nspname);
+        EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.nspname,
+                       CASE WHEN r.nspname LIKE 'raw\\_%' THEN '{roles.loader}' ELSE '{roles.owner}' END);
     END LOOP;
     FOR r IN SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE (n.nspname IN ({schemas}) OR n.nspname LIKE 'raw\\_%') AND c.relkind IN ('r', 'p', 'v', 'm') LOOP
-        IF r.relkind = 'v' AND r.nspname = 'staging' THEN
+        IF r.nspname LIKE 'raw\\_%' AND r.relkind IN ('r', 'p') THEN
+            EXECUTE format('ALTER TABLE %I.%I OWNER TO {roles.loader}', r.nspname, r.relname);
+        ELSIF r.relkind = 'v' AND r.nspname = 'staging' THEN
             EXECUTE format('ALTER VIEW %I.%I OWNER TO {roles.writer}', r.nspname, r.relname);
         ELSIF r.relkind = 'v' THEN
             EXECUTE format('ALTER VIEW %I.%I OWNER TO {roles.owner}', r.nspname, r.relname);
@@ -390,7 +429,13 @@ def grant_sql(roles: Roles) -> list[str]:
     """Privileges per layer (run in the transaction that secures the personal tables: a reader's
     SELECT never exists without the table's row security)."""
     o, w, d, p, b, g = roles.owner, roles.writer, roles.desk, roles.dpo, roles.bi, roles.purge
+    ld = roles.loader
     out = [
+        # the loader creates a raw_<system> schema with a source's first load; the pipeline's writer
+        # reads and erases in what it creates (readers get their SELECT with the table's row security)
+        f"DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO {ld}', current_database()); END $$",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {ld} GRANT USAGE ON SCHEMAS TO {w}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {ld} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {w}",
         f"REVOKE ALL ON SCHEMA {', '.join(HUB_SCHEMAS)} FROM PUBLIC",
         "REVOKE ALL ON FUNCTION ops.granted_systems() FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION ops.granted_systems() TO {w}, {d}, {p}",
@@ -403,6 +448,8 @@ def grant_sql(roles: Roles) -> list[str]:
         # the writer: every table of the hub's layers (the access log and the grants apart)
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA core, golden, gdpr, ops, marts TO {w}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON ops.access_log, ops.access_log_anchor FROM {w}",
+        # who read whom is the DPO's: the writer appends (its chain columns, by column grants)
+        f"REVOKE SELECT ON ops.access_log FROM {w}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ops.access_grant FROM {w}",
         # non-personal tables the desk and the DPO read whole (run bookkeeping, releases, grants)
         f"GRANT SELECT ON ops.access_grant, ops.access_log_anchor TO {d}, {p}",
@@ -427,6 +474,14 @@ def grant_sql(roles: Roles) -> list[str]:
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {o} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {w}",
     ]
     out += [f"GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {d}, {p}" for s in ("core", "golden")]
+    # the search index's tables (warehouse.search), when made: the writer refills them each
+    # publication with TRUNCATE (it keeps their grants and indexes), never creates them
+    out.append(f"""DO $$ DECLARE t regclass; BEGIN
+    FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'golden' AND c.relname LIKE 'citizen\\_search%' AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('GRANT SELECT, INSERT, DELETE, TRUNCATE ON %s TO {w}', t);
+    END LOOP;
+END $$""")
     # the desk's search (warehouse.search), when built: EXECUTE for the desk alone
     out.append(f"""DO $$ DECLARE f regprocedure; BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -1,0 +1,117 @@
+"""`hub run` on PostgreSQL as the pipeline's own login: a member of the writer and loader roles,
+neither owner of the hub's tables nor BYPASSRLS, on a warehouse the migrations made (run by the
+superuser here, as a DBA's admin login would). One database per module, roles under a prefix of
+their own (the shared cluster never meets another test's roles).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from schemas.register import load_register
+from tests.conftest import PG_HOST, PG_PORT, _pg_connect, _unavailable
+from warehouse import roles as security
+from warehouse.engine import Warehouse
+
+pytestmark = pytest.mark.slow
+
+REGISTER = load_register()
+
+
+@dataclass
+class Ran:
+    url: str  # the superuser's
+    login_url: str  # the pipeline's login
+    login: str
+    roles: security.Roles
+    failed: list
+    owners: set[tuple[str, str]]  # (layer, owner) of every table right after the run
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Iterator[Ran]:
+    from hub.demo import running_sandbox
+    from hub.pipeline import run
+    from warehouse.migrate import upgrade
+
+    try:
+        admin = _pg_connect()
+    except Exception as e:
+        _unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}", e)
+    tag = uuid.uuid4().hex[:8]
+    name, roles = f"hub_test_pipeline_{tag}", security.Roles(f"p{tag}")
+    login = f"p{tag}_pipeline"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    login_url = f"postgresql://{login}@{PG_HOST}:{PG_PORT}/{name}"
+    try:
+        upgrade(url, roles=roles, register=REGISTER)  # the DBA: every table, role and policy
+        with Warehouse(url) as wh:
+            for stmt in security.login_sql(roles, "pipeline", login):
+                wh.execute(stmt)
+        with running_sandbox(tmp_path_factory.mktemp("pipeline"), people=120, seed=5,
+                             warehouse_url=login_url) as sr:
+            failed = run(sr.settings).failed
+        with Warehouse(url) as wh:
+            owners = set(wh.rows(
+                "SELECT DISTINCT CASE WHEN n.nspname LIKE 'raw\\_%' THEN 'raw' ELSE n.nspname END, "
+                "pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p', 'v') AND (n.nspname IN ('core', 'golden', 'gdpr', 'ops', 'marts') "
+                "OR n.nspname LIKE 'raw\\_%')"))
+            # the raw tables the first load made get their row security, as after any new source
+            security.apply(wh, REGISTER, roles)
+        yield Ran(url, login_url, login, roles, failed, owners)
+    finally:
+        with _pg_connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for role in [login, *(roles.name(k) for k in security.ROLE_KINDS)]:
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_hub_run_succeeds_as_the_pipeline_login(ran):
+    assert ran.failed == []
+    with Warehouse(ran.url) as wh:
+        citizens = wh.scalar("SELECT count(*) FROM golden.citizen")
+        marts = wh.scalar("SELECT count(*) FROM marts.dim_citizen")
+        indexed = wh.scalar("SELECT count(*) FROM golden.citizen_search")
+        login = wh.rows("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = :r", {"r": ran.login})
+        secured = wh.scalar("SELECT bool_and(c.relrowsecurity AND c.relforcerowsecurity) FROM pg_class c "
+                            "WHERE c.oid IN ('golden.citizen'::regclass, 'core.person_record'::regclass)")
+    assert citizens > 50 and marts > 0 and indexed == citizens
+    assert login == [(False, False)] and secured
+    # the hub's layers stay the owner's; what the run created (the raw layer, dlt's own tables) is the
+    # loader's, which the login acts as; the login itself owns nothing
+    assert ran.owners == {("core", ran.roles.owner), ("golden", ran.roles.owner), ("gdpr", ran.roles.owner),
+                          ("ops", ran.roles.owner), ("marts", ran.roles.owner), ("raw", ran.roles.loader)}
+
+
+def test_the_pipeline_login_is_held_by_row_security(ran):
+    with Warehouse(ran.login_url) as wh:
+        active = {t: wh.scalar("SELECT row_security_active(CAST(:t AS regclass))", {"t": t})
+                  for t in ("golden.citizen", "core.person_record", "raw_finance.tiers")}
+    assert active == dict.fromkeys(active, True)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT reader, citizen_id FROM ops.access_log",  # who read whom: the DPO's
+    "UPDATE ops.access_log SET reader = 'x'",
+    "INSERT INTO ops.access_grant VALUES ('commune', 'facturation', 'x', '*')",
+    "ALTER TABLE golden.citizen ADD COLUMN x integer",
+    "ALTER TABLE golden.citizen DISABLE ROW LEVEL SECURITY",
+    "ALTER TABLE core.person_record NO FORCE ROW LEVEL SECURITY",
+    "DROP POLICY golden_citizen_writer_select ON golden.citizen",
+    "CREATE TABLE golden.x (n integer)",
+    "CREATE TABLE gdpr.x (n integer)",
+    "DROP TABLE marts.dim_citizen",
+    "CREATE OR REPLACE FUNCTION ops.granted_systems() RETURNS SETOF text LANGUAGE sql AS $$ SELECT '*' $$",
+], ids=["read-the-log", "update-the-log", "widen-grants", "alter-golden", "disable-rls",
+        "unforce-rls", "drop-policy", "create-in-golden", "create-in-gdpr", "drop-a-mart", "replace-grant-fn"])
+def test_the_pipeline_login_cannot_read_the_log_nor_change_the_schema(ran, sql):
+    with Warehouse(ran.login_url) as wh, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        wh.execute(sql)

@@ -1,0 +1,58 @@
+"""The pipeline's and the desk's logins: the loader role, the writer's grants for a whole `hub run`.
+
+- ``<prefix>_loader`` (NOLOGIN, NOBYPASSRLS): CREATE on the database, owner of the ``raw_*`` schemas
+  and tables (dlt creates and evolves them), under forced row security there with its own policies;
+  the tables it creates are open to the writer by default privileges. The admin role is a member
+  (it hands existing raw tables over).
+- the writer refills the search index's tables (TRUNCATE), never creates them.
+- the desk reads an objection's citizen, processing and revocation in ``gdpr.objection`` (Art. 21
+  holds under its login), nothing else of that schema.
+
+The security model of warehouse.roles re-applied as a whole (idempotent; raw tables guarded).
+
+Revision ID: 0008_pipeline_logins
+Revises: 0007_search_variants
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from warehouse import roles as security
+
+revision = "0008_pipeline_logins"
+down_revision = "0007_search_variants"
+branch_labels = None
+depends_on = None
+
+
+def _model() -> tuple[security.Roles, object]:
+    from schemas.register import load_register
+
+    attrs = op.get_context().config.attributes if op.get_context().config else {}
+    return attrs.get("roles") or security.roles_from_env(), attrs.get("register") or load_register()
+
+
+def upgrade() -> None:
+    roles, register = _model()
+    for stmt in security.security_sql(register, roles, guard=True):
+        op.execute(stmt)
+
+
+def downgrade() -> None:
+    roles, _ = _model()
+    op.execute(f"""DO $$ DECLARE r record; BEGIN
+    FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'raw\\_%' LOOP
+        EXECUTE format('ALTER SCHEMA %I OWNER TO {roles.owner}', r.nspname);
+    END LOOP;
+    FOR r IN SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname LIKE 'raw\\_%' AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO {roles.owner}', r.nspname, r.relname);
+    END LOOP;
+    EXECUTE format('REVOKE CREATE ON DATABASE %I FROM {roles.loader}', current_database());
+END $$""")
+    op.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {roles.loader} REVOKE ALL ON TABLES FROM {roles.writer}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {roles.loader} REVOKE ALL ON SCHEMAS FROM {roles.writer}")
+    op.execute(f"REVOKE SELECT (citizen_id, processing_id, revoked_at) ON gdpr.objection FROM {roles.desk}")
+    op.execute(f"REVOKE USAGE ON SCHEMA gdpr FROM {roles.desk}")
