@@ -2,7 +2,9 @@
 and which source is stale (its last good load is older than its schedule allows).
 
 Read from the warehouse alone (``ops.pipeline_run``, ``ops.source_run``): it works from any
-machine that reaches the warehouse, whoever ran the pipeline (``hub run`` or Airflow).
+machine that reaches the warehouse, whoever ran the pipeline (``hub run`` or Airflow). During a
+run it works too: it names the run in progress (the run lock's holder) and, on DuckDB, where the
+run's file cannot be opened, reads the readers' published snapshot instead.
 """
 
 from __future__ import annotations
@@ -153,7 +155,8 @@ def status_command(n_runs: int, as_json: bool, config: Path | None) -> None:
                 attempt = f"failed: {escape(src['last_error'])}"
             s.add_row(src["source"], src["schedule"], _at(src["last_ok"]), attempt, state)
         console.print(s)
-    if not all(r["status"] in ("ok", "running") for r in latest_per_launcher(st["runs"])) or any(
+    fine = ("ok", "running", "unfinished at publication")
+    if not all(r["status"] in fine for r in latest_per_launcher(st["runs"])) or any(
             src["stale_since"] for src in st["sources"]):
         sys.exit(1)
 

@@ -161,7 +161,6 @@ def a_run_holding_the_warehouse(sandbox):
     pytest.param(["decide", "must-link", "finance:1", "finance:2", "--reason", "test"], id="hub-decide"),
     pytest.param(["gdpr", "rectify", "C000001", "--attribute", "email", "--value", "a@example.org",
                   "--proof-level", "1", "--proof", "x"], id="hub-gdpr-rectify"),
-    pytest.param(["status"], id="hub-status"),
 ])
 def test_a_command_opening_the_warehouse_during_a_run_says_so_and_exits_75(a_run_holding_the_warehouse, command):
     settings = a_run_holding_the_warehouse
@@ -169,6 +168,19 @@ def test_a_command_opening_the_warehouse_during_a_run_says_so_and_exits_75(a_run
     out = _hub(settings, *command)
     assert out.returncode == 75, (out.stdout, out.stderr)
     assert "run" in out.stderr and ("in progress" in out.stderr or "being written" in out.stderr), out.stderr
+    assert "IOException" not in out.stderr and "Traceback" not in out.stderr
+    assert time.perf_counter() - started < 30  # it did not wait for the run
+
+
+def test_hub_status_while_a_run_holds_the_warehouse_shows_the_runs_and_the_run_in_progress(
+        a_run_holding_the_warehouse):
+    settings = a_run_holding_the_warehouse
+    started = time.perf_counter()
+    out = _hub(settings, "status", "--runs", "3")
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0, (out.stdout, out.stderr)  # the sandbox's run ended ok, its sources are fresh
+    assert "A run is in progress since" in text and "run_test_holder" in text
+    assert "Read from the published snapshot" in text and " ok " in text
     assert "IOException" not in out.stderr and "Traceback" not in out.stderr
     assert time.perf_counter() - started < 30  # it did not wait for the run
 
