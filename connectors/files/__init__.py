@@ -204,13 +204,17 @@ def _unmapped(entity: EntitySpec, s: Screened) -> None:
 
 
 def _listed_keys(entity: EntitySpec, screened: list[Screened]) -> set[tuple[str, ...]]:
-    """The key (trimmed text) of every row the files list, loaded or set aside."""
+    """The key (trimmed text) of every row the files list, loaded or set aside (a line that could
+    not be split too, when its key can be read)."""
     names = entity.key_names
     listed: set[tuple[str, ...]] = set()
     for s in screened:
         cols = [pc.utf8_trim_whitespace(pc.cast(s.good.column(n), pa.string())).to_pylist() for n in names]
         listed.update(zip(*cols, strict=True))
         for b in s.bad:
+            if b.get("listed_key"):  # a line that could not be split, its key read where the header has it
+                listed.add(b["listed_key"])
+                continue
             payload = b["payload"] if isinstance(b["payload"], dict) else {}
             values = [payload.get(k) for k in entity.key]
             if all(v not in (None, "") for v in values):

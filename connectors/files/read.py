@@ -40,6 +40,7 @@ class RawFile:
     invalid: list[tuple[int, str, int]]  # (line, raw text, number of fields) of rows that could not be split
     width: int = 0  # fields in the header
     forbidden: int = 0  # columns of the header never read (national ids, the settings' forbidden names)
+    header: tuple[str, ...] = ()  # the header's labels, in file order
 
 
 # Byte order marks, longest first: Excel's "CSV UTF-8" writes the UTF-8 one, its "Unicode text"
@@ -244,7 +245,7 @@ def _finish(name: str, table: pa.Table, lines: np.ndarray, invalid: list[tuple[i
             keep = pc.invert(blank)
             table = table.filter(keep)
             lines = lines[keep.to_numpy(zero_copy_only=False)]
-    return RawFile(name, table, lines, invalid, len(header), sum(map(is_national_id_column, header)))
+    return RawFile(name, table, lines, invalid, len(header), sum(map(is_national_id_column, header)), tuple(header))
 
 
 # ---------------------------------------------------------------------------- XLSX

@@ -35,6 +35,21 @@ class Screened:
     bad: list[dict[str, Any]] = field(default_factory=list)  # locator, field, reason_code, reason, payload
 
 
+def _key_of_unsplit(text: str, header: tuple[str, ...], entity: EntitySpec) -> tuple[str, ...] | None:
+    """The key a line with too few or too many fields still shows, read at the header's key
+    positions (best effort): the row is in the export still, so a full export must not take it for
+    deleted. None when a key field is beyond the line's fields or empty."""
+    import csv
+
+    try:
+        at = [header.index(k) for k in entity.key]
+        fields = next(csv.reader([text], delimiter=entity.delimiter, quotechar=entity.quote), [])
+    except (ValueError, csv.Error):
+        return None
+    key = tuple(fields[i].strip() if i < len(fields) else "" for i in at)
+    return key if all(key) else None
+
+
 def arrow_type(c: ColumnSpec) -> pa.DataType:
     return {"text": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
             "decimal": pa.decimal128(18, c.scale), "int": pa.int64(), "bool": pa.bool_()}[c.type]
@@ -406,7 +421,8 @@ def screen(raw: RawFile, entity: EntitySpec) -> Screened:
         bad_rows.append({"locator": f"{raw.name}:{line}", "field": None, "reason_code": "wrong_column_count",
                          "reason": f"{k} fields where the header has {raw.width}"
                          + (" (text withheld: the file has a forbidden identifier column)" if raw.forbidden else ""),
-                         "payload": None if raw.forbidden else text_row})
+                         "payload": None if raw.forbidden else text_row,
+                         "listed_key": _key_of_unsplit(text_row, raw.header, entity)})
     keep = pa.array(~r.assigned)
     good = pa.table({c.name: typed[c.name].filter(keep) if len(bad_idx) else typed[c.name]
                      for c in entity.columns.values()})

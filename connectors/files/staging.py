@@ -130,6 +130,9 @@ def feed_sql(mapping: Mapping, entity: EntitySpec, table_name: str) -> str:
         elif c.name == "birth_date_precision" and "birth_date" in fields:
             birth = _expr(system, entity, "birth_date", fields["birth_date"], "date")
             e = f"CAST(CASE WHEN {birth} IS NOT NULL THEN 'day' END AS VARCHAR)"
+        elif c.name == "siren" and "siret" in fields:  # a SIRET is its company's SIREN and a 5-digit NIC
+            siret = _expr(system, entity, "siret", fields["siret"], "text")
+            e = f"CAST(SUBSTRING({siret}, 1, 9) AS VARCHAR)"
         elif c.name == "currency" and "amount" in fields:
             e = "CAST('EUR' AS VARCHAR)"
         else:

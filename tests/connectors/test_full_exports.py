@@ -127,3 +127,19 @@ def test_a_mapped_full_export_spans_its_files(warehouse, destination, tmp_path, 
         assert second.count("beneficiaires").rows_deleted == 0
         assert set(marks) == {"1", "2", "3", "4"}
         assert "_deleted_at" not in warehouse.columns_of("raw_aides", "beneficiaires")
+
+
+def test_a_line_of_a_full_export_that_cannot_be_split_is_not_taken_for_a_deletion(warehouse, destination, tmp_path):
+    d, p = tmp_path / "drop", tmp_path / "p"
+    mapping = parse_mapping(tomllib.loads(MAPPING.format(export="full")), tmp_path / "aides.toml")
+    people(d, "beneficiaires_a.csv", [1, 2, 3])
+    run_source(files, destination, "r1", pipelines_dir=p, mapping=mapping, drop_dir=d)
+    # the next export: 2's line has a field too many, 3 is gone
+    (d / "beneficiaires_a.csv").write_text("id;nom;prenom\n1;NOM1;Prénom1\n2;NOM2;Prénom2;en trop\n",
+                                           encoding="utf-8")
+    second = run_source(files, destination, "r2", pipelines_dir=p, mapping=mapping, drop_dir=d)
+    assert [(r["locator"], r["reason_code"]) for r in second.quarantine.to_pylist()] == [
+        ("beneficiaires_a.csv:3", "wrong_column_count")]
+    assert second.count("beneficiaires").rows_deleted == 1
+    assert dict(warehouse.rows("SELECT id, _deleted_at IS NOT NULL FROM raw_aides.beneficiaires")) == {
+        "1": False, "2": False, "3": True}

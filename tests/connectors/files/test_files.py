@@ -143,6 +143,10 @@ def test_scdl_valid_example_loads_fully(warehouse: Warehouse, destination, tmp_p
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (29, 29, 0)
     orgs = warehouse.arrow(files.staging_models(m)["organisation"][0][1])
     assert orgs.num_rows == len(set(orgs.column("organisation_key").to_pylist())) == 29
+    # the SIREN is read off the SIRET (its first 9 digits) when the mapping gives no SIREN of its own
+    pairs = set(zip(orgs.column("siret").to_pylist(), orgs.column("siren").to_pylist(), strict=True))
+    assert any(siret for siret, _ in pairs)
+    assert all(siren == (siret[:9] if siret else None) for siret, siren in pairs), pairs
 
 
 def test_scdl_invalid_examples_are_rejected(duck: Warehouse, tmp_path: Path):
