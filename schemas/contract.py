@@ -583,8 +583,6 @@ CITIZEN_SEARCH_TERM = Table(
           nullable=False),
         C("key", "text", "the folded key: a name word (lefloch), an ISO date, a lower-case e-mail, an E.164 "
           "phone, a postcode", nullable=False, personal=True),
-        C("trigrams", "int", "distinct trigrams of a name key (pg_trgm's padding); 0 for other fields",
-          nullable=False),
         C("citizens", "int", "how many citizens hold it", nullable=False),
     ),
     key=("term_id",),
@@ -603,15 +601,17 @@ CITIZEN_SEARCH_POSTING = Table(
     ),
 )
 
-CITIZEN_SEARCH_TRIGRAM = Table(
-    "citizen_search_trigram",
+CITIZEN_SEARCH_VARIANT = Table(
+    "citizen_search_variant",
     "golden",
-    "DuckDB only: the trigrams of the name terms, coded as integers (PostgreSQL uses a pg_trgm index).",
+    "The name terms found with one typo: each name term's key and its one-letter deletions, hashed "
+    "(a typed word and its own deletions are looked up by equality: one edit, transpositions included).",
     (
-        C("trigram", "int", "the trigram's code (3 characters of ' a-z0-9', base 37)", nullable=False),
-        C("term_id", "int", "a name term containing it", nullable=False),
-        C("trigrams", "int", "the term's number of distinct trigrams", nullable=False),
+        C("variant", "bigint", "64-bit hash (BLAKE2b) of the key or of the key with one letter deleted",
+          nullable=False),
+        C("term_id", "int", "the name term", nullable=False),
         C("field", "text", "the term's field", nullable=False),
+        C("citizens", "int", "how many citizens hold the term", nullable=False),
     ),
 )
 
@@ -626,7 +626,7 @@ CITIZEN_SEARCH_SYSTEM = Table(
     key=("source_system",),
 )
 
-SEARCH_TABLES = (CITIZEN_SEARCH, CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_POSTING, CITIZEN_SEARCH_TRIGRAM,
+SEARCH_TABLES = (CITIZEN_SEARCH, CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_POSTING, CITIZEN_SEARCH_VARIANT,
                  CITIZEN_SEARCH_SYSTEM)
 
 # ---------------------------------------------------------------- GDPR: erasure, rectification, objection

@@ -16,7 +16,10 @@ Tables (``schemas.contract``, all rebuilt together in one transaction):
 - ``golden.citizen_search_posting`` — which citizens hold a term (``term_id``, ``citizen_no``),
   with ``origin_mask`` (which silos hold it; bit 0: the golden record) and ``citizen_mask``
   (every silo knowing the citizen), so the scope filter needs no join.
-- ``golden.citizen_search_trigram`` (DuckDB only) — the name terms' trigrams, as integers.
+- ``golden.citizen_search_variant`` — the name terms under their key and each one-letter deletion
+  of it (:func:`key_variants`), as 64-bit codes sorted: a word typed with one letter wrong,
+  missing, added, or two letters swapped shares one code with the key meant (symmetric deletion,
+  as SymSpell does), found by equality.
 
 Names are folded in Python at build and query time alike (:func:`name_keys`,
 :func:`parse`): lower case, accents and ligatures off, hyphens and spaces split words, an
@@ -24,30 +27,38 @@ apostrophe joins (``FLOC'H`` → ``floch``) and also splits an elided particle (
 ``ndiaye`` and ``diaye``), a name's words are also kept joined (``LE FLOC'H`` → ``lefloch``)
 and without their leading particles, and ``st`` / ``ste`` starting a name of several words is
 ``saint`` / ``sainte``. Prénom and nom match in any order: every name word typed must match
-one key of the citizen, exactly, as a prefix, or by trigram similarity (≥ :data:`SIMILARITY`,
-as ``pg_trgm`` computes it: one typo in a 6-letter name scores 0.4). Ranking: criteria matched
-(birth date — a day/month swap counts half —, e-mail, phone, postcode) first, then the name
-match (exact > prefix > fuzzy), then name order. With criteria and names both typed, a citizen
-must match every name word and at least one criterion.
+one key of the citizen, exactly, as a prefix (the :data:`PREFIX_TERMS` most common keys), or
+one typo away (words of :data:`FUZZY_MIN_LENGTH` letters or more; the :data:`FUZZY_TERMS` most
+common keys). Ranking: criteria matched (birth date — a day/month swap counts half —, e-mail,
+phone, postcode) first, then the name match (exact > prefix > one typo), then name order. With
+criteria and names both typed, a citizen must match every name word and at least one criterion.
+
+Bounded work, whatever is typed: the terms of each word are found first, with how many citizens
+hold each; the word holding the fewest postings (or the criteria together, when fewer) drives:
+its postings are read best terms first, at most :data:`MAX_CANDIDATES`; the other words and
+criteria are then checked for those candidates only — their postings read whole when they are
+few (under :data:`PROBE_RATIO` per candidate), else, on PostgreSQL, each candidate's postings
+probed by citizen. A query whose driver has more postings than that (« marie » alone at 1M
+people) returns its best page and ``Page.capped``: ``total`` is then a lower bound.
 
 Engines:
 
-- **DuckDB**: the index is read with constant lookups only, so the scans prune row groups on
-  sorted integer columns (terms by key, postings by ``term_id``, trigrams by code): a few
-  milliseconds per query; a hash join against the postings would scan them all.
-- **PostgreSQL**: ``pg_trgm`` (``CREATE EXTENSION IF NOT EXISTS``, in ``public`` when not there
-  yet) gives a GIN trigram index on the name terms; a B-tree on ``key COLLATE "C"`` serves
-  exact and prefix lookups and one on ``term_id`` (covering the posting) the postings. Folding
-  is done in Python at build time, so no ``unaccent`` wrapper is needed: the index is on
-  pre-folded text. The query is one SQL function, ``golden.search_citizens(...)``, declared
+- **DuckDB**: the tables are stored sorted (terms by key, postings by term, variants by code,
+  which begins with the variant's first two letters so a word's variants sit together) and read
+  with constant lookups (``= ANY(list)``, key ranges), which prune row groups by their zone maps;
+  a join against the postings would scan them all.
+- **PostgreSQL**: B-trees only (no pg_trgm, no unaccent: keys are folded in Python before
+  indexing): the vocabulary on ``key COLLATE "C"`` (exact and prefix), the variants on their
+  code, the postings on ``(term_id, citizen_no)`` and on ``citizen_no``. The query is one
+  PL/pgSQL function, ``golden.search_citizens(...)`` (:data:`SEARCH_FUNCTION_SIGNATURE`),
   ``SECURITY DEFINER`` with ``search_path`` fixed to ``pg_catalog, pg_temp`` (every object
-  schema-qualified): under row security, non-leakproof operators (``%``, ``LIKE``) cannot use
-  their indexes, so the desk's role is granted ``EXECUTE`` on this function alone
-  (``GRANT EXECUTE ON FUNCTION golden.search_citizens(int[], text[], int[], text[], text[],
-  float8[], text[], bigint, text[], int, int) TO <desk role>``; revoke it from ``PUBLIC``),
-  not ``SELECT`` on the index tables. The function applies the scope it is given (name fields,
-  silo mask, citizens left out): the caller — the desk, after its need-to-know check — is
-  trusted for it, as for the arguments of any reviewed definer function.
+  schema-qualified): the desk's role is granted ``EXECUTE`` on it alone, not ``SELECT`` on the
+  index tables (row security would hide their rows). The function intersects the silo mask it
+  is given with the session's grants (``ops.granted_systems()``, the transaction's collectivité
+  and service): the desk cannot widen it; a session bypassing row security keeps its mask.
+  The tables, indexes and function are the migration's (:func:`search_ddl`, migration 0007,
+  run by the owner); :func:`build_index` run by the pipeline's writer only empties and refills
+  the tables (``TRUNCATE``, ``INSERT``).
 
 Scope: only the fields of ``Scope.fields`` are searched (a term of another field is refused
 with a French message naming it); with ``Scope.source_systems``, only citizens one of those
@@ -62,6 +73,7 @@ Inputs are bounded before any work: at most :data:`MAX_QUERY_CHARS` characters a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import unicodedata
@@ -82,20 +94,23 @@ from schemas.contract import (
     CITIZEN_SEARCH_POSTING,
     CITIZEN_SEARCH_SYSTEM,
     CITIZEN_SEARCH_TERM,
-    CITIZEN_SEARCH_TRIGRAM,
+    CITIZEN_SEARCH_VARIANT,
     OBJECTION,
     PERSON_RECORD,
     arrow_schema,
 )
 from warehouse.engine import Warehouse, bind_list, qualified
+from warehouse.roles import ALL_SYSTEMS as _ALL_SYSTEMS
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_QUERY_TOKENS = 12
-SIMILARITY = 0.3  # pg_trgm's default threshold: one typo in a 6-letter name scores 0.4
 PREFIX_TERMS = 50  # prefix expansions kept per word (the most common keys)
-FUZZY_TERMS = 20  # fuzzy expansions kept per word (the most similar keys)
+FUZZY_TERMS = 20  # one-typo expansions kept per word (the most common keys)
+FUZZY_MIN_LENGTH = 4  # a shorter word typed is matched exactly or as a prefix only
+MAX_CANDIDATES = 2000  # postings of the rarest word (or of the criteria) read at most; then ``Page.capped``
+PROBE_RATIO = 8  # another word's postings are read whole below this many per candidate, else probed per citizen
 MAX_NAME_WORDS = 8  # words of one name value indexed (a longer value is noise)
 
 NAME_FIELDS = ("given_names", "birth_name", "usage_name")
@@ -104,15 +119,12 @@ CRITERIA_FIELDS = ("birth_date", "email", "phone", "postcode")
 FIELD_LABELS = {"name": "nom ou prénom", "birth_date": "date de naissance", "email": "adresse électronique",
                 "phone": "numéro de téléphone", "postcode": "code postal"}
 
-_EXACT, _PREFIX, _FUZZY = 1.0, 0.75, 0.5  # a name word's score: exact > prefix > fuzzy (x similarity)
+_EXACT, _PREFIX, _TYPO = 1.0, 0.75, 0.4  # a name word's score: exact > prefix > one typo away
 _SWAPPED_DATE = 0.5  # a birth date typed with day and month swapped
-_SWAPPED_LETTERS = 0.4  # a name word typed with two adjacent letters swapped (as a fuzzy match of 0.8)
 _PARTICLES = frozenset(p.lower() for p in NAME_PARTICLES)
 _SAINTS = {"st": "saint", "ste": "sainte"}
 _APOSTROPHES = "'’`´ʼ‘"
 _LIGATURES = {"œ": "oe", "æ": "ae", "ß": "ss", "ø": "o", "đ": "d", "ł": "l", "ı": "i"}
-_TRIGRAM_ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789"
-_TRIGRAM_CODE = {c: i for i, c in enumerate(_TRIGRAM_ALPHABET)}
 
 _EMAIL = re.compile(r"[^\s@,;<>()]+@[^\s@,;<>()]+")
 _DATE = re.compile(r"(?<![\d/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?![\d/.-])|(?<![\d/.-])(\d{4})-(\d{1,2})-(\d{1,2})"
@@ -154,8 +166,9 @@ class Hit:
 @dataclass(frozen=True)
 class Page:
     hits: list[Hit]
-    total: int  # every citizen found, not only this page
+    total: int  # every citizen found, not only this page (capped: at least that many)
     truncated: bool  # more results than this page shows (after offset + limit)
+    capped: bool = False  # the query matched too many to count: MAX_CANDIDATES were examined
 
 
 @dataclass
@@ -165,9 +178,6 @@ class Query:
 
     words: list[tuple[str, ...]] = field(default_factory=list)
     criteria: list[tuple[tuple[str, str, float], ...]] = field(default_factory=list)
-    # per word: its forms with two adjacent letters swapped (mraie -> marie), matched exactly: a
-    # transposition shares too few trigrams with the word meant
-    swaps: list[tuple[str, ...]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- folding
@@ -225,11 +235,38 @@ def name_keys(value: str | None) -> set[str]:
     return keys
 
 
-def trigrams(key: str) -> list[int]:
-    """The distinct trigrams of a folded key, as pg_trgm pads a word ("  key "), coded as integers."""
-    padded = f"  {key} "
-    return sorted({_TRIGRAM_CODE[padded[i]] * 1369 + _TRIGRAM_CODE[padded[i + 1]] * 37 + _TRIGRAM_CODE[padded[i + 2]]
-                   for i in range(len(padded) - 2)})
+def variant_hash(text: str) -> int:
+    """A folded key's (or deletion's) 64-bit code, as stored in ``golden.citizen_search_variant``:
+    its first two characters in the top bits, then 48 bits of BLAKE2b. A word's variants mostly
+    share its first two letters, so they are stored together (DuckDB reads a few row groups)."""
+    head = 0
+    for c in text[:2].ljust(2):
+        head = head * 64 + (ord(c) & 63)
+    return (head << 48) | int.from_bytes(hashlib.blake2b(text.encode(), digest_size=6).digest(), "big")
+
+
+def deletions(key: str) -> set[str]:
+    """The key with one letter deleted, each way (``marie`` → ``arie``, ``mrie``, ``maie``, ``mare``, ``mari``)."""
+    return {key[:i] + key[i + 1:] for i in range(len(key))}
+
+
+def key_variants(key: str) -> set[int]:
+    """What a name key is stored under in the variant table: itself (3 letters and more) and its
+    deletions (4 letters and more). A word typed with one letter wrong, missing, added or two letters
+    swapped shares one of these with the key meant (symmetric deletion, as SymSpell does)."""
+    if len(key) < 3:
+        return set()
+    out = {key}
+    if len(key) >= FUZZY_MIN_LENGTH:
+        out |= deletions(key)
+    return {variant_hash(v) for v in out}
+
+
+def word_variants(word: str) -> list[int]:
+    """What a typed word is looked up by in the variant table (none under FUZZY_MIN_LENGTH letters)."""
+    if len(word) < FUZZY_MIN_LENGTH:
+        return []
+    return sorted({variant_hash(v) for v in {word} | deletions(word)})
 
 
 def _phone_candidates(term: str) -> list[str]:
@@ -286,18 +323,10 @@ def parse(text: str) -> Query:
         q.words.append(tuple(dict.fromkeys(alts)))
     if pending:  # particles typed alone (or last): words of their own ("le" finds LE FLOC'H too)
         q.words.extend((p,) for p in pending)
-    q.swaps = [_swaps(alts[0]) for alts in q.words]
     if not q.words and not q.criteria:
         raise QueryError("La recherche est vide : saisissez un nom, une date de naissance, une adresse "
                          "électronique, un téléphone ou un code postal.")
     return q
-
-
-def _swaps(word: str) -> tuple[str, ...]:
-    if len(word) < 4:
-        return ()
-    out = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1) if word[i] != word[i + 1]}
-    return tuple(sorted(out - {word}))
 
 
 def _date_alternatives(day: int, month: int, year: int) -> tuple[tuple[str, str, float], ...]:
@@ -418,15 +447,20 @@ def _name_keys_table(values: list[str]) -> pa.Table:
     return pa.table({"raw": pa.array(raws, pa.string()), "key": pa.array(keys, pa.string())})
 
 
-def _trigram_table(keys: list[str]) -> pa.Table:
-    out_key, out_tri, out_n = [], [], []
-    for k in keys:
-        tri = trigrams(k)
-        out_key.extend([k] * len(tri))
-        out_tri.extend(tri)
-        out_n.extend([len(tri)] * len(tri))
-    return pa.table({"key": pa.array(out_key, pa.string()), "trigram": pa.array(out_tri, pa.int32()),
-                     "trigrams": pa.array(out_n, pa.int32())})
+def _variant_table(terms: pa.Table) -> pa.Table:
+    """(variant, term_id, field, citizens) of the name terms, sorted by variant (equality lookups
+    read one row group on DuckDB, one B-tree leaf on PostgreSQL)."""
+    out_v, out_t, out_f, out_n = [], [], [], []
+    for term_id, fld, key, n in zip(*(terms[c].to_pylist() for c in ("term_id", "field", "key", "citizens")),
+                                    strict=True):
+        for v in key_variants(key):
+            out_v.append(v)
+            out_t.append(term_id)
+            out_f.append(fld)
+            out_n.append(n)
+    table = pa.table({"variant": pa.array(out_v, pa.int64()), "term_id": pa.array(out_t, pa.int32()),
+                      "field": pa.array(out_f, pa.string()), "citizens": pa.array(out_n, pa.int32())})
+    return table.sort_by([("variant", "ascending"), ("term_id", "ascending")])
 
 
 def compute_index(citizens: pa.Table, values: pa.Table) -> dict[str, pa.Table]:
@@ -478,9 +512,6 @@ def compute_index(citizens: pa.Table, values: pa.Table) -> dict[str, pa.Table]:
             SELECT (row_number() OVER (ORDER BY key, field) - 1)::INTEGER AS term_id, field, key,
                    count(*)::INTEGER AS citizens
               FROM p GROUP BY field, key""")
-        name_keys_ = [r[0] for r in con.execute(
-            "SELECT DISTINCT key FROM t WHERE field IN ('given_names', 'birth_name', 'usage_name')").fetchall()]
-        con.register("tri", _trigram_table(name_keys_))
         out = {
             "system": system_table,
             "citizen": con.sql("""
@@ -488,19 +519,15 @@ def compute_index(citizens: pa.Table, values: pa.Table) -> dict[str, pa.Table]:
                        year(birth_date)::INTEGER AS birth_year, city, source_systems, systems_mask
                   FROM c ORDER BY citizen_no""").to_arrow_table(),
             "term": con.sql("""
-                SELECT t.term_id, t.field, t.key, coalesce(n.trigrams, 0)::INTEGER AS trigrams, t.citizens
-                  FROM t LEFT JOIN (SELECT DISTINCT key, trigrams FROM tri) n
-                    ON n.key = t.key AND t.field IN ('given_names', 'birth_name', 'usage_name')
-                 ORDER BY t.term_id""").to_arrow_table(),
+                SELECT term_id, field, key, citizens FROM t ORDER BY term_id""").to_arrow_table(),
             "posting": con.sql("""
                 SELECT t.term_id, p.citizen_no, p.origin_mask, p.citizen_mask
                   FROM p JOIN t ON t.field = p.field AND t.key = p.key ORDER BY t.term_id, p.citizen_no""")
             .to_arrow_table(),
-            "trigram": con.sql("""
-                SELECT tri.trigram, t.term_id, tri.trigrams, t.field
-                  FROM tri JOIN t ON t.key = tri.key AND t.field IN ('given_names', 'birth_name', 'usage_name')
-                 ORDER BY tri.trigram, t.term_id""").to_arrow_table(),
         }
+        out["variant"] = _variant_table(con.sql(
+            "SELECT term_id, field, key, citizens FROM t WHERE field IN ('given_names', 'birth_name', 'usage_name')"
+        ).to_arrow_table())
     finally:
         con.close()
     return out
@@ -509,8 +536,12 @@ def compute_index(citizens: pa.Table, values: pa.Table) -> dict[str, pa.Table]:
 def build_index(wh: Warehouse) -> int:
     """(Re)build the search index from the published release; returns the citizens indexed.
 
-    Idempotent: the tables are replaced as a whole, in one transaction (joined when the caller
+    Idempotent: the tables are refilled as a whole, in one transaction (joined when the caller
     holds one, e.g. the publication's). Without a published ``golden.citizen`` nothing is done.
+    On PostgreSQL the tables, their indexes and ``golden.search_citizens`` are the migration's
+    (:func:`search_ddl`, run by the owner): the pipeline's writer role only empties and refills the
+    tables (TRUNCATE, INSERT). A warehouse no migration made (``hub run`` by the tables' owner on a
+    fresh database) gets them here, from the same definitions, once.
     """
     if not wh.table_exists(CITIZEN.schema, CITIZEN.name):
         return 0
@@ -520,177 +551,264 @@ def build_index(wh: Warehouse) -> int:
     tables = compute_index(citizens, _inputs(wh, citizens))
     postgres = wh.kind == "postgres"
     targets = [(CITIZEN_SEARCH_SYSTEM, "system"), (CITIZEN_SEARCH, "citizen"), (CITIZEN_SEARCH_TERM, "term"),
-               (CITIZEN_SEARCH_POSTING, "posting")]
-    if not postgres:
-        targets.append((CITIZEN_SEARCH_TRIGRAM, "trigram"))
+               (CITIZEN_SEARCH_POSTING, "posting"), (CITIZEN_SEARCH_VARIANT, "variant")]
     with wh.transaction():
+        if postgres and not search_objects_ready(wh):
+            _create_search_objects(wh)
         for table, name in targets:
             if postgres:
-                # TRUNCATE keeps the grants and indexes; transactional on PostgreSQL
-                wh.ensure_table(table)
+                # TRUNCATE keeps the grants and indexes, and is transactional on PostgreSQL
                 wh.execute(f"TRUNCATE {qualified(table)}")
             else:
                 # a fresh table: its row groups hold the new rows in sort order only
                 wh.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
                 wh.ensure_table(table)
             wh.write(table, tables[name])
-        if postgres:
-            _postgres_objects(wh)
+        if not postgres:
+            wh.execute('DROP TABLE IF EXISTS "golden"."citizen_search_trigram"')  # the previous release's
+    if postgres:
+        for table, _ in targets:
+            # fresh statistics where the role may take them (the owner's; autovacuum's otherwise)
+            if wh.scalar("SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c "
+                         "WHERE c.oid = CAST(:t AS regclass)", {"t": qualified(table)}):
+                wh.execute(f"ANALYZE {qualified(table)}")
     log.info("search index built: %d citizens, %d terms, %d postings", tables["citizen"].num_rows,
              tables["term"].num_rows, tables["posting"].num_rows)
     return tables["citizen"].num_rows
 
 
 # ---------------------------------------------------------------------------------------------- PostgreSQL
-_NAME_FIELDS_SQL = "('given_names', 'birth_name', 'usage_name')"
-_PG_INDEXES = (
-    ("citizen_search_term_key", "{term} ((key COLLATE \"C\"), field)"),
-    ("citizen_search_term_trgm", "{term} USING gin (key {trgm}.gin_trgm_ops) WHERE field IN " + _NAME_FIELDS_SQL),
-    ("citizen_search_posting_term", "{posting} (term_id) INCLUDE (citizen_no, origin_mask, citizen_mask)"),
-    ("citizen_search_citizen_id", "{citizen} (citizen_id)"),
-)
 SEARCH_FUNCTION = "golden.search_citizens"
-SEARCH_FUNCTION_ARGS = ("p_tok int[], p_alt text[], p_swap_tok int[], p_swap text[], p_crit int[], p_field text[], "
+SEARCH_FUNCTION_ARGS = ("p_tok int[], p_alt text[], p_var_tok int[], p_var bigint[], p_crit int[], p_field text[], "
                         "p_key text[], p_weight float8[], p_name_fields text[], p_allowed bigint, p_exclude text[], "
                         "p_limit int, p_offset int")
+SEARCH_FUNCTION_SIGNATURE = ("golden.search_citizens(int[], text[], int[], bigint[], int[], text[], text[], "
+                             "float8[], text[], bigint, text[], int, int)")
+_PG_INDEXES = (
+    ("citizen_search_term_key", "{term} ((key COLLATE \"C\"), field) INCLUDE (citizens)"),
+    ("citizen_search_posting_term", "{posting} (term_id, citizen_no) INCLUDE (origin_mask, citizen_mask)"),
+    ("citizen_search_posting_citizen", "{posting} (citizen_no) INCLUDE (term_id, origin_mask, citizen_mask)"),
+    ("citizen_search_variant_key", "{variant} (variant) INCLUDE (term_id, field, citizens)"),
+    ("citizen_search_citizen_id", "{citizen} (citizen_id)"),
+)
 
 
-def search_function_sql(trgm_schema: str) -> str:
-    """``CREATE OR REPLACE FUNCTION golden.search_citizens(...)``: the whole PostgreSQL search as
-    one reviewed SECURITY DEFINER function (every object schema-qualified; ``trgm_schema`` is
-    where pg_trgm lives). Arguments: the name words' alternatives (``p_tok`` word number,
-    ``p_alt`` folded form), their letter swaps (matched exactly), the criteria's alternatives
-    (number, field, key, weight), the name fields searched, the silo mask (null: every silo),
-    citizen ids left out, limit, offset.
-    Returns one row per citizen of the page, ``total`` (every citizen found) on each."""
-    s = _ident_sql(trgm_schema)
-    term, posting, citizen = (qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_POSTING),
-                              qualified(CITIZEN_SEARCH))
+def search_ddl() -> list[str]:
+    """The PostgreSQL objects of the search, for the migration (run by the owner): the index
+    tables (when missing), their B-trees, the previous release's trigram objects dropped, and
+    ``golden.search_citizens``. Grants are the migration's (``EXECUTE`` to the desk, ``TRUNCATE``
+    to the writer)."""
+    from warehouse.metadata import metadata
+
+    names = {"term": qualified(CITIZEN_SEARCH_TERM), "posting": qualified(CITIZEN_SEARCH_POSTING),
+             "variant": qualified(CITIZEN_SEARCH_VARIANT), "citizen": qualified(CITIZEN_SEARCH)}
+    md = metadata()
+    out = []
+    for table in (CITIZEN_SEARCH_SYSTEM, CITIZEN_SEARCH, CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_POSTING,
+                  CITIZEN_SEARCH_VARIANT):
+        from sqlalchemy.dialects import postgresql
+        from sqlalchemy.schema import CreateTable
+
+        ddl = str(CreateTable(md.tables[f"{table.schema}.{table.name}"], if_not_exists=True)
+                  .compile(dialect=postgresql.dialect()))
+        out.append(ddl.strip())
+    out += ["DROP INDEX IF EXISTS golden.citizen_search_term_trgm",
+            "DROP TABLE IF EXISTS golden.citizen_search_trigram",
+            f"ALTER TABLE {names['term']} DROP COLUMN IF EXISTS trigrams",
+            "DROP INDEX IF EXISTS golden.citizen_search_posting_term",  # now on (term_id, citizen_no)
+            "DROP INDEX IF EXISTS golden.citizen_search_term_key"]  # now covering citizens
+    out += [f"CREATE INDEX IF NOT EXISTS {name} ON {spec.format(**names)}" for name, spec in _PG_INDEXES]
+    out.append("""DO $$ DECLARE f regprocedure; BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'golden' AND p.proname = 'search_citizens' LOOP
+        EXECUTE format('DROP FUNCTION %s', f);
+    END LOOP;
+END $$""")
+    out.append(search_function_sql())
+    out.append(f"REVOKE ALL ON FUNCTION {SEARCH_FUNCTION_SIGNATURE} FROM PUBLIC")
+    return out
+
+
+def search_objects_ready(wh: Warehouse) -> bool:
+    """The search tables of this release and ``golden.search_citizens`` of this signature exist."""
+    return bool(wh.scalar(f"SELECT to_regprocedure('{SEARCH_FUNCTION_SIGNATURE}') IS NOT NULL "
+                          f"AND to_regclass('{qualified(CITIZEN_SEARCH_VARIANT)}') IS NOT NULL"))
+
+
+def _create_search_objects(wh: Warehouse) -> None:
+    """A warehouse no migration made: its owner (the one running ``hub run``) gets the search
+    objects from :func:`search_ddl`. A role that does not own the index tables is told to migrate."""
+    owns = wh.scalar("SELECT n.nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+                     "OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+                     "FROM pg_namespace n WHERE n.nspname = :s", {"s": CITIZEN_SEARCH.schema})
+    if owns is False:
+        raise RuntimeError("the search index's objects are missing or from an older release: run "
+                           "`hub warehouse upgrade` as the warehouse's owner")
+    wh.create_schema(CITIZEN_SEARCH.schema)
+    for stmt in search_ddl():
+        wh.execute(stmt)
+
+
+def search_function_sql() -> str:
+    """``CREATE FUNCTION golden.search_citizens(...)``: the whole PostgreSQL search as one reviewed
+    SECURITY DEFINER function, every object schema-qualified. Arguments: the name words'
+    alternatives (``p_tok`` word number, ``p_alt`` folded form) and their one-typo variants' hashes
+    (``p_var_tok``, ``p_var``), the criteria's alternatives (number, field, key, weight), the name
+    fields searched, the silo mask (null: every silo), citizen ids left out, limit, offset.
+
+    The silo mask is intersected with the session's grants (``ops.granted_systems()``, from the
+    transaction's collectivité and service): a caller cannot widen it. A session that bypasses row
+    security (the owner, a superuser) reads the tables anyway and keeps the mask it gives.
+
+    Returns one row per citizen of the page, ``total`` (every citizen found) and ``capped`` (the
+    rarest word had more than MAX_CANDIDATES postings: total is a lower bound) on each."""
+    term, posting, citizen, variant, system = (
+        qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_POSTING), qualified(CITIZEN_SEARCH),
+        qualified(CITIZEN_SEARCH_VARIANT), qualified(CITIZEN_SEARCH_SYSTEM))
+    scope = ("(v_allowed IS NULL OR ((p.origin_mask & v_allowed) <> 0 AND (p.citizen_mask & v_allowed) <> 0))")
     return f"""
-CREATE OR REPLACE FUNCTION {SEARCH_FUNCTION}({SEARCH_FUNCTION_ARGS})
+CREATE FUNCTION {SEARCH_FUNCTION}({SEARCH_FUNCTION_ARGS})
 RETURNS TABLE (citizen_id text, score float8, criteria int, given_names text, birth_name text, usage_name text,
-               birth_year int, city text, source_systems text, systems_mask bigint, total bigint)
+               birth_year int, city text, source_systems text, systems_mask bigint, total bigint, capped boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET pg_trgm.similarity_threshold = {SIMILARITY}
 AS $fn$
 #variable_conflict use_column
+DECLARE
+    v_allowed bigint := p_allowed;
+    v_granted bigint;
+    v_words int := coalesce(array_length(ARRAY(SELECT DISTINCT x FROM unnest(p_tok) x), 1), 0);
+    v_crits int := coalesce(array_length(ARRAY(SELECT DISTINCT x FROM unnest(p_crit) x), 1), 0);
+    v_slot int[];
+    v_term int[];
+    v_s float8[];
+    v_n int[];
+    v_driver int;
+    v_driver_n bigint;
+    v_probe int[];
+    v_fetch int[];
 BEGIN
--- PL/pgSQL plans the statement with the call's arguments (a custom plan: the few words typed make
--- nested loops of index scans); a LANGUAGE sql function or a generic plan guesses their number
--- and chose scans and hash joins costing 40-80 ms at 1M records instead of 1-5 ms
-RETURN QUERY
-WITH q AS (SELECT * FROM unnest(p_tok, p_alt) AS q(tok, alt)),
-crit AS (SELECT * FROM unnest(p_crit, p_field, p_key, p_weight) AS c(crit, field, key, w)),
--- every lookup is a LATERAL subquery with OFFSET 0, so that it stays a nested loop over the few
--- words typed, each an index scan (the planner cannot know how few rows unnest() gives)
-words AS (
-    SELECT q.tok, x.term_id, {_EXACT}::float8 AS s
-      FROM q CROSS JOIN LATERAL (
-           SELECT t.term_id FROM {term} t
+-- the scope: never wider than the session's grants
+IF NOT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = session_user),
+                false) THEN
+    IF NOT EXISTS (SELECT 1 FROM ops.granted_systems() g(s) WHERE g.s = '{_ALL_SYSTEMS}') THEN
+        SELECT 1::bigint | coalesce(bit_or(1::bigint << y.bit), 0) INTO v_granted
+          FROM {system} y WHERE y.source_system IN (SELECT g.s FROM ops.granted_systems() g(s));
+        v_allowed := CASE WHEN p_allowed IS NULL THEN v_granted ELSE p_allowed & v_granted END;
+    END IF;
+END IF;
+-- 1. the terms each word (slot 0..) and criterion (slot v_words + n) may match: every lookup a
+-- LATERAL index scan (OFFSET 0 keeps it a nested loop over the few words typed)
+WITH found AS (
+    SELECT q.tok AS slot, x.term_id, {_EXACT}::float8 AS s, x.citizens
+      FROM unnest(p_tok, p_alt) AS q(tok, alt) CROSS JOIN LATERAL (
+           SELECT t.term_id, t.citizens FROM {term} t
             WHERE t.key COLLATE "C" = q.alt AND t.field = ANY(p_name_fields) OFFSET 0) x
     UNION ALL
-    SELECT q.tok, x.term_id, {_PREFIX}::float8
-      FROM q CROSS JOIN LATERAL (
-           SELECT t.term_id FROM {term} t
+    SELECT q.tok, x.term_id, {_PREFIX}::float8, x.citizens
+      FROM unnest(p_tok, p_alt) AS q(tok, alt) CROSS JOIN LATERAL (
+           SELECT t.term_id, t.citizens FROM {term} t
             WHERE t.key COLLATE "C" > q.alt AND t.key COLLATE "C" < q.alt || '{{' AND t.field = ANY(p_name_fields)
             ORDER BY t.citizens DESC, t.term_id LIMIT {PREFIX_TERMS}) x
     UNION ALL
-    SELECT w.tok, x.term_id, {_SWAPPED_LETTERS}::float8
-      FROM unnest(p_swap_tok, p_swap) AS w(tok, alt) CROSS JOIN LATERAL (
-           SELECT t.term_id FROM {term} t
-            WHERE t.key COLLATE "C" = w.alt AND t.field = ANY(p_name_fields) OFFSET 0) x
+    SELECT z.tok, z.term_id, {_TYPO}::float8, z.citizens FROM (
+        SELECT v.tok, x.term_id, x.citizens,
+               row_number() OVER (PARTITION BY v.tok ORDER BY x.citizens DESC, x.term_id) AS rn
+          FROM (SELECT DISTINCT tok, h FROM unnest(p_var_tok, p_var) AS v(tok, h)) v CROSS JOIN LATERAL (
+               SELECT DISTINCT y.term_id, y.citizens FROM {variant} y
+                WHERE y.variant = v.h AND y.field = ANY(p_name_fields) OFFSET 0) x) z
+     WHERE z.rn <= {FUZZY_TERMS}
     UNION ALL
-    SELECT q.tok, x.term_id, {_FUZZY} * x.sim
-      FROM q CROSS JOIN LATERAL (
-           SELECT t.term_id, {s}.similarity(t.key, q.alt)::float8 AS sim FROM {term} t
-            WHERE length(q.alt) >= 3 AND t.key OPERATOR({s}.%) q.alt AND t.field IN {_NAME_FIELDS_SQL}
-              AND t.field = ANY(p_name_fields)
-            ORDER BY sim DESC, t.term_id LIMIT {FUZZY_TERMS}) x
+    SELECT v_words + c.crit, x.term_id, c.w, x.citizens
+      FROM unnest(p_crit, p_field, p_key, p_weight) AS c(crit, field, key, w) CROSS JOIN LATERAL (
+           SELECT t.term_id, t.citizens FROM {term} t WHERE t.key COLLATE "C" = c.key AND t.field = c.field OFFSET 0) x
+), best AS (
+    SELECT f.slot, f.term_id, max(f.s) AS s, max(f.citizens) AS n FROM found f GROUP BY f.slot, f.term_id
+)
+SELECT array_agg(b.slot ORDER BY b.slot, b.s DESC, b.n, b.term_id), array_agg(b.term_id ORDER BY b.slot, b.s DESC, b.n,
+       b.term_id), array_agg(b.s ORDER BY b.slot, b.s DESC, b.n, b.term_id),
+       array_agg(b.n ORDER BY b.slot, b.s DESC, b.n, b.term_id)
+  INTO v_slot, v_term, v_s, v_n FROM best b;
+-- a word no term matches, or criteria none matches: nobody
+IF v_slot IS NULL
+   OR (SELECT count(DISTINCT x) FROM unnest(v_slot) x WHERE x < v_words) < v_words
+   OR (v_crits > 0 AND NOT EXISTS (SELECT 1 FROM unnest(v_slot) x WHERE x >= v_words)) THEN
+    RETURN;
+END IF;
+-- 2. the driver: the word (or the criteria, together) holding the fewest postings
+SELECT d.grp, d.vol INTO v_driver, v_driver_n FROM (
+    SELECT CASE WHEN u.slot < v_words THEN u.slot ELSE -1 END AS grp, sum(u.n) AS vol
+      FROM unnest(v_slot, v_n) AS u(slot, n) GROUP BY 1) d
+ ORDER BY d.vol, d.grp LIMIT 1;
+-- the other slots: read whole when they hold few postings, else probed citizen by citizen
+SELECT array_agg(o.slot) FILTER (WHERE o.vol > {PROBE_RATIO} * least(v_driver_n, {MAX_CANDIDATES})),
+       array_agg(o.slot) FILTER (WHERE o.vol <= {PROBE_RATIO} * least(v_driver_n, {MAX_CANDIDATES}))
+  INTO v_probe, v_fetch
+  FROM (SELECT u.slot, sum(u.n) AS vol FROM unnest(v_slot, v_n) AS u(slot, n)
+         WHERE CASE WHEN u.slot < v_words THEN u.slot ELSE -1 END <> v_driver GROUP BY u.slot) o;
+-- 3. the driver's postings, best terms first, at most MAX_CANDIDATES; the other slots for those citizens
+RETURN QUERY
+WITH t AS (SELECT * FROM unnest(v_slot, v_term, v_s, v_n) AS t(slot, term_id, s, n)),
+d AS (SELECT * FROM t WHERE CASE WHEN t.slot < v_words THEN t.slot ELSE -1 END = v_driver
+       ORDER BY t.s DESC, t.n, t.term_id OFFSET 0),
+raw AS (
+    SELECT x.citizen_no, d.slot, d.s
+      FROM d CROSS JOIN LATERAL (
+           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = d.term_id AND {scope} OFFSET 0) x
+     LIMIT {MAX_CANDIDATES}
 ),
-crits AS (
-    SELECT c.crit, x.term_id, c.w AS s
-      FROM crit c CROSS JOIN LATERAL (
-           SELECT t.term_id FROM {term} t WHERE t.key COLLATE "C" = c.key AND t.field = c.field OFFSET 0) x
+cand AS (SELECT r.citizen_no, r.slot, max(r.s) AS s FROM raw r GROUP BY r.citizen_no, r.slot),
+nos AS (SELECT DISTINCT c.citizen_no FROM cand c),
+-- each candidate's postings once (MATERIALIZED: the planner would loop over the terms outside)
+probes AS MATERIALIZED (
+    SELECT c.citizen_no, x.term_id
+      FROM nos c CROSS JOIN LATERAL (
+           SELECT p.term_id FROM {posting} p
+            WHERE v_probe IS NOT NULL AND p.citizen_no = c.citizen_no AND {scope} OFFSET 0) x
 ),
-terms AS (
-    SELECT term_id, tok, -1 AS crit, max(s) AS s FROM words GROUP BY term_id, tok
-    UNION ALL
-    SELECT term_id, -1, crit, max(s) FROM crits GROUP BY term_id, crit
+probed AS (
+    SELECT x.citizen_no, t.slot, max(t.s) AS s
+      FROM probes x JOIN t ON t.term_id = x.term_id AND t.slot = ANY(v_probe)
+     GROUP BY x.citizen_no, t.slot
 ),
-matched AS (
-    SELECT x.citizen_no, t.tok, t.crit, max(t.s) AS s
-      FROM terms t CROSS JOIN LATERAL (
-           SELECT p.citizen_no FROM {posting} p
-            WHERE p.term_id = t.term_id
-              AND (p_allowed IS NULL OR ((p.origin_mask & p_allowed) <> 0 AND (p.citizen_mask & p_allowed) <> 0))
-           OFFSET 0) x
-     GROUP BY x.citizen_no, t.tok, t.crit
+fetched AS (
+    SELECT x.citizen_no, t.slot, max(t.s) AS s
+      FROM t CROSS JOIN LATERAL (
+           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = t.term_id AND {scope} OFFSET 0) x
+     WHERE t.slot = ANY(v_fetch) AND x.citizen_no IN (SELECT c.citizen_no FROM nos c)
+     GROUP BY x.citizen_no, t.slot
 ),
 per AS (
-    SELECT m.citizen_no, count(*) FILTER (WHERE m.tok >= 0) AS n_tok, count(*) FILTER (WHERE m.crit >= 0) AS n_crit,
-           coalesce(sum(m.s) FILTER (WHERE m.tok >= 0), 0) AS name_s, coalesce(sum(m.s) FILTER (WHERE m.crit >= 0), 0)
-           AS crit_s
-      FROM matched m GROUP BY m.citizen_no
+    SELECT m.citizen_no, count(*) FILTER (WHERE m.slot < v_words) AS n_tok,
+           count(*) FILTER (WHERE m.slot >= v_words) AS n_crit,
+           coalesce(sum(m.s) FILTER (WHERE m.slot < v_words), 0) AS name_s,
+           coalesce(sum(m.s) FILTER (WHERE m.slot >= v_words), 0) AS crit_s
+      FROM (SELECT * FROM cand UNION ALL SELECT * FROM probed UNION ALL SELECT * FROM fetched) m
+     GROUP BY m.citizen_no
 ),
-found AS (
+hits AS (
     SELECT per.*, count(*) OVER () AS total,
-           round((per.crit_s + per.name_s / greatest((SELECT count(DISTINCT tok) FROM q), 1))::numeric, 4)::float8
-           AS score
+           round((per.crit_s + per.name_s / greatest(v_words, 1))::numeric, 4)::float8 AS score
       FROM per
-     WHERE per.n_tok = (SELECT count(DISTINCT tok) FROM q)
-       AND (per.n_crit >= 1 OR NOT EXISTS (SELECT 1 FROM crit))
+     WHERE per.n_tok = v_words AND (per.n_crit >= 1 OR v_crits = 0)
        AND per.citizen_no NOT IN (SELECT e.citizen_no FROM {citizen} e WHERE e.citizen_id = ANY(p_exclude))
      ORDER BY per.n_crit DESC, score DESC, per.citizen_no
      LIMIT p_limit OFFSET p_offset
 )
-SELECT c.citizen_id, f.score, f.n_crit::int, c.given_names, c.birth_name, c.usage_name, c.birth_year, c.city,
-       c.source_systems, c.systems_mask, f.total
-  FROM found f JOIN {citizen} c ON c.citizen_no = f.citizen_no
- ORDER BY f.n_crit DESC, f.score DESC, f.citizen_no;
+SELECT c.citizen_id, h.score, h.n_crit::int, c.given_names, c.birth_name, c.usage_name, c.birth_year, c.city,
+       c.source_systems, c.systems_mask, h.total, (SELECT count(*) >= {MAX_CANDIDATES} FROM raw)
+  FROM hits h JOIN {citizen} c ON c.citizen_no = h.citizen_no
+ ORDER BY h.n_crit DESC, h.score DESC, h.citizen_no;
 END
 $fn$"""
-
-
-def _ident_sql(name: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"not a safe SQL identifier: {name!r}")
-    return name
-
-
-def _postgres_objects(wh: Warehouse) -> None:
-    """pg_trgm, the indexes and the search function, each created when missing (the function is
-    replaced only by its owner: a migration may own it), then fresh statistics."""
-    schema = _trgm_schema(wh)
-    if schema is None:
-        wh.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
-        schema = _trgm_schema(wh) or "public"
-    names = {"term": qualified(CITIZEN_SEARCH_TERM), "posting": qualified(CITIZEN_SEARCH_POSTING),
-             "citizen": qualified(CITIZEN_SEARCH), "trgm": _ident_sql(schema)}
-    have = {r[0] for r in wh.rows("SELECT indexname FROM pg_indexes WHERE schemaname = :s",
-                                  {"s": CITIZEN_SEARCH.schema})}
-    for name, spec in _PG_INDEXES:
-        if name not in have:
-            wh.execute(f"CREATE INDEX {name} ON {spec.format(**names)}")
-    owner = wh.scalar("SELECT pg_get_userbyid(p.proowner) = current_user FROM pg_proc p "
-                      "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'golden' "
-                      "AND p.proname = 'search_citizens'")
-    if owner is None or owner:
-        wh.execute(search_function_sql(schema))
-    for table in (CITIZEN_SEARCH, CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_POSTING):
-        wh.execute(f"ANALYZE {qualified(table)}")
-
-
-def _trgm_schema(wh: Warehouse) -> str | None:
-    return wh.scalar("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-                     "WHERE e.extname = 'pg_trgm'")
 
 
 # ---------------------------------------------------------------------------------------------- search
 def search(wh: Warehouse, text: str, *, scope: Scope, limit: int = 20, offset: int = 0) -> Page:
     """Citizens matching what an agent typed, best first (see the module docstring), within ``scope``.
 
-    ``Page.total`` counts every citizen found; ``truncated`` says more follow this page.
+    ``Page.total`` counts every citizen found (``capped``: at least that many, the query is too
+    vague to count them all); ``truncated`` says more follow this page.
     :class:`QueryError` (French message) for an over-long, empty or out-of-scope query, or a
     limit / offset out of bounds. Writes no access-log row.
     """
@@ -706,15 +824,17 @@ def search(wh: Warehouse, text: str, *, scope: Scope, limit: int = 20, offset: i
     name_fields, criteria = _check_scope(q, scope)
     run = _search_postgres if wh.kind == "postgres" else _search_duckdb
     rows = run(wh, q, name_fields, criteria, allowed, scope.exclude, limit, offset)
+    capped = bool(rows and rows[0]["capped"])
     if rows:
         total = int(rows[0]["total"])
     elif offset:  # the page asked for lies past the last result
         first = run(wh, q, name_fields, criteria, allowed, scope.exclude, 1, 0)
         total = int(first[0]["total"]) if first else 0
+        capped = bool(first and first[0]["capped"])
     else:
         total = 0
     hits = [_hit(r, scope) for r in rows]
-    return Page(hits, total, offset + len(hits) < total)
+    return Page(hits, total, offset + len(hits) < total, capped)
 
 
 def _by_id(wh: Warehouse, text: str, scope: Scope, allowed: int | None, offset: int) -> Page:
@@ -767,117 +887,164 @@ def _allowed_mask(bits: dict[str, int], systems: frozenset[str] | None) -> int |
 def _search_postgres(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, allowed: int | None,
                      exclude: frozenset[str], limit: int, offset: int) -> list[dict]:
     toks = [(i, alt) for i, alts in enumerate(q.words) for alt in alts]
-    swaps = [(i, alt) for i, alts in enumerate(q.swaps) for alt in alts]
+    variants = [(i, v) for i, alts in enumerate(q.words) for v in sorted({v for a in alts for v in word_variants(a)})]
     crits = [(i, f, k, w) for i, alts in enumerate(criteria) for f, k, w in alts]
     return wh.dicts(
-        f"SELECT * FROM {SEARCH_FUNCTION}(:tok, :alt, CAST(:swap_tok AS int[]), CAST(:swap AS text[]), "
-        "CAST(:crit AS int[]), CAST(:field AS text[]), CAST(:key AS text[]), CAST(:weight AS float8[]), "
-        "CAST(:fields AS text[]), CAST(:allowed AS bigint), CAST(:exclude AS text[]), :limit, :offset)",
-        {"tok": [t[0] for t in toks], "alt": [t[1] for t in toks], "swap_tok": [t[0] for t in swaps],
-         "swap": [t[1] for t in swaps], "crit": [c[0] for c in crits],
+        f"SELECT * FROM {SEARCH_FUNCTION}(CAST(:tok AS int[]), CAST(:alt AS text[]), CAST(:var_tok AS int[]), "
+        "CAST(:var AS bigint[]), CAST(:crit AS int[]), CAST(:field AS text[]), CAST(:key AS text[]), "
+        "CAST(:weight AS float8[]), CAST(:fields AS text[]), CAST(:allowed AS bigint), CAST(:exclude AS text[]), "
+        ":limit, :offset)",
+        {"tok": [t[0] for t in toks], "alt": [t[1] for t in toks], "var_tok": [v[0] for v in variants],
+         "var": [v[1] for v in variants], "crit": [c[0] for c in crits],
          "field": [c[1] for c in crits], "key": [c[2] for c in crits], "weight": [float(c[3]) for c in crits],
          "fields": name_fields, "allowed": allowed, "exclude": sorted(exclude), "limit": limit, "offset": offset})
 
 
+def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: list
+                  ) -> dict[int, dict[int, tuple[float, int]]]:
+    """slot -> term_id -> (score, citizens): what each word (slot i) and criterion (slot words + n)
+    may match. Constant lookups on sorted columns only (each reads the row groups its zone maps
+    point at): the words' key ranges, their variants, the criteria's keys."""
+    term, variant = qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_VARIANT)
+    words = len(q.words)
+    found: dict[int, dict[int, tuple[float, int]]] = {}
+
+    def keep(slot: int, term_id: int, s: float, n: int) -> None:
+        old = found.setdefault(slot, {}).get(term_id)
+        if old is None or s > old[0]:
+            found[slot][term_id] = (s, n)
+
+    if q.words:
+        fields_sql, fparams = bind_list("nf", name_fields)
+        params = dict(fparams)
+        ranges = []
+        for i, alts in enumerate(q.words):
+            for j, alt in enumerate(alts):
+                p = f"a{i}_{j}"
+                params |= {f"{p}lo": alt, f"{p}hi": alt + "{"}
+                ranges.append(f"SELECT term_id, key, citizens FROM {term} WHERE key >= :{p}lo AND key < :{p}hi "
+                              f"AND field IN ({fields_sql})")
+        # exact and prefix: ranges of the vocabulary, sorted by key (one scan each: an OR is not pruned)
+        prefixes: dict[int, list[tuple[int, int]]] = {}
+        for term_id, key, citizens in wh.rows(" UNION ALL ".join(ranges), params):
+            for i, alts in enumerate(q.words):
+                if key in alts:
+                    keep(i, term_id, _EXACT, citizens)
+                elif any(key.startswith(a) for a in alts):
+                    prefixes.setdefault(i, []).append((-citizens, term_id))
+        for i, terms in prefixes.items():
+            for minus, term_id in sorted(terms)[:PREFIX_TERMS * len(q.words[i])]:
+                keep(i, term_id, _PREFIX, -minus)
+        # one typo away: the words' variants, by equality
+        of_word = {}
+        for i, alts in enumerate(q.words):
+            for a in alts:
+                for v in word_variants(a):
+                    of_word.setdefault(v, set()).add(i)
+        if of_word:
+            typos: dict[int, dict[int, int]] = {}
+            for v, term_id, citizens in wh.rows(
+                    f"SELECT variant, term_id, citizens FROM {variant} WHERE variant = ANY(:v) "
+                    f"AND field IN ({fields_sql})", {**fparams, "v": sorted(of_word)}):
+                for i in of_word[v]:
+                    typos.setdefault(i, {})[term_id] = citizens
+            for i, terms in typos.items():
+                for term_id, citizens in sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:FUZZY_TERMS]:
+                    keep(i, term_id, _TYPO, citizens)
+    if criteria:
+        wanted = {(f, k): (n, w) for n, alts in enumerate(criteria) for f, k, w in alts}
+        for term_id, fld, key, citizens in wh.rows(
+                f"SELECT term_id, field, key, citizens FROM {term} WHERE key = ANY(:k)",
+                {"k": sorted({k for _, k in wanted})}):
+            if (fld, key) in wanted:
+                n, w = wanted[(fld, key)]
+                keep(words + n, term_id, w, citizens)
+    return found
+
+
 def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, allowed: int | None,
                    exclude: frozenset[str], limit: int, offset: int) -> list[dict]:
-    """The same search as the PostgreSQL function, in three statements of constant lookups (see
-    the module docstring: each scan prunes row groups of a sorted column): the terms, the
-    citizens ranked, the page's rows."""
-    term, posting, trigram, citizen = (qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_POSTING),
-                                       qualified(CITIZEN_SEARCH_TRIGRAM), qualified(CITIZEN_SEARCH))
-    fields_sql, fparams = bind_list("nf", name_fields)
-    params = dict(fparams) if q.words else {}
-    parts = []
-    for i, alts in enumerate(q.words):
-        for j, alt in enumerate(alts):
-            p = f"a{i}_{j}"
-            params |= {f"{p}lo": alt, f"{p}hi": alt + "{", f"{p}i": i}
-            # exact and prefix: one range of the vocabulary, sorted by key
-            parts.append(f"SELECT 'w' AS kind, :{p}i AS n, term_id, key, citizens, 0.0 AS sim FROM {term} "
-                         f"WHERE key >= :{p}lo AND key < :{p}hi AND field IN ({fields_sql})")
-            if len(alt) >= 3:
-                codes = trigrams(alt)
-                codes_sql, cparams = bind_list(f"{p}g", codes)
-                params |= {**cparams, f"{p}nq": len(codes)}
-                parts.append(f"""(SELECT 'f', :{p}i, term_id, NULL, NULL,
-                                   count(*) / (:{p}nq + any_value(trigrams) - count(*)) AS sim
-                              FROM {trigram} WHERE trigram IN ({codes_sql}) AND field IN ({fields_sql})
-                             GROUP BY term_id HAVING sim >= {SIMILARITY} ORDER BY sim DESC, term_id
-                             LIMIT {FUZZY_TERMS})""")
-    for i, alts in enumerate(q.swaps):
-        if alts:
-            swaps_sql, sparams = bind_list(f"s{i}_", alts)
-            params |= {**sparams, f"s{i}i": i}
-            parts.append(f"SELECT 's', :s{i}i, term_id, NULL, NULL, NULL FROM {term} "
-                         f"WHERE key IN ({swaps_sql}) AND field IN ({fields_sql})")
-    for i, alts in enumerate(criteria):
-        for j, (f, k, _) in enumerate(alts):
-            p = f"c{i}_{j}"
-            params |= {f"{p}k": k, f"{p}f": f, f"{p}i": i * 100 + j}
-            parts.append(f"SELECT 'c', :{p}i, term_id, NULL, NULL, NULL FROM {term} "
-                         f"WHERE key = :{p}k AND field = :{p}f")
-    scored: dict[tuple[int, int, int], float] = {}  # (term_id, word or -1, criterion or -1) -> score
-
-    def keep(term_id: int, tok: int, crit: int, s: float) -> None:
-        scored[(term_id, tok, crit)] = max(scored.get((term_id, tok, crit), 0.0), s)
-
-    prefixes: dict[int, list[tuple[int, int]]] = {}
-    alts_of = {i: set(alts) for i, alts in enumerate(q.words)}
-    for kind, n, term_id, key, citizens, sim in wh.rows(" UNION ALL ".join(parts), params):
-        if kind == "w" and key in alts_of[n]:
-            keep(term_id, n, -1, _EXACT)
-        elif kind == "w":
-            prefixes.setdefault(n, []).append((-citizens, term_id))
-        elif kind == "f":
-            keep(term_id, n, -1, _FUZZY * float(sim))
-        elif kind == "s":
-            keep(term_id, n, -1, _SWAPPED_LETTERS)
-        else:
-            keep(term_id, -1, n // 100, criteria[n // 100][n % 100][2])
-    for n, found in prefixes.items():
-        for _, term_id in sorted(found)[:PREFIX_TERMS * len(q.words[n])]:
-            keep(term_id, n, -1, _PREFIX)
-    if not scored:
+    """The same search as the PostgreSQL function, in a few statements of constant lookups (see
+    the module docstring): the terms; the driver's postings (the word, or the criteria, holding the
+    fewest), best terms first and at most MAX_CANDIDATES; the other words' and criteria's postings
+    for those citizens only; the page's rows."""
+    posting, citizen = qualified(CITIZEN_SEARCH_POSTING), qualified(CITIZEN_SEARCH)
+    words, crits = len(q.words), len(criteria)
+    found = _terms_duckdb(wh, q, name_fields, criteria)
+    if any(i not in found for i in range(words)) or (crits and not any(s >= words for s in found)):
         return []
-    values = ", ".join(f"(:t{n}, :w{n}, :c{n}, :s{n})" for n in range(len(scored)))
-    params = {}
-    for n, ((term_id, tok, crit), s) in enumerate(scored.items()):
-        params |= {f"t{n}": term_id, f"w{n}": tok, f"c{n}": crit, f"s{n}": s}
-    ids_sql, id_params = bind_list("id", sorted({k[0] for k in scored}))
-    scope_sql = ""
+
+    def group(slot: int) -> int:
+        return slot if slot < words else -1
+
+    volume: dict[int, int] = {}
+    for slot, terms in found.items():
+        volume[group(slot)] = volume.get(group(slot), 0) + sum(n for _, n in terms.values())
+    driver = min(volume, key=lambda g: (volume[g], g))
+    # the driver's terms, best first, until MAX_CANDIDATES postings are reached
+    ranked = sorted(((s, n, term_id, slot) for slot, terms in found.items() if group(slot) == driver
+                     for term_id, (s, n) in terms.items()), key=lambda r: (-r[0], r[1], r[2]))
+    taken, reach = [], 0
+    for r in ranked:
+        if reach >= MAX_CANDIDATES:
+            break
+        taken.append(r)
+        reach += r[1]
+    scope_sql, scope_params = "", {}
     if allowed is not None:
-        scope_sql = "AND (p.origin_mask & :allowed) <> 0 AND (p.citizen_mask & :allowed) <> 0"
-        params["allowed"] = allowed
-    excluded = _excluded_nos(wh, citizen, exclude)
-    excl_sql, excl_params = bind_list("x", excluded)
-    found = wh.rows(f"""
-        WITH q(term_id, tok, crit, s) AS (VALUES {values}),
-        matched AS (
-            SELECT p.citizen_no, q.tok, q.crit, max(q.s) AS s
-              FROM {posting} p JOIN q ON q.term_id = p.term_id
-             WHERE p.term_id IN ({ids_sql}) {scope_sql}
-             GROUP BY p.citizen_no, q.tok, q.crit),
-        per AS (
-            SELECT citizen_no, count(*) FILTER (WHERE tok >= 0) AS n_tok, count(*) FILTER (WHERE crit >= 0) AS n_crit,
-                   coalesce(sum(s) FILTER (WHERE tok >= 0), 0) AS name_s,
-                   coalesce(sum(s) FILTER (WHERE crit >= 0), 0) AS crit_s
-              FROM matched GROUP BY citizen_no)
-        SELECT citizen_no, n_crit, round(crit_s + name_s / greatest(:ntok, 1), 4) AS score, count(*) OVER () AS total
-          FROM per
-         WHERE n_tok = :ntok AND (n_crit >= 1 OR :ncrit = 0)
-               {f"AND citizen_no NOT IN ({excl_sql})" if excluded else ""}
-         ORDER BY n_crit DESC, score DESC, citizen_no
-         LIMIT :limit OFFSET :offset""",
-        {**params, **id_params, **excl_params, "ntok": len(q.words), "ncrit": len(criteria), "limit": limit,
-         "offset": offset})
-    if not found:
+        scope_sql = " AND (origin_mask & :allowed) <> 0 AND (citizen_mask & :allowed) <> 0"
+        scope_params = {"allowed": allowed}
+    rank = {}
+    for k, (_, _, term_id, _) in enumerate(taken):
+        rank.setdefault(term_id, k)
+    rows = wh.rows(f"SELECT term_id, citizen_no FROM {posting} WHERE term_id = ANY(:d){scope_sql}",
+                   {"d": sorted(rank), **scope_params})
+    rows.sort(key=lambda r: (rank[r[0]], r[1]))
+    capped = len(rows) > MAX_CANDIDATES or len(taken) < len(ranked)
+    rows = rows[:MAX_CANDIDATES]
+    matched: dict[int, dict[int, float]] = {}  # citizen_no -> slot -> best score
+    slots_of: dict[int, list[tuple[int, float]]] = {}
+    for slot, terms in found.items():
+        for term_id, (s, _) in terms.items():
+            slots_of.setdefault(term_id, []).append((slot, s))
+    driver_terms = {r[2] for r in taken}
+    for term_id, no in rows:
+        for slot, s in slots_of[term_id]:
+            if group(slot) == driver and term_id in driver_terms:
+                m = matched.setdefault(no, {})
+                m[slot] = max(m.get(slot, 0.0), s)
+    others = sorted({term_id for slot, terms in found.items() if group(slot) != driver for term_id in terms})
+    if matched and others:
+        # the other words' and criteria's postings (sorted by term: zone maps prune), kept for the
+        # candidates only
+        more = [(term_id, no) for term_id, no in wh.rows(
+            f"SELECT term_id, citizen_no FROM {posting} WHERE term_id = ANY(:o){scope_sql}",
+            {"o": others, **scope_params}) if no in matched]
+        for term_id, no in more:
+            m = matched[no]
+            for slot, s in slots_of[term_id]:
+                if group(slot) != driver:
+                    m[slot] = max(m.get(slot, 0.0), s)
+    excluded = set(_excluded_nos(wh, citizen, exclude))
+    hits = []
+    for no, m in matched.items():
+        n_tok = sum(1 for slot in m if slot < words)
+        n_crit = sum(1 for slot in m if slot >= words)
+        if n_tok < words or (crits and not n_crit) or no in excluded:
+            continue
+        name_s = sum(s for slot, s in m.items() if slot < words)
+        crit_s = sum(s for slot, s in m.items() if slot >= words)
+        hits.append((-n_crit, -round(crit_s + name_s / max(words, 1), 4), no))
+    hits.sort()
+    total = len(hits)
+    page = hits[offset:offset + limit]
+    if not page:
         return []
-    nos_sql, nos_params = bind_list("n", [r[0] for r in found])
     shown = {r["citizen_no"]: r for r in wh.dicts(
         f"SELECT citizen_no, citizen_id, given_names, birth_name, usage_name, birth_year, city, source_systems "
-        f"FROM {citizen} WHERE citizen_no IN ({nos_sql})", nos_params)}
-    return [{**shown[no], "criteria": n_crit, "score": score, "total": total} for no, n_crit, score, total in found]
+        f"FROM {citizen} WHERE citizen_no = ANY(:n)", {"n": [h[2] for h in page]})}
+    return [{**shown[no], "criteria": -n_crit, "score": -score, "total": total, "capped": capped}
+            for n_crit, score, no in page]
 
 
 def _excluded_nos(wh: Warehouse, citizen: str, exclude: frozenset[str]) -> list[int]:
@@ -895,7 +1062,7 @@ def _excluded_nos(wh: Warehouse, citizen: str, exclude: frozenset[str]) -> list[
 def forget(wh: Warehouse, citizen_id: str, delete: Callable[[str, str, str, dict[str, Any]], int] | None = None
            ) -> int:
     """Remove one citizen from the index at once (GDPR erasure), not at the next publication: their
-    row, their postings, and the terms (with their trigrams) no other citizen holds, so none of
+    row, their postings, and the terms (with their variants) no other citizen holds, so none of
     their keys stays in the warehouse. ``delete(schema, table, where, params)`` does the deleting
     (the erasure passes its own, which keeps a proof per table); returns the rows deleted."""
     if not wh.table_exists(CITIZEN_SEARCH.schema, CITIZEN_SEARCH.name):
@@ -922,7 +1089,7 @@ def forget(wh: Warehouse, citizen_id: str, delete: Callable[[str, str, str, dict
         if not orphans:
             continue
         osql, oparams = bind_list("o", orphans)
-        for table in (CITIZEN_SEARCH_TRIGRAM, CITIZEN_SEARCH_TERM):
+        for table in (CITIZEN_SEARCH_VARIANT, CITIZEN_SEARCH_TERM):
             if wh.table_exists(table.schema, table.name):
                 n += delete(table.schema, table.name, f"term_id IN ({osql})", oparams)
     log.info("search index: one citizen removed (%d rows)", n)
