@@ -45,6 +45,7 @@ from desk_search import PG_ADMIN, load, queries, run, synthesize
 
 from schemas.contract import INTERACTION
 from warehouse.engine import Warehouse
+from warehouse.metadata import create_indexes
 
 AGENT = "accueil"
 PURPOSE = "guichet-unique"
@@ -185,7 +186,9 @@ def main() -> None:
             with Warehouse(url) as wh:
                 wh.write(INTERACTION, events, replace=True)
                 build_index(wh)
-            publish(url)  # DuckDB: the snapshot the desk reads
+                if wh.kind == "postgres":  # what migrations 0002 and 0006 create on a migrated warehouse
+                    create_indexes(wh)
+            publish(url)  # DuckDB: the snapshot the desk reads, with the same indexes
             print(f"\n[{engine}] load {load_s + time.perf_counter() - t:.1f} s (records, links, citizens, "
                   "interactions, search index)")
 
