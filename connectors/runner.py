@@ -76,7 +76,7 @@ def run_source(connector: ModuleType, destination: Any, run_id: str, *, pipeline
         source = connector.source(collector, **config)
         appended = _first_loads(pipeline, source, collector)
         pipeline.run(with_keys_not_null(source), loader_file_format=loader_file_format(destination))
-        record_merge(pipeline, appended)
+        record_merge(pipeline, source.schema.name, appended)
         for table, columns in getattr(connector, "STANDING_TABLES", {}).items():
             ensure_raw_table(pipeline, table, columns)
     except Exception as e:
@@ -142,10 +142,11 @@ def empty_tables(pipeline: Any, names: list[str]) -> set[str]:
     return empty
 
 
-def record_merge(pipeline: Any, appended: list[str]) -> None:
+def record_merge(pipeline: Any, schema_name: str, appended: list[str]) -> None:
     """Tables a first load appended to (into an empty raw table) are merged into from then on: say
-    so in dlt's schema now, since a later run that brings a table no row leaves its hints as they were."""
-    schema = pipeline.default_schema
+    so in the source's dlt schema now, since a later run that brings a table no row leaves its hints
+    as they were."""
+    schema = pipeline.schemas[schema_name]
     changed = [name for name in appended if schema.tables.get(name, {}).get("write_disposition") == "append"]
     for name in changed:
         schema.tables[name]["write_disposition"] = "merge"
