@@ -31,6 +31,7 @@ class Ran:
     roles: security.Roles
     failed: list
     owners: set[tuple[str, str]]  # (layer, owner) of every table right after the run
+    settings: object  # the run's hub.settings.Settings (var_dir, marts keys)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,7 @@ def ran(tmp_path_factory) -> Iterator[Ran]:
         with running_sandbox(tmp_path_factory.mktemp("pipeline"), people=120, seed=5,
                              warehouse_url=login_url) as sr:
             failed = run(sr.settings).failed
+            settings = sr.settings
         with Warehouse(url) as wh:
             owners = set(wh.rows(
                 "SELECT DISTINCT CASE WHEN n.nspname LIKE 'raw\\_%' THEN 'raw' ELSE n.nspname END, "
@@ -66,7 +68,7 @@ def ran(tmp_path_factory) -> Iterator[Ran]:
                 "OR n.nspname LIKE 'raw\\_%')"))
             # the raw tables the first load made get their row security, as after any new source
             security.apply(wh, REGISTER, roles)
-        yield Ran(url, login_url, login, roles, failed, owners)
+        yield Ran(url, login_url, login, roles, failed, owners, settings)
     finally:
         with _pg_connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -115,3 +117,22 @@ def test_the_pipeline_login_is_held_by_row_security(ran):
 def test_the_pipeline_login_cannot_read_the_log_nor_change_the_schema(ran, sql):
     with Warehouse(ran.login_url) as wh, pytest.raises(psycopg.errors.InsufficientPrivilege):
         wh.execute(sql)
+
+
+def test_an_erasure_runs_as_the_pipeline_login(ran):
+    """Erasure (the DPO's decision, carried out on every layer) works under the same login."""
+    from warehouse.gdpr_erase import erase
+    from warehouse.marts import keys_from_settings
+
+    with Warehouse(ran.url) as wh:
+        citizen = wh.scalar("SELECT citizen_id FROM golden.citizen ORDER BY 1 LIMIT 1")
+        keys = [r[0] for r in wh.rows("SELECT record_key FROM golden.citizen_link WHERE citizen_id = :c",
+                                      {"c": citizen})]
+    s = ran.settings
+    erase(ran.login_url, citizen, reason="test", decided_by="dpo-test", var_dir=s.var_dir,
+          pipelines_dir=s.pipelines_dir, marts_keys=keys_from_settings(s.marts, s.var_dir))
+    with Warehouse(ran.url) as wh:
+        left = {t: wh.scalar(f"SELECT count(*) FROM {t} WHERE {col} = ANY(:v)", {"v": v}) for t, col, v in (
+            ("golden.citizen", "citizen_id", [citizen]), ("golden.citizen_link", "citizen_id", [citizen]),
+            ("core.person_record", "record_key", keys))}
+    assert keys and left == dict.fromkeys(left, 0)
