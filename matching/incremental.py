@@ -123,6 +123,7 @@ def resolve_incremental(
 
         db_api = resources.splink_api(con)
         lk = Linker(db_api.register(mi, dataset_display_name="person_records"), scoring, log_level=None)
+        mdl.register_term_frequencies(lk, db_api, mi, model_json)
         for col in _tf_columns(model_json):
             # counted on every live record, as predict() counts them in a batch run
             lk.table_management.compute_tf_table(col)

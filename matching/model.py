@@ -94,7 +94,8 @@ MODEL_COLUMNS = (
     "street_key",
     "street_skeleton",
 )
-# ... and carries besides (model_input): the town, the rare-name blocking key and the prénoms as a list.
+# ... and carries besides (model_input): the town, the rare-name blocking key, the prénoms as a list
+# and the full name (prénom|name, whose term frequency full_name_frequencies measures).
 
 
 def comparison_creators(*, households: bool = True) -> list[Any]:
@@ -177,6 +178,10 @@ def comparison_creators(*, households: bool = True) -> list[Any]:
         comparison_description="birth and usage names, compared both ways",
         comparison_levels=[
             null("surnames_std"),
+            # the same name and the same prénom: weighed by how often this prénom goes with this
+            # name in these records (full_name_frequencies), not as if prénom and name were drawn
+            # independently, which overstates a combination's rarity where names run in communities
+            level(exact("full_name_std", tf=True), "exact, same prénom"),
             level(exact("surname_std", tf=True), "exact"),
             level(cll.ArrayIntersectLevel("surnames_std", 1), "birth / usage name shared"),
             level(cll.JaroWinklerLevel("surname_std", 0.92), "jw >= 0.92"),
@@ -614,7 +619,9 @@ def model_input(standardised: pa.Table) -> pa.Table:
 
     Adds ``rare_name_key`` (prénom|name when at most :data:`RARE_NAME_MAX` records carry that
     combination, else null): a blocking key that compares every record of an uncommon name
-    while common names are blocked with a postcode or a birth year; ``city_std`` (the town,
+    while common names are blocked with a postcode or a birth year; ``full_name_std`` (prénom|name,
+    the surname comparison's "exact, same prénom" level) and its term frequency in these records
+    (``full_name_tf``, :func:`full_name_frequencies`: measured once, for training and scoring); ``city_std`` (the town,
     upper, without accents or punctuation) when the standardised table has no such column; and
     ``given_names_list`` (``given_names_std`` split at its spaces: the prénoms, as a list Splink's
     array levels compare on any backend). A table that already is a model input (it has
@@ -629,6 +636,8 @@ def model_input(standardised: pa.Table) -> pa.Table:
     rare = pc.filter(counts.field("values"), pc.less_equal(counts.field("counts"), RARE_NAME_MAX))
     key = pc.if_else(pc.is_in(names, value_set=rare), names, pa.scalar(None, pa.string()))
     table = table.append_column("rare_name_key", key)
+    table = table.append_column("full_name_std", names)
+    table = _with_full_name_tf(table)
     table = table.append_column("given_names_list", pc.split_pattern(table["given_names_std"], " "))
     table = table.append_column("city_std", _city_key(standardised))
     role = standardised["role"] if "role" in standardised.column_names else pa.nulls(table.num_rows, pa.string())
@@ -771,6 +780,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
                 log.warning("matching: training rule %d failed (%s); trying another", i, type(e).__name__)
     model.pop("linker_uid", None)
     _floor_probabilities(model)
+    _tie_full_name_level(model)
     _round_probabilities(model)
     log.info("trained the matching model on %d records (version %s; comparisons %s; EM rules %d)",
              mi.num_rows, model_version(model), ", ".join(prof.comparisons_used()), len(plan.em_rules))
@@ -792,12 +802,106 @@ def _fallback_prior(n: int) -> float:
 
 
 def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any]) -> Any:
-    """A Splink linker over ``table`` (standardised records) in connection ``con``."""
+    """A Splink linker over ``table`` (standardised records) in connection ``con``, with the
+    full-name term frequencies of these records registered (:func:`register_term_frequencies`)."""
     from splink import Linker
 
     db_api = resources.splink_api(con)
-    sdf = db_api.register(model_input(table), dataset_display_name="person_records")
-    return Linker(sdf, copy.deepcopy(model), log_level=None)
+    mi = model_input(table)
+    sdf = db_api.register(mi, dataset_display_name="person_records")
+    lk = Linker(sdf, copy.deepcopy(model), log_level=None)
+    register_term_frequencies(lk, db_api, mi, model)
+    return lk
+
+
+# How many co-occurrences (records of a prénom beside records of a name) the lift of a full name
+# is taken as when the records show none: a prénom seen a handful of times beside a few names
+# (a keying variant sharing its surname with the right spelling) is not a community.
+FULL_NAME_PSEUDO_COUNT = 2.0
+FULL_NAME = "full_name_std"
+
+
+def full_name_frequencies(model_in: pa.Table) -> pa.Table:
+    """The term frequency of each full name (prénom|name) of ``model_in``, for the surname
+    comparison's "exact, same prénom" level: ``full_name_std``, ``tf_full_name_std``.
+
+    Splink adds a prénom's and a name's term-frequency weights, as if prénoms were given
+    independently of names. Where names run in communities (a region's Turkish, Congolese,
+    Portuguese families), a prénom of the community is far more common among the community's
+    names than overall, and two namesakes look rarer than they are. The frequency of the
+    combination cannot be read from its own records (two records of one name are as often one
+    person as two), so it is measured on the *other* names: for a name ``s`` and a prénom ``f``,
+    the other prénoms ``f'`` that ``s`` carries, and how often ``f`` is the prénom of a record
+    sharing its name with an ``f'`` record, elsewhere than ``s`` — against how often it would be
+    if prénoms and names were independent (``f``'s share of the records other than ``f'``'s). That ratio (the lift,
+    averaged over ``s``'s other records, shrunk towards 1 by :data:`FULL_NAME_PSEUDO_COUNT`
+    co-occurrences) multiplies the name's own frequency (its share of the records with a name,
+    as Splink counts ``surname_std``), never divides it: where prénoms and names are independent,
+    the weight of a full name stays the sum of its two parts'.
+    """
+    con = resources.connect()
+    try:
+        con.register("mi_fn", model_in.select(["first_name_std", "surname_std"]))
+        return con.sql(
+            f"""
+            WITH cnt AS (
+                SELECT first_name_std AS f, surname_std AS s, count(*) AS n FROM mi_fn
+                WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL GROUP BY 1, 2),
+            ns AS (SELECT s, sum(n) AS ns FROM cnt GROUP BY 1),
+            nf AS (SELECT f, sum(n) AS nf FROM cnt GROUP BY 1),
+            total AS (SELECT sum(n) AS total FROM cnt),
+            ps AS (SELECT surname_std AS s, count(*) / sum(count(*)) OVER () AS ps FROM mi_fn
+                   WHERE surname_std IS NOT NULL GROUP BY 1),
+            -- per prénom f': its records' name-mates (another record of the same name) ...
+            mates AS (SELECT c.f, sum(c.n * (ns.ns - 1)) AS m FROM cnt c JOIN ns USING (s) GROUP BY 1),
+            -- ... and those whose prénom is f
+            hits AS (SELECT a.f AS f1, b.f AS f, sum(a.n * b.n) AS h
+                     FROM cnt a JOIN cnt b USING (s) WHERE a.f <> b.f GROUP BY 1, 2),
+            -- for each full name (f, s): the other prénoms f' of s, their co-occurrences without s
+            -- (a mate is another record than the f' one: f's share among them is nf(f) / (N - nf(f')))
+            t AS (SELECT c.f, c.s, o.n AS n1,
+                         coalesce(h.h, 0) - o.n * c.n AS h_ex,
+                         (m.m - o.n * (ns.ns - 1)) * nf.nf / (total.total - nf1.nf) AS e_ex
+                  FROM cnt c JOIN cnt o ON o.s = c.s AND o.f <> c.f JOIN ns ON ns.s = c.s
+                  JOIN mates m ON m.f = o.f LEFT JOIN hits h ON h.f1 = o.f AND h.f = c.f
+                  JOIN nf ON nf.f = c.f JOIN nf nf1 ON nf1.f = o.f CROSS JOIN total),
+            lift AS (SELECT f, s, sum(n1 * (h_ex + {FULL_NAME_PSEUDO_COUNT}) / (e_ex + {FULL_NAME_PSEUDO_COUNT}))
+                                  / sum(n1) AS lift
+                     FROM t GROUP BY 1, 2)
+            SELECT cnt.f || '|' || cnt.s AS {FULL_NAME},
+                   ps.ps * greatest(coalesce(lift.lift, 1.0), 1.0) AS tf_{FULL_NAME}
+            FROM cnt JOIN ps USING (s) LEFT JOIN lift USING (f, s)
+            """
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _with_full_name_tf(table: pa.Table) -> pa.Table:
+    """``table`` (a model input) with ``full_name_tf``: its full name's term frequency."""
+    tf = full_name_frequencies(table)
+    at = pc.index_in(table[FULL_NAME], value_set=tf[FULL_NAME])  # row order kept
+    return table.append_column("full_name_tf", pc.take(tf[f"tf_{FULL_NAME}"], at))
+
+
+def register_term_frequencies(lk: Any, db_api: Any, model_in: pa.Table, model: dict[str, Any]) -> None:
+    """Register the full-name term frequencies of ``model_in`` (its ``full_name_tf``, see
+    :func:`full_name_frequencies`) in linker ``lk`` (any backend's ``db_api``) when ``model``
+    adjusts a level on them; Splink counts the other term frequencies itself."""
+    if FULL_NAME not in {lv.get("tf_adjustment_column") for c in model["comparisons"]
+                         for lv in c["comparison_levels"]}:
+        return
+    import uuid
+
+    con = resources.connect()
+    try:
+        con.register("mi_tf", model_in.select([FULL_NAME, "full_name_tf"]))
+        lookup = con.sql(f"""SELECT {FULL_NAME}, any_value(full_name_tf) AS tf_{FULL_NAME} FROM mi_tf
+                             WHERE {FULL_NAME} IS NOT NULL GROUP BY 1""").to_arrow_table()
+    finally:
+        con.close()
+    table = db_api.register(lookup, dataset_display_name=f"__hub_tf_{FULL_NAME}_{uuid.uuid4().hex[:8]}")
+    lk.table_management.register_term_frequency_lookup(table, FULL_NAME)
 
 
 def _floor_probabilities(model: dict[str, Any]) -> None:
@@ -822,6 +926,30 @@ def _floor_probabilities(model: dict[str, Any]) -> None:
             if total > 0 and budget > 0:
                 for lv in free:
                     lv[key] = lv[key] * budget / total
+
+
+def _tie_full_name_level(model: dict[str, Any]) -> None:
+    """Give the surname's "exact, same prénom" and "exact" levels the m and u of the name being the
+    same, whatever the prénom, in place.
+
+    The two levels are one agreement (the same name), told apart only to weigh it on another term
+    frequency (:func:`full_name_frequencies`). Trained apart, the "exact" level's m would be the
+    share of true matches whose names agree *and prénoms differ*, and a prénom written another way
+    would count twice: once in the first-name comparison, once as a name agreement worth less.
+    (Their m no longer sum to 1 with the other levels'; a match weight reads each level's own.)
+    """
+    for comparison in model["comparisons"]:
+        if comparison["output_column_name"] != "surname":
+            continue
+        levels = {lv.get("label_for_charts"): lv for lv in comparison["comparison_levels"]}
+        pair = [levels.get("exact, same prénom"), levels.get("exact")]
+        if None in pair:
+            return
+        for key in ("m_probability", "u_probability"):
+            if all(isinstance(lv.get(key), float) for lv in pair):
+                total = pair[0][key] + pair[1][key]
+                for lv in pair:
+                    lv[key] = total
 
 
 SIGNIFICANT_DIGITS = 10
@@ -850,7 +978,7 @@ def model_version(model_json: dict[str, Any]) -> str:
     input outside the JSON (:data:`RARE_NAME_MAX`, which decides the ``rare_name_key`` its blocking
     rules read): changing either is a different model."""
     body = {k: v for k, v in model_json.items() if k != "linker_uid"}
-    body["hub_model_input"] = {"rare_name_max": RARE_NAME_MAX}
+    body["hub_model_input"] = {"rare_name_max": RARE_NAME_MAX, "full_name_pseudo_count": FULL_NAME_PSEUDO_COUNT}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     return f"m-{digest[:12]}"
 

@@ -94,8 +94,10 @@ def score_on_spark(spark: SparkSession, standardised: pa.Table, model_json: dict
     db_api = SparkAPI(spark_session=spark)
     # a name of its own per call: Splink refuses to register over a table the session holds
     name = f"{DATASET_NAME}_{uuid.uuid4().hex[:8]}"
-    records = db_api.register(mdl.model_input(standardised), dataset_display_name=name)
+    model_in = mdl.model_input(standardised)
+    records = db_api.register(model_in, dataset_display_name=name)
     linker = Linker(records, spark_settings(scoring_model(model_json)), log_level=None)
+    mdl.register_term_frequencies(linker, db_api, model_in, model_json)
     predictions = linker.inference.predict().as_spark_dataframe()
     keep = [c for c in predictions.columns
             if c in ("record_key_l", "record_key_r", "match_probability", "match_weight")
