@@ -323,10 +323,10 @@ def bench_http(root: Path, people: int, latency_ms: float, ms_per_1000: float) -
                                      client_id=sim.client_id, client_secret=sim.client_secret))
     run("servicenow", raw_servicenow,
         lambda sim, d, p: run_source(servicenow, d, "bench", pipelines_dir=p, instance_url=sim.url,
-                                          username=sim.username, password=sim.password))
+                                     username=sim.username, password=sim.password))
     run("demarches", lambda sim, each: raw_demarches(sim, sim.token, each),
         lambda sim, d, p: run_source(demarches, d, "bench", pipelines_dir=p, base_url=sim.url, token=sim.token,
-                                         demarches=sim.demarche_numbers))
+                                     demarches=sim.demarche_numbers))
     return out
 
 

@@ -193,7 +193,7 @@ def _associations(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Ite
         return Change("dirigeants", "id", int(first["2"]), "nom", "Autre")
 
     yield Source("associations", lambda d, p: run_source(SYSTEMS["associations"], d, "contract", pipelines_dir=p,
-                                                                          drop_dir=sb.associations_dir),
+                                                         drop_dir=sb.associations_dir),
                  change, None, new_field)
 
 
@@ -217,7 +217,7 @@ def _salesforce(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Itera
 
         def load(d: Any, p: Path) -> ExtractResult:
             return run_source(SYSTEMS["salesforce"], d, "contract", pipelines_dir=p, login_url=org.url,
-                                              client_id=org.client_id, client_secret=org.client_secret, **FAST)
+                              client_id=org.client_id, client_secret=org.client_secret, **FAST)
 
         # the access tokens the org handed out are secrets too
         yield Source("salesforce", load, change, delete, new_field,
@@ -246,7 +246,7 @@ def _servicenow(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Itera
 
         def load(d: Any, p: Path) -> ExtractResult:
             return run_source(SYSTEMS["servicenow"], d, "contract", pipelines_dir=p, instance_url=desk.url,
-                                              username=desk.username, password=desk.password, **FAST)
+                              username=desk.username, password=desk.password, **FAST)
 
         yield Source("servicenow", load, change, delete, new_field, lambda: [desk.password])
 
@@ -332,7 +332,7 @@ def _files(sb: Sandbox, tmp: Path, request: pytest.FixtureRequest) -> Iterator[S
         return Change("usagers", "id", "U0002", "nom", "Autre")
 
     yield Source("depot", lambda d, p: run_source(files, d, "contract", pipelines_dir=p, mapping=mapping,
-                                                      drop_dir=drop),
+                                                  drop_dir=drop),
                  change, None, new_field)
 
 

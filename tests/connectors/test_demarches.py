@@ -285,7 +285,7 @@ def test_unreachable_api(duck, tmp_path):
         port = s.getsockname()[1]  # a port nobody listens on once closed
     with pytest.raises(SourceError) as err:
         run_source(demarches, duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
-                       token=TOKEN, demarches=[CRECHE], **FAST)
+                   token=TOKEN, demarches=[CRECHE], **FAST)
     assert "cannot reach the Démarches simplifiées API" in str(err.value) and str(port) in err.value.locator
 
 
@@ -312,7 +312,7 @@ def test_sandbox_silo_loads_every_dossier(population_dossiers, duck, tmp_path):
     folder, data = population_dossiers
     with DemarchesServer(folder, token=TOKEN) as server:
         result = run_source(demarches, duck.dlt_destination(), "run", pipelines_dir=tmp_path / "p", base_url=server.url,
-                                token=TOKEN, demarches=server.demarche_numbers, **FAST)
+                            token=TOKEN, demarches=server.demarche_numbers, **FAST)
     assert _loaded(result) == {k: v for k, v in data.counts.items()}
     keys = {r[0] for r in duck.rows("SELECT 'demarches:dossier/' || CAST(number AS VARCHAR) FROM "
                                     "raw_demarches.dossiers")}

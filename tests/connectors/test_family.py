@@ -17,7 +17,7 @@ FAST = {"backoff_factor": 0.01, "max_retry_delay": 0.1, "max_attempts": 3, "time
 
 def _load(portal, destination, pdir: Path, run_id: str = "run", token: str | None = None, **kw):
     return run_source(family, destination, run_id, pipelines_dir=pdir, base_url=portal.base_url,
-                       token=token or portal.token, per_page=3, **{**FAST, **kw})
+                      token=token or portal.token, per_page=3, **{**FAST, **kw})
 
 
 def test_pages_incremental_and_update(portal, warehouse, destination, tmp_path: Path):
@@ -67,7 +67,7 @@ def test_unreachable_portal(portal, warehouse, destination, tmp_path):
         port = s.getsockname()[1]  # a port nobody listens on once closed
     with pytest.raises(SourceError) as err:
         run_source(family, destination, "run", pipelines_dir=tmp_path / "p", base_url=f"http://127.0.0.1:{port}",
-                    token="t", **FAST)
+                   token="t", **FAST)
     assert "cannot reach the family portal" in str(err.value) and str(port) in err.value.locator
     assert warehouse.scalar("SELECT count(*) FROM raw_family.responsables") == 4
 

@@ -23,7 +23,7 @@ def test_family_records_without_updated_at_load_and_pass_the_gate(portal, wareho
     del data["enfants"][1]["updated_at"]  # absent, not only null
     portal.collections = data
     result = run_source(family, destination, "r1", pipelines_dir=tmp_path / "p", base_url=portal.base_url,
-                         token=portal.token, per_page=2, **FAST)
+                        token=portal.token, per_page=2, **FAST)
     for c in result.counts:
         assert (c.rows_loaded, c.rows_quarantined) == (c.rows_read, 0), c
         assert c.rows_read == len(data[c.entity]), c

@@ -198,7 +198,7 @@ def test_http_source_rows_carrying_any_form_are_quarantined(portal, duck: Wareho
     resp[-1]["email"] = f"{ISSUE_FORMS[1]}@free.fr"
     portal.collections = data
     result = run_source(family, duck.dlt_destination(), "run-1", pipelines_dir=tmp_path / "p",
-                         base_url=portal.base_url, token=portal.token)
+                        base_url=portal.base_url, token=portal.token)
     assert len(resp) == 8  # six with a number in the given names, the last one in the e-mail
     assert result.count("responsables").rows_quarantined == len(ISSUE_FORMS) + 1
     assert {r["reason_code"] for r in result.quarantine.to_pylist()} == {"national_id"}

@@ -152,7 +152,7 @@ def test_unreachable_org(duck, tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(SourceError) as err:
         run_source(salesforce, duck, "run", pipelines_dir=tmp_path / "p", login_url=f"http://127.0.0.1:{port}",
-                        client_id="c", client_secret="s", **FAST)
+                   client_id="c", client_secret="s", **FAST)
     assert "cannot reach the Salesforce org" in str(err.value) and str(port) in err.value.locator
 
 

@@ -17,22 +17,22 @@ def test_sandbox_through_connectors_and_staging(warehouse, destination, tmp_path
     results = {}
     with sb.family_portal() as portal:
         results["family"] = run_source(SYSTEMS["family"], destination, "sb", pipelines_dir=pdir, base_url=portal.url,
-                                                   token=DEFAULT_TOKEN)
+                                       token=DEFAULT_TOKEN)
     results["finance"] = run_source(SYSTEMS["finance"], destination, "sb", pipelines_dir=pdir,
                                     source_url=sb.finance_url)
     results["associations"] = run_source(SYSTEMS["associations"], destination, "sb", pipelines_dir=pdir,
-                                                           drop_dir=sb.associations_dir)
+                                         drop_dir=sb.associations_dir)
     with sb.salesforce() as org:
         results["salesforce"] = run_source(SYSTEMS["salesforce"], destination, "sb", pipelines_dir=pdir,
                                            login_url=org.url, client_id=org.client_id,
                                            client_secret=org.client_secret)
     with sb.servicenow() as desk:
         results["servicenow"] = run_source(SYSTEMS["servicenow"], destination, "sb", pipelines_dir=pdir,
-                                                           instance_url=desk.url, username=desk.username,
-                                                           password=desk.password)
+                                           instance_url=desk.url, username=desk.username,
+                                           password=desk.password)
     with sb.demarches() as ds:
         results["demarches"] = run_source(SYSTEMS["demarches"], destination, "sb", pipelines_dir=pdir, base_url=ds.url,
-                                                         token=DEMARCHES_TOKEN, demarches=ds.demarche_numbers)
+                                          token=DEMARCHES_TOKEN, demarches=ds.demarche_numbers)
     for r in results.values():
         for c in r.counts:
             assert c.rows_read == c.rows_loaded + c.rows_quarantined

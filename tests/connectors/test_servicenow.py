@@ -142,5 +142,5 @@ def test_unreachable_instance(duck, tmp_path):
         port = s.getsockname()[1]
     with pytest.raises(SourceError) as err:
         run_source(servicenow, duck, "run", pipelines_dir=tmp_path / "p", instance_url=f"http://127.0.0.1:{port}",
-                        username="u", password="p", **FAST)
+                   username="u", password="p", **FAST)
     assert "cannot reach the ServiceNow instance" in str(err.value) and str(port) in err.value.locator

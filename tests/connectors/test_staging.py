@@ -36,10 +36,10 @@ def loaded(warehouse, destination, portal, tmp_path: Path):
     with sb.servicenow() as desk:
         desk.delete("sys_user", desk.records("sys_user")[0]["sys_id"])
         run_source(servicenow, destination, "r", pipelines_dir=tmp_path / "p", instance_url=desk.url,
-                        username=desk.username, password=desk.password)
+                   username=desk.username, password=desk.password)
     with sb.demarches() as ds:
         run_source(demarches, destination, "r", pipelines_dir=tmp_path / "p", base_url=ds.url, token=DEMARCHES_TOKEN,
-                       demarches=ds.demarche_numbers)
+                   demarches=ds.demarche_numbers)
     return warehouse
 
 

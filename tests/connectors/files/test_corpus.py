@@ -33,7 +33,7 @@ def _run(case: dict[str, Any], wh: Warehouse, tmp_path: Path, page_server) -> Ex
     if case.get("family") == "json":
         page_server.body = (CASES / case["file"]).read_bytes()
         return run_source(family, wh.dlt_destination(), "corpus", pipelines_dir=tmp_path / "p",
-                           base_url=page_server.base_url, token="t")
+                          base_url=page_server.base_url, token="t")
     drop = tmp_path / "drop"
     drop.mkdir()
     shutil.copy(CASES / case["file"], drop / ("usagers" + Path(case["file"]).suffix))
