@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -234,9 +235,11 @@ def compute_release(
     (:func:`matching.incremental.resolve_incremental`) with ``model_json`` (never retrained);
     every other citizen is carried over. With no previous publication or no model, a batch run is
     made. ``spark``: a Spark session (:func:`matching.spark.spark_session`) scoring a batch run's
-    pairs (the model trained on DuckDB when not given). ``locales`` / ``default_locale``: each
-    source's standardisation rules (see :func:`matching.standardise.standardise`). ``train_sample``:
-    a model trained here reads at most that many records (None: all; :func:`matching.model.training_sample`).
+    pairs (the model trained on DuckDB when not given) and running the golden build — citizen ids,
+    survivorship, foyers — as Spark SQL (the same SQL, :mod:`matching.sqlengine`). ``locales`` /
+    ``default_locale``: each source's standardisation rules (see
+    :func:`matching.standardise.standardise`). ``train_sample``: a model trained here reads at most
+    that many records (None: all; :func:`matching.model.training_sample`).
     """
     if now.tzinfo is None:
         raise ValueError("a release needs a timezone-aware `now`")
@@ -259,7 +262,9 @@ def compute_release(
     else:
         res = _batch(inputs.records, model_json, must, cannot, where, spark, train_sample)
         t0 = time.perf_counter()
-        links = _stamped(assign_citizen_ids(res.links, previous, retired=inputs.retired), res.model_version,
+        with _engine(spark) as eng:
+            ids = assign_citizen_ids(res.links, previous, retired=inputs.retired, engine=eng)
+        links = _stamped(ids, res.model_version,
                          run_id)
         queue = review_candidates(res.pairs, links, decided, band)
         model = res.model_json
@@ -288,12 +293,15 @@ def compute_release(
     if status == "confirmed":
         log.warning("run %s: abnormal release confirmed by %s (%s)", run_id, confirmer, verdict)
     t0 = time.perf_counter()
-    golden = survive(inputs.records, links, now=now, standardised=res.standardised,
-                     rectifications=inputs.rectifications)
+    with _engine(spark) as eng:
+        golden = survive(inputs.records, links, now=now, standardised=res.standardised, engine=eng,
+                         rectifications=inputs.rectifications)
     timings["survivorship"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    households, members = build_households(inputs.memberships, links, golden.citizens, now=now, keys=golden.keys,
-                                           previous=inputs.previous_households)
+    with _engine(spark) as eng:
+        households, members = build_households(inputs.memberships, links, golden.citizens, now=now,
+                                               keys=golden.keys, previous=inputs.previous_households,
+                                               engine=eng)
     timings["foyers"] = time.perf_counter() - t0
     run["citizens"] = golden.num_rows
     log.info("run %s: %d records resolved, %d pairs scored, %d decisions in force, %d pairs queued for review; "
@@ -314,6 +322,22 @@ def compute_release(
 _FIELDS = {CITIZEN_LINK: "links", CITIZEN: "citizens", CITIZEN_ATTRIBUTE: "attributes", DISCREPANCY: "discrepancies",
            HOUSEHOLD: "households", HOUSEHOLD_MEMBER: "members", REVIEW_QUEUE: "review_queue",
            CITIZEN_ALIAS: "aliases"}
+
+
+@contextmanager
+def _engine(spark: Any) -> Iterator[Any]:
+    """Where a golden-build step's SQL runs: a Spark SQL engine of its own on ``spark`` (closed
+    after the step), else None (each step's own DuckDB connection)."""
+    if spark is None:
+        yield None
+        return
+    from matching.spark import SparkEngine  # pyspark is an optional extra
+
+    engine = SparkEngine(spark)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def _batch(records: pa.Table, model_json: dict[str, Any] | None, must: list[tuple[str, str]],

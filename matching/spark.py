@@ -44,6 +44,7 @@ from matching.resolve import (
     scoring_model,
     store_scored,
 )
+from matching.sqlengine import to_spark
 
 # Splink names the Spark table after the dataset: it must not be a Spark SQL keyword.
 DATASET_NAME = "person_records"
@@ -64,6 +65,9 @@ def spark_session(work_dir: str | Path, *, master: str | None = None, cores: int
         # Spark's default of 200 shuffle partitions makes every small job pay for 200 tasks
         .config("spark.sql.shuffle.partitions", str(cores))
         .config("spark.default.parallelism", str(cores))
+        # the golden build's plans (survivorship's ranking CASEs over every attribute) outgrow the
+        # driver's default 1 GB while Spark analyses them (local mode: the driver does the work too)
+        .config("spark.driver.memory", "3g")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -155,3 +159,46 @@ def resolve_on_spark(
                          cannot_links=cannot_links, pairs_scored=pairs_scored, timings=timings)
     finally:
         con.close()
+
+
+class SparkEngine:
+    """:class:`matching.sqlengine.Engine` on Spark SQL: the golden build's DuckDB SQL written for
+    Spark by :func:`matching.sqlengine.to_spark`.
+
+    Runs in a session of its own (``spark.newSession()``: same cluster, temporary views of its
+    own, UTC), so two builds never see each other's tables. A created table is materialised
+    (``localCheckpoint``): each step is computed once, as a DuckDB temporary table is, and the
+    next step's plan starts from its rows, not from the whole chain of queries before it.
+    """
+
+    dialect = "spark"
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark.newSession()
+        self.spark.conf.set("spark.sql.session.timeZone", "UTC")
+        # a checkpoint of a union with a window fails while carrying the plan's constraints over
+        # (Spark 4.3: "key not found" in LogicalRDD.rewriteStatsAndConstraints); none is needed
+        self.spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
+        self._frames: list[DataFrame] = []
+
+    def register(self, name: str, table: pa.Table) -> None:
+        frame = self.spark.createDataFrame(table)
+        frame.createOrReplaceTempView(name)
+
+    def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> None:
+        frame = self.spark.sql(to_spark(sql, params)).localCheckpoint(eager=True)
+        self._frames.append(frame)
+        frame.createOrReplaceTempView(name)
+
+    def arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self.spark.sql(to_spark(sql, params)).toArrow()
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.spark.sql(to_spark(sql, params)).collect()]
+
+    def close(self) -> None:
+        for name in [t.name for t in self.spark.catalog.listTables() if t.isTemporary]:
+            self.spark.catalog.dropTempView(name)
+        for frame in self._frames:
+            frame.unpersist()
+        self._frames.clear()

@@ -126,9 +126,12 @@ def to_spark(sql: str, params: dict[str, Any] | None = None) -> str:
     """
     params = params or {}
 
-    def fix(node: exp.Expression) -> exp.Expression:
+    def wide(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.INT128, exp.DataType.Type.UINT128):
             return _WIDE.copy()
+        return node
+
+    def fix(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.BitwiseLeftShift):
             return exp.Mul(this=exp.cast(node.this, _WIDE), expression=_power_of_two(node.expression))
         if isinstance(node, exp.BitwiseRightShift):
@@ -149,5 +152,6 @@ def to_spark(sql: str, params: dict[str, Any] | None = None) -> str:
             return _literal(params[name])
         return node
 
-    tree = sqlglot.parse_one(sql, read="duckdb").transform(fix)
+    # a rewritten node's children are not visited again: types first, then the rest
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(wide).transform(fix)
     return tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)

@@ -420,9 +420,9 @@ def _discrepancies(eng: Engine, rules: dict[str, dict[str, Any]]) -> pa.Table:
     worklist = [_CODE[a] for a, r in rules.items() if r.get("worklist")] or [-1]
     # Only a contested citizen (two values of an attribute) has records differing from the golden
     # value: their candidates are rebuilt (keys only), the few differing ones get their value.
-    contested = "(SELECT * FROM rec WHERE cid IN (SELECT cid FROM contest))"
+    eng.create("rec_contested", "SELECT * FROM rec WHERE cid IN (SELECT cid FROM contest)")
     out = eng.arrow(f"""
-WITH cand AS ({_candidates_sql(rules, contested, "cid, rid")}),
+WITH cand AS ({_candidates_sql(rules, "rec_contested", "cid, rid")}),
 golden AS (  -- the winner's own candidate row: its comparison key
     SELECT w.cid, w.a, c.k AS golden_k FROM winners w
     JOIN cand c ON c.cid = w.cid AND c.a = w.a AND c.rid = w.rid AND c.fallback = w.fallback
