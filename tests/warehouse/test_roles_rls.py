@@ -511,6 +511,9 @@ def test_the_desk_api_reads_as_the_desk_login_under_the_agent_s_context(built, d
         owner = desk_apps.get("owner", "finances", f"/api/v1/citizens/{citizen}", purpose="finance-facturation")
         found = desk_apps.get("logins", "finances", "/api/v1/citizens", q=name, purpose="finance-facturation")
         owner_found = desk_apps.get("owner", "finances", "/api/v1/citizens", q=name, purpose="finance-facturation")
+        # the pages read through the same dependency
+        html_cut = desk_apps.get("logins", "finances", f"/usager/{citizen}", motif="finance-facturation")
+        html_owner = desk_apps.get("owner", "finances", f"/usager/{citizen}", motif="finance-facturation")
     finally:
         with Warehouse(built.url) as wh:
             security.sync_access_grants(wh, REGISTER)
@@ -518,6 +521,7 @@ def test_the_desk_api_reads_as_the_desk_login_under_the_agent_s_context(built, d
     assert owner.status_code == 200 and {r["source_system"] for r in owner.json()["records"]} == {"finance"}
     assert found.status_code == 200 and found.json()["hits"] == [], found.text
     assert citizen in {h["citizen_id"] for h in owner_found.json()["hits"]}
+    assert html_cut.status_code == 404 and html_owner.status_code == 200, (html_cut.status_code, html_owner.status_code)
 
 
 def test_the_dpo_reads_the_access_log_through_the_dpo_login(built, desk_apps):
