@@ -128,12 +128,13 @@ def status_command(n_runs: int, as_json: bool, config: Path | None) -> None:
     if as_json:
         click.echo(json.dumps(st, ensure_ascii=False, indent=2, default=str))
     else:
-        t = Table("run", "status", "started (UTC)", "took", "failed sources", "why", title="Last runs", box=None)
+        t = Table("run", "status", "started (UTC)", "took", "by", "failed sources", "why", title="Last runs",
+                  box=None)
         for r in st["runs"]:
             colour = {"ok": "green", "partial": "yellow", "running": "cyan"}.get(r["status"], "red")
             failed = ", ".join(f["source"] for f in r.get("failed_sources") or [])
-            t.add_row(r["run_id"], f"[{colour}]{r['status']}[/{colour}]", _at(r["started_at"]), _took(r), failed,
-                      escape(r.get("message") or ""))
+            t.add_row(r["run_id"], f"[{colour}]{r['status']}[/{colour}]", _at(r["started_at"]), _took(r),
+                      r.get("dag_id") or "hub run", failed, escape(r.get("message") or ""))
         console.print(t if st["runs"] else "No run recorded yet.")
         h = st["in_progress"]
         if h is not None:
