@@ -7,9 +7,11 @@ The sandbox is generated and its simulators served in a child process, so that t
 hub's process alone. Prints, per stage of each run: the seconds the pipeline records itself
 (RunReport timings, the resolution's timings by part) and the peak resident memory of the hub's
 process during the stage (the kernel's high-water mark VmHWM, reset at each stage boundary through
-/proc/self/clear_refs); then the pairwise precision / recall against the ground truth, and the
-hub's resolution (standardise → ids) beside a bare Splink 5 train + predict + cluster on the same
-rows in the same process (bench/resolution.py's ``bare_splink_seconds``). Not part of the test run.
+/proc/self/clear_refs) beside what pyarrow's memory pool holds as the stage ends (the Arrow tables
+the Python process keeps: the rest of the peak is DuckDB's buffers and the interpreter); then the
+pairwise precision / recall against the ground truth, and the hub's resolution (standardise → ids)
+beside a bare Splink 5 train + predict + cluster on the same rows in the same process
+(bench/resolution.py's ``bare_splink_seconds``). Not part of the test run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,6 +59,7 @@ class StageMeter:
     def start(self) -> None:
         """Forget what was measured: a new run starts."""
         self.peak: dict[str, int] = {}
+        self.arrow: dict[str, int] = {}  # bytes the Arrow memory pool holds when the stage ends
         self.seconds: dict[str, float] = {}
         self.order: list[str] = []
         self._stack = ["start"]
@@ -71,6 +76,7 @@ class StageMeter:
         if label not in self.peak:
             self.order.append(label)
         self.peak[label] = max(self.peak.get(label, 0), _hwm_kib())
+        self.arrow[label] = max(self.arrow.get(label, 0), pa.total_allocated_bytes())
         self.seconds[label] = self.seconds.get(label, 0.0) + now - self._since
         self._since = now
         self._reset()
@@ -207,15 +213,17 @@ def _print_run(n: int, report: Any, meter: StageMeter, base_kib: int) -> None:
     print(f"run {n} ({report.resolution.get('mode')}): {report.seconds:.1f} s, {rows:,} source rows, "
           f"{report.resolution.get('records', 0):,} person records -> {report.resolution.get('citizens', 0):,} "
           f"citizens (resident memory at start {base_kib / 1024:,.0f} MiB)")
-    print(f"  {'stage':<46} {'seconds':>8} {'peak MiB':>9}")
+    print(f"  {'stage':<46} {'seconds':>8} {'peak MiB':>9} {'Arrow MiB':>10}")
     for label in meter.order:
         if label == "start":
             continue
         recorded = timings.get(label) if label.startswith("ingest ") else timings.get(_RECORDED.get(label, ""))
         secs = recorded if recorded is not None else meter.seconds[label]
         mark = "" if recorded is not None else " *"
-        print(f"  {label:<46} {secs:>8.1f} {meter.peak[label] / 1024:>9,.0f}{mark}")
-    print("  (* not timed by the pipeline: the wall time between the stages around it)")
+        print(f"  {label:<46} {secs:>8.1f} {meter.peak[label] / 1024:>9,.0f} "
+              f"{meter.arrow[label] / 2**20:>10,.0f}{mark}")
+    print("  (* not timed by the pipeline: the wall time between the stages around it; Arrow MiB: what "
+          "pyarrow's memory pool holds as the stage ends, tables the Python process keeps)")
 
 
 def _beside_bare(settings: Any, report: Any) -> None:
