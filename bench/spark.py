@@ -5,7 +5,10 @@
 Trains the model on DuckDB, saves and reloads the JSON, resolves the sandbox records with
 :func:`matching.resolve.resolve` (DuckDB) and :func:`matching.spark.resolve_on_spark` (local Spark),
 then prints: pairs scored by each, the largest probability difference, pairs at or above the
-threshold on one side only, records whose cluster differs, and the timings. Last, the two
+threshold on one side only, records whose cluster differs, and the timings. Then the golden build
+(citizen ids, survivorship, foyers from the silos' own groupings) from the Spark resolution's
+clusters, as Spark SQL (:class:`matching.spark.SparkEngine`) and on DuckDB: seconds of each step
+and whether every table is equal. Last, the two
 jaro-winkler implementations (DuckDB's ``jaro_winkler_similarity``, the ``jaro_winkler`` of Splink's
 Spark jar) on every pair of distinct prénoms and names of the sample: how many differ, and how
 many fall on different sides of one of the model's jaro-winkler thresholds.
@@ -19,6 +22,7 @@ import logging
 import re
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -26,9 +30,18 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 
 from matching import model as mdl
+from matching.households import build_households
+from matching.identity import assign_citizen_ids
 from matching.resolve import prepare, resolve
-from matching.spark import resolve_on_spark, spark_session
-from sandbox.observations import person_records
+from matching.spark import SparkEngine, resolve_on_spark, spark_session
+from matching.survivorship import survive
+from sandbox.observations import observe, to_person_records
+from sandbox.population import generate_population
+
+try:
+    from bench.golden import memberships
+except ImportError:  # run as a script: bench/ is on the path
+    from golden import memberships  # type: ignore[no-redef]
 
 
 def _jw_thresholds(model: dict) -> list[float]:
@@ -57,6 +70,46 @@ def _jw_compare(spark: SparkSession, values: list[str], thresholds: list[float])
     return len(d), len(differ), len(crossing), max((abs(d[k] - s[k]) for k in d), default=0.0)
 
 
+def _golden(records: pa.Table, groupings: pa.Table, res, engine) -> tuple[dict[str, pa.Table], dict[str, float]]:
+    """The golden build from ``res``'s clusters on ``engine`` (None: DuckDB): its tables and seconds per step."""
+    now = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    seconds = {}
+    t0 = time.perf_counter()
+    links = assign_citizen_ids(res.links, engine=engine() if engine else None)
+    seconds["ids"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    golden = survive(records, links, now=now, standardised=res.standardised, engine=engine() if engine else None)
+    seconds["survivorship"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    households, members = build_households(groupings, links, golden.citizens, now=now, keys=golden.keys,
+                                           engine=engine() if engine else None)
+    seconds["foyers"] = time.perf_counter() - t0
+    return ({"links": links, "citizens": golden.citizens, "attributes": golden.attributes,
+             "discrepancies": golden.discrepancies, "households": households, "members": members}, seconds)
+
+
+def _golden_rows(spark: SparkSession, records: pa.Table, groupings: pa.Table, res) -> list[tuple[str, str]]:
+    duck, duck_s = _golden(records, groupings, res, None)
+    engines: list[SparkEngine] = []
+
+    def engine() -> SparkEngine:
+        engines.append(SparkEngine(spark))
+        return engines[-1]
+
+    on_spark, spark_s = _golden(records, groupings, res, engine)
+    for e in engines:
+        e.close()
+    equal = [n for n in duck if duck[n].equals(on_spark[n])]
+    return [
+        ("golden build: citizens, attributes, foyers", f"{duck['citizens'].num_rows:,}, "
+         f"{duck['attributes'].num_rows:,}, {duck['households'].num_rows:,}"),
+        ("golden build: tables equal on Spark and DuckDB", f"{len(equal)} of {len(duck)} "
+         f"({', '.join(sorted(set(duck) - set(equal))) or 'all equal'} differ)" if len(equal) < len(duck)
+         else f"{len(equal)} of {len(duck)}"),
+        *((f"golden build {step}: DuckDB, Spark", f"{duck_s[step]:.2f} s, {spark_s[step]:.1f} s") for step in duck_s),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=2_000, help="people in the synthetic commune")
@@ -65,7 +118,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    records = person_records(args.people, seed=args.seed)
+    obs = observe(generate_population(args.people, args.seed), args.seed)
+    records = to_person_records(obs)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         duck = resolve(records, pair_floor=None)
@@ -104,6 +158,7 @@ def main() -> None:
             ("Spark: session start, resolve with the saved model", f"{session_s:.1f} s, {spark_s:.1f} s "
              f"(predict {on_spark.timings['predict']:.1f} s)"),
         ]
+        rows += _golden_rows(spark, records.drop_columns(["person_id"]), memberships(obs), on_spark)
         thresholds = _jw_thresholds(model)
         con = duckdb.connect()
         con.register("std", prepare(records))
