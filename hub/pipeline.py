@@ -248,6 +248,7 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
         train_sample=_train_sample(settings), **_locales(settings))
     clock.lap("compute")
+    del inputs  # the records read are not held while the release is published (the run's peak)
     path = models / f"{release.model_version}.json"
     if not path.exists():  # every link names its model: the file is kept, written once per version
         from matching.model import save_model
