@@ -363,8 +363,15 @@ def role_sql(roles: Roles) -> list[str]:
         END;
     END IF;
 END $$""")
-    out.append(f"GRANT {roles.owner}, {roles.loader} TO {roles.admin}")  # the DBA hands raw_* to the loader
-    out.append(f"GRANT {roles.writer} TO {roles.loader}")  # the pipeline acts as the loader: it writes too
+    # the DBA hands raw_* to the loader; the pipeline acts as the loader, which writes too. Granted
+    # only when missing: an admin login (no ADMIN OPTION) re-applies the model in later upgrades
+    for group, member in ((roles.owner, roles.admin), (roles.loader, roles.admin), (roles.writer, roles.loader)):
+        out.append(f"""DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                   JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = '{group}' AND r.rolname = '{member}') THEN
+        GRANT {group} TO {member};
+    END IF;
+END $$""")
     return out
 
 
@@ -422,6 +429,10 @@ def ownership_sql(roles: Roles) -> list[str]:
              WHERE n.nspname IN ({schemas}) LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO {roles.owner}', r.fn);
     END LOOP;
+    -- Alembic's version table: later upgrades run as an admin login (a member of the owner)
+    IF to_regclass('public.alembic_version') IS NOT NULL THEN
+        EXECUTE 'ALTER TABLE public.alembic_version OWNER TO {roles.owner}';
+    END IF;
 END $$"""]
 
 
@@ -433,7 +444,11 @@ def grant_sql(roles: Roles) -> list[str]:
     out = [
         # the loader creates a raw_<system> schema with a source's first load; the pipeline's writer
         # reads and erases in what it creates (readers get their SELECT with the table's row security)
-        f"DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO {ld}', current_database()); END $$",
+        f"""DO $$ BEGIN
+    IF NOT has_database_privilege('{ld}', current_database(), 'CREATE') THEN
+        EXECUTE format('GRANT CREATE ON DATABASE %I TO {ld}', current_database());
+    END IF;
+END $$""",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {ld} GRANT USAGE ON SCHEMAS TO {w}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {ld} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {w}",
         f"REVOKE ALL ON SCHEMA {', '.join(HUB_SCHEMAS)} FROM PUBLIC",
@@ -543,7 +558,11 @@ def security_sql(register: Register, roles: Roles, *, present: set[str] | None =
     a migration's offline script), column grants. Idempotent."""
     tables = {t: c for t, c in personal_tables(register).items() if present is None or t in present}
     out = role_sql(roles)
-    out += [f'CREATE SCHEMA IF NOT EXISTS "{s}"' for s in HUB_SCHEMAS]
+    # created only when missing: CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even then,
+    # which an admin login re-applying the model does not hold
+    out += [f"""DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{s}') THEN CREATE SCHEMA "{s}"; END IF;
+END $$""" for s in HUB_SCHEMAS]
     out += ownership_sql(roles)
     for e in functions():
         out += [str(s) for s in e.to_sql_statement_create_or_replace()]

@@ -72,7 +72,7 @@ def ran(tmp_path_factory) -> Iterator[Ran]:
     finally:
         with _pg_connect() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            for role in [login, *(roles.name(k) for k in security.ROLE_KINDS)]:
+            for role in [login, f"{roles.prefix}_dba", *(roles.name(k) for k in security.ROLE_KINDS)]:
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
@@ -136,3 +136,24 @@ def test_an_erasure_runs_as_the_pipeline_login(ran):
             ("golden.citizen", "citizen_id", [citizen]), ("golden.citizen_link", "citizen_id", [citizen]),
             ("core.person_record", "record_key", keys))}
     assert keys and left == dict.fromkeys(left, 0)
+
+
+def test_a_later_upgrade_runs_as_an_admin_login(ran):
+    """The DBA's own login (a member of the admin role, no superuser, no ADMIN OPTION) re-runs the last
+    revision: the security model re-applied without creating roles or granting memberships anew."""
+    from alembic import command
+
+    from warehouse.migrate import alembic_config, current, upgrade
+
+    dba = f"{ran.roles.prefix}_dba"
+    with Warehouse(ran.url) as wh:
+        wh.execute(f"CREATE ROLE {dba} LOGIN NOSUPERUSER NOCREATEROLE IN ROLE {ran.roles.admin}")
+    head = current(ran.url)
+    command.downgrade(alembic_config(ran.url, roles=ran.roles, register=REGISTER), "-1")
+    assert current(ran.url) != head
+    dba_url = ran.login_url.replace(f"{ran.login}@", f"{dba}@")
+    assert upgrade(dba_url, roles=ran.roles, register=REGISTER) == f"at {head}"
+    with Warehouse(ran.url) as wh:
+        loader_owns = wh.scalar("SELECT pg_get_userbyid(relowner) FROM pg_class "
+                                "WHERE oid = 'raw_finance.tiers'::regclass")
+    assert loader_owns == ran.roles.loader

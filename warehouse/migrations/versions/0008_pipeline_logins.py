@@ -9,6 +9,9 @@
   holds under its login), nothing else of that schema.
 
 The security model of warehouse.roles re-applied as a whole (idempotent; raw tables guarded).
+On a warehouse whose roles predate it, run it as the superuser or the database's owner with
+CREATEROLE (it creates the loader and grants it CREATE on the database); later upgrades, and
+re-runs, as an admin login.
 
 Revision ID: 0008_pipeline_logins
 Revises: 0007_search_variants
@@ -50,8 +53,9 @@ def downgrade() -> None:
              WHERE n.nspname LIKE 'raw\\_%' AND c.relkind IN ('r', 'p') LOOP
         EXECUTE format('ALTER TABLE %I.%I OWNER TO {roles.owner}', r.nspname, r.relname);
     END LOOP;
-    EXECUTE format('REVOKE CREATE ON DATABASE %I FROM {roles.loader}', current_database());
 END $$""")
+    # the loader role, its CREATE on the database and its memberships stay, as every role does
+    # (roles are the cluster's, and granting them back needs more than an admin login)
     op.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {roles.loader} REVOKE ALL ON TABLES FROM {roles.writer}")
     op.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {roles.loader} REVOKE ALL ON SCHEMAS FROM {roles.writer}")
     op.execute(f"REVOKE SELECT (citizen_id, processing_id, revoked_at) ON gdpr.objection FROM {roles.desk}")
