@@ -245,7 +245,10 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
         if wh.kind == "postgres":
             # one appender at a time: the chain is a sequence
             wh.execute("SELECT pg_advisory_xact_lock(hashtext('ops.access_log'))")
-        seq, prev = _last(wh)
+        # the chain's end as the last append of this connection left it, on a DuckDB log file this
+        # process holds (no other process can write it meanwhile; other uses here reset it)
+        kept = getattr(wh, "_hub_last", None) if wh.kind == "duckdb" else None
+        seq, prev = kept or _last(wh)
         rows = []
         for e in entries:
             seq += 1
@@ -255,7 +258,14 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
                    "recipient": e.recipient, "seq": seq, "prev_hash": prev}
             row["row_hash"] = prev = row_hash(prev, row)
             rows.append(row)
-        wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+        if wh.kind == "duckdb":  # a few rows into a table that is there (ensure): no catalog query, no Arrow
+            names = ACCESS_LOG.column_names
+            cols = ", ".join(f'"{c}"' for c in names)
+            wh.connection.executemany(f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES "
+                                      f"({', '.join('?' for _ in names)})", [[r.get(c) for c in names] for r in rows])
+        else:
+            wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+    wh._hub_last = (seq, prev)  # type: ignore[attr-defined]
 
 
 @on_log_store

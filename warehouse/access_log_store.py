@@ -20,6 +20,7 @@ before any reader can append).
 from __future__ import annotations
 
 import atexit
+import fcntl
 import functools
 import logging
 import os
@@ -36,8 +37,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 10.0
 IDLE_SECONDS = 0.25  # the file is closed once no read was logged for this long
-HOLD_SECONDS = 2.0  # and at least this often while reads keep coming: other processes take their turn
-YIELD_SECONDS = 0.03  # the gap left for them then (their open is retried every RETRY_PAUSE at most)
+HOLD_SECONDS = 0.5  # held at least this long; past it, handed over as soon as another process waits
 RETRY_PAUSE = 0.02
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -88,9 +88,9 @@ class _Store:
 
     def acquire(self) -> Warehouse:
         """The open connection (the caller holds ``lock``)."""
-        if self.wh is not None and time.monotonic() - self.opened_at > HOLD_SECONDS:
+        if self.wh is not None and time.monotonic() - self.opened_at > HOLD_SECONDS and _waiting(self.path):
             self.close()
-            time.sleep(YIELD_SECONDS)
+            _hand_over(self.path)
         if self.wh is None:
             self.wh = _open(self.path)
             self.opened_at = self.used_at = time.monotonic()
@@ -169,7 +169,9 @@ def opened(wh: Warehouse) -> Iterator[Warehouse]:
         if not wh.read_only:
             move_out_of(wh)
         try:
-            yield store.acquire()
+            lw = store.acquire()
+            lw._hub_last = None  # type: ignore[attr-defined]  # used outside appends: the chain's end is re-read
+            yield lw
         finally:
             store.release()
 
@@ -219,7 +221,45 @@ def on_log_store(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _want_file(path: Path) -> Path:
+    return path.with_name(path.name + ".want")
+
+
+def _waiting(path: Path) -> bool:
+    """Whether another process is waiting to open the log file (it holds a shared lock on the
+    ``.want`` file beside it while it waits: :func:`_open`)."""
+    try:
+        fd = os.open(_want_file(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock
+    return False
+
+
+def _hand_over(path: Path) -> None:
+    """After closing the log file for a waiting process: wait until it has opened it (its shared
+    lock released), at most half the retry window, so this process does not take the file back first."""
+    deadline = time.monotonic() + RETRY_SECONDS / 2
+    while _waiting(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def _open(path: Path) -> Warehouse:
+    # announced to the process holding the file (a desk logging reads without pause): it hands over
+    want = os.open(_want_file(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(want, fcntl.LOCK_SH)
+        return _open_retrying(path)
+    finally:
+        os.close(want)
+
+
+def _open_retrying(path: Path) -> Warehouse:
     deadline = time.monotonic() + RETRY_SECONDS
     pause = 0.01
     while True:
