@@ -25,10 +25,11 @@ A foyer sharing no member with a previous one is named ``foyer:<smallest silo gr
 name belonged to another foyer in the previous publication: a name is never handed to another
 foyer while the previous one is still on record.
 
-Implementation: DuckDB SQL over Arrow. The groupings are numbered in name order so that the
-merging (connected components, ``_components``) runs on integer arrays; a component's smallest
-number is its smallest grouping name. Ordered distinct lists are built as
-``list_sort(list_distinct(list(x)))``, which gives what ``string_agg(DISTINCT x ORDER BY x)``
+Implementation: SQL over Arrow, on DuckDB or on Spark SQL (the same SQL: :mod:`matching.sqlengine`).
+The groupings are numbered in name order so that the merging (connected components, ``_components``)
+runs on integer arrays; a component's smallest number is its smallest grouping name. Ordered
+distinct lists are built as ``list_sort(list_distinct(list(x)))``, which gives what
+``string_agg(DISTINCT x ORDER BY x)``
 gives for about half the cost. Outputs are sorted: members by foyer, role (descending), citizen;
 foyers by id, those without a responsable (children only) last.
 """
