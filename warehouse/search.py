@@ -922,8 +922,10 @@ def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: lis
             for j, alt in enumerate(alts):
                 p = f"a{i}_{j}"
                 params |= {f"{p}lo": alt, f"{p}hi": alt + "{"}
-                ranges.append(f"SELECT term_id, key, citizens FROM {term} WHERE key >= :{p}lo AND key < :{p}hi "
-                              f"AND field IN ({fields_sql})")
+                # the exact key (one row per name field) then the commonest keys it begins
+                ranges.append(f"(SELECT term_id, key, citizens FROM {term} WHERE key >= :{p}lo AND key < :{p}hi "
+                              f"AND field IN ({fields_sql}) ORDER BY key = :{p}lo DESC, citizens DESC, term_id "
+                              f"LIMIT {PREFIX_TERMS + len(NAME_FIELDS)})")
         # exact and prefix: ranges of the vocabulary, sorted by key (one scan each: an OR is not pruned)
         prefixes: dict[int, list[tuple[int, int]]] = {}
         for term_id, key, citizens in wh.rows(" UNION ALL ".join(ranges), params):
@@ -952,7 +954,11 @@ def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: lis
                 for term_id, citizens in sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:FUZZY_TERMS]:
                     keep(i, term_id, _TYPO, citizens)
     if criteria:
-        wanted = {(f, k): (n, w) for n, alts in enumerate(criteria) for f, k, w in alts}
+        wanted: dict[tuple[str, str], tuple[int, float]] = {}
+        for n, alts in enumerate(criteria):
+            for f, k, w in alts:  # 01/01: the date and its swap are one key, at the higher weight
+                if (f, k) not in wanted or w > wanted[(f, k)][1]:
+                    wanted[(f, k)] = (n, w)
         for term_id, fld, key, citizens in wh.rows(
                 f"SELECT term_id, field, key, citizens FROM {term} WHERE key = ANY(:k)",
                 {"k": sorted({k for _, k in wanted})}):
@@ -1017,9 +1023,8 @@ def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: li
     if matched and others:
         # the other words' and criteria's postings (sorted by term: zone maps prune), kept for the
         # candidates only
-        more = [(term_id, no) for term_id, no in wh.rows(
-            f"SELECT term_id, citizen_no FROM {posting} WHERE term_id = ANY(:o){scope_sql}",
-            {"o": others, **scope_params}) if no in matched]
+        more = wh.rows(f"SELECT term_id, citizen_no FROM {posting} WHERE term_id = ANY(:o) "
+                       f"AND citizen_no = ANY(:c){scope_sql}", {"o": others, "c": sorted(matched), **scope_params})
         for term_id, no in more:
             m = matched[no]
             for slot, s in slots_of[term_id]:
