@@ -7,6 +7,10 @@ Builds the sandbox commune, runs the whole job once (DuckDB), then publishes the
 rename) beside a baseline in the same process: a plain copy of the same file with fsync (what
 the disk alone costs). Also prints the pipeline's own run time, for the snapshot's share of a run.
 Not part of the test run.
+
+Measured 2026-12-07 (100,000 people, DuckDB, shared loaded 2 cores, --repeat 3): pipeline 320.3 s;
+warehouse 199.0 MB; publish 2.35 s (checkpoint 0.00, copy 0.25, indexes 1.64, fsync 0.25 s) beside
+a plain copy + fsync of 0.28 s; the snapshot is 0.7 % of the run.
 """
 
 from __future__ import annotations
