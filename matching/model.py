@@ -98,7 +98,7 @@ MODEL_COLUMNS = (
 # and the full name (prénom|name, whose term frequency full_name_frequencies measures).
 
 
-def comparison_creators(*, households: bool = True) -> list[Any]:
+def comparison_creators(*, households: bool = True, full_name: bool = True) -> list[Any]:
     """The comparisons, as Splink comparison creators: ``CustomComparison``\\ s of levels from
     Splink's comparison-level library, so that Splink writes each level's SQL for the backend of
     the linker that reads them (DuckDB here, Spark in :mod:`matching.spark`) — one definition, no
@@ -109,6 +109,8 @@ def comparison_creators(*, households: bool = True) -> list[Any]:
     The level labels are read by :mod:`matching.resolve` (the guards) and by :func:`trained_settings`:
     renaming one is a model change. ``households``: the disagreement levels get their fixed m (the
     household guard, see :func:`settings`); without, EM estimates them like the others.
+    ``full_name=False``: without the surname's "exact, same prénom" level (what :func:`train`
+    estimates; the level is added after, see :func:`_add_full_name_level`).
     """
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -181,7 +183,7 @@ def comparison_creators(*, households: bool = True) -> list[Any]:
             # the same name and the same prénom: weighed by how often this prénom goes with this
             # name in these records (full_name_frequencies), not as if prénom and name were drawn
             # independently, which overstates a combination's rarity where names run in communities
-            level(exact("full_name_std", tf=True), "exact, same prénom"),
+            *([level(exact("full_name_std", tf=True), "exact, same prénom")] if full_name else []),
             level(exact("surname_std", tf=True), "exact"),
             level(cll.ArrayIntersectLevel("surnames_std", 1), "birth / usage name shared"),
             level(cll.JaroWinklerLevel("surname_std", 0.92), "jw >= 0.92"),
@@ -519,7 +521,7 @@ def profile(model_in: pa.Table) -> FieldProfile:
                         family_role_share=float(family), rule_pairs=rule_pairs)
 
 
-def settings_creator(profile: FieldProfile | None = None) -> Any:
+def settings_creator(profile: FieldProfile | None = None, *, full_name: bool = True) -> Any:
     """Untrained settings (a Splink ``SettingsCreator``, for any backend): every comparison and
     blocking rule, or with ``profile`` those whose fields the sources fill. Records without
     households (:meth:`FieldProfile.households`) leave the disagreement levels' m to EM."""
@@ -527,7 +529,7 @@ def settings_creator(profile: FieldProfile | None = None) -> Any:
 
     used = None if profile is None else set(profile.comparisons_used())
     households = profile is None or profile.households()
-    chosen = [c for c in comparison_creators(households=households)
+    chosen = [c for c in comparison_creators(households=households, full_name=full_name)
               if used is None or c.create_output_column_name() in used]
     return SettingsCreator(
         link_type="dedupe_only",
@@ -542,9 +544,11 @@ def settings_creator(profile: FieldProfile | None = None) -> Any:
     )
 
 
-def settings(profile: FieldProfile | None = None) -> dict[str, Any]:
-    """:func:`settings_creator` as a Splink settings dict in DuckDB SQL (what :func:`train` starts from)."""
-    out = {k: v for k, v in settings_creator(profile).create_settings_dict("duckdb").items() if v is not None}
+def settings(profile: FieldProfile | None = None, *, full_name: bool = True) -> dict[str, Any]:
+    """:func:`settings_creator` as a Splink settings dict in DuckDB SQL (what :func:`train` starts
+    from, with ``full_name=False``)."""
+    out = {k: v for k, v in settings_creator(profile, full_name=full_name).create_settings_dict("duckdb").items()
+           if v is not None}
     rules = out["blocking_rules_to_generate_predictions"]
     out["blocking_rules_to_generate_predictions"] = [_rule_dict(r) for r in rules]
     return out
@@ -753,7 +757,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
     for name, why in prof.left_out().items():
         log.warning("matching: comparison %r left out: %s", name, why)
     plan = training_plan(mi, prof)
-    untrained = settings(prof)
+    untrained = settings(prof, full_name=False)
     if not plan.deterministic_rules:
         log.warning("matching: no deterministic rule finds a pair; prior set to %.2g duplicates per record",
                     FALLBACK_DUPLICATES_PER_RECORD)
@@ -780,7 +784,7 @@ def train(standardised: pa.Table, *, seed: int = SEED, u_max_pairs: float = U_MA
                 log.warning("matching: training rule %d failed (%s); trying another", i, type(e).__name__)
     model.pop("linker_uid", None)
     _floor_probabilities(model)
-    _tie_full_name_level(model)
+    _add_full_name_level(model)
     _round_probabilities(model)
     log.info("trained the matching model on %d records (version %s; comparisons %s; EM rules %d)",
              mi.num_rows, model_version(model), ", ".join(prof.comparisons_used()), len(plan.em_rules))
@@ -831,10 +835,11 @@ def full_name_frequencies(model_in: pa.Table) -> pa.Table:
     names than overall, and two namesakes look rarer than they are. The frequency of the
     combination cannot be read from its own records (two records of one name are as often one
     person as two), so it is measured on the *other* names: for a name ``s`` and a prénom ``f``,
-    the other prénoms ``f'`` that ``s`` carries, and how often ``f`` is the prénom of a record
-    sharing its name with an ``f'`` record, elsewhere than ``s`` — against how often it would be
-    if prénoms and names were independent (``f``'s share of the records other than ``f'``'s). That ratio (the lift,
-    averaged over ``s``'s other records, shrunk towards 1 by :data:`FULL_NAME_PSEUDO_COUNT`
+    the other prénoms ``f'`` that ``s`` carries (not one keying error away from ``f``: JHON beside
+    JOHN SMITH is most often the same person keyed twice), and how often ``f`` is the prénom of a
+    record sharing its name with an ``f'`` record, elsewhere than ``s`` — against how often it
+    would be if prénoms and names were independent (``f``'s share of the records other than
+    ``f'``'s). That ratio (the lift, averaged over ``s``'s other records, shrunk towards 1 by :data:`FULL_NAME_PSEUDO_COUNT`
     co-occurrences) multiplies the name's own frequency (its share of the records with a name,
     as Splink counts ``surname_std``), never divides it: where prénoms and names are independent,
     the weight of a full name stays the sum of its two parts'.
@@ -857,12 +862,13 @@ def full_name_frequencies(model_in: pa.Table) -> pa.Table:
             -- ... and those whose prénom is f
             hits AS (SELECT a.f AS f1, b.f AS f, sum(a.n * b.n) AS h
                      FROM cnt a JOIN cnt b USING (s) WHERE a.f <> b.f GROUP BY 1, 2),
-            -- for each full name (f, s): the other prénoms f' of s, their co-occurrences without s
+            -- for each full name (f, s): the other prénoms f' of s (not a keying variant of f, which
+            -- under the same name is most often the same person's record), their co-occurrences without s
             -- (a mate is another record than the f' one: f's share among them is nf(f) / (N - nf(f')))
             t AS (SELECT c.f, c.s, o.n AS n1,
                          coalesce(h.h, 0) - o.n * c.n AS h_ex,
                          (m.m - o.n * (ns.ns - 1)) * nf.nf / (total.total - nf1.nf) AS e_ex
-                  FROM cnt c JOIN cnt o ON o.s = c.s AND o.f <> c.f JOIN ns ON ns.s = c.s
+                  FROM cnt c JOIN cnt o ON o.s = c.s AND damerau_levenshtein(o.f, c.f) > 1 JOIN ns ON ns.s = c.s
                   JOIN mates m ON m.f = o.f LEFT JOIN hits h ON h.f1 = o.f AND h.f = c.f
                   JOIN nf ON nf.f = c.f JOIN nf nf1 ON nf1.f = o.f CROSS JOIN total),
             lift AS (SELECT f, s, sum(n1 * (h_ex + {FULL_NAME_PSEUDO_COUNT}) / (e_ex + {FULL_NAME_PSEUDO_COUNT}))
@@ -928,28 +934,30 @@ def _floor_probabilities(model: dict[str, Any]) -> None:
                     lv[key] = lv[key] * budget / total
 
 
-def _tie_full_name_level(model: dict[str, Any]) -> None:
-    """Give the surname's "exact, same prénom" and "exact" levels the m and u of the name being the
-    same, whatever the prénom, in place.
+def _add_full_name_level(model: dict[str, Any]) -> None:
+    """Add the surname's "exact, same prénom" level to a trained model, with the m and u of its
+    "exact" level, in place.
 
     The two levels are one agreement (the same name), told apart only to weigh it on another term
-    frequency (:func:`full_name_frequencies`). Trained apart, the "exact" level's m would be the
-    share of true matches whose names agree *and prénoms differ*, and a prénom written another way
-    would count twice: once in the first-name comparison, once as a name agreement worth less.
-    (Their m no longer sum to 1 with the other levels'; a match weight reads each level's own.)
+    frequency (:func:`full_name_frequencies`): the model is trained without the level and both
+    carry the name agreement's m and u. (Trained apart, the "exact" level's m would be the share of
+    true matches whose names agree *and prénoms differ*, and a prénom written another way would
+    count twice; its m no longer sum to 1 with the other levels', a match weight reads each
+    level's own.)
     """
+    defined = {c["output_column_name"]: c for c in comparisons()}
     for comparison in model["comparisons"]:
         if comparison["output_column_name"] != "surname":
             continue
-        levels = {lv.get("label_for_charts"): lv for lv in comparison["comparison_levels"]}
-        pair = [levels.get("exact, same prénom"), levels.get("exact")]
-        if None in pair:
+        levels = comparison["comparison_levels"]
+        labels = [lv.get("label_for_charts") for lv in levels]
+        if "exact, same prénom" in labels or "exact" not in labels:
             return
-        for key in ("m_probability", "u_probability"):
-            if all(isinstance(lv.get(key), float) for lv in pair):
-                total = pair[0][key] + pair[1][key]
-                for lv in pair:
-                    lv[key] = total
+        new = next(lv for lv in defined["surname"]["comparison_levels"]
+                   if lv.get("label_for_charts") == "exact, same prénom")
+        exact = levels[labels.index("exact")]
+        new = {**new, **{k: exact[k] for k in ("m_probability", "u_probability") if k in exact}}
+        levels.insert(labels.index("exact"), new)
 
 
 SIGNIFICANT_DIGITS = 10

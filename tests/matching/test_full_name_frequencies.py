@@ -30,8 +30,9 @@ def _frequencies(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[fl
     return out
 
 
-PRENOMS_A = [f"A{i}" for i in range(10)]
-PRENOMS_B = [f"B{i}" for i in range(10)]
+# prénoms two keying errors apart or more (one apart is a variant, see full_name_frequencies)
+PRENOMS_A = ["ANNA", "BORIS", "CELIA", "DENIS", "EMMA", "FELIX", "GINA", "HUGO", "IRIS", "JULES"]
+PRENOMS_B = ["KEMAL", "LEYLA", "MURAT", "NESRIN", "OZAN", "PINAR", "RECEP", "SELIN", "TARIK", "UMUT"]
 NAMES_A = [f"NA{i}" for i in range(20)]
 NAMES_B = [f"NB{i}" for i in range(20)]
 
@@ -57,9 +58,18 @@ def test_prenoms_running_with_names_make_a_full_name_more_common():
 def test_a_names_own_records_are_no_evidence():
     # one prénom keyed twice with one rare name, every other name with independent prénoms: the
     # combination's own records do not make it common
-    pairs = list(itertools.product(PRENOMS_A, NAMES_A)) + [("B0", "RARE"), ("B0", "RARE"), ("A1", "RARE")]
+    pairs = list(itertools.product(PRENOMS_A, NAMES_A)) + [("KEMAL", "RARE"), ("KEMAL", "RARE"), ("BORIS", "RARE")]
     freq = _frequencies(pairs)
-    tf, name_share = freq["B0", "RARE"]
+    tf, name_share = freq["KEMAL", "RARE"]
+    assert tf == pytest.approx(name_share)
+
+
+def test_a_keying_variant_under_the_same_name_is_no_evidence():
+    # JOHN and JHON under one name are one person keyed twice, wherever they occur: the variant
+    # does not make JOHN a prénom of the name's community
+    pairs = list(itertools.product(PRENOMS_A + PRENOMS_B, NAMES_A + NAMES_B))
+    pairs += [(f, s) for s in NAMES_A for f in ("JOHN", "JHON")] + [("JOHN", "SMITH"), ("JHON", "SMITH")]
+    tf, name_share = _frequencies(pairs)["JOHN", "SMITH"]
     assert tf == pytest.approx(name_share)
 
 
