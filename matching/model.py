@@ -839,7 +839,8 @@ def full_name_frequencies(model_in: pa.Table) -> pa.Table:
     JOHN SMITH is most often the same person keyed twice), and how often ``f`` is the prénom of a
     record sharing its name with an ``f'`` record, elsewhere than ``s`` — against how often it
     would be if prénoms and names were independent (``f``'s share of the records other than
-    ``f'``'s). That ratio (the lift, averaged over ``s``'s other records, shrunk towards 1 by :data:`FULL_NAME_PSEUDO_COUNT`
+    ``f'``'s). That ratio (the lift, averaged over ``s``'s other records, shrunk towards 1 by
+    :data:`FULL_NAME_PSEUDO_COUNT`
     co-occurrences) multiplies the name's own frequency (its share of the records with a name,
     as Splink counts ``surname_std``), never divides it: where prénoms and names are independent,
     the weight of a full name stays the sum of its two parts'.

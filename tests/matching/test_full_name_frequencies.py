@@ -58,7 +58,7 @@ def test_prenoms_running_with_names_make_a_full_name_more_common():
 def test_a_names_own_records_are_no_evidence():
     # one prénom keyed twice with one rare name, every other name with independent prénoms: the
     # combination's own records do not make it common
-    pairs = list(itertools.product(PRENOMS_A, NAMES_A)) + [("KEMAL", "RARE"), ("KEMAL", "RARE"), ("BORIS", "RARE")]
+    pairs = [*itertools.product(PRENOMS_A, NAMES_A), ("KEMAL", "RARE"), ("KEMAL", "RARE"), ("BORIS", "RARE")]
     freq = _frequencies(pairs)
     tf, name_share = freq["KEMAL", "RARE"]
     assert tf == pytest.approx(name_share)
@@ -74,8 +74,8 @@ def test_a_keying_variant_under_the_same_name_is_no_evidence():
 
 
 def test_the_linker_weighs_the_full_name_level_on_these_frequencies():
-    from tests.matching.test_generality import foreign_file
     from matching.resolve import prepare
+    from tests.matching.test_generality import foreign_file
 
     mi = mdl.model_input(prepare(foreign_file(200).drop(["person_id"])))
     model = mdl.settings(mdl.profile(mi))
@@ -95,8 +95,8 @@ def test_the_linker_weighs_the_full_name_level_on_these_frequencies():
 def test_the_full_name_level_weighs_the_name_agreement_as_the_exact_level_does():
     # one agreement (the same name) on two frequencies: trained apart, the "exact" level's m would be
     # the share of matches whose names agree and prénoms differ, counting a prénom difference twice
-    from tests.matching.test_generality import foreign_file
     from matching.resolve import prepare
+    from tests.matching.test_generality import foreign_file
 
     model = mdl.train(prepare(foreign_file(300).drop(["person_id"])))
     surname = next(c for c in model["comparisons"] if c["output_column_name"] == "surname")
