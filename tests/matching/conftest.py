@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from schemas.contract import PERSON_RECORD, arrow_schema
+from tests.conftest import _unavailable
 
 SANDBOX_PEOPLE = 2_000
 
@@ -54,3 +60,26 @@ def records():
 
 
 __all__ = ["date", "make_records"]
+
+
+def require_java() -> None:
+    """Skip (fail under CI) when there is no Java for Spark: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home, "bin", "java")) if home else shutil.which("java") or "java"
+    try:
+        subprocess.run([java, "-version"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        _unavailable("Java (needed by Spark)", e)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local Spark session for the module."""
+    require_java()
+    try:
+        from matching.spark import spark_session
+    except ImportError as e:
+        _unavailable("pyspark (the spark extra)", e)
+    session = spark_session(tmp_path_factory.mktemp("spark"))
+    yield session
+    session.stop()

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,6 @@ import pytest
 from matching import model as mdl
 from matching.resolve import DEFAULT_THRESHOLD, PAIR_FLOOR, Resolution, prepare, resolve, scoring_model
 from sandbox.observations import person_records
-from tests.conftest import _unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 # the smallest commune (of 100, 150, ... 300 people at this seed) whose blocked pairs reach the
@@ -49,29 +46,6 @@ PEOPLE = 300
 SEED = 7
 JW_EDGE_MAX_SHARE = 0.01
 PROBABILITY_TOLERANCE = 1e-9
-
-
-def require_java() -> None:
-    """Skip (fail under CI) when there is no Java for Spark: ``$JAVA_HOME/bin/java``, else ``java`` on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home, "bin", "java")) if home else shutil.which("java") or "java"
-    try:
-        subprocess.run([java, "-version"], check=True, capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        _unavailable("Java (needed by Spark)", e)
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One local Spark session for the module."""
-    require_java()
-    try:
-        from matching.spark import spark_session
-    except ImportError as e:
-        _unavailable("pyspark (the spark extra)", e)
-    session = spark_session(tmp_path_factory.mktemp("spark"))
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +236,7 @@ def _assert_same_clusters(spark: Any, sample: pa.Table, model: dict[str, Any]) -
 
 
 PROBE = """
-from tests.matching.test_spark import require_java
+from tests.matching.conftest import require_java
 
 def test_needs_java():
     require_java()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,8 +28,6 @@ from matching import model as mdl
 from matching.release import Release, ResolutionInputs, compute_release
 from matching.resolve import prepare
 from matching.sqlengine import to_spark
-from tests.conftest import _unavailable
-from tests.matching.test_spark import require_java
 
 PEOPLE = 2_000
 SEED = 42
@@ -46,18 +43,6 @@ KEYS = {
     "households": ["household_id"],
     "members": ["household_id", "citizen_id"],
 }
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require_java()
-    try:
-        from matching.spark import spark_session
-    except ImportError as e:
-        _unavailable("pyspark (the spark extra)", e)
-    session = spark_session(tmp_path_factory.mktemp("spark"))
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
