@@ -258,13 +258,19 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
                    "recipient": e.recipient, "seq": seq, "prev_hash": prev}
             row["row_hash"] = prev = row_hash(prev, row)
             rows.append(row)
-        if wh.kind == "duckdb":  # a few rows into a table that is there (ensure): no catalog query, no Arrow
-            names = ACCESS_LOG.column_names
-            cols = ", ".join(f'"{c}"' for c in names)
-            wh.connection.executemany(f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES "
-                                      f"({', '.join('?' for _ in names)})", [[r.get(c) for c in names] for r in rows])
+        # a few rows into a table that is there (ensure): one INSERT, no catalog query, no Arrow, and on
+        # PostgreSQL no COPY (which row security refuses: it went through a temporary table) while
+        # the chain's lock is held
+        names = ACCESS_LOG.column_names
+        cols = ", ".join(f'"{c}"' for c in names)
+        values = [[r.get(c) for c in names] for r in rows]
+        mark = "?" if wh.kind == "duckdb" else "%s"
+        sql = f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES ({', '.join(mark for _ in names)})"
+        if wh.kind == "duckdb":
+            wh.connection.executemany(sql, values)
         else:
-            wh.write(ACCESS_LOG, pa.Table.from_pylist(rows, schema=arrow_schema(ACCESS_LOG)))
+            with wh.connection.cursor() as cur:
+                cur.executemany(sql, values)
     wh._hub_last = (seq, prev)  # type: ignore[attr-defined]
 
 
