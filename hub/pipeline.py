@@ -236,18 +236,20 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         from matching.spark import spark_session
 
         spark = spark_session(settings.var_dir / "spark", master=str(settings.extra["spark_master"]))
+    from warehouse.ops import Laps
+
     # read, compute, publish: the warehouse is not held while the release is computed
-    clock = _Clock()
+    clock = Laps(digits=2)
     with _warehouse(settings) as wh:
         inputs = read_inputs(wh, incremental=incremental)
-    clock.lap("read")
+    clock("read")
     models = settings.var_dir / "models"
     release = compute_release(
         inputs, run_id, now=datetime.now(UTC), model_json=_model(settings, models, inputs.previous_run, incremental),
         guard=ReleaseGuard.from_settings(settings.extra), confirmed_by=_confirmed_by(confirm_release),
         review_band=tuple(band) if band else None, incremental=incremental, spark=spark,
         train_sample=_train_sample(settings), **_locales(settings))
-    clock.lap("compute")
+    clock("compute")
     del inputs  # the records read are not held while the release is published (the run's peak)
     path = models / f"{release.model_version}.json"
     if not path.exists():  # every link names its model: the file is kept, written once per version
@@ -255,22 +257,22 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
 
         save_model(release.model_json, path)
     with _warehouse(settings) as wh:
-        clock.lap("save model")
+        clock("save model")
         publish_release(wh, release)
-        clock.lap("publish")
+        clock("publish")
         marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
-        clock.lap("marts")
+        clock("marts")
     if publish:
         # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
         publish_snapshot(settings)
-        clock.lap("snapshot")
+        clock("snapshot")
     summary = {k: v for k, v in release.run.items() if k != "finished_at"}
     summary["release"] = release.report
     summary["matching"] = release.matching
     summary["mode"] = release.mode
     summary["marts"] = marts  # rows per marts table (counts only)
     # seconds per part of the step: read, compute (its own parts from the release), save model, publish…
-    summary["timings"] = {**clock.laps, **{f"compute: {k}": round(v, 2) for k, v in release.timings.items()}}
+    summary["timings"] = {**clock.parts, **{f"compute: {k}": round(v, 2) for k, v in release.timings.items()}}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
@@ -282,19 +284,6 @@ def publish_snapshot(settings: Settings) -> float:
     started = time.perf_counter()
     publish(settings.warehouse_url)
     return round(time.perf_counter() - started, 2)
-
-
-class _Clock:
-    """Seconds per consecutive part of a step."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 2)
-        self._last = now
 
 
 def _model(settings: Settings, models: Path, last: Any, incremental: bool) -> dict | None:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,21 @@ from schemas.contract import (
 from warehouse.engine import Warehouse, bind_list, qualified
 
 log = logging.getLogger(__name__)
+
+
+class Laps:
+    """Seconds of a step's consecutive parts: ``laps("name")`` ends the part begun when the last one
+    ended (or at creation); ``parts`` maps each name to its seconds, in order."""
+
+    def __init__(self, digits: int = 3) -> None:
+        self.parts: dict[str, float] = {}
+        self._digits = digits
+        self._last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.parts[name] = round(now - self._last, self._digits)
+        self._last = now
 
 
 def record_source_runs(wh: Warehouse, run_id: str, counts: list[dict[str, Any]]) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warehouse.engine import Warehouse, published_path
+from warehouse.ops import Laps
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def publish(url: str) -> Published | None:
         # a log written in the warehouse by an earlier version moves to its own file first: readers
         # of the snapshot append there (warehouse/access_log.py)
         access_log.move_out_of(wh)
-        lap = _Laps()
+        lap = Laps()
         wh.execute("CHECKPOINT")
         lap("checkpoint")
         target = published_path(wh.path)
@@ -75,19 +76,6 @@ def publish(url: str) -> Published | None:
     log.info("published snapshot %s: %d bytes in %.2f s (%s)", done.path, done.bytes, done.seconds,
              ", ".join(f"{k} {v:.2f} s" for k, v in done.parts.items()))
     return done
-
-
-class _Laps:
-    """Seconds of consecutive parts."""
-
-    def __init__(self) -> None:
-        self.parts: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def __call__(self, name: str) -> None:
-        now = time.perf_counter()
-        self.parts[name] = round(now - self._last, 3)
-        self._last = now
 
 
 def _index_for_readers(snapshot: Path) -> None:
