@@ -175,6 +175,11 @@ def ensure(wh: Warehouse) -> None:
         if "row_hash" not in have:
             _chain_existing(wh)
         if wh.kind == "postgres":
+            # each append reads the chain's end by seq, the DPO reads by citizen: without these (a
+            # warehouse not built by the migrations, where 0006 creates them) both scan the whole log
+            from warehouse.metadata import create_indexes
+
+            create_indexes(wh, [ACCESS_LOG])
             exists = wh.scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'access_log_append_only'")
             if not exists:
                 wh.execute(_TRIGGER_SQL)
@@ -221,9 +226,14 @@ def _last(wh: Warehouse) -> tuple[int, str]:
     return 0, GENESIS
 
 
-def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
+def append(wh: Warehouse, entries: Iterable[Entry], *, apart: bool = False) -> int:
     """Append entries to the log, chained; returns the number of rows written, once committed (on
-    DuckDB together with the entries other threads of this process append meanwhile: one commit)."""
+    DuckDB together with the entries other threads of this process append meanwhile: one commit).
+
+    On PostgreSQL the rows are written in ``wh``'s transaction (an update and its log row commit
+    together), or with ``apart`` on this process's own connection, grouped with the other threads'
+    appends like DuckDB's: the desk's reads, whose request transactions then never hold the
+    chain's lock (``warehouse.access_log_store.write_grouped``)."""
     entries = list(entries)
     if not entries:
         return 0
@@ -232,7 +242,7 @@ def append(wh: Warehouse, entries: Iterable[Entry]) -> int:
             raise ValueError(f"access log: operation {e.operation!r} is not one of {', '.join(OPERATIONS)}")
         if not (e.reader and e.reader.strip()) or not (e.purpose and e.purpose.strip()):
             raise ValueError("an access-log entry needs a reader and a purpose")
-    write_grouped(wh, entries, _append_here)
+    write_grouped(wh, entries, _append_here, apart=apart)
     log.info("access log: %d %s row(s) appended", len(entries), "/".join(sorted({e.operation for e in entries})))
     return len(entries)
 

@@ -139,12 +139,13 @@ def _forget_after_fork() -> None:
     global _stores_lock
     _inherited.extend(_stores.values())
     _stores.clear()
+    _database_stores.clear()  # a connection is its process's: the child opens its own
     _stores_lock = threading.Lock()
 
 
 def close_all() -> None:
     """Close every log file this process holds open (at exit; tests)."""
-    for store in list(_stores.values()):
+    for store in [*_stores.values(), *_database_stores.values()]:
         store.close()
 
 
@@ -176,15 +177,66 @@ def opened(wh: Warehouse) -> Iterator[Warehouse]:
             store.release()
 
 
-def write_grouped(wh: Warehouse, items: list[T], write: Callable[[Warehouse, list[T]], Any]) -> None:
-    """``write(log, items)`` on the log for ``wh``, returning once it is committed. On a DuckDB log
-    file, the items of the threads waiting meanwhile are written with them, in one call (one
-    transaction: a commit per group, not per read); a failure is raised in every caller of the group."""
+class _DatabaseStore:
+    """This process's own connection to a PostgreSQL warehouse's ``ops.access_log``, for the appends
+    made apart from their caller's transaction (the desk's reads): the same login as the caller's,
+    opened on first use, reopened when it broke, shared by the threads one group at a time."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.lock = threading.RLock()
+        self.wh: Warehouse | None = None
+        self.pending: list[_Batch] = []
+        self.pending_lock = threading.Lock()
+
+    def acquire(self) -> Warehouse:
+        if self.wh is not None and self.wh.connection.closed:
+            self.wh = None
+        if self.wh is None:
+            self.wh = Warehouse(self.url)
+        return self.wh
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with self.lock:
+            if self.wh is not None:
+                wh, self.wh = self.wh, None
+                wh.close()
+
+
+_database_stores: dict[str, _DatabaseStore] = {}
+
+
+def _database_store(url: str) -> _DatabaseStore:
+    with _stores_lock:
+        store = _database_stores.get(url)
+        if store is None:
+            store = _database_stores[url] = _DatabaseStore(url)
+        return store
+
+
+def write_grouped(wh: Warehouse, items: list[T], write: Callable[[Warehouse, list[T]], Any], *,
+                  apart: bool = False) -> None:
+    """``write(log, items)`` on the log for ``wh``, returning once it is committed.
+
+    On a DuckDB log file, and on PostgreSQL when ``apart`` (the write is not part of the caller's
+    transaction), the items of the threads waiting meanwhile are written with them, in one call on
+    this process's own connection to the log (one transaction: a commit per group, not per read,
+    and the chain's lock taken once per group); a failure is raised in every caller of the group.
+    Otherwise (PostgreSQL) the items are written on ``wh``, in its transaction."""
     path = log_path(wh)
-    if path is None or _is_log(wh):
+    if path is None:
+        if not apart:
+            write(wh, items)
+            return
+        store: _Store | _DatabaseStore = _database_store(wh.url)
+    elif _is_log(wh):
         write(wh, items)
         return
-    store = _store(path)
+    else:
+        store = _store(path)
     batch = _Batch(items)
     with store.pending_lock:
         store.pending.append(batch)
@@ -193,7 +245,7 @@ def write_grouped(wh: Warehouse, items: list[T], write: Callable[[Warehouse, lis
             with store.pending_lock:
                 group, store.pending = store.pending, []
             try:
-                if not wh.read_only:
+                if path is not None and not wh.read_only:
                     move_out_of(wh)
                 try:
                     write(store.acquire(), [item for b in group for item in b.items])

@@ -191,7 +191,15 @@ class Warehouse:
         return r[0][0] if r else None
 
     def dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self.arrow(sql, params).to_pylist()
+        """A (small) query's rows as dicts; for bulk data use :meth:`arrow`."""
+        if self.kind == "duckdb":
+            return self.arrow(sql, params).to_pylist()
+        with self._con.cursor() as cur:  # the rows as psycopg gives them: no Arrow table in between
+            cur.execute(self._sql(sql), dict(params or {}))
+            if not cur.description:
+                return []
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """A query's result as an Arrow table."""

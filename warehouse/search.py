@@ -379,7 +379,12 @@ def resolve_id(wh: Warehouse, text: str) -> str | None:
 def objections_for(wh: Warehouse, processing_ids: Iterable[str]) -> frozenset[str]:
     """Citizens with an objection in force to one of these processings (for ``Scope.exclude``)."""
     ids = sorted(set(processing_ids))
-    if not ids or not wh.table_exists(OBJECTION.schema, OBJECTION.name):
+    if not ids:
+        return frozenset()
+    if wh.kind == "postgres":  # one catalog lookup, not information_schema's view (each search asks)
+        if not wh.scalar("SELECT to_regclass(:t) IS NOT NULL", {"t": qualified(OBJECTION)}):
+            return frozenset()
+    elif not wh.table_exists(OBJECTION.schema, OBJECTION.name):
         return frozenset()
     sql, params = bind_list("p", ids)
     return frozenset(r[0] for r in wh.rows(

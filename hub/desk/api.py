@@ -306,13 +306,16 @@ def _text(value: Any) -> str | None:
 
 
 def _log(wh: Warehouse, agent: Any, processing: Processing, citizen_ids: list[str], fields: list[str], *,
-         channel: str, operation: str = "read") -> None:
+         channel: str, operation: str = "read", apart: bool = True) -> None:
     from warehouse.access_log import Entry, append
 
     if citizen_ids:
+        # a read's rows apart from the request's transaction, grouped with the other requests' rows
+        # (committed before the answer is built; no request holds the chain's lock while it waits);
+        # an update's in the transaction of the update
         append(wh, [Entry(reader=agent.login, citizen_id=c, purpose=processing.purpose, operation=operation,
                           channel=channel, fields=tuple(fields), collectivite=agent.collectivite,
-                          service=agent.service) for c in citizen_ids])
+                          service=agent.service) for c in citizen_ids], apart=apart)
 
 
 # ------------------------------------------------------------------------------------------ search
@@ -508,7 +511,8 @@ def flag_merge(wh: Warehouse, agent: Any, perms: Permissions, citizen_id: str, f
         entry = flag_wrong_merge(wh, resolved, flag.record_key.strip(), flagged_by=agent.login, reason=flag.reason)
     except FlagError as e:
         raise DeskError(e.status, e.code, e.message) from None
-    _log(wh, agent, processing, [resolved], ["review_queue"], channel=channel, operation="update")
+    _log(wh, agent, processing, [resolved], ["review_queue"], channel=channel, operation="update",
+         apart=False)
     return FlagOut(queue_id=entry["queue_id"], citizen_id=resolved, record_key=flag.record_key.strip())
 
 

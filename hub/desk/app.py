@@ -18,7 +18,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.desk import api
 from hub.desk.deps import DeskState
@@ -39,6 +41,35 @@ _STATUS_TEXT = {
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith(API_PREFIXES)
+
+
+class InertAnswers:
+    """JSON is only ever JSON: never sniffed as HTML, never framed; API answers never cached.
+
+    A plain ASGI middleware setting headers on the answer's start (Starlette's ``BaseHTTPMiddleware``
+    would carry every answer through a task and memory streams of its own)."""
+
+    def __init__(self, app: ASGIApp, docs_url: str | None) -> None:
+        self.app = app
+        self.docs_url = docs_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        api = path.startswith(API_PREFIXES) and path != self.docs_url  # the docs page loads Swagger UI's scripts
+
+        async def send_inert(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if api:
+                    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_inert)
 
 
 def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -134,16 +165,7 @@ def create_app(settings: Any = None, *, warehouse_url: str | None = None, regist
     app.add_exception_handler(Exception, server_error)
     app.include_router(api.router)
 
-    @app.middleware("http")
-    async def inert(request: Request, call_next: Any) -> Response:
-        # JSON is only ever JSON: never sniffed as HTML, never framed; API answers never cached
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if _is_api(request) and request.url.path != app.docs_url:  # the docs page loads Swagger UI's scripts
-            response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(InertAnswers, docs_url=app.docs_url)
     _install_sign_in(app, settings, oidc_config)
     try:
         from hub.desk import pages

@@ -115,7 +115,7 @@ class DeskState:
             self.dpo_pool.close()
 
 
-def desk_state(request: Request) -> DeskState:
+async def desk_state(request: Request) -> DeskState:
     return request.app.state.desk
 
 
@@ -128,12 +128,12 @@ async def current_agent(request: Request) -> Any:
     return await session_agent(request)
 
 
-def register(state: Annotated[DeskState, Depends(desk_state)]) -> Register:
+async def register(state: Annotated[DeskState, Depends(desk_state)]) -> Register:
     """The register of processing, loaded once when the app was made."""
     return state.register
 
 
-def agent_permissions(agent: Annotated[Any, Depends(current_agent)],
+async def agent_permissions(agent: Annotated[Any, Depends(current_agent)],
                       reg: Annotated[Register, Depends(register)]) -> Permissions:
     """The signed-in agent's permissions from the register."""
     return permissions(agent, reg)

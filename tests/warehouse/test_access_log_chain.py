@@ -162,3 +162,17 @@ def test_desk_columns_join_an_older_log_and_enter_the_chain_where_filled(warehou
         with pytest.raises(BrokenChain) as e:
             verify(wh)
         assert e.value.seq == 3
+
+
+def test_postgres_log_made_on_first_append_is_indexed_by_seq_and_citizen(postgres_url):
+    """A warehouse not built by the migrations (which create them: 0006): the log the first append
+    creates gets the same indexes, so an append's look at the chain's end is not a scan of the log."""
+    with Warehouse(postgres_url) as wh:
+        append(wh, _entries(50))
+        names = {r[0] for r in wh.rows("SELECT indexname FROM pg_indexes WHERE schemaname = 'ops' "
+                                       "AND tablename = 'access_log'")}
+        assert {"ix_access_log_seq", "ix_access_log_citizen_id"} <= names
+        wh.execute("SET enable_seqscan = off")  # 50 rows: show the plan the index allows at any size
+        plan = "\n".join(r[0] for r in wh.rows(
+            "EXPLAIN SELECT seq, row_hash FROM ops.access_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"))
+        assert "ix_access_log_seq" in plan

@@ -92,3 +92,43 @@ def test_another_process_logs_while_this_one_keeps_logging(tmp_path):
         assert log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log WHERE seq < :s", {"s": cli_seq}) > 0
         assert log_query(wh, "scalar", "SELECT count(*) FROM ops.access_log WHERE seq > :s", {"s": cli_seq}) > 0
         assert verify(wh) == done[0] + 1
+
+
+def test_postgres_reads_logged_apart_commit_in_groups_outside_the_callers_transaction(postgres_url):
+    """The desk's reads on PostgreSQL (``apart``): eight threads, each inside its own open request
+    transaction, append at once; every row is committed (seen by another connection) before its
+    append returns, survives the request's rollback, and the chain verifies. Without ``apart`` the
+    row belongs to the caller's transaction and goes with its rollback."""
+    with Warehouse(postgres_url) as wh:
+        append(wh, [_read(99, 0)])  # the log exists
+    seen: list[bool] = []
+
+    def agent(i: int) -> None:
+        with Warehouse(postgres_url) as wh, Warehouse(postgres_url) as other:
+            for k in range(25):
+                try:
+                    with wh.transaction():
+                        append(wh, [_read(i, k), _read(i, k + 100)], apart=True)
+                        seen.append(bool(other.scalar("SELECT count(*) FROM ops.access_log WHERE citizen_id = :c",
+                                                      {"c": f"C{i:02d}-{k:03d}"})))
+                        raise RuntimeError("the request fails after its read was logged")
+                except RuntimeError:
+                    pass
+
+    threads = [threading.Thread(target=agent, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Warehouse(postgres_url) as wh:
+        assert wh.scalar("SELECT count(*) FROM ops.access_log") == 1 + 8 * 25 * 2
+        assert verify(wh) == 1 + 8 * 25 * 2
+        try:
+            with wh.transaction():
+                append(wh, [_read(98, 0)])
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        assert wh.scalar("SELECT count(*) FROM ops.access_log WHERE citizen_id = 'C98-000'") == 0
+    assert seen == [True] * 200
+    access_log_store.close_all()
