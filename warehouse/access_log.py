@@ -247,6 +247,9 @@ def append(wh: Warehouse, entries: Iterable[Entry], *, apart: bool = False) -> i
     return len(entries)
 
 
+_ROWS_PER_INSERT = 1000
+
+
 def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
     if wh.url not in _READY:
         ensure(wh)
@@ -268,19 +271,17 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
                    "recipient": e.recipient, "seq": seq, "prev_hash": prev}
             row["row_hash"] = prev = row_hash(prev, row)
             rows.append(row)
-        # a few rows into a table that is there (ensure): one INSERT, no catalog query, no Arrow, and on
-        # PostgreSQL no COPY (which row security refuses: it went through a temporary table) while
-        # the chain's lock is held
+        # a few rows into a table that is there (ensure): one multi-row INSERT statement, no catalog
+        # query, no Arrow, and on PostgreSQL no COPY (which row security refuses: it went through a
+        # temporary table) while the chain's lock is held
         names = ACCESS_LOG.column_names
         cols = ", ".join(f'"{c}"' for c in names)
-        values = [[r.get(c) for c in names] for r in rows]
         mark = "?" if wh.kind == "duckdb" else "%s"
-        sql = f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES ({', '.join(mark for _ in names)})"
-        if wh.kind == "duckdb":
-            wh.connection.executemany(sql, values)
-        else:
-            with wh.connection.cursor() as cur:
-                cur.executemany(sql, values)
+        one = f"({', '.join(mark for _ in names)})"
+        for start in range(0, len(rows), _ROWS_PER_INSERT):  # PostgreSQL takes 65,535 parameters at most
+            part = rows[start:start + _ROWS_PER_INSERT]
+            sql = f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES {', '.join(one for _ in part)}"
+            wh.connection.execute(sql, [r.get(c) for r in part for c in names])
     wh._hub_last = (seq, prev)  # type: ignore[attr-defined]
 
 

@@ -164,14 +164,8 @@ def _dicts(wh: Warehouse, sql: str, params: dict[str, Any]) -> list[dict[str, An
 def _present(wh: Warehouse) -> set[str]:
     """The golden and core tables of ``wh``; a DuckDB reader's published snapshot never changes, so
     its answer is kept on the connection (a catalog query costs more than the citizen's own reads)."""
-    kept = getattr(wh, "_hub_present", None)
-    if kept is not None:
-        return kept
-    present = {f"{a}.{b}" for a, b in wh.rows(
-        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('golden', 'core')")}
-    if wh.kind == "duckdb" and wh.snapshot is not None:
-        wh._hub_present = present  # type: ignore[attr-defined]
-    return present
+    return wh.memo("golden_core_tables", lambda: {f"{a}.{b}" for a, b in wh.rows(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema IN ('golden', 'core')")})
 
 
 def _exists(wh: Warehouse, *tables: Table) -> bool:

@@ -11,16 +11,18 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from schemas.contract import SQL_TYPES, Table, arrow_schema
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,16 @@ class Warehouse:
         self.snapshot, self._snapshot_id = snap, (st.st_dev, st.st_ino)
         return con
 
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, kept for this connection's life when it reads a published DuckDB snapshot
+        (a file no one writes: the answer cannot change under it); computed at each call otherwise."""
+        if self.snapshot is None:
+            return compute()
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     def stale(self) -> bool:
         """A DuckDB reader whose snapshot has been replaced by a newer publication since it opened
         (it still reads the release it opened: reopen to read the new one)."""
@@ -239,12 +251,9 @@ class Warehouse:
             self.ensure_table(t)
 
     def table_exists(self, schema: str, name: str) -> bool:
-        return bool(
-            self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s AND table_name = :n",
-                {"s": schema, "n": name},
-            )
-        )
+        return self.memo(("table_exists", schema, name), lambda: bool(self.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s AND table_name = :n",
+            {"s": schema, "n": name})))
 
     def columns_of(self, schema: str, name: str) -> list[str]:
         return [

@@ -378,18 +378,22 @@ def resolve_id(wh: Warehouse, text: str) -> str | None:
 
 def objections_for(wh: Warehouse, processing_ids: Iterable[str]) -> frozenset[str]:
     """Citizens with an objection in force to one of these processings (for ``Scope.exclude``)."""
-    ids = sorted(set(processing_ids))
+    ids = tuple(sorted(set(processing_ids)))
     if not ids:
         return frozenset()
-    if wh.kind == "postgres":  # one catalog lookup, not information_schema's view (each search asks)
-        if not wh.scalar("SELECT to_regclass(:t) IS NOT NULL", {"t": qualified(OBJECTION)}):
+
+    def read() -> frozenset[str]:
+        if wh.kind == "postgres":  # one catalog lookup, not information_schema's view (each search asks)
+            if not wh.scalar("SELECT to_regclass(:t) IS NOT NULL", {"t": qualified(OBJECTION)}):
+                return frozenset()
+        elif not wh.table_exists(OBJECTION.schema, OBJECTION.name):
             return frozenset()
-    elif not wh.table_exists(OBJECTION.schema, OBJECTION.name):
-        return frozenset()
-    sql, params = bind_list("p", ids)
-    return frozenset(r[0] for r in wh.rows(
-        f"SELECT citizen_id FROM {qualified(OBJECTION)} WHERE revoked_at IS NULL AND processing_id IN ({sql})",
-        params))
+        sql, params = bind_list("p", ids)
+        return frozenset(r[0] for r in wh.rows(
+            f"SELECT citizen_id FROM {qualified(OBJECTION)} WHERE revoked_at IS NULL AND processing_id IN ({sql})",
+            params))
+
+    return wh.memo(("objections", ids), read)
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -870,12 +874,15 @@ def _hit(r: dict, scope: Scope) -> Hit:
 
 def _bits(wh: Warehouse) -> dict[str, int] | None:
     """The silos' bits in the index; None when no index was built (one query on the fast path)."""
-    try:
-        return dict(wh.rows(f"SELECT source_system, bit FROM {qualified(CITIZEN_SEARCH_SYSTEM)}"))
-    except Exception:
-        if wh.table_exists(CITIZEN_SEARCH_SYSTEM.schema, CITIZEN_SEARCH_SYSTEM.name):
-            raise
-        return None
+    def read() -> dict[str, int] | None:
+        try:
+            return dict(wh.rows(f"SELECT source_system, bit FROM {qualified(CITIZEN_SEARCH_SYSTEM)}"))
+        except Exception:
+            if wh.table_exists(CITIZEN_SEARCH_SYSTEM.schema, CITIZEN_SEARCH_SYSTEM.name):
+                raise
+            return None
+
+    return wh.memo("search_bits", read)
 
 
 def _allowed_mask(bits: dict[str, int], systems: frozenset[str] | None) -> int | None:

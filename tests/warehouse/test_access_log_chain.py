@@ -176,3 +176,11 @@ def test_postgres_log_made_on_first_append_is_indexed_by_seq_and_citizen(postgre
         plan = "\n".join(r[0] for r in wh.rows(
             "EXPLAIN SELECT seq, row_hash FROM ops.access_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"))
         assert "ix_access_log_seq" in plan
+
+
+def test_an_append_of_thousands_of_rows_is_written_whole_and_chained(warehouse_url):
+    """One append (an export listing many citizens) larger than one INSERT may carry."""
+    with Warehouse(warehouse_url) as wh:
+        append(wh, _entries(6000))  # 78,000 values: past one PostgreSQL statement
+        assert log_query(wh, "scalar", "SELECT count(DISTINCT seq) FROM ops.access_log") == 6000
+        assert verify(wh) == 6000
