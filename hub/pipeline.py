@@ -260,19 +260,21 @@ def resolve(settings: Settings, run_id: str, *, confirm_release: bool | None = N
         clock("save model")
         publish_release(wh, release)
         clock("publish")
+        summary = {k: v for k, v in release.run.items() if k != "finished_at"}
+        summary["release"] = release.report
+        summary["matching"] = release.matching
+        summary["mode"] = release.mode
+        computed = release.timings
+        del release  # published: its tables are not held while the marts are built
         marts = build_marts(wh, keys=keys_from_settings(settings.marts, settings.var_dir))
         clock("marts")
     if publish:
         # readers (CLI, desk, GDPR exports) read a copy of what was just published, never this file
         publish_snapshot(settings)
         clock("snapshot")
-    summary = {k: v for k, v in release.run.items() if k != "finished_at"}
-    summary["release"] = release.report
-    summary["matching"] = release.matching
-    summary["mode"] = release.mode
     summary["marts"] = marts  # rows per marts table (counts only)
     # seconds per part of the step: read, compute (its own parts from the release), save model, publish…
-    summary["timings"] = {**clock.parts, **{f"compute: {k}": round(v, 2) for k, v in release.timings.items()}}
+    summary["timings"] = {**clock.parts, **{f"compute: {k}": round(v, 2) for k, v in computed.items()}}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 
