@@ -106,7 +106,9 @@ class Hit(BaseModel):
 class SearchPage(BaseModel):
     purpose: PurposeOut
     hits: list[Hit]
-    total: int = Field(description="nombre d'usagers trouvés (au-delà de la page)")
+    total: int = Field(description="nombre d'usagers trouvés (au-delà de la page) ; un minimum quand capped")
+    capped: bool = Field(default=False, description="vrai quand la recherche est trop vague pour compter tous les "
+                         "usagers qu'elle trouve : total est alors un minimum (précisez la recherche)")
     truncated: bool = Field(description="vrai quand d'autres résultats suivent cette page")
     limit: int
     offset: int
@@ -360,8 +362,8 @@ def search_citizens(wh: Warehouse, agent: Any, perms: Permissions, text: str, *,
                         **{f: getattr(h, f) for f in shown}))
     fields = ["citizen.citizen_id", *(f"citizen.{f}" for f in shown), "citizen.source_systems"]
     _log(wh, agent, processing, [h.citizen_id for h in hits], fields, channel=channel)
-    return SearchPage(purpose=_purpose(processing), hits=hits, total=page.total, truncated=page.truncated,
-                      limit=limit, offset=offset)
+    return SearchPage(purpose=_purpose(processing), hits=hits, total=page.total, capped=page.capped,
+                      truncated=page.truncated, limit=limit, offset=offset)
 
 
 # ------------------------------------------------------------------------------------------ citizen page

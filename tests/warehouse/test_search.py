@@ -182,6 +182,22 @@ def test_total_truncated_and_offset_paging(hub: Warehouse) -> None:
     assert beyond.hits == [] and beyond.total == 25 and not beyond.truncated
 
 
+def test_a_query_too_vague_to_count_says_its_total_is_a_lower_bound(hub: Warehouse, monkeypatch) -> None:
+    """Past MAX_CANDIDATES postings of the rarest word, the best page is still returned, and
+    ``capped`` says ``total`` counts only what was examined (the desk then says « au moins »)."""
+    import warehouse.search as ws
+
+    full = search(hub, "martin", scope=EVERYTHING)
+    assert not full.capped and full.total >= 25
+    monkeypatch.setattr(ws, "MAX_CANDIDATES", 10)
+    if hub.kind == "postgres":  # the bound is compiled into the search function: recreate it with 10
+        hub.execute(f"DROP FUNCTION {ws.SEARCH_FUNCTION_SIGNATURE}")
+        hub.execute(ws.search_function_sql())
+    vague = search(hub, "martin", scope=EVERYTHING)
+    assert vague.capped and 10 <= vague.total < full.total and len(vague.hits) == 10
+    assert not search(hub, "paul martin 01/01/1960", scope=EVERYTHING).capped  # the date drives: few postings
+
+
 @pytest.mark.parametrize("limit, offset", [(0, 0), (101, 0), (20, -1), (20, 10_001)])
 def test_paging_bounds(hub: Warehouse, limit: int, offset: int) -> None:
     with pytest.raises(QueryError, match="Pagination"):

@@ -91,6 +91,21 @@ def test_a_search_logs_one_row_per_citizen_listed_with_the_fields_shown(client_f
     assert len(log_rows(desk_url)) == before
 
 
+@pytest.mark.parametrize("desk_url", ["duckdb"], indirect=True)
+def test_a_search_too_vague_to_count_tells_the_client_its_total_is_a_minimum(client_for, desk_url, monkeypatch):
+    import warehouse.search as ws
+
+    def found() -> dict[str, Any]:
+        answer = client_for("accueil").get(f"{API}/citizens", params={"q": "dupont", "purpose": "guichet-unique"})
+        assert answer.status_code == 200
+        return answer.json()
+
+    assert found()["capped"] is False
+    monkeypatch.setattr(ws, "MAX_CANDIDATES", 2)  # (DuckDB reads the bound at each search)
+    vague = found()
+    assert vague["capped"] is True and vague["total"] >= 2 and len(vague["hits"]) == 2
+
+
 def _finance_only() -> tuple[set[str], set[str], set[str]]:
     """(attributes, interaction kinds, silos) the finance service's processings open and the school
     service's do not: from the register, not written by hand."""
