@@ -456,19 +456,26 @@ def _name_keys_table(values: list[str]) -> pa.Table:
     return pa.table({"raw": pa.array(raws, pa.string()), "key": pa.array(keys, pa.string())})
 
 
+_VARIANT_BATCH = 65_536  # terms whose variants are listed in Python at a time
+
+
 def _variant_table(terms: pa.Table) -> pa.Table:
     """(variant, term_id, field, citizens) of the name terms, sorted by variant (equality lookups
-    read one row group on DuckDB, one B-tree leaf on PostgreSQL)."""
-    out_v, out_t, out_f, out_n = [], [], [], []
-    for term_id, fld, key, n in zip(*(terms[c].to_pylist() for c in ("term_id", "field", "key", "citizens")),
-                                    strict=True):
-        for v in key_variants(key):
-            out_v.append(v)
-            out_t.append(term_id)
-            out_f.append(fld)
-            out_n.append(n)
-    table = pa.table({"variant": pa.array(out_v, pa.int64()), "term_id": pa.array(out_t, pa.int32()),
-                      "field": pa.array(out_f, pa.string()), "citizens": pa.array(out_n, pa.int32())})
+    read one row group on DuckDB, one B-tree leaf on PostgreSQL). Built a batch of terms at a time,
+    each batch's variants as Arrow at once: a Python list of every variant with its term's columns
+    beside it was the publication's peak (1.2 GB at 1M people, docs/scale.md)."""
+    parts = []
+    for batch in terms.select(["term_id", "field", "key", "citizens"]).to_batches(max_chunksize=_VARIANT_BATCH):
+        variants = [key_variants(k) for k in batch.column("key").to_pylist()]
+        flat = pa.array([v for vs in variants for v in vs], pa.int64())
+        row = pa.array([i for i, vs in enumerate(variants) for _ in vs], pa.int64())  # each variant's term
+        del variants
+        parts.append(pa.table({"variant": flat, "term_id": batch.column("term_id").take(row).cast(pa.int32()),
+                               "field": batch.column("field").take(row).cast(pa.string()),
+                               "citizens": batch.column("citizens").take(row).cast(pa.int32())}))
+    schema = pa.schema([("variant", pa.int64()), ("term_id", pa.int32()), ("field", pa.string()),
+                        ("citizens", pa.int32())])
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
     return table.sort_by([("variant", "ascending"), ("term_id", "ascending")])
 
 
