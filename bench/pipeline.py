@@ -7,8 +7,10 @@ The sandbox is generated and its simulators served in a child process, so that t
 hub's process alone. Prints, per stage of each run: the seconds the pipeline records itself
 (RunReport timings, the resolution's timings by part) and the peak resident memory of the hub's
 process during the stage (the kernel's high-water mark VmHWM, reset at each stage boundary through
-/proc/self/clear_refs) beside what pyarrow's memory pool holds as the stage ends (the Arrow tables
-the Python process keeps: the rest of the peak is DuckDB's buffers and the interpreter); then the
+/proc/self/clear_refs) beside, as the stage ends, what pyarrow's memory pool holds (Arrow built by
+pyarrow itself) and what the C heap holds in use (glibc's mallinfo2: Python objects, DuckDB's
+buffers, and the Arrow tables DuckDB hands over, which are allocated by DuckDB, not by pyarrow's
+pool — the resident memory a stage ends with, less the interpreter's code); then the
 pairwise precision / recall against the ground truth, and the hub's resolution (standardise → ids)
 beside a bare Splink 5 train + predict + cluster on the same rows in the same process
 (bench/resolution.py's ``bare_splink_seconds``). Not part of the test run.
@@ -17,6 +19,7 @@ beside a bare Splink 5 train + predict + cluster on the same rows in the same pr
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import functools
 import importlib
@@ -48,6 +51,22 @@ def _rss_kib() -> int:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _heap_bytes() -> int:
+    """Bytes the C heap holds in use (glibc's mallinfo2: arenas and mmapped chunks); 0 elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
+        return 0
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
 class StageMeter:
     """Peak resident memory and wall seconds per stage label. Stages are entered by wrapping the
     pipeline's own functions (:meth:`wrap`); a stage's peak is the kernel's high-water mark since the
@@ -60,6 +79,7 @@ class StageMeter:
         """Forget what was measured: a new run starts."""
         self.peak: dict[str, int] = {}
         self.arrow: dict[str, int] = {}  # bytes the Arrow memory pool holds when the stage ends
+        self.heap: dict[str, int] = {}  # bytes the C heap holds in use when the stage ends
         self.seconds: dict[str, float] = {}
         self.order: list[str] = []
         self._stack = ["start"]
@@ -77,6 +97,7 @@ class StageMeter:
             self.order.append(label)
         self.peak[label] = max(self.peak.get(label, 0), _hwm_kib())
         self.arrow[label] = max(self.arrow.get(label, 0), pa.total_allocated_bytes())
+        self.heap[label] = max(self.heap.get(label, 0), _heap_bytes())
         self.seconds[label] = self.seconds.get(label, 0.0) + now - self._since
         self._since = now
         self._reset()
@@ -213,7 +234,7 @@ def _print_run(n: int, report: Any, meter: StageMeter, base_kib: int) -> None:
     print(f"run {n} ({report.resolution.get('mode')}): {report.seconds:.1f} s, {rows:,} source rows, "
           f"{report.resolution.get('records', 0):,} person records -> {report.resolution.get('citizens', 0):,} "
           f"citizens (resident memory at start {base_kib / 1024:,.0f} MiB)")
-    print(f"  {'stage':<46} {'seconds':>8} {'peak MiB':>9} {'Arrow MiB':>10}")
+    print(f"  {'stage':<46} {'seconds':>8} {'peak MiB':>9} {'Arrow MiB':>10} {'heap MiB':>9}")
     for label in meter.order:
         if label == "start":
             continue
@@ -221,9 +242,10 @@ def _print_run(n: int, report: Any, meter: StageMeter, base_kib: int) -> None:
         secs = recorded if recorded is not None else meter.seconds[label]
         mark = "" if recorded is not None else " *"
         print(f"  {label:<46} {secs:>8.1f} {meter.peak[label] / 1024:>9,.0f} "
-              f"{meter.arrow[label] / 2**20:>10,.0f}{mark}")
-    print("  (* not timed by the pipeline: the wall time between the stages around it; Arrow MiB: what "
-          "pyarrow's memory pool holds as the stage ends, tables the Python process keeps)")
+              f"{meter.arrow[label] / 2**20:>10,.0f} {meter.heap[label] / 2**20:>9,.0f}{mark}")
+    print("  (* not timed by the pipeline: the wall time between the stages around it; as the stage ends, "
+          "Arrow MiB: what pyarrow's memory pool holds; heap MiB: the C heap in use — Python objects, "
+          "DuckDB's buffers and the Arrow tables DuckDB returns, which pyarrow's pool does not count)")
 
 
 def _beside_bare(settings: Any, report: Any) -> None:
