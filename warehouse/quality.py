@@ -32,6 +32,9 @@ from warehouse.engine import Warehouse, qualified
 log = logging.getLogger(__name__)
 
 ROW = "_row"  # positional index given to GE, so duplicated or null keys still point at one row
+CHUNK_ROWS = 250_000  # rows validated at a time by the expectations about each row on its own
+# expectations about the whole table (the others are about each row alone)
+WHOLE_TABLE = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 
 SOURCE_SYSTEM_MISMATCH = "source_system_mismatch"
 KEY_PREFIX_MISMATCH = "key_prefix_mismatch"
@@ -104,28 +107,47 @@ class QualityGate:
         )
         self._context = gx.get_context(mode="ephemeral", project_config=config)
         source = self._context.data_sources.add_pandas("staging")
-        self._suites = {}
-        self._batches = {}
+        self._count: dict[str, int] = {}
+        # per table: (part, suite, batch definition); "rows": the expectations about each row on its
+        # own, run a chunk of rows at a time; "keys": the key's uniqueness, run on the key columns of
+        # the whole table at once (a duplicate may sit in any two chunks)
+        self._parts: dict[str, list[tuple[str, Any, Any]]] = {}
         for name, suite in suites(self.today).items():
-            self._suites[name] = self._context.suites.add(suite)
-            self._batches[name] = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+            self._count[name] = len(suite.expectations)
+            self._parts[name] = []
+            for part in ("rows", "keys"):
+                chosen = [e for e in suite.expectations if (e.expectation_type in WHOLE_TABLE) == (part == "keys")]
+                if not chosen:
+                    continue
+                asset = f"{name}__{part}"
+                self._parts[name].append((
+                    part, self._context.suites.add(gx.ExpectationSuite(name=asset, expectations=chosen)),
+                    source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("all")))
 
     def expectations(self, table: Table) -> int:
-        return len(self._suites[table.name].expectations)
+        return self._count[table.name]
 
     def validate(self, table: Table, data: pa.Table) -> list[Failure]:
-        """Failures of the table's GE suite, one per (row, expectation) flagged."""
-        if data.num_rows == 0:
-            return []
-        frame = data.select(table.column_names).append_column(
-            ROW, pa.array(range(data.num_rows), pa.int64())
-        ).to_pandas()
-        batch = self._batches[table.name].get_batch(batch_parameters={"dataframe": frame})
+        """Failures of the table's GE suite, one per (row, expectation) flagged. The expectations
+        about each row run on :data:`CHUNK_ROWS` rows at a time (a pandas copy of a chunk, not of
+        the table: 1 GB more at 1M people for the interactions otherwise), the key's uniqueness on
+        the key columns of every row."""
+        failures: list[Failure] = []
+        n = data.num_rows
+        if n == 0:
+            return failures
+        for part, suite, batch_definition in self._parts[table.name]:
+            columns, step = (list(table.key), n) if part == "keys" else (table.column_names, CHUNK_ROWS)
+            for start in range(0, n, step):
+                # the frame is the callee's alone: dropped as soon as it is validated
+                failures.extend(self._failures(table, suite, batch_definition, _frame(data, columns, start, step)))
+        return failures
+
+    def _failures(self, table: Table, suite: Any, batch_definition: Any, frame: Any) -> list[Failure]:
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
         try:
             result = batch.validate(
-                self._suites[table.name],
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]},
-            )
+                suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
         finally:
             _forget(batch)
         del frame, batch
@@ -146,6 +168,13 @@ class QualityGate:
             reason = (cfg.meta or {}).get("reason", cfg.type)
             failures.extend(Failure(int(i[ROW]), field, cfg.type, reason) for i in index)
         return failures
+
+
+def _frame(data: pa.Table, columns: list[str], start: int, length: int) -> Any:
+    """Rows ``start`` to ``start + length`` of ``columns`` as a pandas frame, with their positions in
+    ``data`` as :data:`ROW`."""
+    chunk = data.slice(start, length).select(columns)
+    return chunk.append_column(ROW, pa.array(range(start, start + chunk.num_rows), pa.int64())).to_pandas()
 
 
 def _forget(batch: Any) -> None:

@@ -197,5 +197,23 @@ def test_validated_dataframe_is_not_kept(gate: QualityGate) -> None:
     finally:
         gx_batch.BatchDefinition.get_batch = real
     gc.collect()
-    assert len(frames) == 2
-    assert [f() is None for f in frames] == [True, True]
+    assert len(frames) == 4  # each table's rows and its key's uniqueness
+    assert [f() is None for f in frames] == [True] * 4
+
+
+def test_chunks_flag_rows_where_they_are_and_duplicates_across_chunks(gate: QualityGate,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows validated a chunk at a time: a defect is reported at its position in the whole table,
+    and a key repeated in two chunks is still a duplicate (uniqueness runs on every row's key)."""
+    import warehouse.quality as quality
+
+    monkeypatch.setattr(quality, "CHUNK_ROWS", 2)
+    row = GOOD["person_record"]
+    rows = [_with_key(PERSON_RECORD, row, i) for i in range(7)]
+    rows[3] = rows[3] | {"sex": "X"}          # second chunk
+    rows[6] = rows[6] | {"email": "nope"}     # last chunk, alone
+    rows[5] = rows[0] | {}                    # same key as row 0, two chunks apart
+    failures = gate.validate(PERSON_RECORD, _rows(PERSON_RECORD, rows))
+    assert {(f.row, f.field) for f in failures} == {(3, "sex"), (6, "email"), (0, "record_key"),
+                                                    (5, "record_key")}
+    assert gate.expectations(PERSON_RECORD) == len(suites(date.today())["person_record"].expectations)
