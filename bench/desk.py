@@ -159,6 +159,24 @@ class Desk:
         self.provider.stop()
 
 
+def _desk_login(url: str, db: str) -> tuple[str, list[str]]:
+    """Migrate the empty database (roles of a prefix of its own, row security, grants from the
+    register) and make a login of the desk reader role: (its URL, the roles to drop after)."""
+    import psycopg
+
+    from schemas.register import load_register
+    from warehouse import roles as security
+    from warehouse.migrate import upgrade
+
+    roles = security.Roles(f"bench{uuid.uuid4().hex[:6]}")
+    upgrade(url, roles=roles, register=load_register())
+    login = f"{roles.name('desk')}_login"
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"CREATE ROLE {login} LOGIN IN ROLE {roles.desk}")
+    return (f"postgresql://{login}@127.0.0.1:5432/{db}",
+            [login, *(roles.name(k) for k in security.ROLE_KINDS)])
+
+
 def fmt(r: dict, target: float | None = None) -> str:
     verdict = "" if target is None else ("  [ok]" if r["p95"] < target else f"  [above {target:.0f} ms]")
     return (f"p50 {r['p50']:7.1f} ms  p95 {r['p95']:7.1f} ms  p99 {r['p99']:7.1f} ms  {r['rate']:6.1f} req/s "
@@ -192,14 +210,14 @@ def main() -> None:
                           "address_line", "postcode", "city"})
 
     for engine in args.engines.split(","):
-        db = None
+        db = bench_roles = None
         tmp = Path(args.duckdb).parent / f"desk-{engine}"
         tmp.mkdir(parents=True, exist_ok=True)
         if engine == "duckdb":
             path = Path(args.duckdb)
             for old in path.parent.glob(f"{path.stem}*.duckdb*"):
                 old.unlink()
-            url = f"duckdb:///{path}"
+            url = desk_url = f"duckdb:///{path}"
         else:
             import psycopg
 
@@ -207,6 +225,9 @@ def main() -> None:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{db}"')
             url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+            # as in production (docs/warehouse.md, Logins): the migrations' roles and row security,
+            # the desk on a login of the desk reader role; the data loaded by the owner
+            desk_url, bench_roles = _desk_login(url, db)
         desk = None
         try:
             load_s = load(url, records, links, citizens)
@@ -234,7 +255,7 @@ def main() -> None:
             base_s = run(args.clients, searches, in_process_search, open_wh)
             base_p = run(args.clients, pages, in_process_page, open_wh)
 
-            desk = Desk(url, tmp)
+            desk = Desk(desk_url, tmp)
 
             def http_search(c: httpx.Client, text: str) -> None:
                 r = c.get("/api/v1/citizens", params={"q": text, "purpose": PURPOSE})
@@ -261,6 +282,8 @@ def main() -> None:
 
                 with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                    for role in bench_roles or ():
+                        admin.execute(f"DROP ROLE IF EXISTS {role}")
     print(f"\n{args.clients} clients; finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 

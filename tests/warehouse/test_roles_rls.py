@@ -315,6 +315,34 @@ def test_the_guichet_unique_reads_across_silos_the_support_service_its_own(built
     assert family == [("family",)]
 
 
+LINK_SCOPED = sorted(t for t, cols in PERSONAL.items()  # (the access log has policies of its own)
+                     if t != "ops.access_log" and "golden.citizen_link l" in (security.desk_scope(t, cols) or ""))
+
+
+def test_the_citizen_keyed_tables_are_scoped_by_their_links():
+    assert {"golden.citizen", "golden.citizen_alias", "golden.household_member"} <= set(LINK_SCOPED)
+
+
+@pytest.mark.parametrize("table", LINK_SCOPED)
+def test_a_citizen_s_rows_are_found_by_index_probes_under_the_desk_s_policy(built, table):
+    """The desk's scope on a citizen-keyed table is checked per row read, through the links' index:
+    reading one citizen never scans every link (which a policy ``citizen_id IN (SELECT ... FROM
+    citizen_link)`` did, at each query)."""
+    column = "new_id" if table.endswith("alias") else "citizen_id"
+    with as_role(built, "desk") as desk, security.session_context(desk, collectivite="commune",
+                                                                   service="accueil-usager"):
+        desk.execute("SET LOCAL enable_seqscan = off")  # a few hundred rows: the plan an index allows at any size
+        plan = "\n".join(r[0] for r in desk.rows(f"EXPLAIN SELECT * FROM {table} WHERE {column} = 'C-ANY'"))
+    # the links probed for this row's citizen (correlated), not all read and hashed
+    assert f"Index Cond: (citizen_id = {table.split('.')[1]}.{column})" in plan, plan
+    with as_role(built, "desk") as desk, security.session_context(desk, collectivite="commune",
+                                                                   service="accueil-usager"):
+        seen = desk.scalar(f"SELECT count(*) FROM {table}")
+    with Warehouse(built.url) as wh:  # the guichet unique reads every silo: the same rows as the owner
+        assert seen == wh.scalar(f"SELECT count(*) FROM {table} t WHERE EXISTS "
+                                 f"(SELECT 1 FROM golden.citizen_link l WHERE l.citizen_id = t.{column})")
+
+
 def test_the_context_dies_with_its_transaction(built):
     with as_role(built, "desk") as desk:
         with security.session_context(desk, collectivite=COLLECTIVITE, service=SERVICE):
