@@ -7,18 +7,25 @@ on DuckDB and PostgreSQL, beside the same reads made in-process without HTTP (ru
 The warehouse is bench/desk_search.py's: the sandbox's person records (about 0.96 per person:
 1,040,000 people give about 1M records), a golden release synthesized from the ground truth, the
 search index built; plus interactions (one to three per record, of its silo's kinds, a third of the
-requests pending, some invoices unpaid) so the page has a timeline. The desk is
-``hub.desk.app.create_app`` served by uvicorn in a process of its own (one process, as ``hub serve``;
-the clients run in this one), with sign-in through
-the local OpenID Connect provider (sandbox.oidc_provider): each client signs in as the accueil
-agent over the real code flow, then sends its share of the requests, one at a time. Every page and
-every listed citizen writes its access-log row, as in production.
+requests pending, some invoices unpaid) so the page has a timeline. On PostgreSQL the database is
+first migrated (``warehouse.migrate.upgrade``: roles of a prefix of its own, row security, the
+register's grants), the data loaded by the owner, then ``VACUUM ANALYZE`` (what autovacuum does
+within a minute of a load); the desk reads through a login of the desk reader role, under row
+security, each request in the agent's context (docs/warehouse.md, *Logins*).
+
+The desk is ``hub.desk.app.create_app`` served by uvicorn in a process of its own (one process, as
+``hub serve``; the clients run in this one), with sign-in through the local OpenID Connect
+provider (sandbox.oidc_provider): each client signs in as the accueil agent over the real code
+flow, then sends its share of the requests, one at a time (8 requests always in flight). Every page
+and every listed citizen writes its access-log row, as in production.
 
 Printed per engine: search and page latencies (p50 / p95 / p99, milliseconds, measured by the
-client) and throughput; the baseline is the same searches and views called in-process by 8
-threads on reader connections as the desk opens them (``warehouse.search.search``,
-``warehouse.citizen_view.view``; DuckDB: the published snapshot with its indexes): no HTTP, no sign-in, no
-need-to-know cut, no access log. Targets: search p95 < 50 ms, page p95 < 150 ms.
+client), throughput and the desk process's CPU per request; the baseline is the same searches and
+views called in-process by 8 threads on reader connections (``warehouse.search.search``,
+``warehouse.citizen_view.view``; DuckDB: the published snapshot with its indexes; PostgreSQL: the
+owner's connection): no HTTP, no sign-in, no row security, no need-to-know cut, no access log.
+Targets: search p95 < 50 ms, page p95 < 150 ms. The machine's two cores run the clients, the desk
+and PostgreSQL together.
 """
 
 from __future__ import annotations
