@@ -239,12 +239,7 @@ class Warehouse:
         if self.kind == "postgres" and self.scalar("SELECT to_regclass(:t) IS NOT NULL", {"t": qualified(table)}):
             return  # as for schemas: no CREATE privilege needed for a table that is there
         self.create_schema(table.schema)
-        col = 0 if self.kind == "duckdb" else 1
-        cols = ", ".join(
-            f'"{c.name}" {SQL_TYPES[c.type][col]}{"" if c.nullable else " NOT NULL"}' for c in table.columns
-        )
-        key = f', PRIMARY KEY ({", ".join(table.key)})' if table.key else ""
-        self.execute(f"CREATE TABLE IF NOT EXISTS {qualified(table)} ({cols}{key})")
+        self.execute(table_ddl(table, self.kind, qualified(table)))
 
     def ensure_tables(self, tables: Iterable[Table]) -> None:
         for t in tables:
@@ -372,6 +367,15 @@ def bind_list(prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
     """An IN list as ``:p0, :p1, ...`` plus the values to bind: never values spliced into SQL."""
     params = {f"{prefix}{i}": v for i, v in enumerate(values)}
     return ", ".join(f":{k}" for k in params), params
+
+
+def table_ddl(table: Table, kind: str, target: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS <target>`` with a contract table's columns and key, in the SQL
+    of ``kind`` (duckdb, postgres)."""
+    col = 0 if kind == "duckdb" else 1
+    cols = ", ".join(f'"{c.name}" {SQL_TYPES[c.type][col]}{"" if c.nullable else " NOT NULL"}' for c in table.columns)
+    key = f', PRIMARY KEY ({", ".join(table.key)})' if table.key else ""
+    return f"CREATE TABLE IF NOT EXISTS {target} ({cols}{key})"
 
 
 def qualified(table: Table) -> str:

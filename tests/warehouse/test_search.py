@@ -198,6 +198,37 @@ def test_a_query_too_vague_to_count_says_its_total_is_a_lower_bound(hub: Warehou
     assert not search(hub, "paul martin 01/01/1960", scope=EVERYTHING).capped  # the date drives: few postings
 
 
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_the_published_snapshot_holds_the_vocabulary_in_small_row_groups_and_finds_the_same(hub: Warehouse,
+                                                                                          warehouse_url: str) -> None:
+    """DuckDB readers read the snapshot, where the search's vocabulary and variants are rewritten in
+    row groups of READER_ROW_GROUP rows, in the order they were stored, their key kept."""
+    from warehouse.snapshot import READER_ROW_GROUP, publish
+
+    # enough citizens for a vocabulary of several small row groups (one large one in the writer's file)
+    many = [_citizen(f"C-MANY-{n:05d}", f"Prenom{n}", None, f"Nomfamille{n}", date(1950 + n % 50, 1 + n % 12, 1),
+                     None, None, f"{69000 + n % 900}", ["finance"]) for n in range(5000)]
+    hub.write(CITIZEN, pa.Table.from_pylist(many, schema=arrow_schema(CITIZEN)))
+    build_index(hub)
+    queries = ["le floch", "paul martin", "martim 69003 01/01/1960", "st hugarault", "ndiaye", "nomfamille2345"]
+    written = {q: (search(hub, q, scope=EVERYTHING).total, _ids(search(hub, q, scope=EVERYTHING))) for q in queries}
+    stored = {t: hub.rows(f"SELECT * FROM golden.{t} ORDER BY rowid") for t in
+              ("citizen_search_term", "citizen_search_variant")}
+    hub.close()
+    publish(warehouse_url)
+    with Warehouse.reader(warehouse_url) as reader:
+        for t, rows in stored.items():
+            assert reader.rows(f"SELECT * FROM golden.{t} ORDER BY rowid") == rows  # same rows, same order
+            sizes = reader.rows(f"SELECT DISTINCT row_group_id, count FROM pragma_storage_info('golden.{t}') "
+                                "WHERE column_id = 0 ORDER BY row_group_id")
+            assert len(rows) > 2 * READER_ROW_GROUP and max(n for _, n in sizes) <= READER_ROW_GROUP
+        assert reader.rows("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'citizen_search_term' "
+                           "AND constraint_type = 'PRIMARY KEY'") == [(1,)]
+        for q, (total, ids) in written.items():
+            page = search(reader, q, scope=EVERYTHING)
+            assert (page.total, _ids(page)) == (total, ids), q
+
+
 @pytest.mark.parametrize("limit, offset", [(0, 0), (101, 0), (20, -1), (20, 10_001)])
 def test_paging_bounds(hub: Warehouse, limit: int, offset: int) -> None:
     with pytest.raises(QueryError, match="Pagination"):
