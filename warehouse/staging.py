@@ -119,9 +119,8 @@ def _build_table(
     parts: list[pa.Table] = []
     model_of_row: list[str] = []
     for name, sql in entries:
-        data = _stage_model(wh, table, name, sql)
-        parts.append(data)
-        model_of_row.extend([name] * data.num_rows)
+        parts.append(_stage_model(wh, table, name, sql))
+        model_of_row.extend([name] * parts[-1].num_rows)
     staged = pa.concat_tables(parts) if parts else arrow_schema(table).empty_table()
     systems_of_row = [model_system(m) for m in model_of_row]
 
@@ -135,11 +134,10 @@ def _build_table(
         failures = [f for f in failures if f.row not in suppressed] + [
             Failure(i, None, "suppressed", "erased person (GDPR suppression list)") for i in sorted(suppressed)]
     bad_rows = sorted({f.row for f in failures})
-    keep = pa.array([True] * staged.num_rows)
+    passing = staged  # every row passed: no copy
     if bad_rows:
-        keep = pc.invert(pc.is_in(pa.array(range(staged.num_rows), pa.int64()),
-                                  value_set=pa.array(bad_rows, pa.int64())))
-    passing = staged.filter(keep)
+        passing = staged.filter(pc.invert(pc.is_in(pa.array(range(staged.num_rows), pa.int64()),
+                                                   value_set=pa.array(bad_rows, pa.int64()))))
     quarantine = _quarantine_rows(table, staged, failures, model_of_row, systems_of_row, run_id, now)
 
     systems = sorted({model_system(name) for name, _ in entries})
@@ -148,6 +146,9 @@ def _build_table(
         '"source_system"' if "source_system" in table.column_names else "split_part(\"organisation_key\", ':', 1)"
     )
     counts = _counts(table, systems, systems_of_row, bad_rows)
+    # the staged rows are not held beside their passing copy while it is written (the interactions
+    # at 1M people: the canonical step's peak, docs/scale.md)
+    del parts, staged, failures, model_of_row, systems_of_row
     with wh.transaction():
         wh.write(table, passing, delete_where=(f"{system_expr} IN ({in_systems})", params))
         wh.write(
