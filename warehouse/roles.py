@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.contract import ACCESS_LOG, ALL_TABLES, Column, Table
 from schemas.register import ALL, Register
@@ -127,6 +128,23 @@ class Roles:
 def roles_from_env() -> Roles:
     """The role names for ``$HUB_ROLE_PREFIX`` (default ``hub``)."""
     return Roles(os.environ.get("HUB_ROLE_PREFIX") or "hub")
+
+
+def migration_model(op: Any) -> tuple[Roles, Register]:
+    """The roles and register an Alembic migration applies: those ``warehouse.migrate.upgrade`` was
+    given (its config's attributes), else ``$HUB_ROLE_PREFIX``'s roles and the register in force."""
+    from schemas.register import load_register
+
+    attrs = op.get_context().config.attributes if op.get_context().config else {}
+    return attrs.get("roles") or roles_from_env(), attrs.get("register") or load_register()
+
+
+def reapply(op: Any) -> None:
+    """A migration's upgrade that re-applies the whole security model (idempotent; raw tables
+    guarded): policies, grants and functions as this release defines them."""
+    roles, register = migration_model(op)
+    for stmt in security_sql(register, roles, guard=True):
+        op.execute(stmt)
 
 
 # ------------------------------------------------------------------------------- session context

@@ -38,15 +38,8 @@ CREATED = frozenset({
 })
 
 
-def _model() -> tuple[security.Roles, object]:
-    from schemas.register import load_register
-
-    attrs = op.get_context().config.attributes if op.get_context().config else {}
-    return attrs.get("roles") or security.roles_from_env(), attrs.get("register") or load_register()
-
-
 def upgrade() -> None:
-    roles, register = _model()
+    roles, register = security.migration_model(op)
     for stmt in security.role_sql(roles):
         op.execute(stmt)
     for schema in security.HUB_SCHEMAS:
@@ -97,7 +90,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    roles, register = _model()
+    roles, register = security.migration_model(op)
     for grant in security.column_grants(roles):
         op.drop_entity(grant)
     for table in security.personal_tables(register):

@@ -30,21 +30,12 @@ branch_labels = None
 depends_on = None
 
 
-def _model() -> tuple[security.Roles, object]:
-    from schemas.register import load_register
-
-    attrs = op.get_context().config.attributes if op.get_context().config else {}
-    return attrs.get("roles") or security.roles_from_env(), attrs.get("register") or load_register()
-
-
 def upgrade() -> None:
-    roles, register = _model()
-    for stmt in security.security_sql(register, roles, guard=True):
-        op.execute(stmt)
+    security.reapply(op)
 
 
 def downgrade() -> None:
-    roles, _ = _model()
+    roles, _ = security.migration_model(op)
     op.execute(f"""DO $$ DECLARE r record; BEGIN
     FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspname LIKE 'raw\\_%' LOOP
         EXECUTE format('ALTER SCHEMA %I OWNER TO {roles.owner}', r.nspname);
