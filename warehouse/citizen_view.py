@@ -151,16 +151,6 @@ def _systems(value: str | None) -> list[str]:
     return [s for s in (value or "").split(",") if s]
 
 
-def _dicts(wh: Warehouse, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """``wh.dicts`` for the page's few-row reads: on DuckDB fetched as Python rows, not through Arrow
-    (converting a handful of rows to Arrow and back costs more than the indexed lookup itself)."""
-    if wh.kind != "duckdb":
-        return wh.dicts(sql, params)
-    cur = wh.connection.execute(wh._sql(sql), params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-
 def _present(wh: Warehouse) -> set[str]:
     """The golden and core tables of ``wh``; a DuckDB reader's published snapshot never changes, so
     its answer is kept on the connection (a catalog query costs more than the citizen's own reads)."""
@@ -307,7 +297,7 @@ def view(wh: Warehouse, citizen_id: str, *, purpose: str, now: datetime | None =
 
     if not have(CITIZEN):
         return None
-    found = _dicts(wh, f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
+    found = wh.dicts(f"SELECT * FROM {qualified(CITIZEN)} WHERE citizen_id = :c", {"c": citizen_id})
     if not found or _objected(wh, [citizen_id], purpose):
         return None
     citizen = _clean(found[0])
@@ -403,7 +393,7 @@ def worklist(wh: Warehouse, source_system: str, *, attribute: str | None = None,
 
 
 def _provenance(wh: Warehouse, citizen_id: str) -> dict[str, dict[str, Any]]:
-    rows = _dicts(wh,
+    rows = wh.dicts(
         "SELECT attribute, record_key, source_system, certification_level, observed_at, rule, conflict, candidates "
         f"FROM {qualified(CITIZEN_ATTRIBUTE)} WHERE citizen_id = :c ORDER BY attribute", {"c": citizen_id})
     out = {}
@@ -417,7 +407,7 @@ def _provenance(wh: Warehouse, citizen_id: str) -> dict[str, dict[str, Any]]:
 
 
 def _discrepancies(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
-    rows = _dicts(wh,
+    rows = wh.dicts(
         "SELECT source_system, record_key, citizen_id, attribute, silo_value, golden_value, golden_source_system "
         f"FROM {qualified(DISCREPANCY)} WHERE citizen_id = :c ORDER BY attribute, source_system, record_key",
         {"c": citizen_id})
@@ -445,13 +435,13 @@ def _conflicts(citizen: dict[str, Any], provenance: dict[str, dict[str, Any]],
 
 def _foyers(wh: Warehouse, citizen_id: str, now: datetime) -> list[dict[str, Any]]:
     h, m, c = qualified(HOUSEHOLD), qualified(HOUSEHOLD_MEMBER), qualified(CITIZEN)
-    heads = _dicts(wh,
+    heads = wh.dicts(
         f"SELECT h.household_id, own.role, h.evidence, h.source_households, h.address_line, h.postcode, h.city "
         f"FROM {h} h JOIN {m} own ON own.household_id = h.household_id WHERE own.citizen_id = :c "
         "ORDER BY h.household_id", {"c": citizen_id})
     if not heads:
         return []
-    members = _dicts(wh,
+    members = wh.dicts(
         f"SELECT m.household_id, m.citizen_id, c.given_names, c.usage_name, c.birth_date, m.role, m.is_minor, "
         f"m.valid_from, m.valid_to FROM {m} m LEFT JOIN {c} c ON c.citizen_id = m.citizen_id "
         f"WHERE m.household_id IN (SELECT household_id FROM {m} WHERE citizen_id = :c) "
@@ -482,7 +472,7 @@ def _add_years(d: date, years: int) -> date:
 
 
 def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
-    rows = _dicts(wh,
+    rows = wh.dicts(
         "SELECT p.record_key, p.source_system, p.source_id, p.role, p.given_names, p.birth_name, "
         "p.usage_name, p.sex, p.birth_date, p.birth_date_precision, p.email, p.phone, p.address_line, "
         "p.postcode, p.city, p.country, p.certification_level, l.match_probability, l.match_weight, "
@@ -502,7 +492,7 @@ def _records(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
 
 def _households(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     hm, cl = qualified(HOUSEHOLD_MEMBERSHIP), qualified(CITIZEN_LINK)
-    own = _dicts(wh,
+    own = wh.dicts(
         f"SELECT m.household_id, m.source_system, m.role, m.record_key FROM {hm} m "
         f"JOIN {cl} l ON l.record_key = m.record_key WHERE l.citizen_id = :c "
         "ORDER BY m.source_system, m.household_id, m.record_key",
@@ -510,7 +500,7 @@ def _households(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     )
     if not own:
         return []
-    members = _dicts(wh,
+    members = wh.dicts(
         f"SELECT m.household_id, m.record_key, m.role, l.citizen_id FROM {hm} m "
         f"LEFT JOIN {cl} l ON l.record_key = m.record_key "
         f"WHERE m.household_id IN (SELECT m2.household_id FROM {hm} m2 JOIN {cl} l2 "
@@ -537,7 +527,7 @@ def _organisations(wh: Warehouse, citizen_id: str, with_names: bool) -> list[dic
     org_join = (f"LEFT JOIN {qualified(ORGANISATION)} o ON o.organisation_key = r.organisation_key "
                 if with_names else "")
     org_cols = "o.name, o.rna, o.siren" if org_join else "NULL AS name, NULL AS rna, NULL AS siren"
-    rows = _dicts(wh,
+    rows = wh.dicts(
         f"SELECT r.organisation_key, {org_cols}, r.role, r.valid_from, r.valid_to, r.record_key "
         f"FROM {qualified(ORGANISATION_ROLE)} r JOIN {qualified(CITIZEN_LINK)} l ON l.record_key = r.record_key "
         f"{org_join}WHERE l.citizen_id = :c ORDER BY r.organisation_key, r.role",
@@ -554,7 +544,7 @@ _FOYER_HEADS = ("responsable", "conjoint")
 
 
 def _interactions(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
-    rows = _dicts(wh,
+    rows = wh.dicts(
         f"SELECT {_INTERACTION_COLS}, CAST(NULL AS TEXT) AS foyer "
         f"FROM {qualified(INTERACTION)} i JOIN {qualified(CITIZEN_LINK)} l ON l.record_key = i.record_key "
         "WHERE l.citizen_id = :c ORDER BY i.opened_at, i.interaction_key",
@@ -570,7 +560,7 @@ def _foyer_bills(wh: Warehouse, citizen_id: str) -> list[dict[str, Any]]:
     kinds, kp = bind_list("k", FOYER_BILL_KINDS)
     own_roles, op = bind_list("own", _FOYER_HEADS)
     other_roles, xp = bind_list("other", _FOYER_HEADS)
-    rows = _dicts(wh,
+    rows = wh.dicts(
         f"SELECT {_INTERACTION_COLS}, min(other.household_id) AS foyer "
         f"FROM {m} own JOIN {m} other ON other.household_id = own.household_id AND other.citizen_id <> own.citizen_id "
         f"JOIN {qualified(CITIZEN_LINK)} l ON l.citizen_id = other.citizen_id "

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,40 @@ def redact(url: str) -> str:
     if p.password:
         return url.replace(f":{p.password}@", ":***@")
     return url
+
+
+class _SharedSnapshot:
+    """This process's DuckDB instance on one published file, and how many readers use it."""
+
+    def __init__(self, base: Any):
+        self.base = base
+        self.users = 0
+
+
+_SNAPSHOTS: dict[tuple[str, int, int], _SharedSnapshot] = {}
+_SNAPSHOTS_LOCK = threading.Lock()
+
+
+def _release_snapshot(key: tuple[str, int, int]) -> None:
+    """One reader fewer on a shared snapshot; the instance closes with its last reader."""
+    with _SNAPSHOTS_LOCK:
+        shared = _SNAPSHOTS.get(key)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0:
+            del _SNAPSHOTS[key]
+            shared.base.close()
+
+
+def _forget_snapshots_after_fork() -> None:
+    # the parent's instances are the parent's: a child opens its own
+    global _SNAPSHOTS_LOCK
+    _SNAPSHOTS.clear()
+    _SNAPSHOTS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_snapshots_after_fork)
 
 
 class Warehouse:
@@ -125,22 +160,40 @@ class Warehouse:
         return cls(url, reader=True)
 
     def _open_snapshot(self, duckdb: Any) -> Any:
+        """A connection (cursor) to this process's one DuckDB instance on the published file, which
+        the process's readers of that release share: one buffer cache, not one per connection
+        (eight pooled desk connections each caching the 1M snapshot held 4 GB)."""
         assert self.path is not None
         snap = published_path(self.path)
-        # attached into a fresh in-memory database: duckdb.connect(path) would hand back an instance
-        # this process already has open on that path, i.e. the file a newer publication replaced
-        con = duckdb.connect(":memory:")
-        literal = str(snap).replace("'", "''")  # a path from the settings, as a SQL string literal
         try:
             st = os.stat(snap)
-            con.execute(f"ATTACH '{literal}' AS published (READ_ONLY)")
-        except (FileNotFoundError, duckdb.IOException) as e:
-            con.close()
-            if isinstance(e, FileNotFoundError) or not snap.exists():
-                raise NoRelease(snap) from None
+        except FileNotFoundError:
+            raise NoRelease(snap) from None
+        key = (str(snap), st.st_dev, st.st_ino)
+        with _SNAPSHOTS_LOCK:
+            shared = _SNAPSHOTS.get(key)
+            if shared is None:
+                # attached into a fresh in-memory database: duckdb.connect(path) would hand back an
+                # instance this process already has open on that path, i.e. the file a newer
+                # publication replaced
+                base = duckdb.connect(":memory:")
+                literal = str(snap).replace("'", "''")  # a path from the settings, as a SQL string literal
+                try:
+                    base.execute(f"ATTACH '{literal}' AS published (READ_ONLY)")
+                except (FileNotFoundError, duckdb.IOException) as e:
+                    base.close()
+                    if isinstance(e, FileNotFoundError) or not snap.exists():
+                        raise NoRelease(snap) from None
+                    raise
+                shared = _SNAPSHOTS[key] = _SharedSnapshot(base)
+            shared.users += 1
+        try:
+            con = shared.base.cursor()
+            con.execute("USE published")
+        except BaseException:
+            _release_snapshot(key)
             raise
-        con.execute("USE published")
-        self.snapshot, self._snapshot_id = snap, (st.st_dev, st.st_ino)
+        self.snapshot, self._snapshot_id, self._shared = snap, (st.st_dev, st.st_ino), key
         return con
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
@@ -173,6 +226,9 @@ class Warehouse:
 
     def close(self) -> None:
         self._con.close()
+        if getattr(self, "_shared", None) is not None:
+            key, self._shared = self._shared, None
+            _release_snapshot(key)
 
     @property
     def connection(self):
@@ -203,10 +259,16 @@ class Warehouse:
         return r[0][0] if r else None
 
     def dicts(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """A (small) query's rows as dicts; for bulk data use :meth:`arrow`."""
+        """A (small) query's rows as dicts, as the driver gives them (no Arrow table in between:
+        converting a handful of rows to Arrow and back costs more than an indexed lookup); for bulk
+        data use :meth:`arrow`."""
         if self.kind == "duckdb":
-            return self.arrow(sql, params).to_pylist()
-        with self._con.cursor() as cur:  # the rows as psycopg gives them: no Arrow table in between
+            cur = self._con.execute(self._sql(sql), dict(params or {}))
+            if not cur.description:
+                return []
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        with self._con.cursor() as cur:
             cur.execute(self._sql(sql), dict(params or {}))
             if not cur.description:
                 return []

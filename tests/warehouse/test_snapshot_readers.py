@@ -1,0 +1,62 @@
+"""Readers of a published DuckDB snapshot: one instance per release in a process, shared by its
+readers (one buffer cache), closed with the last of them; a newer release gets its own."""
+
+from __future__ import annotations
+
+import threading
+
+from warehouse import engine
+from warehouse.engine import Warehouse
+from warehouse.snapshot import publish
+
+
+def _threads(wh: Warehouse) -> int:
+    return int(wh.scalar("SELECT current_setting('threads')"))
+
+
+def test_readers_of_one_release_share_one_instance_until_the_last_closes(tmp_path):
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    with Warehouse(url) as wh:
+        wh.execute("CREATE SCHEMA golden")
+        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(10)")
+    publish(url)
+    a, b = Warehouse.reader(url), Warehouse.reader(url)
+    default = _threads(b)
+    a.execute("SET GLOBAL threads = 1")  # an instance-wide setting: seen by every reader of the instance
+    assert _threads(b) == 1 != default or default == 1
+    assert a.scalar("SELECT sum(n) FROM golden.t") == b.scalar("SELECT sum(n) FROM golden.t") == 45
+    with Warehouse(url) as wh:  # a new release: its readers get an instance of their own
+        wh.execute("INSERT INTO golden.t VALUES (100)")
+    publish(url)
+    c = Warehouse.reader(url)
+    assert c.scalar("SELECT sum(n) FROM golden.t") == 145 and a.scalar("SELECT sum(n) FROM golden.t") == 45
+    assert a.stale() and not c.stale()
+    assert _threads(c) == default
+    a.close()
+    assert b.scalar("SELECT sum(n) FROM golden.t") == 45  # the other reader of that release still reads it
+    b.close()
+    assert len(engine._SNAPSHOTS) == 1  # the old release's instance went with its last reader
+    c.close()
+    assert engine._SNAPSHOTS == {}
+
+
+def test_eight_threads_read_through_one_shared_instance(tmp_path):
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    with Warehouse(url) as wh:
+        wh.execute("CREATE SCHEMA golden")
+        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(100000)")
+    publish(url)
+    sums: list[int] = []
+
+    def read() -> None:
+        with Warehouse.reader(url) as wh:
+            for _ in range(20):
+                sums.append(wh.scalar("SELECT sum(n) FROM golden.t WHERE n % 7 = 0"))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sums == [sum(range(0, 100000, 7))] * 160
+    assert engine._SNAPSHOTS == {}
