@@ -20,7 +20,7 @@ flow, then sends its share of the requests, one at a time (8 requests always in 
 and every listed citizen writes its access-log row, as in production.
 
 Printed per engine: search and page latencies (p50 / p95 / p99, milliseconds, measured by the
-client), throughput and the desk process's CPU per request; the baseline is the same searches and
+client), throughput, the desk process's CPU per request and its peak memory; the baseline is the same searches and
 views called in-process by 8 threads on reader connections (``warehouse.search.search``,
 ``warehouse.citizen_view.view``; DuckDB: the published snapshot with its indexes; PostgreSQL: the
 owner's connection): no HTTP, no sign-in, no row security, no need-to-know cut, no access log.
@@ -140,6 +140,11 @@ class Desk:
         if not ready.wait(120):
             self.process.kill()
             raise RuntimeError("the desk did not start within 2 minutes")
+
+    def peak_mib(self) -> float:
+        """The desk process's peak resident memory so far (VmHWM), MiB."""
+        with open(f"/proc/{self.process.pid}/status", encoding="ascii") as f:
+            return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
 
     def cpu_seconds(self) -> float:
         """The desk process's CPU time so far (user + system)."""
@@ -281,6 +286,7 @@ def main() -> None:
             print(f"          in-process {fmt(base_s)}")
             print(f"  page    API {fmt(api_p, 150)}  desk process CPU {cpu_p / api_p['n'] * 1000:.1f} ms/request")
             print(f"          in-process {fmt(base_p)}")
+            print(f"  desk process peak memory {desk.peak_mib():,.0f} MiB")
         finally:
             if desk is not None:
                 desk.stop()
