@@ -92,9 +92,15 @@ def _release_snapshot(key: tuple[str, int, int]) -> None:
             shared.base.close()
 
 
+_INHERITED: list[_SharedSnapshot] = []  # a forked child's copies of its parent's: never used, never closed
+
+
 def _forget_snapshots_after_fork() -> None:
-    # the parent's instances are the parent's: a child opens its own
+    # the parent's instances are the parent's: a child opens its own. They are kept referenced, not
+    # dropped: destroying a DuckDB instance in a forked child (its threads were the parent's) crashes
+    # it — a subprocess started with a preexec_fn (Spark's gateway) runs this hook before exec
     global _SNAPSHOTS_LOCK
+    _INHERITED.extend(_SNAPSHOTS.values())
     _SNAPSHOTS.clear()
     _SNAPSHOTS_LOCK = threading.Lock()
 
@@ -158,6 +164,28 @@ class Warehouse:
         commits (``warehouse.snapshot.publish``); :class:`NoRelease` when there is none yet.
         PostgreSQL: the database itself (MVCC shows a reader the last committed release)."""
         return cls(url, reader=True)
+
+    @classmethod
+    def attached(cls, path: Path, *, row_group_size: int) -> Warehouse:
+        """A writer's connection to a DuckDB file no other connection has open (a snapshot being
+        published), attached with a storage option: the tables written through it are stored in row
+        groups of ``row_group_size`` rows. The job's DuckDB limits apply, as to every connection."""
+        from matching import resources
+
+        wh = cls.__new__(cls)
+        wh.url, wh.read_only, wh.kind, wh._in_tx, wh.path = f"duckdb:///{path}", False, "duckdb", False, Path(path)
+        wh.snapshot, wh._snapshot_id = None, None
+        con = resources.connect()
+        try:
+            literal = str(path).replace("'", "''")  # a path from the settings, as a SQL string literal
+            con.execute(f"ATTACH '{literal}' AS attached (ROW_GROUP_SIZE {int(row_group_size)})")
+            con.execute("USE attached")
+            con.execute("SET TimeZone = 'UTC'")
+        except BaseException:
+            con.close()
+            raise
+        wh._con = con
+        return wh
 
     def _open_snapshot(self, duckdb: Any) -> Any:
         """A connection (cursor) to this process's one DuckDB instance on the published file, which

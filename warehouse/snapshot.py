@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse.engine import Warehouse, published_path
+from warehouse.engine import Warehouse, published_path, qualified, table_ddl
 from warehouse.ops import Laps
 
 log = logging.getLogger(__name__)
@@ -89,26 +89,18 @@ READER_ROW_GROUP = 4096
 
 
 def _search_in_small_row_groups(snapshot: Path) -> None:
-    from matching import resources
     from schemas.contract import CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_VARIANT
-    from warehouse.engine import table_ddl
 
-    con = resources.connect()
-    try:
-        literal = str(snapshot).replace("'", "''")
-        con.execute(f"ATTACH '{literal}' AS snap (ROW_GROUP_SIZE {READER_ROW_GROUP})")
+    with Warehouse.attached(snapshot, row_group_size=READER_ROW_GROUP) as snap:
         for table in (CITIZEN_SEARCH_TERM, CITIZEN_SEARCH_VARIANT):
-            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'snap' "
-                               "AND schema_name = ? AND table_name = ?", [table.schema, table.name]).fetchone()[0]:
+            if not snap.table_exists(table.schema, table.name):
                 continue
-            old, new = f'snap."{table.schema}"."{table.name}"', f'snap."{table.schema}"."{table.name}_rewritten"'
-            con.execute(table_ddl(table, "duckdb", new))
-            con.execute(f"INSERT INTO {new} SELECT * FROM {old}")  # insertion order kept: the stored order
-            con.execute(f"DROP TABLE {old}")
-            con.execute(f'ALTER TABLE {new} RENAME TO "{table.name}"')
-        con.execute("DETACH snap")
-    finally:
-        con.close()
+            old, new = qualified(table), f'"{table.schema}"."{table.name}_rewritten"'
+            snap.execute(table_ddl(table, "duckdb", new))
+            snap.execute(f"INSERT INTO {new} SELECT * FROM {old}")  # insertion order kept: the stored order
+            snap.execute(f"DROP TABLE {old}")
+            snap.execute(f'ALTER TABLE {new} RENAME TO "{table.name}"')
+        snap.execute("CHECKPOINT")
 
 
 def _index_for_readers(snapshot: Path) -> None:

@@ -60,3 +60,27 @@ def test_eight_threads_read_through_one_shared_instance(tmp_path):
         t.join()
     assert sums == [sum(range(0, 100000, 7))] * 160
     assert engine._SNAPSHOTS == {}
+
+
+def test_a_child_forked_with_a_snapshot_instance_open_does_not_crash(tmp_path):
+    """A subprocess with a preexec_fn (Spark's gateway starts so) forks and runs the at-fork hooks:
+    the child must not destroy the parent's DuckDB instance (it crashed doing so), and the parent's
+    readers read on."""
+    import gc
+    import subprocess
+    import sys
+
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    with Warehouse(url) as wh:
+        wh.execute("CREATE SCHEMA golden")
+        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(10)")
+    publish(url)
+    dropped = Warehouse.reader(url)  # a reader never closed: the instance is then held by the process alone
+    assert dropped.scalar("SELECT sum(n) FROM golden.t") == 45
+    del dropped
+    gc.collect()
+    done = subprocess.run([sys.executable, "-c", "print('child ran')"], preexec_fn=lambda: None,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "child ran"
+    with Warehouse.reader(url) as reader:
+        assert reader.scalar("SELECT sum(n) FROM golden.t") == 45
