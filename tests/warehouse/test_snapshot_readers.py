@@ -10,16 +10,22 @@ from warehouse.engine import Warehouse
 from warehouse.snapshot import publish
 
 
+def _published(tmp_path, rows: int) -> str:
+    """A warehouse with golden.t (n = 0 .. rows - 1), published for readers; its URL."""
+    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    with Warehouse(url) as wh:
+        wh.execute("CREATE SCHEMA golden")
+        wh.execute(f"CREATE TABLE golden.t AS SELECT range AS n FROM range({rows})")
+    publish(url)
+    return url
+
+
 def _threads(wh: Warehouse) -> int:
     return int(wh.scalar("SELECT current_setting('threads')"))
 
 
 def test_readers_of_one_release_share_one_instance_until_the_last_closes(tmp_path):
-    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
-    with Warehouse(url) as wh:
-        wh.execute("CREATE SCHEMA golden")
-        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(10)")
-    publish(url)
+    url = _published(tmp_path, 10)
     a, b = Warehouse.reader(url), Warehouse.reader(url)
     default = _threads(b)
     a.execute("SET GLOBAL threads = 1")  # an instance-wide setting: seen by every reader of the instance
@@ -41,11 +47,7 @@ def test_readers_of_one_release_share_one_instance_until_the_last_closes(tmp_pat
 
 
 def test_eight_threads_read_through_one_shared_instance(tmp_path):
-    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
-    with Warehouse(url) as wh:
-        wh.execute("CREATE SCHEMA golden")
-        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(100000)")
-    publish(url)
+    url = _published(tmp_path, 100000)
     sums: list[int] = []
 
     def read() -> None:
@@ -70,11 +72,7 @@ def test_a_child_forked_with_a_snapshot_instance_open_does_not_crash(tmp_path):
     import subprocess
     import sys
 
-    url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
-    with Warehouse(url) as wh:
-        wh.execute("CREATE SCHEMA golden")
-        wh.execute("CREATE TABLE golden.t AS SELECT range AS n FROM range(10)")
-    publish(url)
+    url = _published(tmp_path, 10)
     dropped = Warehouse.reader(url)  # a reader never closed: the instance is then held by the process alone
     assert dropped.scalar("SELECT sum(n) FROM golden.t") == 45
     del dropped
