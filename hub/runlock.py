@@ -204,7 +204,13 @@ def _pg_lock(url: str, run_id: str, what: str, source: str | None) -> Iterator[N
         log.info("run lock taken by %s (%s) on the PostgreSQL warehouse", run_id, what)
         yield
     finally:
-        con.close()  # closing the session releases its advisory locks
+        try:
+            # released now: closing the session releases them too, but only once its server process
+            # has exited, which a run started right after can beat (seen under load)
+            con.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            log.debug("run lock: the session was gone; the server released its locks with it")
+        con.close()
 
 
 def _pg_holder(con: Any, key: int) -> dict[str, Any]:

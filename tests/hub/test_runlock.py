@@ -114,3 +114,14 @@ def test_on_duckdb_a_source_is_as_exclusive_as_a_run(tmp_path):
                 pass
     finally:
         _kill9(finance)
+
+
+def test_on_postgres_a_released_lock_is_free_the_moment_hold_returns(tmp_path, postgres_url):
+    """The session's advisory locks are unlocked before it closes: a run starting right after
+    another ended never finds the lock still held by a server process on its way out."""
+    settings = _settings(postgres_url, tmp_path / "var")
+    for n in range(40):
+        with hold(settings, f"run_{n}"):
+            pass
+        with hold(settings, f"run_{n}_next"):  # at once, no retry
+            pass
