@@ -291,17 +291,10 @@ class Warehouse:
         converting a handful of rows to Arrow and back costs more than an indexed lookup); for bulk
         data use :meth:`arrow`."""
         if self.kind == "duckdb":
-            cur = self._con.execute(self._sql(sql), dict(params or {}))
-            if not cur.description:
-                return []
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            return _as_dicts(self._con.execute(self._sql(sql), dict(params or {})))
         with self._con.cursor() as cur:
             cur.execute(self._sql(sql), dict(params or {}))
-            if not cur.description:
-                return []
-            names = [d.name for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            return _as_dicts(cur)
 
     def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """A query's result as an Arrow table."""
@@ -457,6 +450,15 @@ def bind_list(prefix: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
     """An IN list as ``:p0, :p1, ...`` plus the values to bind: never values spliced into SQL."""
     params = {f"{prefix}{i}": v for i, v in enumerate(values)}
     return ", ".join(f":{k}" for k in params), params
+
+
+def _as_dicts(cur: Any) -> list[dict[str, Any]]:
+    """An executed DB-API cursor's rows as dicts (DuckDB's and psycopg's describe a column by its
+    name first)."""
+    if not cur.description:
+        return []
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def table_ddl(table: Table, kind: str, target: str) -> str:
