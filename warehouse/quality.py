@@ -128,19 +128,39 @@ class QualityGate:
         return self._count[table.name]
 
     def validate(self, table: Table, data: pa.Table) -> list[Failure]:
-        """Failures of the table's GE suite, one per (row, expectation) flagged. The expectations
-        about each row run on :data:`CHUNK_ROWS` rows at a time (a pandas copy of a chunk, not of
-        the table: 1 GB more at 1M people for the interactions otherwise), the key's uniqueness on
-        the key columns of every row."""
+        """Failures of the table's GE suite on a whole table: :meth:`validate_rows` and
+        :meth:`validate_keys` on every row."""
+        if data.num_rows == 0:
+            return []
+        keys = data.select(list(table.key)).append_column(ROW, pa.array(range(data.num_rows), pa.int64()))
+        return self.validate_rows(table, data) + self.validate_keys(table, keys)
+
+    def validate_rows(self, table: Table, data: pa.Table, start: int = 0) -> list[Failure]:
+        """Failures of the expectations about each row on its own, one per (row, expectation)
+        flagged, ``data``'s rows being at positions ``start``, ``start + 1``… of the staged table.
+        They run on :data:`CHUNK_ROWS` rows at a time (a pandas copy of a chunk, not of the table:
+        1 GB more at 1M people for the interactions otherwise)."""
         failures: list[Failure] = []
-        n = data.num_rows
-        if n == 0:
+        for part, suite, batch_definition in self._parts[table.name]:
+            if part != "rows":
+                continue
+            for at in range(0, data.num_rows, CHUNK_ROWS):
+                # the frame is the callee's alone: dropped as soon as it is validated
+                failures.extend(self._failures(table, suite, batch_definition,
+                                               _frame(data, table.column_names, at, CHUNK_ROWS, start)))
+        return failures
+
+    def validate_keys(self, table: Table, keys: pa.Table) -> list[Failure]:
+        """Failures of the key's uniqueness. ``keys``: the key columns and each row's position
+        (:data:`ROW`) — of every row, or of every row sharing its key with another (what a
+        database's ``count(*) OVER (PARTITION BY key) > 1`` selects: a row's uniqueness depends only
+        on the rows with the same key, so the verdict is the same as on the whole table)."""
+        failures: list[Failure] = []
+        if keys.num_rows == 0:
             return failures
         for part, suite, batch_definition in self._parts[table.name]:
-            columns, step = (list(table.key), n) if part == "keys" else (table.column_names, CHUNK_ROWS)
-            for start in range(0, n, step):
-                # the frame is the callee's alone: dropped as soon as it is validated
-                failures.extend(self._failures(table, suite, batch_definition, _frame(data, columns, start, step)))
+            if part == "keys":
+                failures.extend(self._failures(table, suite, batch_definition, keys.to_pandas()))
         return failures
 
     def _failures(self, table: Table, suite: Any, batch_definition: Any, frame: Any) -> list[Failure]:
@@ -170,11 +190,12 @@ class QualityGate:
         return failures
 
 
-def _frame(data: pa.Table, columns: list[str], start: int, length: int) -> Any:
-    """Rows ``start`` to ``start + length`` of ``columns`` as a pandas frame, with their positions in
-    ``data`` as :data:`ROW`."""
-    chunk = data.slice(start, length).select(columns)
-    return chunk.append_column(ROW, pa.array(range(start, start + chunk.num_rows), pa.int64())).to_pandas()
+def _frame(data: pa.Table, columns: list[str], at: int, length: int, start: int) -> Any:
+    """Rows ``at`` to ``at + length`` of ``columns`` as a pandas frame, with their positions in the
+    staged table (``data`` beginning at ``start``) as :data:`ROW`."""
+    chunk = data.slice(at, length).select(columns)
+    first = start + at
+    return chunk.append_column(ROW, pa.array(range(first, first + chunk.num_rows), pa.int64())).to_pandas()
 
 
 def _forget(batch: Any) -> None:
@@ -214,24 +235,18 @@ def lineage_failures(table: Table, data: pa.Table, model_systems: Sequence[str])
     return failures
 
 
-def _keys_in(wh: Warehouse, table: Table, column: str) -> pa.Array:
-    if not wh.table_exists(table.schema, table.name):
-        return pa.array([], pa.string())
-    got = wh.arrow(f'SELECT DISTINCT "{column}" AS k FROM {qualified(table)}').column("k")
-    return got.combine_chunks().cast(pa.string())
-
-
-def reference_failures(wh: Warehouse, table: Table, data: pa.Table) -> list[Failure]:
-    """Rows pointing at a person or organisation the core tables do not hold."""
+def reference_failures(wh: Warehouse, table: Table, staged: str) -> list[Failure]:
+    """Rows pointing at a person or organisation the core tables do not hold. ``staged``: a
+    relation of the staged rows with their positions as :data:`ROW`; the look-up runs in the
+    warehouse, so neither side is held in Python (only the failing positions come back)."""
     failures: list[Failure] = []
-    if data.num_rows == 0:
-        return failures
     for column, target, target_column in REFERENCES.get(table.name, ()):
-        known = _keys_in(wh, target, target_column)
-        values = data.column(column)
-        missing = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=known)))
+        missing = wh.rows(
+            f'SELECT s."{ROW}" FROM {staged} s WHERE s."{column}" IS NOT NULL AND NOT EXISTS '
+            f'(SELECT 1 FROM {qualified(target)} t '
+            f'WHERE t."{target_column}" = CAST(s."{column}" AS VARCHAR)) ORDER BY 1')
         failures.extend(
-            Failure(i, column, REFERENCE_NOT_FOUND, f"{column} is not in {target.schema}.{target.name}")
-            for i in pc.indices_nonzero(missing).to_pylist()
+            Failure(r[0], column, REFERENCE_NOT_FOUND, f"{column} is not in {target.schema}.{target.name}")
+            for r in missing
         )
     return failures

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,8 +30,9 @@ from schemas.contract import (
     Table,
     arrow_schema,
 )
-from warehouse.engine import Warehouse, bind_list
+from warehouse.engine import Warehouse, bind_list, qualified
 from warehouse.quality import (
+    ROW,
     Failure,
     QualityGate,
     lineage_failures,
@@ -45,6 +46,7 @@ MODEL_NAME = re.compile(r"^stg_([a-z][a-z0-9]*(?:_[a-z0-9]+)*?)__([a-z][a-z0-9_]
 # Referenced tables first, so references are checked against this run's core rows.
 BUILD_ORDER = (PERSON_RECORD, ORGANISATION, HOUSEHOLD_MEMBERSHIP, INTERACTION, ORGANISATION_ROLE)
 _TABLES = {t.name: t for t in CANONICAL_TABLES}
+CHUNK_ROWS = 250_000  # staged rows read, gated and written at a time
 
 
 class StagingError(ValueError):
@@ -116,49 +118,50 @@ def _build_table(
     wh: Warehouse, table: Table, entries: list[tuple[str, str]], run_id: str, gate: QualityGate, now: datetime,
     suppression: Any = None,
 ) -> list[StageCount]:
-    parts: list[pa.Table] = []
-    model_of_row: list[str] = []
-    for name, sql in entries:
-        parts.append(_stage_model(wh, table, name, sql))
-        model_of_row.extend([name] * parts[-1].num_rows)
-    staged = pa.concat_tables(parts) if parts else arrow_schema(table).empty_table()
-    systems_of_row = [model_system(m) for m in model_of_row]
-
-    failures = (
-        gate.validate(table, staged)
-        + lineage_failures(table, staged, systems_of_row)
-        + reference_failures(wh, table, staged)
-    )
-    suppressed = suppression.rows(table, staged) if suppression is not None else set()
-    if suppressed:  # an erased person: one `suppressed` row each, nothing else said about them
-        failures = [f for f in failures if f.row not in suppressed] + [
-            Failure(i, None, "suppressed", "erased person (GDPR suppression list)") for i in sorted(suppressed)]
-    bad_rows = sorted({f.row for f in failures})
-    passing = staged  # every row passed: no copy
-    if bad_rows:
-        passing = staged.filter(pc.invert(pc.is_in(pa.array(range(staged.num_rows), pa.int64()),
-                                                   value_set=pa.array(bad_rows, pa.int64()))))
-    quarantine = _quarantine_rows(table, staged, failures, model_of_row, systems_of_row, run_id, now)
-
+    """One canonical table, :data:`CHUNK_ROWS` staged rows at a time: each model's rows are
+    numbered into a temporary table of the warehouse (their position in the staged table: the
+    models one after the other, each in key order); the checks that span rows (the key's
+    uniqueness, references to other tables) run there and return only the failing positions; then
+    each chunk is read, cast, gated, its passing rows written and its failing ones quarantined. What
+    Python holds does not grow with the table, and everything happens in one transaction."""
     systems = sorted({model_system(name) for name, _ in entries})
     in_systems, params = bind_list("s", systems)
     system_expr = (
         '"source_system"' if "source_system" in table.column_names else "split_part(\"organisation_key\", ':', 1)"
     )
-    counts = _counts(table, systems, systems_of_row, bad_rows)
-    # the staged rows are not held beside their passing copy while it is written (the interactions
-    # at 1M people: the canonical step's peak, docs/scale.md)
-    del parts, staged, failures, model_of_row, systems_of_row
+    staged = dict.fromkeys(systems, 0)
+    bad = dict.fromkeys(systems, 0)
     with wh.transaction():
-        wh.write(table, passing, delete_where=(f"{system_expr} IN ({in_systems})", params))
-        wh.write(
-            QUARANTINE,
-            quarantine,
-            delete_where=(
-                f"run_id = :run AND stage = 'quality' AND entity = :entity AND source_system IN ({in_systems})",
-                {"run": run_id, "entity": table.name, **params},
-            ),
-        )
+        wh.ensure_tables((QUARANTINE, STAGE_RUN))
+        wh.execute(f"DELETE FROM {qualified(table)} WHERE {system_expr} IN ({in_systems})", params)
+        wh.execute(
+            f"DELETE FROM {qualified(QUARANTINE)} WHERE run_id = :run AND stage = 'quality' AND entity = :entity "
+            f"AND source_system IN ({in_systems})", {"run": run_id, "entity": table.name, **params})
+        numbered: list[tuple[str, str, int, int]] = []  # (model, its numbered rows, first position, rows)
+        start = 0
+        for i, (name, sql) in enumerate(entries):
+            rows = _number_model(wh, table, name, sql, f"_hub_staged_{i}", start)
+            numbered.append((name, f"_hub_staged_{i}", start, rows))
+            start += rows
+        across = _failures_across_rows(wh, table, gate, numbered)
+        for name, relation, first, rows in numbered:
+            system = model_system(name)
+            staged[system] += rows
+            for at in range(first, first + rows, CHUNK_ROWS):
+                n = min(CHUNK_ROWS, first + rows - at)
+                chunk = _cast(wh.arrow(f'SELECT {_columns(table)} FROM {relation} WHERE "{ROW}" >= :a '
+                                       f'AND "{ROW}" < :b ORDER BY "{ROW}"', {"a": at, "b": at + n}), table, name)
+                failures = _chunk_failures(table, gate, chunk, at, system, across, suppression)
+                bad_rows = sorted({f.row - at for f in failures})
+                bad[system] += len(bad_rows)
+                passing = chunk  # every row passed: no copy
+                if bad_rows:
+                    passing = chunk.filter(pc.invert(pc.is_in(pa.array(range(n), pa.int64()),
+                                                              value_set=pa.array(bad_rows, pa.int64()))))
+                wh.write(table, passing)
+                wh.write(QUARANTINE, _quarantine_rows(table, chunk, at, failures, name, system, run_id, now))
+            wh.execute(f"DROP TABLE {relation}")
+        counts = [StageCount(table.name, s, staged[s], staged[s] - bad[s], bad[s]) for s in systems]
         wh.write(STAGE_RUN, _stage_run_rows(counts, run_id, now), delete_where=(
             f"run_id = :run AND table_name = :entity AND source_system IN ({in_systems})",
             {"run": run_id, "entity": table.name, **params},
@@ -169,15 +172,74 @@ def _build_table(
     return counts
 
 
-def _stage_model(wh: Warehouse, table: Table, name: str, sql: str) -> pa.Table:
+def _columns(table: Table) -> str:
+    return ", ".join(f'"{c}"' for c in table.column_names)
+
+
+def _number_model(wh: Warehouse, table: Table, name: str, sql: str, relation: str, start: int) -> int:
+    """The model's view, and its rows in key order numbered from ``start`` (:data:`ROW`) into the
+    temporary table ``relation`` of the warehouse (DuckDB spills it past its memory limit). Returns
+    the model's row count."""
     view = f'"{STAGING_SCHEMA}"."{name}"'
     wh.execute(f"DROP VIEW IF EXISTS {view}")
     # Model SQL is project code (never user input): it is the view's definition.
     wh.execute(f"CREATE VIEW {view} AS {sql}")
-    cols = ", ".join(f'"{c}"' for c in table.column_names)
     order = ", ".join(f'"{c}"' for c in table.key)
-    data = wh.arrow(f"SELECT {cols} FROM {view}" + (f" ORDER BY {order}" if order else ""))
-    return _cast(data, table, name)
+    wh.execute(f"DROP TABLE IF EXISTS {relation}")
+    wh.execute(f'CREATE TEMPORARY TABLE {relation} AS SELECT {start} + row_number() OVER '
+               f'({f"ORDER BY {order}" if order else ""}) - 1 AS "{ROW}", {_columns(table)} FROM {view} ORDER BY 1')
+    if wh.kind == "postgres":  # DuckDB skips row groups by their min / max; PostgreSQL needs an index
+        wh.execute(f'CREATE INDEX ON {relation} ("{ROW}")')
+    return int(wh.scalar(f"SELECT count(*) FROM {relation}"))
+
+
+def _failures_across_rows(
+    wh: Warehouse, table: Table, gate: QualityGate, numbered: list[tuple[str, str, int, int]]
+) -> dict[int, list[Failure]]:
+    """The failures no chunk can see on its own, by position: the key's uniqueness (GE, on the
+    rows sharing their key with another row, found by the warehouse) and references to the core
+    tables (looked up in the warehouse)."""
+    if not numbered:
+        return {}
+    key = ", ".join(f'"{c}"' for c in table.key)
+    union = " UNION ALL ".join(f'SELECT "{ROW}", {key} FROM {relation}' for _, relation, _, _ in numbered)
+    shared = _cast_keys(wh.arrow(
+        f'SELECT "{ROW}", {key} FROM (SELECT "{ROW}", {key}, count(*) OVER (PARTITION BY {key}) AS n '
+        f'FROM ({union}) u) d WHERE n > 1 ORDER BY 1'), table)
+    failures = gate.validate_keys(table, shared)
+    for _, relation, _, _ in numbered:
+        failures.extend(reference_failures(wh, table, relation))
+    by_row: dict[int, list[Failure]] = {}
+    for f in failures:
+        by_row.setdefault(f.row, []).append(f)
+    return by_row
+
+
+def _cast_keys(keys: pa.Table, table: Table) -> pa.Table:
+    """The key columns in the contract's types (as the chunks are cast), positions as int64."""
+    schema = arrow_schema(table)
+    arrays = [keys.column(ROW).cast(pa.int64())]
+    for c in table.key:
+        col, t = keys.column(c), schema.field(c).type
+        arrays.append(pa.nulls(len(col), t) if col.null_count == len(col) else col.cast(t))
+    return pa.Table.from_arrays(arrays, names=[ROW, *table.key])
+
+
+def _chunk_failures(
+    table: Table, gate: QualityGate, chunk: pa.Table, at: int, system: str,
+    across: dict[int, list[Failure]], suppression: Any,
+) -> list[Failure]:
+    """Every failure of the chunk's rows (positions in the staged table: the chunk starts at ``at``)."""
+    failures = gate.validate_rows(table, chunk, at) + [
+        replace(f, row=f.row + at) for f in lineage_failures(table, chunk, [system] * chunk.num_rows)]
+    for i in range(at, at + chunk.num_rows):
+        failures.extend(across.get(i, ()))
+    suppressed = suppression.rows(table, chunk) if suppression is not None else set()
+    if suppressed:  # an erased person: one `suppressed` row each, nothing else said about them
+        rows = {at + i for i in suppressed}
+        failures = [f for f in failures if f.row not in rows] + [
+            Failure(i, None, "suppressed", "erased person (GDPR suppression list)") for i in sorted(rows)]
+    return failures
 
 
 def _cast(data: pa.Table, table: Table, model: str) -> pa.Table:
@@ -186,7 +248,7 @@ def _cast(data: pa.Table, table: Table, model: str) -> pa.Table:
     arrays = []
     for f in schema:
         col = data.column(f.name)
-        if col.type == pa.null():
+        if col.null_count == len(col):  # no value (a NULL column, or a chunk without one): nothing to convert
             arrays.append(pa.nulls(len(col), f.type))
             continue
         try:
@@ -197,16 +259,6 @@ def _cast(data: pa.Table, table: Table, model: str) -> pa.Table:
                 f"staging model {model}: column {f.name} ({col.type}) does not convert to {f.type}"
             ) from None
     return pa.Table.from_arrays(arrays, schema=pa.schema([f.with_nullable(True) for f in schema]))
-
-
-def _counts(table: Table, systems: list[str], systems_of_row: list[str], bad_rows: list[int]) -> list[StageCount]:
-    staged = dict.fromkeys(systems, 0)
-    bad = dict.fromkeys(systems, 0)
-    for s in systems_of_row:
-        staged[s] += 1
-    for i in bad_rows:
-        bad[systems_of_row[i]] += 1
-    return [StageCount(table.name, s, staged[s], staged[s] - bad[s], bad[s]) for s in systems]
 
 
 def _stage_run_rows(counts: list[StageCount], run_id: str, now: datetime) -> pa.Table:
@@ -235,15 +287,18 @@ def _locator(model: str, row: dict[str, Any], key: tuple[str, ...]) -> str:
 
 def _quarantine_rows(
     table: Table,
-    staged: pa.Table,
+    chunk: pa.Table,
+    at: int,
     failures: list[Failure],
-    model_of_row: list[str],
-    systems_of_row: list[str],
+    model: str,
+    system: str,
     run_id: str,
     now: datetime,
 ) -> pa.Table:
+    """One quarantine row per (row, failed check) of a chunk of one model's rows starting at ``at``."""
     rows = sorted({f.row for f in failures})
-    by_row = dict(zip(rows, staged.take(pa.array(rows, pa.int64())).to_pylist(), strict=True)) if rows else {}
+    by_row = (dict(zip(rows, chunk.take(pa.array([r - at for r in rows], pa.int64())).to_pylist(), strict=True))
+              if rows else {})
     payloads = {i: json.dumps(r, default=_json_value, ensure_ascii=False) for i, r in by_row.items()}
     for f in failures:  # an erased person's row keeps neither its values nor its key
         if f.reason_code == "suppressed":
@@ -251,11 +306,10 @@ def _quarantine_rows(
     records = [
         {
             "run_id": run_id,
-            "source_system": systems_of_row[f.row],
+            "source_system": system,
             "entity": table.name,
             "stage": "quality",
-            "locator": (model_of_row[f.row] if f.reason_code == "suppressed"
-                        else _locator(model_of_row[f.row], by_row[f.row], table.key)),
+            "locator": model if f.reason_code == "suppressed" else _locator(model, by_row[f.row], table.key),
             "field": f.field,
             "reason_code": f.reason_code,
             "reason": f.reason,
