@@ -4,8 +4,8 @@
         [--threads 2] [--warehouse-url postgresql://…] [--runs 2] [--no-bare]
 
 The sandbox is generated in a process of its own (its peak printed; its memory given back before the
-hub starts) and its simulators served in another (their peak printed at the end), so that the
-figures are the hub's process alone. Prints, per stage of each run: the seconds the pipeline records itself
+hub starts) and its simulators served in another (their peak printed at the end; with one run, that
+process ends once the last source is ingested), so that the figures are the hub's process alone. Prints, per stage of each run: the seconds the pipeline records itself
 (RunReport timings, the resolution's timings by part) and the peak resident memory of the hub's
 process during the stage (the kernel's high-water mark VmHWM, reset at each stage boundary through
 /proc/self/clear_refs) beside, as the stage ends, what pyarrow's memory pool holds (Arrow built by
@@ -184,8 +184,26 @@ def serve_sandbox(var_dir: str, people: int, seed: int, warehouse_url: str | Non
                if k.endswith("_env") and v in os.environ}
         conn.send({"config": str(Path(var_dir) / "hub.toml"), "env": env, "root": str(sr.sandbox.root),
                    "counts": sr.sandbox.counts, "generated": sr.generate_seconds, "peak_mib": built["peak_mib"]})
-        conn.recv()  # stop
+        conn.recv()  # stop, or the sources were read (one run: the process ends, its memory given back)
     conn.send({"serving_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def release_sources_before_canonical(conn: Any, served: dict[str, float]) -> None:
+    """One run: the simulators are stopped (their process ends) once the last source is ingested —
+    the hub reads them no more — so their memory (3 GB at 1M people: every row as Python objects)
+    is not resident beside the hub's through the canonical layer and resolution. Their peak goes
+    to ``served``."""
+    mod = importlib.import_module("hub.pipeline")
+    real = mod.build_canonical
+
+    @functools.wraps(real)
+    def after_the_sources(*args: Any, **kwargs: Any) -> Any:
+        if not served:
+            conn.send("sources read")
+            served.update(conn.recv())
+        return real(*args, **kwargs)
+
+    mod.build_canonical = after_the_sources
 
 
 def main() -> None:
@@ -225,8 +243,10 @@ def main() -> None:
             print(f"DuckDB limits: memory_limit {limits.memory_limit or 'DuckDB default (80% of RAM)'}, threads "
                   f"{limits.threads or os.cpu_count()}, spill to {limits.temp_directory}; "
                   f"machine: {os.cpu_count()} cores")
-            meter, peaks = StageMeter(), []
+            meter, peaks, served = StageMeter(), [], {}
             instrument(meter)
+            if args.runs == 1:
+                release_sources_before_canonical(parent, served)
             for i in range(args.runs):
                 base = _rss_kib()
                 meter.start()
@@ -244,10 +264,12 @@ def main() -> None:
             if not args.no_bare:
                 _beside_bare(settings, report)
         finally:
-            parent.send("stop")
-            if parent.poll(60):
-                print(f"the sandbox's simulators peaked at {parent.recv()['serving_peak_mib']:,.0f} MiB "
-                      "in their process (not the hub's)")
+            if not served:
+                parent.send("stop")
+                served.update(parent.recv() if parent.poll(60) else {})
+            if served:
+                print(f"the sandbox's simulators peaked at {served['serving_peak_mib']:,.0f} MiB in their process "
+                      f"(not the hub's){'; stopped once the sources were ingested' if args.runs == 1 else ''}")
             server.join(60)
 
 
