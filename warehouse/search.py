@@ -101,6 +101,7 @@ from schemas.contract import (
 )
 from warehouse.engine import Warehouse, bind_list, qualified
 from warehouse.roles import ALL_SYSTEMS as _ALL_SYSTEMS
+from warehouse.search_memory import MemoryIndex, memory_index
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,14 @@ class QueryError(ValueError):
 class Scope:
     """What the agent may search: ``fields`` (golden.citizen attribute names: given_names,
     birth_name, usage_name, birth_date, email, phone, postcode, city), ``source_systems`` (None:
-    every silo) and ``exclude`` (citizen ids left out, e.g. :func:`objections_for` the read's
-    processing)."""
+    every silo), ``exclude`` (citizen ids left out) and ``objecting_to`` (processings: a citizen
+    with an objection in force to one of them is left out, art. 21 — read by the search itself, in
+    the same statement on PostgreSQL)."""
 
     fields: frozenset[str]
     source_systems: frozenset[str] | None = None
     exclude: frozenset[str] = frozenset()
+    objecting_to: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -596,10 +599,10 @@ def build_index(wh: Warehouse) -> int:
 # ---------------------------------------------------------------------------------------------- PostgreSQL
 SEARCH_FUNCTION = "golden.search_citizens"
 SEARCH_FUNCTION_ARGS = ("p_tok int[], p_alt text[], p_var_tok int[], p_var bigint[], p_crit int[], p_field text[], "
-                        "p_key text[], p_weight float8[], p_name_fields text[], p_allowed bigint, p_exclude text[], "
-                        "p_limit int, p_offset int")
+                        "p_key text[], p_weight float8[], p_name_fields text[], p_systems text[], p_exclude text[], "
+                        "p_objecting text[], p_limit int, p_offset int")
 SEARCH_FUNCTION_SIGNATURE = ("golden.search_citizens(int[], text[], int[], bigint[], int[], text[], text[], "
-                             "float8[], text[], bigint, text[], int, int)")
+                             "float8[], text[], text[], text[], text[], int, int)")
 _PG_INDEXES = (
     ("citizen_search_term_key", "{term} ((key COLLATE \"C\"), field) INCLUDE (citizens)"),
     ("citizen_search_posting_term", "{posting} (term_id, citizen_no) INCLUDE (origin_mask, citizen_mask)"),
@@ -670,11 +673,17 @@ def search_function_sql() -> str:
     SECURITY DEFINER function, every object schema-qualified. Arguments: the name words'
     alternatives (``p_tok`` word number, ``p_alt`` folded form) and their one-typo variants' hashes
     (``p_var_tok``, ``p_var``), the criteria's alternatives (number, field, key, weight), the name
-    fields searched, the silo mask (null: every silo), citizen ids left out, limit, offset.
+    fields searched, the silos in scope (null: every silo), citizen ids left out, the processings
+    whose objections in force leave a citizen out (art. 21), limit, offset. One call does the
+    whole search: the silos' bits and the objections are read here, not in statements of their own.
 
-    The silo mask is intersected with the session's grants (``ops.granted_systems()``, from the
+    The silos' mask is intersected with the session's grants (``ops.granted_systems()``, from the
     transaction's collectivité and service): a caller cannot widen it. A session that bypasses row
-    security (the owner, a superuser) reads the tables anyway and keeps the mask it gives.
+    security (the owner, a superuser) reads the tables anyway and keeps the silos it gives.
+
+    Its statements run on generic plans (``plan_cache_mode``): they are shaped to one plan
+    (LATERAL index lookups over the few words typed), and planning them afresh at each call (the
+    custom plans PostgreSQL otherwise keeps choosing) cost more than a simple search's execution.
 
     Returns one row per citizen of the page, ``total`` (every citizen found) and ``capped`` (the
     rarest word had more than MAX_CANDIDATES postings: total is a lower bound) on each."""
@@ -688,11 +697,13 @@ RETURNS TABLE (citizen_id text, score float8, criteria int, given_names text, bi
                birth_year int, city text, source_systems text, systems_mask bigint, total bigint, capped boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_allowed bigint := p_allowed;
+    v_allowed bigint;
     v_granted bigint;
+    v_exclude text[] := coalesce(p_exclude, '{{}}');
     v_words int := coalesce(array_length(ARRAY(SELECT DISTINCT x FROM unnest(p_tok) x), 1), 0);
     v_crits int := coalesce(array_length(ARRAY(SELECT DISTINCT x FROM unnest(p_crit) x), 1), 0);
     v_slot int[];
@@ -704,14 +715,24 @@ DECLARE
     v_probe int[];
     v_fetch int[];
 BEGIN
--- the scope: never wider than the session's grants
+-- the scope: the silos asked for (bit 0: the golden record's own keys), never wider than the
+-- session's grants
+IF p_systems IS NOT NULL THEN
+    SELECT 1::bigint | coalesce(bit_or(1::bigint << y.bit), 0) INTO v_allowed
+      FROM {system} y WHERE y.source_system = ANY(p_systems);
+END IF;
 IF NOT coalesce((SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname = session_user),
                 false) THEN
     IF NOT EXISTS (SELECT 1 FROM ops.granted_systems() g(s) WHERE g.s = '{_ALL_SYSTEMS}') THEN
         SELECT 1::bigint | coalesce(bit_or(1::bigint << y.bit), 0) INTO v_granted
           FROM {system} y WHERE y.source_system IN (SELECT g.s FROM ops.granted_systems() g(s));
-        v_allowed := CASE WHEN p_allowed IS NULL THEN v_granted ELSE p_allowed & v_granted END;
+        v_allowed := CASE WHEN v_allowed IS NULL THEN v_granted ELSE v_allowed & v_granted END;
     END IF;
+END IF;
+-- art. 21: citizens objecting to the processing are not found by it
+IF cardinality(p_objecting) > 0 AND to_regclass('{qualified(OBJECTION)}') IS NOT NULL THEN
+    v_exclude := v_exclude || ARRAY(SELECT o.citizen_id FROM {qualified(OBJECTION)} o
+                                     WHERE o.revoked_at IS NULL AND o.processing_id = ANY(p_objecting));
 END IF;
 -- 1. the terms each word (slot 0..) and criterion (slot v_words + n) may match: every lookup a
 -- LATERAL index scan (OFFSET 0 keeps it a nested loop over the few words typed)
@@ -807,7 +828,7 @@ hits AS (
            round((per.crit_s + per.name_s / greatest(v_words, 1))::numeric, 4)::float8 AS score
       FROM per
      WHERE per.n_tok = v_words AND (per.n_crit >= 1 OR v_crits = 0)
-       AND per.citizen_no NOT IN (SELECT e.citizen_no FROM {citizen} e WHERE e.citizen_id = ANY(p_exclude))
+       AND per.citizen_no NOT IN (SELECT e.citizen_no FROM {citizen} e WHERE e.citizen_id = ANY(v_exclude))
      ORDER BY per.n_crit DESC, score DESC, per.citizen_no
      LIMIT p_limit OFFSET p_offset
 )
@@ -831,20 +852,26 @@ def search(wh: Warehouse, text: str, *, scope: Scope, limit: int = 20, offset: i
     if not 1 <= limit <= 100 or not 0 <= offset <= 10_000:
         raise QueryError("Pagination invalide : 1 à 100 résultats par page, à partir du rang 0 à 10 000.")
     q = parse(text)
-    systems = _bits(wh)
-    if systems is None:
+    if not _indexed(wh):
         return Page([], 0, False)
-    allowed = _allowed_mask(systems, scope.source_systems)
     if _CITIZEN_ID.match(re.sub(r"\s+", "", text).upper()):
-        return _by_id(wh, text, scope, allowed, offset)
+        return _by_id(wh, text, scope, offset)
     name_fields, criteria = _check_scope(q, scope)
-    run = _search_postgres if wh.kind == "postgres" else _search_duckdb
-    rows = run(wh, q, name_fields, criteria, allowed, scope.exclude, limit, offset)
+    if wh.kind == "postgres":  # one statement: the function reads the silos' bits and the objections
+        def run(limit: int, offset: int) -> list[dict]:
+            return _search_postgres(wh, q, name_fields, criteria, scope, limit, offset)
+    else:
+        allowed = _allowed_mask(_bits(wh), scope.source_systems)
+        exclude = scope.exclude | objections_for(wh, scope.objecting_to)
+
+        def run(limit: int, offset: int) -> list[dict]:
+            return _search_duckdb(wh, q, name_fields, criteria, allowed, exclude, limit, offset)
+    rows = run(limit, offset)
     capped = bool(rows and rows[0]["capped"])
     if rows:
         total = int(rows[0]["total"])
     elif offset:  # the page asked for lies past the last result
-        first = run(wh, q, name_fields, criteria, allowed, scope.exclude, 1, 0)
+        first = run(1, 0)
         total = int(first[0]["total"]) if first else 0
         capped = bool(first and first[0]["capped"])
     else:
@@ -853,11 +880,12 @@ def search(wh: Warehouse, text: str, *, scope: Scope, limit: int = 20, offset: i
     return Page(hits, total, offset + len(hits) < total, capped)
 
 
-def _by_id(wh: Warehouse, text: str, scope: Scope, allowed: int | None, offset: int) -> Page:
+def _by_id(wh: Warehouse, text: str, scope: Scope, offset: int) -> Page:
     """A citizen id typed in the search box: that citizen (through the aliases), if in scope."""
     cid = resolve_id(wh, text)
-    if cid is None or cid in scope.exclude:
+    if cid is None or cid in scope.exclude or cid in objections_for(wh, scope.objecting_to):
         return Page([], 0, False)
+    allowed = _allowed_mask(_bits(wh), scope.source_systems)
     rows = wh.dicts(f"SELECT citizen_id, given_names, birth_name, usage_name, birth_year, city, source_systems, "
                     f"systems_mask FROM {qualified(CITIZEN_SEARCH)} WHERE citizen_id = :c", {"c": cid})
     rows = [r for r in rows if allowed is None or r["systems_mask"] & allowed]
@@ -879,17 +907,24 @@ def _hit(r: dict, scope: Scope) -> Hit:
                source_systems=tuple(names))
 
 
-def _bits(wh: Warehouse) -> dict[str, int] | None:
-    """The silos' bits in the index; None when no index was built (one query on the fast path)."""
-    def read() -> dict[str, int] | None:
-        try:
-            return dict(wh.rows(f"SELECT source_system, bit FROM {qualified(CITIZEN_SEARCH_SYSTEM)}"))
-        except Exception:
-            if wh.table_exists(CITIZEN_SEARCH_SYSTEM.schema, CITIZEN_SEARCH_SYSTEM.name):
-                raise
-            return None
+_INDEXED: set[str] = set()  # PostgreSQL warehouses (URLs) seen with their search objects: they stay
 
-    return wh.memo("search_bits", read)
+
+def _indexed(wh: Warehouse) -> bool:
+    """An index was built (DuckDB: its tables are in the file read) or, on PostgreSQL, the search
+    objects exist (a migrated warehouse has them from the start, empty until the first publication).
+    PostgreSQL's answer is kept for the process once true: no statement of its own per search."""
+    if wh.kind == "postgres":
+        if wh.url not in _INDEXED and search_objects_ready(wh):
+            _INDEXED.add(wh.url)
+        return wh.url in _INDEXED
+    return wh.memo("search_indexed", lambda: wh.table_exists(CITIZEN_SEARCH_SYSTEM.schema, CITIZEN_SEARCH_SYSTEM.name))
+
+
+def _bits(wh: Warehouse) -> dict[str, int]:
+    """The silos' bits in the index (kept by a snapshot reader)."""
+    return wh.memo("search_bits", lambda: dict(wh.rows(
+        f"SELECT source_system, bit FROM {qualified(CITIZEN_SEARCH_SYSTEM)}")))
 
 
 def _allowed_mask(bits: dict[str, int], systems: frozenset[str] | None) -> int | None:
@@ -903,27 +938,30 @@ def _allowed_mask(bits: dict[str, int], systems: frozenset[str] | None) -> int |
     return mask
 
 
-def _search_postgres(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, allowed: int | None,
-                     exclude: frozenset[str], limit: int, offset: int) -> list[dict]:
+def _search_postgres(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, scope: Scope,
+                     limit: int, offset: int) -> list[dict]:
     toks = [(i, alt) for i, alts in enumerate(q.words) for alt in alts]
     variants = [(i, v) for i, alts in enumerate(q.words) for v in sorted({v for a in alts for v in word_variants(a)})]
     crits = [(i, f, k, w) for i, alts in enumerate(criteria) for f, k, w in alts]
     return wh.dicts(
         f"SELECT * FROM {SEARCH_FUNCTION}(CAST(:tok AS int[]), CAST(:alt AS text[]), CAST(:var_tok AS int[]), "
         "CAST(:var AS bigint[]), CAST(:crit AS int[]), CAST(:field AS text[]), CAST(:key AS text[]), "
-        "CAST(:weight AS float8[]), CAST(:fields AS text[]), CAST(:allowed AS bigint), CAST(:exclude AS text[]), "
-        ":limit, :offset)",
+        "CAST(:weight AS float8[]), CAST(:fields AS text[]), CAST(:systems AS text[]), CAST(:exclude AS text[]), "
+        "CAST(:objecting AS text[]), :limit, :offset)",
         {"tok": [t[0] for t in toks], "alt": [t[1] for t in toks], "var_tok": [v[0] for v in variants],
          "var": [v[1] for v in variants], "crit": [c[0] for c in crits],
          "field": [c[1] for c in crits], "key": [c[2] for c in crits], "weight": [float(c[3]) for c in crits],
-         "fields": name_fields, "allowed": allowed, "exclude": sorted(exclude), "limit": limit, "offset": offset})
+         "fields": name_fields, "exclude": sorted(scope.exclude), "objecting": sorted(scope.objecting_to),
+         "systems": None if scope.source_systems is None else sorted(scope.source_systems),
+         "limit": limit, "offset": offset})
 
 
-def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: list
+def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: list, index: MemoryIndex | None = None
                   ) -> dict[int, dict[int, tuple[float, int]]]:
     """slot -> term_id -> (score, citizens): what each word (slot i) and criterion (slot words + n)
     may match. Constant lookups on sorted columns only (each reads the row groups its zone maps
-    point at): the words' key ranges, their variants, the criteria's keys."""
+    point at): the words' key ranges, their variants, the criteria's keys — or the same three
+    lookups in a snapshot's ``index`` in memory (:mod:`warehouse.search_memory`)."""
     term, variant = qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_VARIANT)
     words = len(q.words)
     found: dict[int, dict[int, tuple[float, int]]] = {}
@@ -947,7 +985,9 @@ def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: lis
                               f"LIMIT {PREFIX_TERMS + len(NAME_FIELDS)})")
         # exact and prefix: ranges of the vocabulary, sorted by key (one scan each: an OR is not pruned)
         prefixes: dict[int, list[tuple[int, int]]] = {}
-        for term_id, key, citizens in wh.rows(" UNION ALL ".join(ranges), params):
+        for term_id, key, citizens in (
+                wh.rows(" UNION ALL ".join(ranges), params) if index is None else
+                index.ranges([a for alts in q.words for a in alts], name_fields, PREFIX_TERMS + len(NAME_FIELDS))):
             for i, alts in enumerate(q.words):
                 if key in alts:
                     keep(i, term_id, _EXACT, citizens)
@@ -964,9 +1004,10 @@ def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: lis
                     of_word.setdefault(v, set()).add(i)
         if of_word:
             typos: dict[int, dict[int, int]] = {}
-            for v, term_id, citizens in wh.rows(
+            for v, term_id, citizens in (wh.rows(
                     f"SELECT variant, term_id, citizens FROM {variant} WHERE variant = ANY(:v) "
-                    f"AND field IN ({fields_sql})", {**fparams, "v": sorted(of_word)}):
+                    f"AND field IN ({fields_sql})", {**fparams, "v": sorted(of_word)}) if index is None else
+                    index.variants(sorted(of_word), name_fields)):
                 for i in of_word[v]:
                     typos.setdefault(i, {})[term_id] = citizens
             for i, terms in typos.items():
@@ -978,9 +1019,10 @@ def _terms_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: lis
             for f, k, w in alts:  # 01/01: the date and its swap are one key, at the higher weight
                 if (f, k) not in wanted or w > wanted[(f, k)][1]:
                     wanted[(f, k)] = (n, w)
-        for term_id, fld, key, citizens in wh.rows(
-                f"SELECT term_id, field, key, citizens FROM {term} WHERE key = ANY(:k)",
-                {"k": sorted({k for _, k in wanted})}):
+        keys = sorted({k for _, k in wanted})
+        for term_id, fld, key, citizens in (wh.rows(
+                f"SELECT term_id, field, key, citizens FROM {term} WHERE key = ANY(:k)", {"k": keys})
+                if index is None else index.terms_of_keys(keys)):
             if (fld, key) in wanted:
                 n, w = wanted[(fld, key)]
                 keep(words + n, term_id, w, citizens)
@@ -992,10 +1034,12 @@ def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: li
     """The same search as the PostgreSQL function, in a few statements of constant lookups (see
     the module docstring): the terms; the driver's postings (the word, or the criteria, holding the
     fewest), best terms first and at most MAX_CANDIDATES; the other words' and criteria's postings
-    for those citizens only; the page's rows."""
+    for those citizens only; the page's rows. A snapshot reader does the same in memory
+    (:mod:`warehouse.search_memory`): no statement at all."""
     posting, citizen = qualified(CITIZEN_SEARCH_POSTING), qualified(CITIZEN_SEARCH)
     words, crits = len(q.words), len(criteria)
-    found = _terms_duckdb(wh, q, name_fields, criteria)
+    index = memory_index(wh)
+    found = _terms_duckdb(wh, q, name_fields, criteria, index)
     if any(i not in found for i in range(words)) or (crits and not any(s >= words for s in found)):
         return []
 
@@ -1015,6 +1059,9 @@ def _search_duckdb(wh: Warehouse, q: Query, name_fields: list[str], criteria: li
             break
         taken.append(r)
         reach += r[1]
+    if index is not None:
+        return index.rank(found, words, crits, driver, taken, len(ranked), allowed, exclude, limit, offset,
+                          MAX_CANDIDATES)
     scope_sql, scope_params = "", {}
     if allowed is not None:
         scope_sql = " AND (origin_mask & :allowed) <> 0 AND (citizen_mask & :allowed) <> 0"

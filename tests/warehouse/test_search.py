@@ -271,6 +271,42 @@ def test_excluded_citizens_are_not_returned(hub: Warehouse) -> None:
     assert "C-MARIE" not in _ids(page) and page.total == 3
 
 
+def test_a_citizen_objecting_to_the_processing_is_not_found_by_it(hub: Warehouse) -> None:
+    """Art. 21 read by the search itself (on PostgreSQL inside the function): by name and by id, for
+    the processing objected to only; a revoked objection no longer hides."""
+    from warehouse.gdpr_rights import object_to
+
+    guichet = Scope(fields=EVERYTHING.fields, objecting_to=frozenset({"guichet-unique"}))
+    other = Scope(fields=EVERYTHING.fields, objecting_to=frozenset({"finance-facturation"}))
+    awa, by_id = "C0000000000000D1A", " c0000000000000d1a "
+    assert _ids(search(hub, "ndiaye", scope=guichet)) == [awa] == _ids(search(hub, by_id, scope=guichet))
+    object_to(hub, awa, "guichet-unique", decided_by="dpo-test")
+    assert search(hub, "ndiaye", scope=guichet).total == 0
+    assert search(hub, by_id, scope=guichet).hits == []
+    assert _ids(search(hub, "ndiaye", scope=other)) == [awa] == _ids(search(hub, by_id, scope=other))
+    hub.execute("UPDATE gdpr.objection SET revoked_at = :t", {"t": NOW})
+    assert _ids(search(hub, "ndiaye", scope=guichet)) == [awa]
+
+
+@pytest.mark.parametrize("warehouse_url", ["postgres"], indirect=True)
+def test_a_postgresql_search_is_one_statement_on_generic_plans(hub: Warehouse, monkeypatch) -> None:
+    """The desk's search on PostgreSQL: one statement (the function reads the silos' bits and the
+    objections itself), whose inner statements are not re-planned at each call."""
+    import psycopg
+
+    search(hub, "dupont", scope=EVERYTHING)  # the process learns the search objects exist
+    sent: list[str] = []
+    real = psycopg.Cursor.execute
+    monkeypatch.setattr(psycopg.Cursor, "execute", lambda cur, query, *a, **k: (sent.append(str(query)),
+                                                                             real(cur, query, *a, **k))[1])
+    scoped = Scope(fields=EVERYTHING.fields, source_systems=frozenset({"finance"}),
+                   objecting_to=frozenset({"guichet-unique"}))
+    assert set(_ids(search(hub, "dupont", scope=scoped))) == {"C-MARIE", "C-JEAN"}
+    assert len(sent) == 1 and "search_citizens" in sent[0], sent
+    config = hub.scalar("SELECT array_to_string(proconfig, ',') FROM pg_proc WHERE proname = 'search_citizens'")
+    assert "plan_cache_mode=force_generic_plan" in config
+
+
 # ------------------------------------------------------------------------ bounded input
 def test_a_huge_query_fails_fast_with_bounded_memory(hub: Warehouse) -> None:
     for text in ("a" * 100_000, " ".join(["dupont"] * 5_000), "x " * 13):
