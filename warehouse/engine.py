@@ -74,6 +74,9 @@ class _SharedSnapshot:
     def __init__(self, base: Any):
         self.base = base
         self.users = 0
+        self.kept: dict[Hashable, Any] = {}  # Warehouse.shared's answers, let go with the instance
+        self.loading: dict[Hashable, threading.Lock] = {}  # one lock per key being computed
+        self.lock = threading.Lock()
 
 
 _SNAPSHOTS: dict[tuple[str, int, int], _SharedSnapshot] = {}
@@ -234,6 +237,32 @@ class Warehouse:
             memo[key] = compute()
         return memo[key]
 
+    def shared(self, key: Hashable, compute: Callable[[], T]) -> T | None:
+        """``compute()`` once for every reader of this process on the same published DuckDB snapshot
+        (kept by the shared instance: let go when its last reader closes, so a release replaced is
+        let go with its last reader); None for any other connection. Thread-safe: one reader
+        computes, the others of that release wait for its answer (a failure is not kept)."""
+        key_ = getattr(self, "_shared", None)
+        if self.snapshot is None or key_ is None:
+            return None
+        with _SNAPSHOTS_LOCK:
+            snap = _SNAPSHOTS.get(key_)
+        if snap is None:
+            return None
+        with snap.lock:
+            if key in snap.kept:
+                return snap.kept[key]
+            loading = snap.loading.setdefault(key, threading.Lock())
+        with loading:
+            with snap.lock:
+                if key in snap.kept:
+                    return snap.kept[key]
+            value = compute()
+            with snap.lock:
+                snap.kept[key] = value
+                snap.loading.pop(key, None)
+            return value
+
     def stale(self) -> bool:
         """A DuckDB reader whose snapshot has been replaced by a newer publication since it opened
         (it still reads the release it opened: reopen to read the new one)."""
@@ -372,16 +401,20 @@ class Warehouse:
         return data.num_rows
 
     @contextmanager
-    def transaction(self) -> Iterator[Warehouse]:
+    def transaction(self, opening: tuple[str, Mapping[str, Any]] | None = None) -> Iterator[Warehouse]:
         """One transaction around the block: committed on success, rolled back on error.
 
         Nested use joins the outer transaction, so several :meth:`write` calls can be made atomic
-        together (e.g. replacing two golden tables at once).
+        together (e.g. replacing two golden tables at once). ``opening``: the transaction's first
+        statement (sql, params), whose result is not read; on PostgreSQL it travels with ``BEGIN``
+        in one round trip (psycopg's pipeline).
         """
         if self._in_tx:
+            if opening:
+                self.execute(*opening)
             yield self
             return
-        self._begin()
+        self._begin(opening)
         self._in_tx = True
         try:
             yield self
@@ -415,11 +448,21 @@ class Warehouse:
             self.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {into}")
             self.execute(f"DROP TABLE {into}")
 
-    def _begin(self) -> None:
-        if self.kind == "duckdb":
-            self._con.execute("BEGIN TRANSACTION")
-        else:
-            self._con.execute("BEGIN")
+    def _begin(self, opening: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        if not opening:
+            self._con.execute("BEGIN TRANSACTION" if self.kind == "duckdb" else "BEGIN")
+            return
+        try:
+            if self.kind == "duckdb":
+                self._con.execute("BEGIN TRANSACTION")
+                self.execute(*opening)
+            else:
+                with self._con.pipeline():
+                    self._con.execute("BEGIN")
+                    self.execute(*opening)
+        except BaseException:
+            self._rollback()
+            raise
 
     def _commit(self) -> None:
         self._con.execute("COMMIT")

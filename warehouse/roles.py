@@ -156,10 +156,9 @@ def session_context(wh, *, collectivite: str, service: str) -> Iterator:
     is a plain transaction."""
     if not collectivite or not service:
         raise ValueError("a session context needs a collectivité and a service")
-    with wh.transaction():
-        if wh.kind == "postgres":
-            wh.rows(f"SELECT set_config('{CONTEXT_COLLECTIVITE}', :c, true), "
-                    f"set_config('{CONTEXT_SERVICE}', :s, true)", {"c": collectivite, "s": service})
+    context = (f"SELECT set_config('{CONTEXT_COLLECTIVITE}', :c, true), set_config('{CONTEXT_SERVICE}', :s, true)",
+               {"c": collectivite, "s": service})
+    with wh.transaction(opening=context if wh.kind == "postgres" else None):  # one round trip with BEGIN
         yield wh
 
 
