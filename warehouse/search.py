@@ -46,7 +46,9 @@ Engines:
 - **DuckDB**: the tables are stored sorted (terms by key, postings by term, variants by code,
   which begins with the variant's first two letters so a word's variants sit together) and read
   with constant lookups (``= ANY(list)``, key ranges), which prune row groups by their zone maps;
-  a join against the postings would scan them all.
+  a join against the postings would scan them all. A reader of the published snapshot (a file
+  that cannot change under it) runs no statement: the same lookups and the same ranking over the
+  tables as arrays, loaded once per process per release (:mod:`warehouse.search_memory`).
 - **PostgreSQL**: B-trees only (no pg_trgm, no unaccent: keys are folded in Python before
   indexing): the vocabulary on ``key COLLATE "C"`` (exact and prefix), the variants on their
   code, the postings on ``(term_id, citizen_no)`` and on ``citizen_no``. The query is one
