@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from hub.desk.access import Permissions, PurposeRefused
-from hub.desk.deps import agent_permissions, current_agent, register, warehouse, writer
+from hub.desk.deps import Reader, agent_permissions, current_agent, reader, register, writer
 from hub.desk.errors import DeskError
 from schemas.register import GOLDEN_ATTRIBUTES, Processing, Register
 from warehouse.engine import Warehouse
@@ -345,11 +345,11 @@ def search_citizens(wh: Warehouse, agent: Any, perms: Permissions, text: str, *,
                         "téléphone ou un identifiant.")
     if len(text) > MAX_QUERY:
         raise DeskError(400, "recherche_trop_longue", f"La recherche est limitée à {MAX_QUERY} caractères.")
-    from warehouse.search import QueryError, Scope, objections_for, search
+    from warehouse.search import QueryError, Scope, search
 
     # Art. 21: a citizen who objected to this processing is not found by it
     scope = Scope(fields=scoped.readable, source_systems=scoped.source_systems,
-                  exclude=objections_for(wh, [processing.id]))
+                  objecting_to=frozenset({processing.id}))
     try:
         page = search(wh, text, scope=scope, limit=limit, offset=offset)
     except QueryError as e:  # French, and never repeats the query
@@ -608,7 +608,7 @@ router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 
 Agent = Annotated[Any, Depends(current_agent)]
 Perms = Annotated[Permissions, Depends(agent_permissions)]
-Wh = Annotated[Warehouse, Depends(warehouse, scope="function")]  # committed before the answer leaves
+Read = Annotated[Reader, Depends(reader)]  # opened in the endpoint: committed before the answer leaves
 PurposeQ = Annotated[str | None, Query(max_length=MAX_QUERY, description="le traitement (id ou finalité)")]
 CitizenId = Annotated[str, Path(min_length=1, max_length=MAX_ID, description="identifiant de l'usager")]
 
@@ -619,17 +619,19 @@ def get_me(agent: Agent, perms: Perms, reg: Annotated[Register, Depends(register
 
 
 @router.get("/citizens", response_model=SearchPage, summary="Rechercher un usager")
-def get_search(agent: Agent, perms: Perms, wh: Wh,
+def get_search(agent: Agent, perms: Perms, read: Read,
                q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, description="nom, date, courriel…")],
                purpose: PurposeQ = None,
                limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> SearchPage:
-    return search_citizens(wh, agent, perms, q, purpose=purpose, limit=limit, offset=offset)
+    with read() as wh:
+        return search_citizens(wh, agent, perms, q, purpose=purpose, limit=limit, offset=offset)
 
 
 @router.get("/citizens/{citizen_id}", response_model=CitizenPage, summary="Le dossier d'un usager (vue 360°)")
-def get_citizen(agent: Agent, perms: Perms, wh: Wh, citizen_id: CitizenId, purpose: PurposeQ = None) -> CitizenPage:
-    return citizen_page(wh, agent, perms, citizen_id, purpose=purpose)
+def get_citizen(agent: Agent, perms: Perms, read: Read, citizen_id: CitizenId, purpose: PurposeQ = None) -> CitizenPage:
+    with read() as wh:
+        return citizen_page(wh, agent, perms, citizen_id, purpose=purpose)
 
 
 @router.post("/citizens/{citizen_id}/signalements", response_model=FlagOut, status_code=201,
@@ -641,11 +643,13 @@ def post_flag(agent: Agent, perms: Perms, wh: Annotated[Warehouse, Depends(write
 
 @router.get("/citizens/{citizen_id}/consultations", response_model=Consultations,
             summary="Qui a consulté ce dossier (DPO)")
-def get_consultations(agent: Agent, perms: Perms, wh: Wh, citizen_id: CitizenId, purpose: PurposeQ = None,
+def get_consultations(agent: Agent, perms: Perms, read: Read, citizen_id: CitizenId, purpose: PurposeQ = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Consultations:
-    return consultations(wh, agent, perms, citizen_id, purpose=purpose, limit=limit)
+    with read() as wh:
+        return consultations(wh, agent, perms, citizen_id, purpose=purpose, limit=limit)
 
 
 @router.get("/operations", response_model=Operations, summary="Exploitation : exécutions, file de revue")
-def get_operations(agent: Agent, perms: Perms, wh: Wh) -> Operations:
-    return operations(wh, perms)
+def get_operations(agent: Agent, perms: Perms, read: Read) -> Operations:
+    with read() as wh:
+        return operations(wh, perms)

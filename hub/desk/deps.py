@@ -1,14 +1,18 @@
 """FastAPI dependencies of the desk: the warehouse reader, the register, the signed-in agent and
 their permissions.
 
-:func:`warehouse` is the ONLY place the desk opens the warehouse for reading, so the reader of
-issue #15 (a published snapshot that a run never blocks, on DuckDB) can be swapped in here alone.
+:class:`Reader` (the dependency :func:`reader`) is the ONLY place the desk opens the warehouse for
+reading, so the reader of issue #15 (a published snapshot that a run never blocks, on DuckDB) can be
+swapped in here alone.
 
 On PostgreSQL the desk reads through its own logins (docs/warehouse.md, *Logins*): the desk
 reader role's for agents, the DPO role's for the DPO, and each request is one transaction whose
 context (``warehouse.roles.session_context``: the agent's collectivité and service, transaction-local)
-row security filters every read by. Declare it ``Depends(warehouse, scope="function")``: the
-transaction, and the access-log rows it appended, commit before the response leaves.
+row security filters every read by. An endpoint opens it in its own body, ``with read() as wh:``:
+the transaction, and the access-log rows it appended, commit before the response leaves, in the
+one worker thread FastAPI runs a plain ``def`` endpoint in. (A generator dependency that opened it
+cost two more hand-offs to the thread pool per request, each a wake-up of another thread under the
+GIL: a quarter of the desk's time under 8 concurrent searches.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -139,28 +144,47 @@ async def agent_permissions(agent: Annotated[Any, Depends(current_agent)],
     return permissions(agent, reg)
 
 
-def warehouse(state: Annotated[DeskState, Depends(desk_state)], agent: Annotated[Any, Depends(current_agent)],
-              perms: Annotated[Permissions, Depends(agent_permissions)]) -> Iterator[Warehouse]:
-    """The warehouse for one signed-in agent's request (from the pool of their login; given back when
-    the request is done). On PostgreSQL the request is one transaction acting for the agent's
-    collectivité and service: row security shows their grants' rows only."""
-    try:
-        wh = state.pool_for(perms.role).get()
-    except NoRelease:
-        raise DeskError(503, "aucune_publication", "Aucune publication n'est encore disponible : le hub n'a pas "
-                        "terminé sa première exécution.") from None
-    healthy = False
-    try:
-        if wh.kind == "postgres":
-            with session_context(wh, collectivite=agent.collectivite, service=agent.service):
+@dataclass(frozen=True)
+class Reader:
+    """The warehouse for one signed-in agent's request, opened by the endpoint: ``with read() as wh``."""
+
+    state: DeskState
+    perms: Permissions
+    collectivite: str
+    service: str
+
+    @contextmanager
+    def __call__(self) -> Iterator[Warehouse]:
+        """A connection from the pool of the agent's login (given back after). On PostgreSQL one
+        transaction acting for the agent's collectivité and service: row security shows their
+        grants' rows only."""
+        pool = self.state.pool_for(self.perms.role)
+        try:
+            wh = pool.get()
+        except NoRelease:
+            raise DeskError(503, "aucune_publication", "Aucune publication n'est encore disponible : le hub n'a "
+                            "pas terminé sa première exécution.") from None
+        healthy = False
+        try:
+            if wh.kind == "postgres":
+                with session_context(wh, collectivite=self.collectivite, service=self.service):
+                    yield wh
+            else:
                 yield wh
-        else:
-            yield wh
-        healthy = True
-    finally:
-        if wh.kind == "postgres" and healthy:
-            healthy = not wh.connection.closed and wh.connection.info.transaction_status == 0
-        state.pool_for(perms.role).put(wh, healthy=healthy)
+            healthy = True
+        except DeskError:  # an answer of ours (400, 403, 404): the connection is as good as before
+            healthy = True
+            raise
+        finally:
+            if wh.kind == "postgres" and healthy:
+                healthy = not wh.connection.closed and wh.connection.info.transaction_status == 0
+            pool.put(wh, healthy=healthy)
+
+
+async def reader(state: Annotated[DeskState, Depends(desk_state)], agent: Annotated[Any, Depends(current_agent)],
+                 perms: Annotated[Permissions, Depends(agent_permissions)]) -> Reader:
+    """The signed-in agent's :class:`Reader` (nothing opened yet)."""
+    return Reader(state, perms, agent.collectivite, agent.service)
 
 
 def writer(state: Annotated[DeskState, Depends(desk_state)]) -> Iterator[Warehouse]:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from hub.desk import api, present
 from hub.desk.access import Permissions, permissions
-from hub.desk.deps import agent_permissions, current_agent, register, warehouse, writer
+from hub.desk.deps import Reader, agent_permissions, current_agent, reader, register, writer
 
 PAGE_SIZE = 20
 NO_STORE = {"Cache-Control": "no-store"}  # pages with personal data are never kept by a cache
@@ -55,7 +55,7 @@ _CSRF_KEY = secrets.token_bytes(32)
 router = APIRouter(include_in_schema=False)
 templates = present.templates()
 
-Wh = Annotated[Any, Depends(warehouse, scope="function")]  # committed before the answer leaves
+Read = Annotated[Reader, Depends(reader)]  # opened in the endpoint: committed before the answer leaves
 Reg = Annotated[Any, Depends(register)]
 
 
@@ -134,7 +134,7 @@ def home(desk: Signed) -> RedirectResponse:
 
 
 @router.get("/recherche")
-def search_page(request: Request, desk: Signed, wh: Wh,
+def search_page(request: Request, desk: Signed, read: Read,
                 q: Annotated[str, Query(max_length=api.MAX_QUERY * 5)] = "",
                 motif: Annotated[str, Query(max_length=api.MAX_QUERY)] = "",
                 debut: Annotated[int, Query(ge=0, le=api.MAX_OFFSET)] = 0) -> HTMLResponse:
@@ -148,8 +148,9 @@ def search_page(request: Request, desk: Signed, wh: Wh,
     status = 200
     if q.strip():
         try:
-            results = api.search_citizens(wh, desk.agent, desk.perms, q, purpose=chosen.id, limit=PAGE_SIZE,
-                                          offset=debut, channel="desk")
+            with read() as wh:
+                results = api.search_citizens(wh, desk.agent, desk.perms, q, purpose=chosen.id, limit=PAGE_SIZE,
+                                              offset=debut, channel="desk")
         except api.DeskError as e:
             if e.status != 400:
                 raise
@@ -168,7 +169,7 @@ def search_page(request: Request, desk: Signed, wh: Wh,
 
 
 @router.get("/usager/{citizen_id}")
-def citizen(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
+def citizen(request: Request, desk: Signed, read: Read, citizen_id: Annotated[str, PathParam(max_length=api.MAX_ID)],
             motif: Annotated[str, Query(max_length=api.MAX_QUERY)] = "",
             suggere: Annotated[str, Query(max_length=api.MAX_QUERY)] = "") -> HTMLResponse:
     """Without ``motif``: the purpose choice (nothing read yet). With it: the citizen page, read and
@@ -180,7 +181,8 @@ def citizen(request: Request, desk: Signed, wh: Wh, citizen_id: Annotated[str, P
     if not motif:
         return render(request, "motif.html", choice)
     try:
-        page = api.citizen_page(wh, desk.agent, desk.perms, citizen_id, purpose=motif, channel="desk")
+        with read() as wh:
+            page = api.citizen_page(wh, desk.agent, desk.perms, citizen_id, purpose=motif, channel="desk")
     except api.DeskError as e:
         if e.code != "finalite_refusee":
             raise
@@ -223,7 +225,7 @@ def flag(request: Request, desk: Signed, wh: Annotated[Any, Depends(writer)],
 
 
 @router.get("/dpo/consultations")
-def who_looked(request: Request, desk: Signed, wh: Wh,
+def who_looked(request: Request, desk: Signed, read: Read,
                usager: Annotated[str, Query(max_length=api.MAX_ID * 2)] = "") -> HTMLResponse:
     """The DPO's "who looked at this citizen" page, from the access log."""
     if desk.perms.role != "dpo":
@@ -234,7 +236,8 @@ def who_looked(request: Request, desk: Signed, wh: Wh,
                                "services": {k: s.label for k, s in reg.services.items()}}
     if usager.strip():
         try:
-            found = api.consultations(wh, desk.agent, desk.perms, usager, purpose=None, channel="desk")
+            with read() as wh:
+                found = api.consultations(wh, desk.agent, desk.perms, usager, purpose=None, channel="desk")
         except api.DeskError as e:
             if e.status in (401, 403):
                 raise
