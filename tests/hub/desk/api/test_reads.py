@@ -220,3 +220,21 @@ def test_a_flag_lands_in_the_review_queue_and_the_dpo_sees_who_looked(client_for
     assert ("facturation", "update") in services
     assert all("homonyme" not in json.dumps(c) for c in seen["consultations"])  # the reason is not logged
     assert seen["total"] >= len(seen["consultations"]) >= 1
+
+
+def test_a_refused_or_unknown_read_gives_its_connection_back_to_the_pool(client_for, desk_app):
+    """A 400 (an over-long query), a 403 (a purpose not granted) and a 404 are answers, not failures:
+    the request's connection goes back to the pool and the next request reuses it."""
+    accueil, guichet = client_for("accueil"), {"purpose": "guichet-unique"}
+    assert accueil.get(f"{API}/citizens", params={"q": "dupont", **guichet}).status_code == 200
+    pool = desk_app.state.desk.pool
+    idle = list(pool._idle.queue)
+    assert idle, "the first read left its connection in the pool"
+    for path, params, status in ((f"{API}/citizens", {"q": "x " * 13, **guichet}, 400),
+                                 (f"{API}/citizens", {"q": "dupont", "purpose": "droits-rgpd"}, 403),
+                                 (f"{API}/citizens/C-NOBODY", guichet, 404)):
+        answer = accueil.get(path, params=params)
+        assert answer.status_code == status, answer.text
+        assert list(pool._idle.queue) == idle, (path, status)
+    assert accueil.get(f"{API}/citizens", params={"q": "dupont", **guichet}).status_code == 200
+    assert list(pool._idle.queue) == idle
