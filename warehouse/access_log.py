@@ -248,9 +248,9 @@ def append(wh: Warehouse, entries: Iterable[Entry], *, apart: bool = False) -> i
 
 
 _ROWS_PER_INSERT = 1000  # DuckDB: rows per multi-row INSERT
-_PG_INSERT = "INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays})".format(  # PostgreSQL: column arrays
+_PG_INSERT = "INSERT INTO {table} ({cols}) SELECT {cols} FROM json_to_recordset(%s) AS r({typed})".format(
     table=qualified(ACCESS_LOG), cols=", ".join(f'"{c.name}"' for c in ACCESS_LOG.columns),
-    arrays=", ".join(f"CAST(%s AS {SQL_TYPES[c.type][1]}[])" for c in ACCESS_LOG.columns))
+    typed=", ".join(f'"{c.name}" {SQL_TYPES[c.type][1]}' for c in ACCESS_LOG.columns))
 
 
 def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
@@ -279,10 +279,11 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
         names = ACCESS_LOG.column_names
         cols = ", ".join(f'"{c}"' for c in names)
         if wh.kind == "postgres":
-            # one array per column: the same short statement whatever the rows (psycopg parses it once
-            # and the server prepares it; a VALUES list of rows x columns parameters was parsed anew
-            # at each append, a sixth of the desk's search time)
-            wh.connection.execute(_PG_INSERT, [[r[c] for r in rows] for c in names])
+            # the rows as one JSON parameter: the same short statement whatever the rows (psycopg
+            # parses it once and the server prepares it; a VALUES list of rows x columns parameters
+            # was parsed anew at each append, a sixth of the desk's search time; column arrays were
+            # dumped element by element in Python, a tenth)
+            wh.connection.execute(_PG_INSERT, [json.dumps([{**r, "read_at": _ts(r["read_at"])} for r in rows])])
         else:
             one = f"({', '.join('?' for _ in names)})"
             for start in range(0, len(rows), _ROWS_PER_INSERT):
