@@ -693,6 +693,65 @@ def search_function_sql() -> str:
         qualified(CITIZEN_SEARCH_TERM), qualified(CITIZEN_SEARCH_POSTING), qualified(CITIZEN_SEARCH),
         qualified(CITIZEN_SEARCH_VARIANT), qualified(CITIZEN_SEARCH_SYSTEM))
     scope = ("(v_allowed IS NULL OR ((p.origin_mask & v_allowed) <> 0 AND (p.citizen_mask & v_allowed) <> 0))")
+
+    def final(*, others: bool) -> str:
+        """The page's statement: the driver's candidates, with (``others``) the other slots'
+        postings for them, probed or fetched."""
+        lookups = f"""nos AS (SELECT DISTINCT c.citizen_no FROM cand c),
+-- each candidate's postings once (MATERIALIZED: the planner would loop over the terms outside)
+probes AS MATERIALIZED (
+    SELECT c.citizen_no, x.term_id
+      FROM nos c CROSS JOIN LATERAL (
+           SELECT p.term_id FROM {posting} p
+            WHERE v_probe IS NOT NULL AND p.citizen_no = c.citizen_no AND {scope} OFFSET 0) x
+),
+probed AS (
+    SELECT x.citizen_no, t.slot, max(t.s) AS s
+      FROM probes x JOIN t ON t.term_id = x.term_id AND t.slot = ANY(v_probe)
+     GROUP BY x.citizen_no, t.slot
+),
+fetched AS (
+    SELECT x.citizen_no, t.slot, max(t.s) AS s
+      FROM t CROSS JOIN LATERAL (
+           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = t.term_id AND {scope} OFFSET 0) x
+     WHERE t.slot = ANY(v_fetch) AND x.citizen_no IN (SELECT c.citizen_no FROM nos c)
+     GROUP BY x.citizen_no, t.slot
+),
+""" if others else ""
+        matched = ("(SELECT * FROM cand UNION ALL SELECT * FROM probed UNION ALL SELECT * FROM fetched) m" if others
+                   else "cand m")
+        return f"""WITH t AS (SELECT * FROM unnest(v_slot, v_term, v_s, v_n) AS t(slot, term_id, s, n)),
+d AS (SELECT * FROM t WHERE CASE WHEN t.slot < v_words THEN t.slot ELSE -1 END = v_driver
+       ORDER BY t.s DESC, t.n, t.term_id OFFSET 0),
+raw AS (
+    SELECT x.citizen_no, d.slot, d.s
+      FROM d CROSS JOIN LATERAL (
+           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = d.term_id AND {scope} OFFSET 0) x
+     LIMIT {MAX_CANDIDATES}
+),
+cand AS (SELECT r.citizen_no, r.slot, max(r.s) AS s FROM raw r GROUP BY r.citizen_no, r.slot),
+{lookups}per AS (
+    SELECT m.citizen_no, count(*) FILTER (WHERE m.slot < v_words) AS n_tok,
+           count(*) FILTER (WHERE m.slot >= v_words) AS n_crit,
+           coalesce(sum(m.s) FILTER (WHERE m.slot < v_words), 0) AS name_s,
+           coalesce(sum(m.s) FILTER (WHERE m.slot >= v_words), 0) AS crit_s
+      FROM {matched}
+     GROUP BY m.citizen_no
+),
+hits AS (
+    SELECT per.*, count(*) OVER () AS total,
+           round((per.crit_s + per.name_s / greatest(v_words, 1))::numeric, 4)::float8 AS score
+      FROM per
+     WHERE per.n_tok = v_words AND (per.n_crit >= 1 OR v_crits = 0)
+       AND per.citizen_no NOT IN (SELECT e.citizen_no FROM {citizen} e WHERE e.citizen_id = ANY(v_exclude))
+     ORDER BY per.n_crit DESC, score DESC, per.citizen_no
+     LIMIT p_limit OFFSET p_offset
+)
+SELECT c.citizen_id, h.score, h.n_crit::int, c.given_names, c.birth_name, c.usage_name, c.birth_year, c.city,
+       c.source_systems, c.systems_mask, h.total, (SELECT count(*) >= {MAX_CANDIDATES} FROM raw)
+  FROM hits h JOIN {citizen} c ON c.citizen_no = h.citizen_no
+ ORDER BY h.n_crit DESC, h.score DESC, h.citizen_no;"""
+
     return f"""
 CREATE FUNCTION {SEARCH_FUNCTION}({SEARCH_FUNCTION_ARGS})
 RETURNS TABLE (citizen_id text, score float8, criteria int, given_names text, birth_name text, usage_name text,
@@ -785,59 +844,15 @@ SELECT array_agg(o.slot) FILTER (WHERE o.vol > {PROBE_RATIO} * least(v_driver_n,
   INTO v_probe, v_fetch
   FROM (SELECT u.slot, sum(u.n) AS vol FROM unnest(v_slot, v_n) AS u(slot, n)
          WHERE CASE WHEN u.slot < v_words THEN u.slot ELSE -1 END <> v_driver GROUP BY u.slot) o;
--- 3. the driver's postings, best terms first, at most MAX_CANDIDATES; the other slots for those citizens
+-- 3. the driver's postings, best terms first, at most MAX_CANDIDATES; the other slots for those
+-- citizens (a query of one word, or of criteria alone, has none: a smaller statement to start)
+IF v_probe IS NULL AND v_fetch IS NULL THEN
 RETURN QUERY
-WITH t AS (SELECT * FROM unnest(v_slot, v_term, v_s, v_n) AS t(slot, term_id, s, n)),
-d AS (SELECT * FROM t WHERE CASE WHEN t.slot < v_words THEN t.slot ELSE -1 END = v_driver
-       ORDER BY t.s DESC, t.n, t.term_id OFFSET 0),
-raw AS (
-    SELECT x.citizen_no, d.slot, d.s
-      FROM d CROSS JOIN LATERAL (
-           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = d.term_id AND {scope} OFFSET 0) x
-     LIMIT {MAX_CANDIDATES}
-),
-cand AS (SELECT r.citizen_no, r.slot, max(r.s) AS s FROM raw r GROUP BY r.citizen_no, r.slot),
-nos AS (SELECT DISTINCT c.citizen_no FROM cand c),
--- each candidate's postings once (MATERIALIZED: the planner would loop over the terms outside)
-probes AS MATERIALIZED (
-    SELECT c.citizen_no, x.term_id
-      FROM nos c CROSS JOIN LATERAL (
-           SELECT p.term_id FROM {posting} p
-            WHERE v_probe IS NOT NULL AND p.citizen_no = c.citizen_no AND {scope} OFFSET 0) x
-),
-probed AS (
-    SELECT x.citizen_no, t.slot, max(t.s) AS s
-      FROM probes x JOIN t ON t.term_id = x.term_id AND t.slot = ANY(v_probe)
-     GROUP BY x.citizen_no, t.slot
-),
-fetched AS (
-    SELECT x.citizen_no, t.slot, max(t.s) AS s
-      FROM t CROSS JOIN LATERAL (
-           SELECT p.citizen_no FROM {posting} p WHERE p.term_id = t.term_id AND {scope} OFFSET 0) x
-     WHERE t.slot = ANY(v_fetch) AND x.citizen_no IN (SELECT c.citizen_no FROM nos c)
-     GROUP BY x.citizen_no, t.slot
-),
-per AS (
-    SELECT m.citizen_no, count(*) FILTER (WHERE m.slot < v_words) AS n_tok,
-           count(*) FILTER (WHERE m.slot >= v_words) AS n_crit,
-           coalesce(sum(m.s) FILTER (WHERE m.slot < v_words), 0) AS name_s,
-           coalesce(sum(m.s) FILTER (WHERE m.slot >= v_words), 0) AS crit_s
-      FROM (SELECT * FROM cand UNION ALL SELECT * FROM probed UNION ALL SELECT * FROM fetched) m
-     GROUP BY m.citizen_no
-),
-hits AS (
-    SELECT per.*, count(*) OVER () AS total,
-           round((per.crit_s + per.name_s / greatest(v_words, 1))::numeric, 4)::float8 AS score
-      FROM per
-     WHERE per.n_tok = v_words AND (per.n_crit >= 1 OR v_crits = 0)
-       AND per.citizen_no NOT IN (SELECT e.citizen_no FROM {citizen} e WHERE e.citizen_id = ANY(v_exclude))
-     ORDER BY per.n_crit DESC, score DESC, per.citizen_no
-     LIMIT p_limit OFFSET p_offset
-)
-SELECT c.citizen_id, h.score, h.n_crit::int, c.given_names, c.birth_name, c.usage_name, c.birth_year, c.city,
-       c.source_systems, c.systems_mask, h.total, (SELECT count(*) >= {MAX_CANDIDATES} FROM raw)
-  FROM hits h JOIN {citizen} c ON c.citizen_no = h.citizen_no
- ORDER BY h.n_crit DESC, h.score DESC, h.citizen_no;
+{final(others=False)}
+ELSE
+RETURN QUERY
+{final(others=True)}
+END IF;
 END
 $fn$"""
 
