@@ -327,11 +327,17 @@ def main() -> None:
 
             for label, work, call, target, base in (("search", searches, http_search, 50, base_s),
                                                     ("page", pages, http_page, 150, base_p)):
+                # signed in first, and the desk's first request of the kind answered (DuckDB: it loads
+                # the release's search index), so that the CPU per request is the requests' own
+                signed = [desk.client() for _ in range(args.clients)]
+                t = time.perf_counter()
+                call(signed[0], work[0])
+                first = time.perf_counter() - t
                 before = (desk.cpu_seconds(), _own_cpu_seconds(), _database_cpu_seconds(db))
-                r = run(args.clients, work, call, desk.client)
+                r = run(args.clients, work, call, signed.pop)
                 spent = [(after - b) / r["n"] * 1000 for after, b in
                          zip((desk.cpu_seconds(), _own_cpu_seconds(), _database_cpu_seconds(db)), before, strict=True)]
-                print(f"  {label:6s}  API {fmt(r, target)}")
+                print(f"  {label:6s}  API {fmt(r, target)}  (the desk's first: {first * 1000:,.0f} ms)")
                 print(f"          CPU per request: desk process {spent[0]:.1f} ms, "
                       + (f"PostgreSQL {spent[2]:.1f} ms, " if db else "") + f"clients {spent[1]:.1f} ms")
                 print(f"          in-process {fmt(base)}")
