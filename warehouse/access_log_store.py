@@ -73,17 +73,37 @@ class _Batch:
         self.error: BaseException | None = None
 
 
-class _Store:
-    """This process's connection to one log file: opened on first use, shared by its threads one at
-    a time (``lock``), closed when idle or held too long (:data:`IDLE_SECONDS`, :data:`HOLD_SECONDS`)."""
+class _Grouping:
+    """This process's one connection to a log, shared by its threads one group of appends at a time
+    (``lock``; ``pending``: the batches waiting for the next group)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self) -> None:
         self.lock = threading.RLock()  # one user of the connection at a time; the chain is a sequence
         self.wh: Warehouse | None = None
-        self.opened_at = self.used_at = 0.0
         self.pending: list[_Batch] = []
         self.pending_lock = threading.Lock()
+
+    def acquire(self) -> Warehouse:  # each store opens its own kind of connection
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with self.lock:
+            if self.wh is not None:
+                wh, self.wh = self.wh, None
+                wh.close()
+
+
+class _Store(_Grouping):
+    """This process's connection to one log file: opened on first use, closed when idle or held too
+    long (:data:`IDLE_SECONDS`, :data:`HOLD_SECONDS`)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.opened_at = self.used_at = 0.0
         self.closer: threading.Thread | None = None
 
     def acquire(self) -> Warehouse:
@@ -101,12 +121,6 @@ class _Store:
 
     def release(self) -> None:
         self.used_at = time.monotonic()
-
-    def close(self) -> None:
-        with self.lock:
-            if self.wh is not None:
-                wh, self.wh = self.wh, None
-                wh.close()
 
     def _close_when_idle(self) -> None:
         while True:
@@ -177,17 +191,14 @@ def opened(wh: Warehouse) -> Iterator[Warehouse]:
             store.release()
 
 
-class _DatabaseStore:
+class _DatabaseStore(_Grouping):
     """This process's own connection to a PostgreSQL warehouse's ``ops.access_log``, for the appends
     made apart from their caller's transaction (the desk's reads): the same login as the caller's,
-    opened on first use, reopened when it broke, shared by the threads one group at a time."""
+    opened on first use, reopened when it broke."""
 
     def __init__(self, url: str):
+        super().__init__()
         self.url = url
-        self.lock = threading.RLock()
-        self.wh: Warehouse | None = None
-        self.pending: list[_Batch] = []
-        self.pending_lock = threading.Lock()
 
     def acquire(self) -> Warehouse:
         if self.wh is not None and self.wh.connection.closed:
@@ -195,15 +206,6 @@ class _DatabaseStore:
         if self.wh is None:
             self.wh = Warehouse(self.url)
         return self.wh
-
-    def release(self) -> None:
-        pass
-
-    def close(self) -> None:
-        with self.lock:
-            if self.wh is not None:
-                wh, self.wh = self.wh, None
-                wh.close()
 
 
 _database_stores: dict[str, _DatabaseStore] = {}
@@ -231,7 +233,7 @@ def write_grouped(wh: Warehouse, items: list[T], write: Callable[[Warehouse, lis
         if not apart:
             write(wh, items)
             return
-        store: _Store | _DatabaseStore = _database_store(wh.url)
+        store: _Grouping = _database_store(wh.url)
     elif _is_log(wh):
         write(wh, items)
         return
