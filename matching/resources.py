@@ -85,11 +85,15 @@ def limit(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     for name, value in limits.settings().items():
         # values from DuckDBLimits (a size string, an int): DuckDB's SET takes no bound parameter
         con.execute(f"SET {name} = '{_literal(value)}'")
-    if limits.temp_directory is not None:
+    root = limits.temp_directory.resolve() if limits.temp_directory is not None else None
+    in_use = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    if root is not None and in_use.parent != root:
         # a directory of its own, which DuckDB creates when it first spills and removes on close:
-        # two connections never share spill files
-        limits.temp_directory.mkdir(parents=True, exist_ok=True)
-        own = limits.temp_directory.resolve() / f"{os.getpid()}-{next(_SEQ)}"
+        # two connections never share spill files. The setting is the DuckDB instance's: a side
+        # connection of an instance already limited (Splink's, on matching's connection) keeps its
+        # directory — DuckDB cannot switch it once spilled into (the 3.6M-people run's clustering)
+        root.mkdir(parents=True, exist_ok=True)
+        own = root / f"{os.getpid()}-{next(_SEQ)}"
         con.execute(f"SET temp_directory = '{_literal(str(own))}'")
     if log.isEnabledFor(logging.DEBUG):
         mem, threads, tmp = con.execute(

@@ -78,3 +78,21 @@ def test_a_query_bigger_than_the_limit_spills_to_the_temp_directory_instead_of_f
     finally:
         con.close()
     assert list(spill.iterdir()) == []  # and removed it on close
+
+
+def test_splink_on_a_connection_that_has_spilled_keeps_its_spill_directory(tmp_path):
+    """Splink's side connection is the same DuckDB instance, whose temp directory cannot be switched
+    once spilled into: limiting it again keeps the connection's own directory (the 3.6M-people run
+    died there, in clustering, after prediction had spilled)."""
+    from matching.resources import splink_api
+
+    spill = tmp_path / "spill"
+    with applied(DuckDBLimits(memory_limit="60MB", threads=1, temp_directory=spill)):
+        con = connect()
+        try:
+            own = _settings(con)[2]
+            con.execute(_BIG_SORT).fetchall()  # spills into its own directory
+            api = splink_api(con)
+            assert _settings(api.duckdb_con) == _settings(con) == ("57.2 MiB", 1, own)
+        finally:
+            con.close()
