@@ -359,6 +359,13 @@ def _check_scope(q: Query, scope: Scope) -> tuple[list[str], list[tuple[tuple[st
 
 
 # ---------------------------------------------------------------------------------------------- ids
+def prepare(wh: Warehouse) -> None:
+    """Load what this reader's searches need ahead of the first one: on a DuckDB snapshot, the
+    release's search index in memory (:mod:`warehouse.search_memory`, shared by the process's readers
+    of that release); nothing elsewhere."""
+    memory_index(wh)
+
+
 def resolve_id(wh: Warehouse, text: str) -> str | None:
     """The published citizen id ``text`` names — any case, spaces anywhere — following retired
     ids through ``golden.citizen_alias``; None when unknown (or retired with all records deleted)."""

@@ -145,6 +145,7 @@ def create_app(settings: Any = None, *, warehouse_url: str | None = None, regist
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.pool.prepare()
         yield
         state.close()
 
