@@ -646,15 +646,18 @@ def search_ddl() -> list[str]:
             "DROP INDEX IF EXISTS golden.citizen_search_posting_term",  # now on (term_id, citizen_no)
             "DROP INDEX IF EXISTS golden.citizen_search_term_key"]  # now covering citizens
     out += [f"CREATE INDEX IF NOT EXISTS {name} ON {spec.format(**names)}" for name, spec in _PG_INDEXES]
-    out.append("""DO $$ DECLARE f regprocedure; BEGIN
+    return out + search_function_ddl()
+
+
+def search_function_ddl() -> list[str]:
+    """``golden.search_citizens`` replaced: every earlier signature dropped, this release's created,
+    ``EXECUTE`` revoked from PUBLIC (the desk's grant is the security model's)."""
+    return ["""DO $$ DECLARE f regprocedure; BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'golden' AND p.proname = 'search_citizens' LOOP
         EXECUTE format('DROP FUNCTION %s', f);
     END LOOP;
-END $$""")
-    out.append(search_function_sql())
-    out.append(f"REVOKE ALL ON FUNCTION {SEARCH_FUNCTION_SIGNATURE} FROM PUBLIC")
-    return out
+END $$""", search_function_sql(), f"REVOKE ALL ON FUNCTION {SEARCH_FUNCTION_SIGNATURE} FROM PUBLIC"]
 
 
 def search_objects_ready(wh: Warehouse) -> bool:
@@ -937,10 +940,16 @@ _INDEXED: set[str] = set()  # PostgreSQL warehouses (URLs) seen with their searc
 def _indexed(wh: Warehouse) -> bool:
     """An index was built (DuckDB: its tables are in the file read) or, on PostgreSQL, the search
     objects exist (a migrated warehouse has them from the start, empty until the first publication).
-    PostgreSQL's answer is kept for the process once true: no statement of its own per search."""
+    PostgreSQL's answer is kept for the process once true: no statement of its own per search. Its
+    tables without this release's function (a warehouse not yet migrated) is an error, not an empty
+    page: agents would take "nobody" for an answer."""
     if wh.kind == "postgres":
-        if wh.url not in _INDEXED and search_objects_ready(wh):
-            _INDEXED.add(wh.url)
+        if wh.url not in _INDEXED:
+            if search_objects_ready(wh):
+                _INDEXED.add(wh.url)
+            elif wh.scalar(f"SELECT to_regclass('{qualified(CITIZEN_SEARCH_SYSTEM)}') IS NOT NULL"):
+                raise RuntimeError("the warehouse's search function is not this release's: run "
+                                   "`hub warehouse upgrade` as its owner")
         return wh.url in _INDEXED
     return wh.memo("search_indexed", lambda: wh.table_exists(CITIZEN_SEARCH_SYSTEM.schema, CITIZEN_SEARCH_SYSTEM.name))
 

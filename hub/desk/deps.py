@@ -47,6 +47,7 @@ class WarehousePool:
         self._idle: queue.LifoQueue[Warehouse] = queue.LifoQueue(maxsize=size)
         self._checked = False
         self._preparing = threading.Lock()  # one preparation at a time
+        self._closed = False
 
     def get(self) -> Warehouse:
         while True:
@@ -74,26 +75,25 @@ class WarehousePool:
     def _prepare(self) -> None:
         from warehouse.search import prepare
 
+        wh = None
         try:
             wh = Warehouse.reader(self.url)
-        except NoRelease:  # nothing published yet: the first search after the first publication loads it
-            self._preparing.release()
-            return
-        try:
-            if wh.snapshot is None:  # PostgreSQL: nothing to load
-                wh.close()
-                return
-            prepare(wh)
+            if wh.snapshot is not None:  # a DuckDB snapshot (PostgreSQL has nothing to load)
+                prepare(wh)
+                # a pooled reader keeps the release's instance, and its index, open
+                wh, ready = None, wh
+                self.put(ready, healthy=True)
+        except NoRelease:
+            pass  # nothing published yet: the first search after the first publication loads it
         except Exception as e:  # the first search loads it (and fails there, with its answer)
             log.warning("desk: the search index could not be loaded ahead (%s)", type(e).__name__)
-            wh.close()
-            return
         finally:
+            if wh is not None:
+                wh.close()
             self._preparing.release()
-        self.put(wh, healthy=True)  # a pooled reader keeps the release's instance, and its index, open
 
     def put(self, wh: Warehouse, *, healthy: bool) -> None:
-        if healthy:
+        if healthy and not self._closed:
             try:
                 self._idle.put_nowait(wh)
                 return
@@ -102,6 +102,7 @@ class WarehousePool:
         wh.close()
 
     def close(self) -> None:
+        self._closed = True  # a reader given back after (a request, a preload finishing) is closed
         while True:
             try:
                 self._idle.get_nowait().close()

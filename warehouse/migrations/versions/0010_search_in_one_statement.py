@@ -7,8 +7,9 @@ bits, the function), it is one. Its statements run on generic plans (``SET plan_
 PostgreSQL kept planning them afresh at each call, which cost more than a simple search's execution
 (1.2 ms of 3.7 for an e-mail at 1M citizens).
 
-The function is replaced through ``warehouse.search.search_ddl()`` (which drops every earlier
-signature), then the security model re-applied (the desk's ``EXECUTE``), by an admin login.
+The function alone is replaced, through ``warehouse.search.search_function_ddl()`` (which drops
+every earlier signature; the index tables and their indexes are left as they are), then the
+security model re-applied (the desk's ``EXECUTE``), by an admin login.
 
 Revision ID: 0010_search_in_one_statement
 Revises: 0009_desk_policies_by_probe
@@ -28,9 +29,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from warehouse.search import search_ddl
+    from warehouse.search import search_function_ddl
 
-    for stmt in search_ddl():
+    for stmt in search_function_ddl():
         op.execute(stmt)
     security.reapply(op)
 
