@@ -247,7 +247,12 @@ def append(wh: Warehouse, entries: Iterable[Entry], *, apart: bool = False) -> i
     return len(entries)
 
 
-_ROWS_PER_INSERT = 1000  # DuckDB: rows per multi-row INSERT
+# DuckDB: the rows as one list parameter per column, zipped by unnest: the same short statement
+# whatever the rows (a VALUES list of rows x columns parameters cost 3.5 ms of CPU for 20 rows and
+# 10 ms for 60, a desk's group of three searches; this, 2.0 and 2.5)
+_DUCKDB_INSERT = "INSERT INTO {table} ({cols}) SELECT {lists}".format(
+    table=qualified(ACCESS_LOG), cols=", ".join(f'"{c.name}"' for c in ACCESS_LOG.columns),
+    lists=", ".join(f"unnest(CAST(${i} AS {SQL_TYPES[c.type][0]}[]))" for i, c in enumerate(ACCESS_LOG.columns, 1)))
 _PG_INSERT = "INSERT INTO {table} ({cols}) SELECT {cols} FROM json_to_recordset(%s) AS r({typed})".format(
     table=qualified(ACCESS_LOG), cols=", ".join(f'"{c.name}"' for c in ACCESS_LOG.columns),
     typed=", ".join(f'"{c.name}" {SQL_TYPES[c.type][1]}' for c in ACCESS_LOG.columns))
@@ -276,8 +281,6 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
         # a few rows into a table that is there (ensure): one INSERT statement, no catalog query, no
         # Arrow, and on PostgreSQL no COPY (which row security refuses: it went through a temporary
         # table) while the chain's lock is held
-        names = ACCESS_LOG.column_names
-        cols = ", ".join(f'"{c}"' for c in names)
         if wh.kind == "postgres":
             # the rows as one JSON parameter: the same short statement whatever the rows (psycopg
             # parses it once and the server prepares it; a VALUES list of rows x columns parameters
@@ -285,11 +288,7 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
             # dumped element by element in Python, a tenth)
             wh.connection.execute(_PG_INSERT, [json.dumps([{**r, "read_at": _ts(r["read_at"])} for r in rows])])
         else:
-            one = f"({', '.join('?' for _ in names)})"
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                part = rows[start:start + _ROWS_PER_INSERT]
-                sql = f"INSERT INTO {qualified(ACCESS_LOG)} ({cols}) VALUES {', '.join(one for _ in part)}"
-                wh.connection.execute(sql, [r[c] for r in part for c in names])
+            wh.connection.execute(_DUCKDB_INSERT, [[r[c] for r in rows] for c in ACCESS_LOG.column_names])
     wh._hub_last = (seq, prev)  # type: ignore[attr-defined]
 
 
