@@ -4,13 +4,16 @@ Two functions, around the pure step :func:`matching.release.compute_release`:
 
 * :func:`read_inputs` reads the canonical records, the previous publication (links, foyers, review
   queue, last run), the decisions and corrections in force and the retired ids, in one go;
-* :func:`publish_release` publishes a release in ONE transaction (write-audit-publish): the new
-  golden tables are written beside the live ones (schema ``golden_next``, with the contract's keys;
-  dropped again before the commit, so no other session ever sees it),
-  audited (:func:`_audit`: every link points at a citizen of the release, every citizen and foyer
-  member at what the release holds, the report counts what was written), then switched into the
-  live tables, with the aliases, the run row and the release report. Readers see the previous
-  release until the commit, then the new one; a failure anywhere rolls everything back.
+* :func:`publish_release` publishes a release (write-audit-publish): the new golden tables are
+  written beside the live ones, with the contract's keys (:func:`_next`: on DuckDB
+  ``golden._next_<table>``, on PostgreSQL schema ``golden_next``), each in a transaction of its own
+  so that DuckDB writes them to its file as it goes (spilling, not holding them in memory); audited
+  (:func:`_audit`: every link points at a citizen of the release, every citizen and foyer member at
+  what the release holds, the report counts what was written); then switched into the live tables
+  in ONE transaction, with the aliases, the run row, the release report and the search index.
+  Readers see the previous release until that commit, then the new one; a failure anywhere leaves
+  the previous publication, and the built tables are dropped whatever happens (and at the start,
+  if an interrupted publication left any).
 
 A release the guard refused (:class:`matching.release.Release`, ``status == "refused"``) leaves no
 trace but its report: :func:`publish_release` stores the report row alone and raises
@@ -46,7 +49,8 @@ from warehouse.search import build_index as build_search_index
 
 log = logging.getLogger(__name__)
 
-NEXT_SCHEMA = "golden_next"  # where a release is built and audited, inside the publishing transaction
+NEXT_SCHEMA = "golden_next"  # PostgreSQL: where a release is built and audited before its switch
+NEXT_PREFIX = "_next_"  # DuckDB: golden._next_<table> is built and audited, then renamed into place
 # Columns a warehouse created before explanations existed gets added (contract: CITIZEN_LINK).
 _LINK_COLUMNS_ADDED = (("match_weight", "double"), ("explanation", "json"), ("linked_via", "text"))
 _LINK_DETAILS = ("match_probability", "match_weight", "explanation", "linked_via")
@@ -111,57 +115,86 @@ def publish_release(wh: Warehouse, release: Release) -> None:
                                schema=arrow_schema(RESOLUTION_RUN))
     tables = release.tables()
     aliases = tables.pop(CITIZEN_ALIAS)
-    with wh.transaction():
-        _add_link_columns(wh)
+    _drop_next(wh, tables)  # what an interrupted publication may have left
+    try:
+        # Built outside the switch's transaction: DuckDB holds what a transaction appends (and its
+        # keys' index entries) in memory until the commit, past its memory limit; written in a
+        # transaction each, the tables go to the file as they are written.
         for table, data in tables.items():
-            wh.write(_next(table), data)
+            wh.write(_next(wh, table), data)
         _audit(wh, release)
-        for table in tables:
-            cols = ", ".join(f'"{c}"' for c in table.column_names)
-            wh.ensure_table(table)
-            wh.execute(f"DELETE FROM {qualified(table)}")
-            wh.execute(f"INSERT INTO {qualified(table)} ({cols}) SELECT {cols} FROM {qualified(_next(table))}")
-            wh.execute(f"DROP TABLE {qualified(_next(table))}")
-        # table by table: DuckDB refuses a DROP SCHEMA … CASCADE of tables filled in the same transaction
-        wh.execute(f'DROP SCHEMA "{NEXT_SCHEMA}"')
-        _retire(wh, aliases)
-        wh.write(RESOLUTION_RUN, run, delete_where=by_run)
-        wh.write(RESOLUTION_RELEASE, report, delete_where=by_run)
-        build_search_index(wh)  # the desk's search index of this release, in the same transaction
+        with wh.transaction():
+            _add_link_columns(wh)
+            for table in tables:
+                _switch(wh, table)
+            _retire(wh, aliases)
+            wh.write(RESOLUTION_RUN, run, delete_where=by_run)
+            wh.write(RESOLUTION_RELEASE, report, delete_where=by_run)
+            build_search_index(wh)  # the desk's search index of this release, in the same transaction
+    finally:
+        _drop_next(wh, tables)
     log.info("published resolution run %s: %d links, %d citizens, %d foyers, %d discrepancies, %d queued, "
              "%d ids retired", release.run_id, release.links.num_rows, release.citizens.num_rows,
              release.households.num_rows, release.discrepancies.num_rows, release.review_queue.num_rows,
              aliases.num_rows)
 
 
-def _next(table: Table) -> Table:
-    """The contract table's twin in the build schema (same columns, same key)."""
+def _next(wh: Warehouse, table: Table) -> Table:
+    """Where a release's table is built and audited before the switch (same columns, same key):
+    on DuckDB beside the live table, ``golden._next_<table>``, which the switch renames into place;
+    on PostgreSQL ``golden_next.<table>``, which the switch copies into the live table (whose
+    grants, row security and indexes stay) — a schema the readers' roles are granted nothing on."""
+    if wh.kind == "duckdb":
+        return replace(table, name=f"{NEXT_PREFIX}{table.name}")
     return replace(table, schema=NEXT_SCHEMA)
 
 
-# (what is checked, SQL counting the rows that break it) on the staged tables
-_AUDITS = (
-    ("links pointing at no citizen of the release",
-     f"SELECT count(*) FROM {qualified(_next(CITIZEN_LINK))} l "
-     f"WHERE l.citizen_id NOT IN (SELECT citizen_id FROM {qualified(_next(CITIZEN))})"),
-    ("citizens without any link",
-     f"SELECT count(*) FROM {qualified(_next(CITIZEN))} c "
-     f"WHERE c.citizen_id NOT IN (SELECT citizen_id FROM {qualified(_next(CITIZEN_LINK))})"),
-    ("foyer members who are no citizen of the release",
-     f"SELECT count(*) FROM {qualified(_next(HOUSEHOLD_MEMBER))} m "
-     f"WHERE m.citizen_id NOT IN (SELECT citizen_id FROM {qualified(_next(CITIZEN))}) "
-     f"OR m.household_id NOT IN (SELECT household_id FROM {qualified(_next(HOUSEHOLD))})"),
-    ("review-queue pairs naming a record the release does not link",
-     f"SELECT count(*) FROM {qualified(_next(REVIEW_QUEUE))} q "
-     f"WHERE q.record_key_l NOT IN (SELECT record_key FROM {qualified(_next(CITIZEN_LINK))}) "
-     f"OR q.record_key_r NOT IN (SELECT record_key FROM {qualified(_next(CITIZEN_LINK))})"),
-)
+def _switch(wh: Warehouse, table: Table) -> None:
+    """Inside the publishing transaction: the built table becomes the live one."""
+    built = qualified(_next(wh, table))
+    if wh.kind == "duckdb":
+        # A rename: no row is copied inside the transaction. (A DELETE and an INSERT … SELECT of
+        # the release held both tables' key indexes in memory until the commit: past DuckDB's
+        # limit at 3.6M people, where it cannot spill them.)
+        wh.execute(f"DROP TABLE IF EXISTS {qualified(table)}")
+        wh.execute(f'ALTER TABLE {built} RENAME TO "{table.name}"')
+        return
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    wh.ensure_table(table)
+    wh.execute(f"DELETE FROM {qualified(table)}")
+    wh.execute(f"INSERT INTO {qualified(table)} ({cols}) SELECT {cols} FROM {built}")
+
+
+def _drop_next(wh: Warehouse, tables: dict[Table, pa.Table]) -> None:
+    """Drop the built tables (each in a transaction of its own)."""
+    for table in tables:
+        wh.execute(f"DROP TABLE IF EXISTS {qualified(_next(wh, table))}")
+    if wh.kind != "duckdb":
+        wh.execute(f'DROP SCHEMA IF EXISTS "{NEXT_SCHEMA}"')
+
+
+# (what is checked, SQL counting the rows that break it) on the built tables
+def _audits(wh: Warehouse) -> tuple[tuple[str, str], ...]:
+    link, citizen, member, household, queue = (qualified(_next(wh, t)) for t in (
+        CITIZEN_LINK, CITIZEN, HOUSEHOLD_MEMBER, HOUSEHOLD, REVIEW_QUEUE))
+    return (
+        ("links pointing at no citizen of the release",
+         f"SELECT count(*) FROM {link} l WHERE l.citizen_id NOT IN (SELECT citizen_id FROM {citizen})"),
+        ("citizens without any link",
+         f"SELECT count(*) FROM {citizen} c WHERE c.citizen_id NOT IN (SELECT citizen_id FROM {link})"),
+        ("foyer members who are no citizen of the release",
+         f"SELECT count(*) FROM {member} m WHERE m.citizen_id NOT IN (SELECT citizen_id FROM {citizen}) "
+         f"OR m.household_id NOT IN (SELECT household_id FROM {household})"),
+        ("review-queue pairs naming a record the release does not link",
+         f"SELECT count(*) FROM {queue} q WHERE q.record_key_l NOT IN (SELECT record_key FROM {link}) "
+         f"OR q.record_key_r NOT IN (SELECT record_key FROM {link})"),
+    )
 
 
 def _audit(wh: Warehouse, release: Release) -> None:
     """The staged release holds together, and is what its report says (keys are the tables' own)."""
-    broken = [f"{n:,} {what}" for what, sql in _AUDITS if (n := int(wh.scalar(sql)))]
-    citizens = int(wh.scalar(f"SELECT count(*) FROM {qualified(_next(CITIZEN))}"))
+    broken = [f"{n:,} {what}" for what, sql in _audits(wh) if (n := int(wh.scalar(sql)))]
+    citizens = int(wh.scalar(f"SELECT count(*) FROM {qualified(_next(wh, CITIZEN))}"))
     for name, expected in (("the release report", release.report.get("citizens_after")),
                            ("the run row", release.run.get("citizens"))):
         if expected != citizens:
@@ -191,8 +224,9 @@ def _last_run(wh: Warehouse) -> dict[str, Any] | None:
 
 
 def _add_link_columns(wh: Warehouse) -> None:
-    """Add the explanation columns to a ``golden.citizen_link`` created before they existed."""
-    if not wh.table_exists(CITIZEN_LINK.schema, CITIZEN_LINK.name):
+    """Add the explanation columns to a ``golden.citizen_link`` created before they existed (on
+    PostgreSQL: on DuckDB the switch replaces the table by one with the contract's columns)."""
+    if wh.kind == "duckdb" or not wh.table_exists(CITIZEN_LINK.schema, CITIZEN_LINK.name):
         return
     have = set(wh.columns_of(CITIZEN_LINK.schema, CITIZEN_LINK.name))
     col = 0 if wh.kind == "duckdb" else 1

@@ -35,7 +35,7 @@ from tests.golden import resolve_and_publish
 from tests.warehouse.test_resolution import LAX, _records
 from warehouse import decisions as store
 from warehouse.engine import Warehouse
-from warehouse.resolution import NEXT_SCHEMA, ReleaseAuditFailed, ReleaseRefused, publish_release, read_inputs
+from warehouse.resolution import NEXT_SCHEMA, ReleaseAuditFailed, ReleaseRefused, _next, publish_release, read_inputs
 
 SCHEMAS = ("golden", NEXT_SCHEMA, "ops")
 
@@ -177,3 +177,40 @@ def test_readers_on_postgres_see_the_old_or_the_new_release_never_a_mix(postgres
         assert (runs, orphans) == (1, 0)
         assert citizens == sizes[run] and run_row == run
     assert {s[1] for s in seen} == {"A", "B"}  # the reads did straddle publishes
+
+
+def _built_tables(wh: Warehouse) -> list[tuple[str, str]]:
+    """Tables of a release being built (golden._next_* on DuckDB, golden_next.* on PostgreSQL)."""
+    return wh.rows("SELECT table_schema, table_name FROM information_schema.tables "
+                   "WHERE table_schema = 'golden_next' OR (table_schema = 'golden' AND table_name LIKE '\\_next\\_%' "
+                   "ESCAPE '\\') ORDER BY 1, 2")
+
+
+def test_a_failure_in_the_switch_leaves_the_previous_release_and_no_built_table(published, monkeypatch) -> None:
+    wh, release = published
+    before = content_hash(wh)
+    seen: list[list[tuple[str, str]]] = []
+
+    def failing_index(w: Warehouse) -> int:  # last step of the switch's transaction
+        seen.append(_built_tables(w))
+        raise RuntimeError("search index build failed")
+
+    monkeypatch.setattr("warehouse.resolution.build_search_index", failing_index)
+    with pytest.raises(RuntimeError, match="search index build failed"):
+        publish_release(wh, release)
+    # the switch had begun (the built tables were written, then switched in), and it all rolled back
+    assert seen and (seen[0] == [] if wh.kind == "duckdb" else seen[0])
+    assert content_hash(wh) == before
+    assert _built_tables(wh) == []
+
+
+def test_an_interrupted_publication_leaves_nothing_in_the_next(published) -> None:
+    wh, release = published
+    # what a publication killed after building its tables left: built tables with a foreign row
+    wh.write(_next(wh, CITIZEN), release.citizens.slice(0, 1).set_column(
+        0, "citizen_id", pa.array(["C-stale"], pa.string())))
+    assert _built_tables(wh)
+    publish_release(wh, release)
+    assert _built_tables(wh) == []
+    assert not wh.scalar("SELECT count(*) FROM golden.citizen WHERE citizen_id = 'C-stale'")
+    assert wh.scalar("SELECT count(*) FROM golden.citizen") == release.citizens.num_rows
