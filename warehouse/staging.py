@@ -26,11 +26,12 @@ from schemas.contract import (
     ORGANISATION_ROLE,
     PERSON_RECORD,
     QUARANTINE,
+    SQL_TYPES,
     STAGE_RUN,
     Table,
     arrow_schema,
 )
-from warehouse.engine import Warehouse, bind_list, qualified
+from warehouse.engine import Warehouse, bind_list, conform, qualified
 from warehouse.quality import (
     ROW,
     Failure,
@@ -122,8 +123,13 @@ def _build_table(
     numbered into a temporary table of the warehouse (their position in the staged table: the
     models one after the other, each in key order); the checks that span rows (the key's
     uniqueness, references to other tables) run there and return only the failing positions; then
-    each chunk is read, cast, gated, its passing rows written and its failing ones quarantined. What
-    Python holds does not grow with the table, and everything happens in one transaction."""
+    each chunk is read, cast, gated, its passing rows appended to one temporary table and its
+    quarantine rows to another. What Python holds does not grow with the table. The temporary
+    tables are the connection's own and filled outside the table's transaction (DuckDB writes them
+    out past its memory limit; appended inside a transaction, it would hold them until the commit);
+    then ONE transaction replaces the silos' core rows and this run's quarantine rows by them (a
+    DELETE and an INSERT … SELECT each) and records the counts: a failure before the commit leaves
+    the previous table, and the temporary tables are dropped whatever happens."""
     systems = sorted({model_system(name) for name, _ in entries})
     in_systems, params = bind_list("s", systems)
     system_expr = (
@@ -131,13 +137,10 @@ def _build_table(
     )
     staged = dict.fromkeys(systems, 0)
     bad = dict.fromkeys(systems, 0)
-    with wh.transaction():
-        wh.ensure_tables((QUARANTINE, STAGE_RUN))
-        wh.execute(f"DELETE FROM {qualified(table)} WHERE {system_expr} IN ({in_systems})", params)
-        wh.execute(
-            f"DELETE FROM {qualified(QUARANTINE)} WHERE run_id = :run AND stage = 'quality' AND entity = :entity "
-            f"AND source_system IN ({in_systems})", {"run": run_id, "entity": table.name, **params})
-        numbered: list[tuple[str, str, int, int]] = []  # (model, its numbered rows, first position, rows)
+    wh.ensure_tables((QUARANTINE, STAGE_RUN))
+    passed, quarantined = _temporary(wh, table, "_hub_passed"), _temporary(wh, QUARANTINE, "_hub_quarantined")
+    numbered: list[tuple[str, str, int, int]] = []  # (model, its numbered rows, first position, rows)
+    try:
         start = 0
         for i, (name, sql) in enumerate(entries):
             rows = _number_model(wh, table, name, sql, f"_hub_staged_{i}", start)
@@ -158,18 +161,56 @@ def _build_table(
                 if bad_rows:
                     passing = chunk.filter(pc.invert(pc.is_in(pa.array(range(n), pa.int64()),
                                                               value_set=pa.array(bad_rows, pa.int64()))))
-                wh.write(table, passing)
-                wh.write(QUARANTINE, _quarantine_rows(table, chunk, at, failures, name, system, run_id, now))
+                _append(wh, passed, table, passing)
+                _append(wh, quarantined, QUARANTINE,
+                        _quarantine_rows(table, chunk, at, failures, name, system, run_id, now))
             wh.execute(f"DROP TABLE {relation}")
         counts = [StageCount(table.name, s, staged[s], staged[s] - bad[s], bad[s]) for s in systems]
-        wh.write(STAGE_RUN, _stage_run_rows(counts, run_id, now), delete_where=(
-            f"run_id = :run AND table_name = :entity AND source_system IN ({in_systems})",
-            {"run": run_id, "entity": table.name, **params},
-        ))
+        with wh.transaction():
+            wh.execute(f"DELETE FROM {qualified(table)} WHERE {system_expr} IN ({in_systems})", params)
+            wh.execute(f"INSERT INTO {qualified(table)} ({_columns(table)}) SELECT {_columns(table)} FROM {passed}")
+            wh.execute(
+                f"DELETE FROM {qualified(QUARANTINE)} WHERE run_id = :run AND stage = 'quality' AND entity = :entity "
+                f"AND source_system IN ({in_systems})", {"run": run_id, "entity": table.name, **params})
+            wh.execute(f"INSERT INTO {qualified(QUARANTINE)} ({_columns(QUARANTINE)}) "
+                       f"SELECT {_columns(QUARANTINE)} FROM {quarantined}")
+            wh.write(STAGE_RUN, _stage_run_rows(counts, run_id, now), delete_where=(
+                f"run_id = :run AND table_name = :entity AND source_system IN ({in_systems})",
+                {"run": run_id, "entity": table.name, **params},
+            ))
+    finally:
+        for relation in (passed, quarantined, *(r for _, r, _, _ in numbered)):
+            wh.execute(f"DROP TABLE IF EXISTS {relation}")
     for c in counts:
         log.info("core.%s from %s: %d staged, %d passed, %d quarantined",
                  c.table, c.source_system, c.staged, c.passed, c.quarantined)
     return counts
+
+
+def _temporary(wh: Warehouse, table: Table, relation: str) -> str:
+    """An empty temporary table ``relation`` of the connection, with ``table``'s columns and types
+    (no key: the gate has checked it; the core table's key checks the rows again on insert)."""
+    col = 0 if wh.kind == "duckdb" else 1
+    types = ", ".join(f'"{c.name}" {SQL_TYPES[c.type][col]}' for c in table.columns)
+    wh.execute(f"DROP TABLE IF EXISTS {relation}")
+    wh.execute(f"CREATE TEMPORARY TABLE {relation} ({types})")
+    return relation
+
+
+def _append(wh: Warehouse, relation: str, table: Table, data: pa.Table) -> None:
+    """Append rows in ``table``'s contract to the temporary table ``relation``, in a transaction of
+    their own."""
+    if not data.num_rows:
+        return
+    if wh.kind == "postgres":  # COPY, as every bulk write (pg_temp: the connection's own schema)
+        wh.write(replace(table, schema="pg_temp", name=relation, key=()), data)
+        return
+    con = wh.connection  # DuckDB's temporary catalog has no schema name of its own to write through
+    con.register("_hub_chunk", conform(data, table))
+    try:
+        con.execute(f"INSERT INTO {relation} ({_columns(table)}) SELECT {_columns(table)} FROM _hub_chunk")
+    finally:
+        con.unregister("_hub_chunk")
 
 
 def _columns(table: Table) -> str:
