@@ -177,8 +177,8 @@ def test_chunked_build_equals_the_whole_one_and_reads_a_chunk_at_a_time(
     wh.execute("CREATE TABLE raw_fin.tiers_bis AS SELECT * FROM raw_fin.tiers WHERE id IN ('T2', 'T6')")
     wh.execute("INSERT INTO raw_fin.tiers_bis VALUES ('T7', 'fin', 'Leroy', '1970-05-05', NULL, NULL, 'usager')")
     tiers_sql = bad_models["person_record"][0][1]
-    models = {**bad_models, "person_record": [*bad_models["person_record"],
-                                              ("stg_fin__tiers_bis", tiers_sql.replace("raw_fin.tiers", "raw_fin.tiers_bis"))]}
+    bis = ("stg_fin__tiers_bis", tiers_sql.replace("raw_fin.tiers", "raw_fin.tiers_bis"))
+    models = {**bad_models, "person_record": [*bad_models["person_record"], bis]}
     whole = build_canonical(wh, models, "run-1", gate=gate)
     expected = _snapshot(wh)
 
@@ -200,3 +200,47 @@ def test_chunked_build_equals_the_whole_one_and_reads_a_chunk_at_a_time(
     # the reference check ran against this build's core rows: T2 is quarantined now, so is F4
     assert wh.scalar("SELECT count(*) FROM ops.quarantine WHERE locator = 'stg_fin__factures:fin:F4' "
                      "AND reason_code = 'reference_not_found'") == 1
+
+
+def _temporary_tables(wh: Warehouse) -> list[str]:
+    return [r[0] for r in wh.rows("SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_type = 'LOCAL TEMPORARY' ORDER BY 1")]
+
+
+def test_chunks_are_written_outside_the_tables_transaction_and_a_failure_leaves_the_old_table(
+        wh: Warehouse, bad_models, gate: QualityGate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk's rows go to temporary tables outside the table's transaction (DuckDB holds what
+    a transaction appends in memory until the commit: docs/scale.md); the transaction then replaces
+    the rows in one statement each. A failure while chunks are gated leaves the previous core rows,
+    quarantine and counts, and no temporary table behind."""
+    import warehouse.staging as staging
+
+    build_canonical(wh, bad_models, "run-1", gate=gate)
+    before = _snapshot(wh)
+    assert _temporary_tables(wh) == []
+    wh.execute("DELETE FROM raw_fin.tiers WHERE id = 'T1'")  # a rebuild would drop T1 and quarantine F1
+
+    appends: list[bool] = []  # in a transaction?
+    append = staging._append
+    monkeypatch.setattr(staging, "_append", lambda w, *a: appends.append(w._in_tx) or append(w, *a))
+    monkeypatch.setattr(staging, "CHUNK_ROWS", 2)
+    calls = []
+
+    def failing_quarantine(*a, **k):
+        calls.append(1)
+        if len(calls) == 4:  # the interactions' first chunk (person_record: three chunks of two)
+            raise RuntimeError("gate broke")
+        return quarantine_rows(*a, **k)
+
+    quarantine_rows = staging._quarantine_rows
+    monkeypatch.setattr(staging, "_quarantine_rows", failing_quarantine)
+    with pytest.raises(RuntimeError, match="gate broke"):
+        build_canonical(wh, bad_models, "run-1", gate=gate)
+    after = _snapshot(wh)
+    # person_record was rebuilt (T1 gone) in its own transaction; the interactions are untouched
+    assert [r for r in after["person_record"] if r[0] == "fin:T1"] == []
+    assert after["interaction"] == before["interaction"]
+    assert [q for q in after["quarantine"] if q[2] == "interaction"] == [
+        q for q in before["quarantine"] if q[2] == "interaction"]
+    assert _temporary_tables(wh) == []
+    assert len(appends) > 4 and not any(appends)
