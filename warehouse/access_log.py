@@ -264,20 +264,21 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
     now = datetime.now(UTC)
     # on PostgreSQL one appender at a time, the chain being a sequence (the lock travels with BEGIN)
     lock = ("SELECT pg_advisory_xact_lock(hashtext('ops.access_log'))", {})
+    pending = getattr(wh, "pending_rows", None)
+    if pending is not None:
+        # a DuckDB log file's group: durable in its pending file (access_log_store.Pending), folded
+        # into the table later; the chain's end is this connection's last append, or the table's
+        kept = getattr(wh, "_hub_last", None) or _last(wh)
+        rows = _chained(entries, now, *kept)
+        pending.append("".join(json.dumps({**r, "read_at": _ts(r["read_at"])}, ensure_ascii=False) + "\n"
+                               for r in rows).encode("utf-8"), len(rows))
+        wh._hub_last = (rows[-1]["seq"], rows[-1]["row_hash"])  # type: ignore[attr-defined]
+        return
     with wh.transaction(opening=lock if wh.kind == "postgres" else None):
         # the chain's end as the last append of this connection left it, on a DuckDB log file this
         # process holds (no other process can write it meanwhile; other uses here reset it)
         kept = getattr(wh, "_hub_last", None) if wh.kind == "duckdb" else None
-        seq, prev = kept or _last(wh)
-        rows = []
-        for e in entries:
-            seq += 1
-            row = {"read_at": e.at or now, "reader": e.reader, "purpose": e.purpose, "channel": e.channel,
-                   "collectivite": e.collectivite, "service": e.service, "citizen_id": e.citizen_id,
-                   "fields": json.dumps(list(e.fields)), "operation": e.operation,
-                   "recipient": e.recipient, "seq": seq, "prev_hash": prev}
-            row["row_hash"] = prev = row_hash(prev, row)
-            rows.append(row)
+        rows = _chained(entries, now, *(kept or _last(wh)))
         # a few rows into a table that is there (ensure): one INSERT statement, no catalog query, no
         # Arrow, and on PostgreSQL no COPY (which row security refuses: it went through a temporary
         # table) while the chain's lock is held
@@ -288,8 +289,39 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
             # dumped element by element in Python, a tenth)
             wh.connection.execute(_PG_INSERT, [json.dumps([{**r, "read_at": _ts(r["read_at"])} for r in rows])])
         else:
-            wh.connection.execute(_DUCKDB_INSERT, [[r[c] for r in rows] for c in ACCESS_LOG.column_names])
-    wh._hub_last = (seq, prev)  # type: ignore[attr-defined]
+            _insert_duckdb(wh, rows)
+    wh._hub_last = (rows[-1]["seq"], rows[-1]["row_hash"])  # type: ignore[attr-defined]
+
+
+def _chained(entries: list[Entry], now: datetime, seq: int, prev: str) -> list[dict[str, Any]]:
+    """The log rows of ``entries``, chained after the row ``seq`` whose hash is ``prev``."""
+    rows = []
+    for e in entries:
+        seq += 1
+        row = {"read_at": e.at or now, "reader": e.reader, "purpose": e.purpose, "channel": e.channel,
+               "collectivite": e.collectivite, "service": e.service, "citizen_id": e.citizen_id,
+               "fields": json.dumps(list(e.fields)), "operation": e.operation,
+               "recipient": e.recipient, "seq": seq, "prev_hash": prev}
+        row["row_hash"] = prev = row_hash(prev, row)
+        rows.append(row)
+    return rows
+
+
+def _insert_duckdb(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
+    wh.connection.execute(_DUCKDB_INSERT, [[r[c] for r in rows] for c in ACCESS_LOG.column_names])
+
+
+def fold_into(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
+    """Write a DuckDB log file's pending ``rows`` (chained, in order) into its table ``wh``, those
+    after the chain's end only (a fold that committed before its pending file was emptied is not
+    written twice), in one transaction."""
+    with wh.transaction():
+        top = _last(wh)[0]
+        rows = [r for r in rows if int(r["seq"]) > top]
+        if rows:
+            _insert_duckdb(wh, rows)
+    if rows:
+        log.info("access log: %d pending row(s) folded into the log file", len(rows))
 
 
 @on_log_store
