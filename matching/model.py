@@ -823,6 +823,13 @@ def linker(con: duckdb.DuckDBPyConnection, table: pa.Table, model: dict[str, Any
 # (a keying variant sharing its surname with the right spelling) is not a community.
 FULL_NAME_PSEUDO_COUNT = 2.0
 FULL_NAME = "full_name_std"
+# The bounds that keep the full names' frequencies linear in the records (docs/scale.md): the
+# co-occurrences of prénoms are counted beside a uniform sample of about this many records (all
+# of them up to this size) ...
+FULL_NAME_COOCCURRENCE_SAMPLE = 300_000
+# ... and a full name's lift is averaged over at most this many of its name's other records (a
+# uniform sample of the name's records; every one of them when the name has no more).
+FULL_NAME_NAME_SAMPLE = 64
 
 
 def full_name_frequencies(model_in: pa.Table) -> pa.Table:
@@ -844,37 +851,67 @@ def full_name_frequencies(model_in: pa.Table) -> pa.Table:
     co-occurrences) multiplies the name's own frequency (its share of the records with a name,
     as Splink counts ``surname_std``), never divides it: where prénoms and names are independent,
     the weight of a full name stays the sum of its two parts'.
+
+    Counted exactly, this pairs every two prénoms of each name: a cost that grows faster than the
+    records (a name carries more distinct prénoms in a larger population). Two uniform samples,
+    drawn by a hash of each record (same records, same samples), bound it: the ``f'`` records
+    whose name-mates are counted are a sample of about :data:`FULL_NAME_COOCCURRENCE_SAMPLE`
+    records (a ratio of co-occurrences over a uniform sample of records; with fewer records counted,
+    the pseudo-count shrinks a rare pair's lift further towards 1, never away from it), and a full
+    name's lift is averaged over at most :data:`FULL_NAME_NAME_SAMPLE` of its name's records (an
+    average over a uniform sample of them). Up to those sizes every record is counted.
     """
+    c = FULL_NAME_PSEUDO_COUNT
     con = resources.connect()
     try:
         con.register("mi_fn", model_in.select(["first_name_std", "surname_std"]))
+        for name, sql in (
+            ("cnt", """SELECT first_name_std AS f, surname_std AS s, count(*) AS n FROM mi_fn
+                       WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL GROUP BY 1, 2"""),
+            ("ns", "SELECT s, sum(n) AS ns FROM cnt GROUP BY 1"),
+            ("nf", "SELECT f, sum(n) AS nf FROM cnt GROUP BY 1"),
+            # every record (the records of one full name are alike: numbered i), with a hash
+            ("rec", "SELECT f, s, hash(f, s, i) AS h FROM (SELECT f, s, unnest(range(n)) AS i FROM cnt)"),
+            # the records whose name-mates are counted: a uniform sample (all, up to its size) ...
+            ("g", f"""SELECT f, s, count(*) AS g FROM rec
+                      WHERE h % 1000000 < 1000000.0 * {FULL_NAME_COOCCURRENCE_SAMPLE} / (SELECT sum(n) FROM cnt)
+                      GROUP BY 1, 2"""),
+            # ... and, per name, the records a lift is averaged over
+            ("averaged", f"""SELECT f, s, count(*) AS w FROM (
+                          SELECT f, s, row_number() OVER (PARTITION BY s ORDER BY h, f) AS r FROM rec)
+                        WHERE r <= {FULL_NAME_NAME_SAMPLE} GROUP BY 1, 2"""),
+            # prénoms one keying error apart (Damerau-Levenshtein 1): every such pair shares a string
+            # with one character deleted (or none) from each, the candidates then checked
+            ("deletions", """SELECT f, f AS k FROM nf UNION ALL
+                       SELECT f, substr(f, 1, i - 1) || substr(f, i + 1) FROM
+                           (SELECT f, unnest(range(1, length(f) + 1)) AS i FROM nf)"""),
+            ("variant", """SELECT DISTINCT a.f AS f1, b.f FROM deletions a JOIN deletions b USING (k)
+                           WHERE a.f <> b.f AND damerau_levenshtein(a.f, b.f) <= 1"""),
+            # per prénom f': its counted records' name-mates (another record of the same name) ...
+            ("mates", "SELECT g.f, sum(g.g * (ns.ns - 1)) AS m FROM g JOIN ns USING (s) GROUP BY 1"),
+            # ... and those whose prénom is f
+            ("hits", """SELECT a.f AS f1, b.f, sum(a.g * b.n) AS h
+                        FROM g a JOIN cnt b USING (s) WHERE a.f <> b.f GROUP BY 1, 2"""),
+            # the other prénoms f' of each name, with what the lift reads of them
+            ("other", """SELECT o.s, o.f AS f1, o.w, coalesce(g.g, 0) AS g, coalesce(m.m, 0) AS m, nf.nf AS nf1
+                         FROM averaged o LEFT JOIN g USING (f, s) LEFT JOIN mates m USING (f) JOIN nf USING (f)"""),
+            # for each full name (f, s): the other prénoms f' of s (not a keying variant of f, which
+            # under the same name is most often the same person's record), their co-occurrences without s
+            # (a mate is another record than the f' one: f's share among them is nf(f) / (N - nf(f')))
+            ("lift", f"""SELECT c.f, c.s, sum(o.w * (coalesce(h.h, 0) - o.g * c.n + {c})
+                                    / ((o.m - o.g * (ns.ns - 1)) * nf.nf / (t.total - o.nf1) + {c})) / sum(o.w) AS lift
+                         FROM cnt c JOIN other o ON o.s = c.s AND o.f1 <> c.f
+                         ANTI JOIN variant v ON v.f1 = o.f1 AND v.f = c.f
+                         LEFT JOIN hits h ON h.f1 = o.f1 AND h.f = c.f
+                         JOIN ns ON ns.s = c.s JOIN nf ON nf.f = c.f
+                         CROSS JOIN (SELECT sum(n) AS total FROM cnt) t
+                         GROUP BY 1, 2"""),
+        ):
+            con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
         return con.sql(
             f"""
-            WITH cnt AS (
-                SELECT first_name_std AS f, surname_std AS s, count(*) AS n FROM mi_fn
-                WHERE first_name_std IS NOT NULL AND surname_std IS NOT NULL GROUP BY 1, 2),
-            ns AS (SELECT s, sum(n) AS ns FROM cnt GROUP BY 1),
-            nf AS (SELECT f, sum(n) AS nf FROM cnt GROUP BY 1),
-            total AS (SELECT sum(n) AS total FROM cnt),
-            ps AS (SELECT surname_std AS s, count(*) / sum(count(*)) OVER () AS ps FROM mi_fn
-                   WHERE surname_std IS NOT NULL GROUP BY 1),
-            -- per prénom f': its records' name-mates (another record of the same name) ...
-            mates AS (SELECT c.f, sum(c.n * (ns.ns - 1)) AS m FROM cnt c JOIN ns USING (s) GROUP BY 1),
-            -- ... and those whose prénom is f
-            hits AS (SELECT a.f AS f1, b.f AS f, sum(a.n * b.n) AS h
-                     FROM cnt a JOIN cnt b USING (s) WHERE a.f <> b.f GROUP BY 1, 2),
-            -- for each full name (f, s): the other prénoms f' of s (not a keying variant of f, which
-            -- under the same name is most often the same person's record), their co-occurrences without s
-            -- (a mate is another record than the f' one: f's share among them is nf(f) / (N - nf(f')))
-            t AS (SELECT c.f, c.s, o.n AS n1,
-                         coalesce(h.h, 0) - o.n * c.n AS h_ex,
-                         (m.m - o.n * (ns.ns - 1)) * nf.nf / (total.total - nf1.nf) AS e_ex
-                  FROM cnt c JOIN cnt o ON o.s = c.s AND damerau_levenshtein(o.f, c.f) > 1 JOIN ns ON ns.s = c.s
-                  JOIN mates m ON m.f = o.f LEFT JOIN hits h ON h.f1 = o.f AND h.f = c.f
-                  JOIN nf ON nf.f = c.f JOIN nf nf1 ON nf1.f = o.f CROSS JOIN total),
-            lift AS (SELECT f, s, sum(n1 * (h_ex + {FULL_NAME_PSEUDO_COUNT}) / (e_ex + {FULL_NAME_PSEUDO_COUNT}))
-                                  / sum(n1) AS lift
-                     FROM t GROUP BY 1, 2)
+            WITH ps AS (SELECT surname_std AS s, count(*) / sum(count(*)) OVER () AS ps FROM mi_fn
+                        WHERE surname_std IS NOT NULL GROUP BY 1)
             SELECT cnt.f || '|' || cnt.s AS {FULL_NAME},
                    ps.ps * greatest(coalesce(lift.lift, 1.0), 1.0) AS tf_{FULL_NAME}
             FROM cnt JOIN ps USING (s) LEFT JOIN lift USING (f, s)
@@ -987,7 +1024,8 @@ def model_version(model_json: dict[str, Any]) -> str:
     input outside the JSON (:data:`RARE_NAME_MAX`, which decides the ``rare_name_key`` its blocking
     rules read): changing either is a different model."""
     body = {k: v for k, v in model_json.items() if k != "linker_uid"}
-    body["hub_model_input"] = {"rare_name_max": RARE_NAME_MAX, "full_name_pseudo_count": FULL_NAME_PSEUDO_COUNT}
+    body["hub_model_input"] = {"rare_name_max": RARE_NAME_MAX, "full_name_pseudo_count": FULL_NAME_PSEUDO_COUNT,
+                               "full_name_samples": [FULL_NAME_COOCCURRENCE_SAMPLE, FULL_NAME_NAME_SAMPLE]}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     return f"m-{digest[:12]}"
 

@@ -105,3 +105,35 @@ def test_the_full_name_level_weighs_the_name_agreement_as_the_exact_level_does()
     assert same["m_probability"] == exact["m_probability"] > shared["m_probability"]
     assert same["u_probability"] == exact["u_probability"]
     assert (same["tf_adjustment_column"], exact["tf_adjustment_column"]) == (mdl.FULL_NAME, "surname_std")
+
+
+def _communities(repeat: int) -> list[tuple[str, str]]:
+    # two communities (A prénoms with A names, B with B), each full name carried `repeat` times
+    return (list(itertools.product(PRENOMS_A, NAMES_A)) + list(itertools.product(PRENOMS_B, NAMES_B))) * repeat
+
+
+def test_sampled_counts_keep_what_the_frequencies_measure(monkeypatch):
+    # 4,000 records: co-occurrences counted beside ~1,000 of them, each lift averaged over 8 of a
+    # name's 50 records; community names still twice as common, independent ones at the name's share
+    monkeypatch.setattr(mdl, "FULL_NAME_COOCCURRENCE_SAMPLE", 1_000)
+    monkeypatch.setattr(mdl, "FULL_NAME_NAME_SAMPLE", 8)
+    for tf, name_share in _frequencies(_communities(5)).values():
+        assert 1.5 * name_share < tf <= 2 * name_share
+    independent = list(itertools.product(PRENOMS_A + PRENOMS_B, NAMES_A + NAMES_B)) * 3
+    for tf, name_share in _frequencies(independent).values():
+        assert name_share <= tf < 1.1 * name_share
+
+
+def test_the_samples_are_the_same_whatever_the_row_order(monkeypatch):
+    # the samples are drawn by a hash of each record, not by its position: same records, same figures
+    pairs = _communities(5) + list(itertools.product(PRENOMS_A, NAMES_B))
+    exact = mdl.full_name_frequencies(_names(pairs)).sort_by(mdl.FULL_NAME)
+    monkeypatch.setattr(mdl, "FULL_NAME_COOCCURRENCE_SAMPLE", 1_000)
+    monkeypatch.setattr(mdl, "FULL_NAME_NAME_SAMPLE", 8)
+    first = mdl.full_name_frequencies(_names(pairs)).sort_by(mdl.FULL_NAME)
+    again = mdl.full_name_frequencies(_names(pairs[::-1])).sort_by(mdl.FULL_NAME)
+    values = [t[f"tf_{mdl.FULL_NAME}"].to_pylist() for t in (first, again, exact)]
+    assert first[mdl.FULL_NAME].equals(again[mdl.FULL_NAME]) and first[mdl.FULL_NAME].equals(exact[mdl.FULL_NAME])
+    # (two parallel DuckDB sums of the same figures differ in the last bits)
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+    assert values[0] != pytest.approx(values[2], rel=1e-6)  # the samples were drawn (4,200 records)
