@@ -146,7 +146,8 @@ class OIDCConfig:
         where = f"{getattr(settings, 'config_path', None) or 'settings'}: [desk]"
         known = {"issuer", "client_id", "client_secret_env", "redirect_base", "agents_file", "session_idle_minutes",
                  "session_max_hours", "acr_values", "cookie_secure", "signing_alg",
-                 "warehouse_url", "dpo_warehouse_url"}  # the last two: the desk's logins (hub.settings)
+                 "warehouse_url", "dpo_warehouse_url",  # the desk's logins (hub.settings)
+                 "threads"}  # requests worked on at once (hub.desk.app.request_threads)
         unknown = sorted(set(desk) - known)
         if unknown:
             raise SettingsError(f"{where}: unknown key(s) {', '.join(unknown)} (one of {', '.join(sorted(known))})")

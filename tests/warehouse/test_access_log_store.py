@@ -154,7 +154,8 @@ def test_a_group_is_on_disk_in_the_pending_file_when_append_returns_and_a_crash_
         [sys.executable, "-c",
          "import os, sys; from warehouse.engine import Warehouse; from warehouse.access_log import Entry, append\n"
          "wh = Warehouse.reader(sys.argv[1])\n"
-         "for k in range(30): append(wh, [Entry(reader='a', citizen_id=f'C-{k:03d}', purpose='accueil', channel='api')])\n"
+         "for k in range(30):\n"
+         "    append(wh, [Entry(reader='a', citizen_id=f'C-{k:03d}', purpose='accueil', channel='api')])\n"
          "os._exit(9)", url],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert crashed.returncode == 9, crashed.stderr[-2000:]

@@ -67,3 +67,38 @@ def test_a_reader_is_kept_only_when_healthy(healthy: bool) -> None:
     r = _Reader()
     pool.put(r, healthy=healthy)
     assert pool._idle.qsize() == int(healthy) and r.closed is (not healthy)
+
+
+def _threads(url: str, tmp_path, settings=None) -> int:
+    import anyio.to_thread
+    from fastapi.testclient import TestClient
+
+    from hub.desk.app import create_app
+    from hub.desk.auth import OIDCConfig
+
+    oidc = OIDCConfig(issuer="http://127.0.0.1:9/none", client_id="hub", client_secret="x",
+                      redirect_base="http://127.0.0.1:8000", agents_file=tmp_path / "agents.toml")
+    app = create_app(settings, warehouse_url=url, oidc_config=oidc)
+    with TestClient(app) as client:  # the lifespan runs
+        return client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+
+def test_the_desk_works_on_two_requests_at_once_on_duckdb_and_anyios_default_on_postgres(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    (tmp_path / "agents.toml").write_text("", encoding="utf-8")
+
+    duckdb_url = f"duckdb:///{tmp_path / 'hub.duckdb'}"
+    assert _threads(duckdb_url, tmp_path) == 2
+    assert _threads("postgresql://nobody@127.0.0.1:1/none", tmp_path) == 40  # anyio's default, untouched
+    settings = SimpleNamespace(desk={"threads": 6}, desk_warehouse_url=duckdb_url, dpo_warehouse_url=None,
+                               warehouse_url=duckdb_url)
+    assert _threads(duckdb_url, tmp_path, settings) == 6
+
+
+@pytest.mark.parametrize("bad", [0, -1, "4", 2.5, True])
+def test_a_wrong_threads_setting_names_it(bad) -> None:
+    from hub.desk.app import request_threads
+
+    with pytest.raises(ValueError, match=r"\[desk\] threads"):
+        request_threads("duckdb:///hub.duckdb", bad)
