@@ -119,10 +119,16 @@ class Pending:
     def append(self, lines: bytes, count: int) -> None:
         """Append ``count`` rows (``lines``: one JSON object and a newline each); returns once they are
         on disk."""
-        view = memoryview(lines)
-        while view:
-            view = view[os.write(self.fd, view):]
-        os.fdatasync(self.fd)
+        size = os.fstat(self.fd).st_size
+        try:
+            view = memoryview(lines)
+            while view:
+                view = view[os.write(self.fd, view):]
+            os.fdatasync(self.fd)
+        except BaseException:
+            # a write that failed (a full disk) is not left half-written before the next group's
+            os.ftruncate(self.fd, size)
+            raise
         self.count += count
 
     def rows(self) -> list[dict[str, Any]]:

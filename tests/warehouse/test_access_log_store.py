@@ -227,3 +227,25 @@ def test_rows_are_folded_into_the_table_every_fold_rows_while_the_file_stays_ope
             assert store.wh.scalar("SELECT count(*) FROM ops.access_log") == 20  # the table, the file still open
         assert verify(wh) == 25
     access_log_store.close_all()
+
+
+def test_a_group_whose_write_fails_leaves_no_half_row_before_the_next(tmp_path, monkeypatch):
+    pending = access_log_store.Pending(tmp_path / "log.duckdb.pending")
+    pending.append(b'{"seq": 1}\n', 1)
+    real_write = access_log_store.os.write
+
+    def short_then_full(fd, data):  # writes part of the group, then the disk is full
+        real_write(fd, bytes(data[:5]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(access_log_store.os, "write", short_then_full)
+    try:
+        pending.append(b'{"seq": 2}\n', 1)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failed write was not raised")
+    monkeypatch.setattr(access_log_store.os, "write", real_write)
+    pending.append(b'{"seq": 3}\n', 1)
+    assert [r["seq"] for r in pending.rows()] == [1, 3]
+    pending.close()
