@@ -270,8 +270,7 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
         # into the table later; the chain's end is this connection's last append, or the table's
         kept = getattr(wh, "_hub_last", None) or _last(wh)
         rows = _chained(entries, now, *kept)
-        pending.append("".join(json.dumps({**r, "read_at": _ts(r["read_at"])}, ensure_ascii=False) + "\n"
-                               for r in rows).encode("utf-8"), len(rows))
+        pending.append("".join(_json(r) + "\n" for r in rows).encode("utf-8"), len(rows))
         wh._hub_last = (rows[-1]["seq"], rows[-1]["row_hash"])  # type: ignore[attr-defined]
         return
     with wh.transaction(opening=lock if wh.kind == "postgres" else None):
@@ -287,7 +286,7 @@ def _append_here(wh: Warehouse, entries: list[Entry]) -> None:
             # parses it once and the server prepares it; a VALUES list of rows x columns parameters
             # was parsed anew at each append, a sixth of the desk's search time; column arrays were
             # dumped element by element in Python, a tenth)
-            wh.connection.execute(_PG_INSERT, [json.dumps([{**r, "read_at": _ts(r["read_at"])} for r in rows])])
+            wh.connection.execute(_PG_INSERT, ["[" + ",".join(_json(r) for r in rows) + "]"])
         else:
             _insert_duckdb(wh, rows)
     wh._hub_last = (rows[-1]["seq"], rows[-1]["row_hash"])  # type: ignore[attr-defined]
@@ -305,6 +304,11 @@ def _chained(entries: list[Entry], now: datetime, seq: int, prev: str) -> list[d
         row["row_hash"] = prev = row_hash(prev, row)
         rows.append(row)
     return rows
+
+
+def _json(row: dict[str, Any]) -> str:
+    """A log row as JSON (its time in ISO 8601, UTC): the pending file's line, PostgreSQL's recordset's item."""
+    return json.dumps({**row, "read_at": _ts(row["read_at"])}, ensure_ascii=False)
 
 
 def _insert_duckdb(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
